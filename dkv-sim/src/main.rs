@@ -1,0 +1,206 @@
+//! The `dkv-sim` command: runs one seed (twice, comparing trace hashes), a range of
+//! seeds, or as many random seeds as fit in a wall-time budget, and prints the
+//! parameters, trace hash, checks, traffic and speed of each.
+
+use dkv_sim::{run_seed, splitmix64, Params, RunReport};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: dkv-sim [--seed S] [--nodes N] [--duration SECS] [--seeds K]
+               [--seeds-for-secs T] [--soak] [--no-determinism-check] [--quiet]
+
+  --seed S              run seed S (default: a fresh random seed); with --seeds, the first seed
+  --nodes N             override the node count the seed picks
+  --duration SECS       virtual seconds per run (default 60, at least 35; the last 30 are liveness)
+  --seeds K             run K seeds: S, S+1, ..., S+K-1
+  --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI)
+  --soak                like --seeds-for-secs 86400, printing every seed
+  --no-determinism-check  do not rerun seeds to compare trace hashes
+  --quiet               one line per passing seed";
+
+#[derive(Debug, Default)]
+struct Args {
+    seed: Option<u64>,
+    nodes: Option<usize>,
+    duration: Option<Duration>,
+    seeds: Option<u64>,
+    budget: Option<Duration>,
+    determinism: bool,
+    quiet: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        determinism: true,
+        ..Args::default()
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match flag.as_str() {
+            "--seed" => a.seed = Some(num(&value("--seed")?)?),
+            "--nodes" => a.nodes = Some(num(&value("--nodes")?)? as usize),
+            "--duration" => {
+                let v = value("--duration")?;
+                let s: f64 = v.parse().map_err(|_| format!("bad duration {v:?}"))?;
+                if !(s.is_finite() && s >= 0.0 && s < 1e9) {
+                    return Err(format!("bad duration {v:?}"));
+                }
+                a.duration = Some(Duration::from_secs_f64(s));
+            }
+            "--seeds" => a.seeds = Some(num(&value("--seeds")?)?),
+            "--seeds-for-secs" => {
+                a.budget = Some(Duration::from_secs(num(&value("--seeds-for-secs")?)?))
+            }
+            "--soak" => a.budget = Some(Duration::from_secs(86_400)),
+            "--no-determinism-check" => a.determinism = false,
+            "--quiet" => a.quiet = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+fn num(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("not a number: {s:?}"))
+}
+
+/// A seed that differs from run to run: wall clock and process id, mixed.
+fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut s = t ^ (u64::from(std::process::id()) << 32);
+    splitmix64(&mut s)
+}
+
+/// Runs one seed, twice if asked, and prints what happened. True if it passed.
+fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
+    let params = Params::from_seed(seed, args.nodes, args.duration);
+    if verbose {
+        println!("{}", params.describe());
+    }
+    let report = run_seed(&params);
+    let mut ok = report.passed();
+    let mut det = String::new();
+    if determinism {
+        let again = run_seed(&params);
+        if again.trace_hash == report.trace_hash {
+            det = " (same hash on a second run)".into();
+        } else {
+            ok = false;
+            det = format!(
+                " NOT DETERMINISTIC: second run hashed {:016x}",
+                again.trace_hash
+            );
+        }
+    }
+    if verbose {
+        println!("{}", report.summary());
+        println!(
+            "determinism     = {}",
+            if determinism {
+                det.trim()
+            } else {
+                "not checked"
+            }
+        );
+    }
+    print_outcome(&report, ok, &det, verbose);
+    ok
+}
+
+fn print_outcome(report: &RunReport, ok: bool, det: &str, verbose: bool) {
+    let p = &report.params;
+    if ok {
+        let speed = report.simulated.as_secs_f64() / report.wall.as_secs_f64().max(1e-9);
+        println!(
+            "PASS seed {} nodes {} hash {:016x}{det}, {:.0} sim s/wall s",
+            p.seed, p.nodes, report.trace_hash, speed
+        );
+        return;
+    }
+    if !verbose {
+        println!("{}", p.describe());
+        println!("{}", report.summary());
+    }
+    println!("FAIL seed {} hash {:016x}{det}", p.seed, report.trace_hash);
+    for f in report.failures.iter().take(20) {
+        println!("  {f}");
+    }
+    if report.failures.len() > 20 {
+        println!("  ... and {} more", report.failures.len() - 20);
+    }
+    println!("reproduce: {}", p.reproduce());
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("dkv-sim: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(budget) = args.budget {
+        let started = Instant::now();
+        let mut state = args.seed.unwrap_or_else(fresh_seed);
+        println!("random seeds for {budget:?}, seed stream from {state}");
+        let (mut ran, mut failed) = (0u64, Vec::new());
+        while started.elapsed() < budget {
+            let seed = splitmix64(&mut state);
+            let det = args.determinism && ran % 4 == 0;
+            if !one(&args, seed, det, false) {
+                failed.push(seed);
+            }
+            ran += 1;
+        }
+        println!(
+            "ran {ran} random seeds in {:.1} s: {} passed, {} failed",
+            started.elapsed().as_secs_f64(),
+            ran - failed.len() as u64,
+            failed.len()
+        );
+        for s in &failed {
+            println!(
+                "failed seed {s}: {}",
+                Params::from_seed(*s, args.nodes, args.duration).reproduce()
+            );
+        }
+        return if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let first = args.seed.unwrap_or_else(fresh_seed);
+    let count = args.seeds.unwrap_or(1).max(1);
+    let mut failed = Vec::new();
+    for i in 0..count {
+        let seed = first.wrapping_add(i);
+        let verbose = !args.quiet || count == 1;
+        if verbose && count > 1 {
+            println!("---");
+        }
+        if !one(&args, seed, args.determinism, verbose) {
+            failed.push(seed);
+        }
+    }
+    if count > 1 {
+        println!(
+            "ran {count} seeds: {} passed, {} failed",
+            count - failed.len() as u64,
+            failed.len()
+        );
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,736 @@
+//! Randomised runs: one `u64` seed decides the node count, every fault parameter and
+//! the workload; a run has a fault phase, then heals the network and checks liveness
+//! against deadlines.
+//!
+//! Timeline of a run of `duration` virtual seconds (`F = duration - 30 s`):
+//! - `0..3 s`: nodes start, staggered, some with fast or slow clocks.
+//! - `0..F`: sets and gets at random nodes on a small key pool, while partitions,
+//!   link flaps, address changes, crashes and graceful stops come and go.
+//! - `F`: every fault ends: partitions heal, links come up, stopped nodes restart,
+//!   beacon loss stops and the high-water mark is ZeroMQ's default. The workload stops.
+//! - `F + 10 s`: every node must see exactly every other live node as a peer and be
+//!   connected to exactly those. Then fresh single-writer keys are set, and a new node
+//!   joins.
+//! - `F + 16 s`: every node must hold every fresh key with its value.
+//! - `F + 26 s`: the joiner's bootstrap must be done, holding every key the others
+//!   hold, each with a value some other node holds for it. Peers are checked again.
+//! - `duration`: every get must have completed; every node stops gracefully and
+//!   must disconnect everything it connected.
+//!
+//! What is *not* checked, because the protocol promises nothing there: which value
+//! wins when several nodes set a key, and whether keys set during a partition reach
+//! the other side (no anti-entropy without a new bootstrap).
+
+use crate::rng::Rng;
+use crate::sim::{NetConfig, NetCounters, Shape, Sim};
+use bytes::Bytes;
+use dkv_proto::{BootstrapPhase, Stats, Timings};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The length of the liveness phase at the end of every run.
+pub const LIVENESS: Duration = Duration::from_secs(30);
+
+/// Every parameter of a randomised run, all decided by the seed (node count and
+/// duration may be overridden).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// The seed everything comes from.
+    pub seed: u64,
+    /// Nodes at start.
+    pub nodes: usize,
+    /// Hosts they run on (several nodes may share a host and its address).
+    pub hosts: usize,
+    /// Total virtual time.
+    pub duration: Duration,
+    /// When the faults and the workload end.
+    pub fault_end: Duration,
+    /// The network during the fault phase.
+    pub net: NetConfig,
+    /// Share of nodes with a skewed clock.
+    pub skewed_share: f64,
+    /// Largest clock rate error, in parts per million.
+    pub max_ppm: i64,
+    /// Partitions per virtual second.
+    pub partition_rate: f64,
+    /// Share of partitions that are one-way.
+    pub one_way_share: f64,
+    /// Longest partition.
+    pub partition_max: Duration,
+    /// Link-down events per virtual second.
+    pub flap_rate: f64,
+    /// Longest link-down.
+    pub down_max: Duration,
+    /// Address changes per virtual second.
+    pub ip_change_rate: f64,
+    /// Crashes or stops per virtual second.
+    pub crash_rate: f64,
+    /// Share of those that are graceful stops.
+    pub stop_share: f64,
+    /// Longest time before a crashed node restarts.
+    pub restart_max: Duration,
+    /// Sets per virtual second, cluster-wide.
+    pub set_rate: f64,
+    /// Gets per virtual second, cluster-wide.
+    pub get_rate: f64,
+    /// Distinct keys the workload uses.
+    pub keys: usize,
+}
+
+fn secs(x: f64) -> Duration {
+    Duration::from_secs_f64(x.max(0.0))
+}
+
+impl Params {
+    /// The parameters `seed` decides; `nodes` and `duration` override the seed's
+    /// choice. The duration is at least 35 s (the liveness phase needs 30).
+    pub fn from_seed(seed: u64, nodes: Option<usize>, duration: Option<Duration>) -> Params {
+        let mut r = Rng::new(seed ^ 0x5eed_0f_d4);
+        let nodes = nodes.unwrap_or_else(|| match r.below(10) {
+            0..=4 => r.range(3, 8) as usize,
+            5..=8 => r.range(9, 24) as usize,
+            _ => r.range(25, 48) as usize,
+        });
+        let nodes = nodes.max(1);
+        let hosts = if r.chance(0.25) {
+            (nodes * 2 / 3).max(1)
+        } else {
+            nodes
+        };
+        let duration = duration.unwrap_or(Duration::from_secs(60));
+        let duration = duration.max(Duration::from_secs(35));
+        let pick_ms =
+            |r: &mut Rng, lo: u64, hi: u64| Duration::from_micros(r.range(lo * 1000, hi * 1000));
+        let net = NetConfig {
+            latency: pick_ms(&mut r, 0, 5),
+            jitter: if r.chance(0.7) {
+                pick_ms(&mut r, 0, 30)
+            } else {
+                Duration::ZERO
+            },
+            beacon_latency: pick_ms(&mut r, 0, 5),
+            beacon_jitter: if r.chance(0.6) {
+                pick_ms(&mut r, 0, 200)
+            } else {
+                Duration::ZERO
+            },
+            beacon_loss: if r.chance(0.7) { r.unit() * 0.35 } else { 0.0 },
+            beacon_dup: if r.chance(0.5) { r.unit() * 0.1 } else { 0.0 },
+            hwm: if r.chance(0.7) {
+                1000
+            } else {
+                r.range(4, 300) as usize
+            },
+            ..NetConfig::default()
+        };
+        let rate = |r: &mut Rng, p: f64, max: f64| if r.chance(p) { r.unit() * max } else { 0.0 };
+        let partition_rate = rate(&mut r, 0.7, 0.3);
+        let one_way_share = r.unit();
+        let partition_max = secs(r.range(500, 12_000) as f64 / 1000.0);
+        let flap_rate = rate(&mut r, 0.6, 0.3);
+        let down_max = secs(r.range(100, 9_000) as f64 / 1000.0);
+        let ip_change_rate = rate(&mut r, 0.5, 0.08);
+        let crash_rate = rate(&mut r, 0.6, 0.1);
+        let stop_share = r.unit();
+        let restart_max = secs(r.range(100, 10_000) as f64 / 1000.0);
+        let skewed_share = if r.chance(0.6) { r.unit() } else { 0.0 };
+        let max_ppm = r.range(0, 50_000) as i64;
+        let set_rate = 0.5 + r.unit() * 80.0;
+        let get_rate = 0.5 + r.unit() * 80.0;
+        let keys = r.range(1, 400) as usize;
+        Params {
+            seed,
+            nodes,
+            hosts,
+            duration,
+            fault_end: duration - LIVENESS,
+            net,
+            skewed_share,
+            max_ppm,
+            partition_rate,
+            one_way_share,
+            partition_max,
+            flap_rate,
+            down_max,
+            ip_change_rate,
+            crash_rate,
+            stop_share,
+            restart_max,
+            set_rate,
+            get_rate,
+            keys,
+        }
+    }
+
+    /// Every parameter, one `name = value` per line.
+    pub fn describe(&self) -> String {
+        let n = &self.net;
+        let mut s = String::new();
+        let _ = writeln!(s, "seed            = {}", self.seed);
+        let _ = writeln!(
+            s,
+            "nodes           = {} on {} hosts",
+            self.nodes, self.hosts
+        );
+        let _ = writeln!(
+            s,
+            "duration        = {:?} (faults and workload until {:?}, then liveness)",
+            self.duration, self.fault_end
+        );
+        let _ = writeln!(
+            s,
+            "tcp latency     = {:?} + jitter 0..={:?}",
+            n.latency, n.jitter
+        );
+        let _ = writeln!(
+            s,
+            "beacon latency  = {:?} + jitter 0..={:?}, loss {:.3}, dup {:.3}",
+            n.beacon_latency, n.beacon_jitter, n.beacon_loss, n.beacon_dup
+        );
+        let _ = writeln!(s, "send hwm        = {}", n.hwm);
+        let _ = writeln!(
+            s,
+            "clock skew      = {:.2} of nodes, up to ±{} ppm",
+            self.skewed_share, self.max_ppm
+        );
+        let _ = writeln!(
+            s,
+            "partitions      = {:.3}/s, {:.2} one-way, up to {:?}",
+            self.partition_rate, self.one_way_share, self.partition_max
+        );
+        let _ = writeln!(
+            s,
+            "link flaps      = {:.3}/s, down up to {:?}",
+            self.flap_rate, self.down_max
+        );
+        let _ = writeln!(s, "ip changes      = {:.3}/s", self.ip_change_rate);
+        let _ = writeln!(
+            s,
+            "crashes         = {:.3}/s, {:.2} graceful, restart within {:?}",
+            self.crash_rate, self.stop_share, self.restart_max
+        );
+        let _ = write!(
+            s,
+            "workload        = {:.1} sets/s, {:.1} gets/s over {} keys",
+            self.set_rate, self.get_rate, self.keys
+        );
+        s
+    }
+
+    /// The command line that reruns exactly this run.
+    pub fn reproduce(&self) -> String {
+        format!(
+            "cargo run -p dkv-sim --release -- --seed {} --nodes {} --duration {}",
+            self.seed,
+            self.nodes,
+            self.duration.as_secs_f64()
+        )
+    }
+}
+
+/// What a run did and found.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The parameters.
+    pub params: Params,
+    /// The hash of the whole event trace and the final stores.
+    pub trace_hash: u64,
+    /// Safety and liveness violations; empty if the run passed.
+    pub failures: Vec<String>,
+    /// Safety checks performed (one per node output, at least).
+    pub safety_checks: u64,
+    /// Liveness checks that passed.
+    pub liveness_passed: u64,
+    /// What the network did.
+    pub net: NetCounters,
+    /// Every node's counters, summed.
+    pub stats: Stats,
+    /// Virtual time simulated.
+    pub simulated: Duration,
+    /// Wall time taken.
+    pub wall: Duration,
+}
+
+impl RunReport {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// A human summary: hash, checks, traffic and speed.
+    pub fn summary(&self) -> String {
+        let wall = self.wall.as_secs_f64().max(1e-9);
+        let n = &self.net;
+        let mut s = String::new();
+        let _ = writeln!(s, "trace hash      = {:016x}", self.trace_hash);
+        let _ = writeln!(
+            s,
+            "checks          = {} safety checks, {} liveness checks passed, {} failures",
+            self.safety_checks,
+            self.liveness_passed,
+            self.failures.len()
+        );
+        let _ = writeln!(
+            s,
+            "messages        = {} published, {} delivered, {} dropped at hwm, {} lost with their pipe",
+            n.published, n.delivered, n.dropped_hwm, n.dropped_pipe
+        );
+        let _ = writeln!(
+            s,
+            "beacons         = {} sent, {} delivered, {} lost, {} blocked, {} duplicated, {} send failures",
+            n.beacons_sent, n.beacons_delivered, n.beacons_lost, n.beacons_blocked, n.beacons_duplicated, n.beacon_send_failures
+        );
+        let st = &self.stats;
+        let _ = writeln!(
+            s,
+            "nodes           = peers up/down {}/{}, net up/down {}/{}, bootstraps {}/{} done, gets hit/answered/timed out {}/{}/{}, list_answers not ours dropped {}",
+            st.peers_up, st.peers_down, st.net_up, st.net_down, st.bootstraps_done, st.bootstraps_started,
+            st.gets_hit, st.gets_answered, st.gets_timed_out, st.drop_list_answer_not_ours
+        );
+        let _ = write!(
+            s,
+            "speed           = {:.1} simulated s in {:.3} wall s: {:.1} simulated s per wall s, {:.0} events per wall s ({} events)",
+            self.simulated.as_secs_f64(),
+            wall,
+            self.simulated.as_secs_f64() / wall,
+            n.events as f64 / wall,
+            n.events
+        );
+        s
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    AddNode { host: usize, ppm: i64 },
+    Set,
+    Get,
+    Fault,
+    Heal(u64),
+    LinkUp(usize),
+    Restart(usize),
+    Stable,
+    CheckPeers,
+    StableSets,
+    Join,
+    CheckSets,
+    CheckJoiner,
+    End,
+}
+
+struct Driver {
+    p: Params,
+    sim: Sim,
+    rng: Rng,
+    actions: BTreeMap<(u64, u64), Action>,
+    seq: u64,
+    set_seq: u64,
+    liveness_passed: u64,
+    joiner: Option<usize>,
+    stable_keys: Vec<(String, Bytes)>,
+    stable: bool,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+impl Driver {
+    fn at(&mut self, when: Duration, a: Action) {
+        self.seq += 1;
+        self.actions.insert((ms(when), self.seq), a);
+    }
+
+    fn after_rate(&mut self, rate: f64) -> Option<Duration> {
+        if rate <= 0.0 {
+            return None;
+        }
+        Some(self.sim.now() + secs(self.rng.unit() * 2.0 / rate))
+    }
+
+    fn random_live(&mut self) -> Option<usize> {
+        let live: Vec<usize> = self
+            .sim
+            .live()
+            .into_iter()
+            .filter(|&s| Some(s) != self.joiner)
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        Some(live[self.rng.below(live.len() as u64) as usize])
+    }
+
+    fn schedule_recurring(&mut self, a: Action) {
+        let rate = match a {
+            Action::Set => self.p.set_rate,
+            Action::Get => self.p.get_rate,
+            _ => {
+                self.p.partition_rate + self.p.flap_rate + self.p.ip_change_rate + self.p.crash_rate
+            }
+        };
+        if let Some(t) = self.after_rate(rate) {
+            if t < self.p.fault_end {
+                self.at(t, a);
+            }
+        }
+    }
+
+    fn perform(&mut self, a: Action) {
+        match a {
+            Action::AddNode { host, ppm } => {
+                self.sim.add_node(host, ppm);
+            }
+            Action::Set => {
+                if let Some(slot) = self.random_live() {
+                    let key = format!("k{}", self.rng.below(self.p.keys as u64));
+                    self.set_seq += 1;
+                    let value = Bytes::from(format!("v{}-n{}", self.set_seq, slot));
+                    self.sim.set(slot, &key, value);
+                }
+                self.schedule_recurring(Action::Set);
+            }
+            Action::Get => {
+                if let Some(slot) = self.random_live() {
+                    let key = format!("k{}", self.rng.below(self.p.keys as u64));
+                    self.sim.get(slot, &key);
+                }
+                self.schedule_recurring(Action::Get);
+            }
+            Action::Fault => {
+                self.fault();
+                self.schedule_recurring(Action::Fault);
+            }
+            Action::Heal(id) => self.sim.heal(id),
+            Action::LinkUp(h) => self.sim.link_up(h),
+            Action::Restart(s) => {
+                if !self.stable {
+                    self.sim.restart(s)
+                }
+            }
+            Action::Stable => self.enter_stable(),
+            Action::CheckPeers => self.check_peers(),
+            Action::StableSets => self.stable_sets(),
+            Action::Join => {
+                let h = self.sim.add_host();
+                self.joiner = Some(self.sim.add_node(h, 0));
+            }
+            Action::CheckSets => self.check_sets(),
+            Action::CheckJoiner => self.check_joiner(),
+            Action::End => self.end(),
+        }
+    }
+
+    fn fault(&mut self) {
+        let p = self.p.clone();
+        let p = &p;
+        let total = p.partition_rate + p.flap_rate + p.ip_change_rate + p.crash_rate;
+        let mut x = self.rng.unit() * total;
+        let hosts = self.sim.hosts();
+        let now = self.sim.now();
+        if x < p.partition_rate {
+            let shape = if self.rng.chance(p.one_way_share) {
+                let mut from = Vec::new();
+                let mut to = Vec::new();
+                for h in 0..hosts {
+                    match self.rng.below(3) {
+                        0 => from.push(h),
+                        1 => to.push(h),
+                        _ => {}
+                    }
+                }
+                Shape::OneWay { from, to }
+            } else if self.rng.chance(0.3) {
+                Shape::Groups(vec![vec![self.rng.below(hosts as u64) as usize]])
+            } else {
+                let k = self.rng.range(1, 3) as usize;
+                let mut groups = vec![Vec::new(); k];
+                for h in 0..hosts {
+                    let g = self.rng.below(k as u64 + 1) as usize;
+                    if g < k {
+                        groups[g].push(h);
+                    }
+                }
+                Shape::Groups(groups)
+            };
+            let id = self.sim.partition(&shape);
+            let len = secs(self.rng.unit() * p.partition_max.as_secs_f64());
+            self.at(now + len, Action::Heal(id));
+            return;
+        }
+        x -= p.partition_rate;
+        if x < p.flap_rate {
+            let h = self.rng.below(hosts as u64) as usize;
+            if self.sim.link_is_up(h) {
+                self.sim.link_down(h);
+                let len = secs(0.05 + self.rng.unit() * p.down_max.as_secs_f64());
+                self.at(now + len, Action::LinkUp(h));
+            }
+            return;
+        }
+        x -= p.flap_rate;
+        if x < p.ip_change_rate {
+            let h = self.rng.below(hosts as u64) as usize;
+            self.sim.change_ip(h);
+            return;
+        }
+        if let Some(slot) = self.random_live() {
+            if self.rng.chance(p.stop_share) {
+                self.sim.stop(slot);
+            } else {
+                self.sim.crash(slot);
+            }
+            let len = secs(0.05 + self.rng.unit() * p.restart_max.as_secs_f64());
+            self.at(now + len, Action::Restart(slot));
+        }
+    }
+
+    fn enter_stable(&mut self) {
+        self.stable = true;
+        self.sim.heal_all();
+        for h in 0..self.sim.hosts() {
+            self.sim.link_up(h);
+        }
+        for s in 0..self.sim.slots() {
+            self.sim.restart(s);
+        }
+        self.sim.net.beacon_loss = 0.0;
+        self.sim.net.hwm = self.sim.net.hwm.max(1000);
+    }
+
+    fn fail(&mut self, slot: usize, what: String) {
+        self.sim.report(slot, format!("liveness: {what}"));
+    }
+
+    fn check_peers(&mut self) {
+        let live = self.sim.live();
+        let endpoints: BTreeMap<usize, SocketAddr> = live
+            .iter()
+            .filter_map(|&s| Some((s, self.sim.endpoint(s)?)))
+            .collect();
+        for &s in &live {
+            let Some(node) = self.sim.node(s) else {
+                continue;
+            };
+            let ip = self.sim.host_ip(self.sim.host_of(s));
+            if node.local_ip() != Some(ip) {
+                let got = node.local_ip();
+                self.fail(s, format!("node has address {got:?}, host has {ip}"));
+                continue;
+            }
+            let want: BTreeSet<SocketAddr> = endpoints
+                .iter()
+                .filter(|(&o, _)| o != s)
+                .map(|(_, &e)| e)
+                .collect();
+            let have: BTreeSet<SocketAddr> = node.peers().collect();
+            let connected: BTreeSet<SocketAddr> = self.sim.connected(s).into_iter().collect();
+            if have != want {
+                let missing: Vec<_> = want.difference(&have).take(3).collect();
+                let extra: Vec<_> = have.difference(&want).take(3).collect();
+                self.fail(
+                    s,
+                    format!(
+                        "sees {} peers, want {} live ones; missing e.g. {missing:?}, extra e.g. {extra:?}",
+                        have.len(),
+                        want.len()
+                    ),
+                );
+            } else if connected != have {
+                self.fail(s, "connected endpoints differ from its peers".into());
+            } else {
+                self.liveness_passed += 1;
+            }
+        }
+    }
+
+    fn stable_sets(&mut self) {
+        let n = self.sim.live().len().clamp(1, 8);
+        for i in 0..n {
+            let Some(slot) = self.random_live() else {
+                return;
+            };
+            let key = format!("stable/{i}");
+            let value = Bytes::from(format!("stable-{}-{i}", self.p.seed));
+            self.sim.set(slot, &key, value.clone());
+            self.stable_keys.push((key, value));
+        }
+    }
+
+    fn check_sets(&mut self) {
+        for s in self.sim.live() {
+            for (key, value) in self.stable_keys.clone() {
+                let got = self.sim.node(s).and_then(|n| n.value(&key)).cloned();
+                if got.as_ref() != Some(&value) {
+                    self.fail(
+                        s,
+                        format!("stable set {key:?} = {value:?} arrived as {got:?}"),
+                    );
+                } else {
+                    self.liveness_passed += 1;
+                }
+            }
+        }
+    }
+
+    fn check_joiner(&mut self) {
+        let Some(j) = self.joiner else {
+            return;
+        };
+        let Some(joiner) = self.sim.node(j) else {
+            return self.fail(j, "joiner is not running".into());
+        };
+        let phase = joiner.bootstrap().phase;
+        let mut failures = Vec::new();
+        if phase != BootstrapPhase::Done {
+            failures.push(format!("joiner's bootstrap is {phase:?}, not Done"));
+        }
+        let mut held: BTreeMap<&str, BTreeSet<&Bytes>> = BTreeMap::new();
+        for s in self.sim.live() {
+            if s == j {
+                continue;
+            }
+            if let Some(n) = self.sim.node(s) {
+                for (k, v) in n.entries() {
+                    held.entry(k).or_default().insert(v);
+                }
+            }
+        }
+        let mut missing = 0;
+        let mut wrong = 0;
+        for (k, values) in &held {
+            match joiner.value(k) {
+                None => {
+                    missing += 1;
+                    if missing <= 3 {
+                        failures.push(format!("joiner lacks key {k:?}"));
+                    }
+                }
+                Some(v) if !values.contains(v) => {
+                    wrong += 1;
+                    if wrong <= 3 {
+                        failures.push(format!("joiner holds {k:?} = {v:?}, which no peer holds"));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        if missing > 3 || wrong > 3 {
+            failures.push(format!(
+                "joiner lacks {missing} of {} keys, {wrong} values wrong",
+                held.len()
+            ));
+        }
+        if failures.is_empty() {
+            self.liveness_passed += 1;
+        }
+        for f in failures {
+            self.fail(j, f);
+        }
+    }
+
+    fn end(&mut self) {
+        for s in self.sim.live() {
+            let pending = self.sim.pending_gets(s);
+            if pending > 0 {
+                self.fail(s, format!("{pending} get(s) never completed"));
+            }
+        }
+        self.sim.hash_stores();
+        for s in self.sim.live() {
+            self.sim.stop(s);
+        }
+    }
+}
+
+/// Runs the randomised scenario `params` describe, start to end, stopping at the
+/// first safety violation.
+pub fn run_seed(params: &Params) -> RunReport {
+    let started = Instant::now();
+    let mut rng = Rng::new(params.seed);
+    let sim = Sim::new(params.net.clone(), Timings::default(), rng.next_u64());
+    let mut d = Driver {
+        p: params.clone(),
+        sim,
+        rng: rng.fork(),
+        actions: BTreeMap::new(),
+        seq: 0,
+        set_seq: 0,
+        liveness_passed: 0,
+        joiner: None,
+        stable_keys: Vec::new(),
+        stable: false,
+    };
+    for _ in 0..params.hosts {
+        d.sim.add_host();
+    }
+    for i in 0..params.nodes {
+        let host = if i < params.hosts {
+            i
+        } else {
+            d.rng.below(params.hosts as u64) as usize
+        };
+        let ppm = if d.rng.chance(params.skewed_share) {
+            d.rng.range(0, 2 * params.max_ppm as u64) as i64 - params.max_ppm
+        } else {
+            0
+        };
+        let when = secs(d.rng.unit() * 3.0);
+        d.at(when, Action::AddNode { host, ppm });
+    }
+    let f = params.fault_end;
+    d.at(Duration::from_secs(3), Action::Set);
+    d.at(Duration::from_secs(3), Action::Get);
+    d.at(Duration::from_secs(3), Action::Fault);
+    d.at(f, Action::Stable);
+    d.at(f + Duration::from_secs(10), Action::CheckPeers);
+    d.at(f + Duration::from_secs(10), Action::StableSets);
+    d.at(f + Duration::from_secs(10), Action::Join);
+    d.at(f + Duration::from_secs(16), Action::CheckSets);
+    d.at(f + Duration::from_secs(26), Action::CheckJoiner);
+    d.at(f + Duration::from_secs(26), Action::CheckPeers);
+    d.at(params.duration, Action::End);
+    while let Some((&(t, _), _)) = d.actions.first_key_value() {
+        let t = Duration::from_nanos(t);
+        d.sim.run_until(t);
+        if !d.sim.violations().is_empty() {
+            break;
+        }
+        let Some((_, a)) = d.actions.pop_first() else {
+            break;
+        };
+        d.perform(a);
+        if !d.sim.violations().is_empty() {
+            break;
+        }
+        if d.sim.now().as_secs() % 10 == 0 {
+            d.sim.forget_get_results();
+        }
+    }
+    let failures = d
+        .sim
+        .violations()
+        .iter()
+        .map(|v| {
+            let ep = d
+                .sim
+                .endpoint(v.slot)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            format!("at {:?}, node {} {}: {}", v.at, v.slot, ep, v.what)
+        })
+        .collect();
+    RunReport {
+        params: params.clone(),
+        trace_hash: d.sim.trace_hash(),
+        failures,
+        safety_checks: d.sim.checks(),
+        liveness_passed: d.liveness_passed,
+        net: d.sim.counters().clone(),
+        stats: d.sim.node_stats(),
+        simulated: d.sim.now(),
+        wall: started.elapsed(),
+    }
+}
