@@ -1,7 +1,7 @@
 //! Bootstrap: after net up, list the peers' keys and fetch them with a bounded
 //! window of questions in flight, then settle and report done.
 
-use crate::config::Timings;
+use crate::config::{later, Timings};
 use crate::message::{Message, NodeId};
 use crate::node::Outbox;
 use std::collections::{BTreeSet, VecDeque};
@@ -70,7 +70,7 @@ impl Bootstrap {
     pub(crate) fn start(&mut self, now: Instant, timings: &Timings, out: &mut Outbox) {
         *self = Bootstrap::new();
         self.phase = Phase::Waiting {
-            list_at: now + timings.bootstrap_delay,
+            list_at: later(now, timings.bootstrap_delay),
         };
         out.stats.bootstraps_started += 1;
     }
@@ -206,12 +206,12 @@ impl Bootstrap {
             });
             out.stats.bootstrap_keys_requested += 1;
             self.deadlines
-                .push_back((now + timings.bootstrap_question_timeout, key.clone()));
+                .push_back((later(now, timings.bootstrap_question_timeout), key.clone()));
             self.in_flight.insert(key);
         }
         if self.queued.is_empty() && self.in_flight.is_empty() {
             self.phase = Phase::Settling {
-                done_at: now + timings.bootstrap_settle,
+                done_at: later(now, timings.bootstrap_settle),
             };
         }
     }

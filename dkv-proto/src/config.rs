@@ -61,3 +61,12 @@ impl Default for Timings {
         }
     }
 }
+
+/// `now + delay`, saturating at a far future instead of panicking on overflow, so
+/// no timing or timeout a caller passes can make the node panic.
+pub(crate) fn later(now: std::time::Instant, delay: Duration) -> std::time::Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(delay.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
+}

@@ -3,7 +3,7 @@
 
 use crate::beacon::{encode_beacon, parse_beacon};
 use crate::bootstrap::{Bootstrap, BootstrapProgress};
-use crate::config::Config;
+use crate::config::{later, Config};
 use crate::message::{subscriptions, Message, NodeId};
 use crate::stats::Stats;
 use bytes::Bytes;
@@ -269,6 +269,11 @@ impl Node {
             return;
         }
         self.local_ip = Some(local_ip);
+        let own = SocketAddr::new(local_ip, self.config.pub_port);
+        if self.peers.last_seen.contains_key(&own) {
+            // That endpoint is ours now: whoever held it before is gone.
+            self.peer_down(own);
+        }
         self.next_beacon = Some(now);
         self.out.stats.net_up += 1;
         self.bootstrap
@@ -385,7 +390,7 @@ impl Node {
             key: key.clone(),
         });
         let timeout = timeout.unwrap_or(self.config.timings.get_timeout);
-        self.gets.insert(id, key, now + timeout);
+        self.gets.insert(id, key, later(now, timeout));
         id
     }
 
@@ -395,15 +400,16 @@ impl Node {
         if let Some(at) = self.next_beacon.filter(|&at| at <= now) {
             self.out.stats.beacons_out += 1;
             self.out.push(Output::Beacon(self.beacon.clone()));
-            let next = at + self.config.timings.beacon_interval;
+            let interval = self.config.timings.beacon_interval;
+            let next = later(at, interval);
             self.next_beacon = Some(if next > now {
                 next
             } else {
-                now + self.config.timings.beacon_interval
+                later(now, interval)
             });
         }
-        while let Some((seen, addr)) = self.peers.oldest() {
-            if seen + self.config.timings.peer_timeout > now {
+        while let Some((addr, expiry)) = self.next_peer_expiry() {
+            if expiry > now {
                 break;
             }
             self.peer_down(addr);
@@ -441,13 +447,9 @@ impl Node {
     /// while no timer is armed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let peer_expiry = self
-            .peers
-            .oldest()
-            .map(|(seen, _)| seen + self.config.timings.peer_timeout);
         [
             self.next_beacon,
-            peer_expiry,
+            self.next_peer_expiry().map(|(_, at)| at),
             self.gets.next_deadline(),
             self.bootstrap.next_deadline(),
         ]
@@ -475,6 +477,12 @@ impl Node {
             &mut self.out,
         );
         self.store.insert(key, value);
+    }
+
+    /// The peer that falls silent first, and when.
+    fn next_peer_expiry(&self) -> Option<(SocketAddr, Instant)> {
+        let (seen, addr) = self.peers.oldest()?;
+        Some((addr, later(seen, self.config.timings.peer_timeout)))
     }
 
     fn complete_get(&mut self, id: GetId, key: String) {

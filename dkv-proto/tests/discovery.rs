@@ -260,3 +260,14 @@ fn shutdown_takes_every_peer_down() {
     assert_eq!(n.peers().count(), 0);
     assert_eq!(n.poll_timeout(), None, "a stopped node has no timers");
 }
+
+#[test]
+fn moving_onto_an_address_a_peer_held_drops_that_stale_peer() {
+    let mut n = up_node(1, 41017, at(0));
+    n.handle_beacon(at(0), ip(2), b"beacon 41017");
+    drain(&mut n);
+    n.handle_net_up(at(100), ip(2));
+    let stale: SocketAddr = "10.0.0.2:41017".parse().unwrap();
+    assert!(drain(&mut n).contains(&Output::Disconnect(stale)));
+    assert_eq!(n.peers().count(), 0, "never connected to its own endpoint");
+}

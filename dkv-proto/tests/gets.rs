@@ -153,3 +153,36 @@ fn a_stored_empty_value_is_a_local_hit() {
     let done = completions(&drain(&mut n));
     assert_eq!(done[0].value, Some(Bytes::new()));
 }
+
+#[test]
+fn an_enormous_timeout_is_accepted_and_the_get_still_completes_on_an_answer() {
+    let mut n = up_node(1, 1, at(0));
+    let get = n.get(at(0), "k".into(), Some(Duration::MAX));
+    assert!(n.poll_timeout().is_some());
+    n.handle_message(at(5), &answer("k", b"v"));
+    let done = completions(&drain(&mut n));
+    assert_eq!(
+        (done[0].id, done[0].value.as_deref()),
+        (get, Some(&b"v"[..]))
+    );
+}
+
+#[test]
+fn enormous_configured_timings_never_panic() {
+    let mut config = dkv_proto::Config::new(id(1), 1);
+    let t = &mut config.timings;
+    t.beacon_interval = Duration::MAX;
+    t.peer_timeout = Duration::MAX;
+    t.get_timeout = Duration::MAX;
+    t.bootstrap_delay = Duration::MAX;
+    t.bootstrap_settle = Duration::MAX;
+    t.bootstrap_question_timeout = Duration::MAX;
+    let mut n = dkv_proto::Node::new(config);
+    n.handle_net_up(at(0), ip(1));
+    n.handle_beacon(at(0), ip(2), b"beacon 9");
+    n.get(at(0), "k".into(), None);
+    n.handle_timeout(at(10_000));
+    assert_eq!(n.peers().count(), 1);
+    assert_eq!(n.pending_gets(), 1);
+    assert!(n.poll_timeout().unwrap() > at(10_000));
+}

@@ -19,7 +19,7 @@ enum Step {
     Frames(Vec<Vec<u8>>),
     Wire(Message),
     Set(String, Vec<u8>),
-    Get(String, Option<u16>),
+    Get(String, Option<u64>),
     Shutdown,
 }
 
@@ -56,7 +56,11 @@ fn step() -> impl Strategy<Value = Step> {
         frames.prop_map(Step::Frames),
         wire.prop_map(Step::Wire),
         (key.clone(), prop::collection::vec(any::<u8>(), 0..3)).prop_map(|(k, v)| Step::Set(k, v)),
-        (key, prop::option::of(0u16..500)).prop_map(|(k, t)| Step::Get(k, t)),
+        (
+            key,
+            prop::option::of(prop_oneof![0u64..500, Just(u64::MAX)])
+        )
+            .prop_map(|(k, t)| Step::Get(k, t)),
         Just(Step::Shutdown),
     ]
 }
@@ -84,7 +88,7 @@ proptest! {
                 Step::Wire(msg) => n.handle_message(now, &msg.encode()),
                 Step::Set(k, v) => n.set(now, k, Bytes::from(v)),
                 Step::Get(k, t) => {
-                    let timeout = t.map(|ms| Duration::from_millis(ms.into()));
+                    let timeout = t.map(Duration::from_millis);
                     prop_assert!(started.insert(n.get(now, k, timeout)), "get ids are unique");
                 }
                 Step::Shutdown => n.shutdown(now),
@@ -114,13 +118,16 @@ proptest! {
             }
             prop_assert_eq!(connected.iter().copied().collect::<Vec<_>>(), n.peers().collect::<Vec<_>>());
         }
+        // Gets with finite timeouts complete by then; the rest complete at shutdown.
         now += Duration::from_secs(60);
         n.handle_timeout(now);
+        n.shutdown(now);
         while let Some(output) = n.poll_output() {
             if let Output::GetDone(done) = output {
                 prop_assert!(completed.insert(done.id));
             }
         }
         prop_assert_eq!(started, completed, "every get completes");
+        prop_assert_eq!(n.pending_gets(), 0);
     }
 }
