@@ -1,1 +1,66 @@
-//! Placeholder: filled by the dkv-mio issue.
+//! # dkv-mio: dkv over real sockets
+//!
+//! This crate runs the [`dkv_proto`] state machine on a real network: UDP broadcast
+//! beacons for discovery and ZeroMQ PUB/SUB for data, all in one thread around a
+//! `mio::Poll`. It speaks the Python prototype's protocol, so dkv nodes and
+//! prototype nodes on one LAN form one cluster.
+//!
+//! [`Dkv::start`] starts a node and returns a handle to it; the handle is
+//! `Send + Sync`. The `dkv` binary wraps it in a command line (`dkv node`, `dkv demo`).
+//!
+//! # Example
+//! Two nodes on this host, talking over the loopback broadcast address on a beacon
+//! port of their own, so nothing leaves the machine:
+//!
+//! ```
+//! use dkv_mio::{unused_udp_port, Config, Dkv};
+//! use std::time::{Duration, Instant};
+//!
+//! let port = unused_udp_port()?;
+//! let config = Config {
+//!     timings: Config::fast_timings(),
+//!     ..Config::loopback(port)
+//! };
+//! let alice = Dkv::start(config.clone())?;
+//! let bob = Dkv::start(config)?;
+//! alice.set("greeting", "hello")?;
+//!
+//! // Bob has no value yet: his get asks the cluster and keeps the answer.
+//! // Connections take a moment to form, so ask until answered (bounded).
+//! let deadline = Instant::now() + Duration::from_secs(10);
+//! let mut value = None;
+//! while value.is_none() && Instant::now() < deadline {
+//!     value = bob.get("greeting", Some(Duration::from_millis(200)))?;
+//! }
+//! assert_eq!(value.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(bob.keys()?, vec!["greeting".to_string()]);
+//!
+//! bob.shutdown()?;
+//! alice.shutdown()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Network use
+//! A node binds UDP `0.0.0.0:<beacon port>` and a TCP port for its PUB socket, and
+//! sends beacons to [`Config::broadcast_ip`]. To find its local address it connects
+//! a UDP socket toward the broadcast address and reads the local side, which sends
+//! nothing.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod event_loop;
+mod handle;
+mod net;
+pub mod shell;
+mod stats;
+mod zmq_io;
+
+pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST};
+pub use dkv_proto::{BootstrapPhase, BootstrapProgress, NodeId, Timings};
+pub use error::Error;
+pub use handle::{Dkv, MAX_GET_TIMEOUT};
+pub use net::{detect_local_ip, unused_udp_port};
+pub use stats::{Stats, TransportStats};

@@ -1,0 +1,104 @@
+//! What a [`Dkv`](crate::Dkv) node is told at start: where beacons go, which
+//! interface it uses, its id, its timings and its send-queue limits.
+
+use dkv_proto::{NodeId, Timings};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+/// The prototype's beacon port.
+pub const DEFAULT_BEACON_PORT: u16 = 5005;
+
+/// The loopback broadcast address: beacons sent there reach every node on this
+/// host and nothing else. Tests and `dkv demo` use it.
+pub const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
+
+/// Everything a node needs to start. [`Config::default`] gives the prototype's
+/// settings (beacons to `255.255.255.255:5005`, PUB on every interface);
+/// [`Config::loopback`] gives a node that only talks to nodes on this host.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where beacons are sent. Default: `255.255.255.255`.
+    pub broadcast_ip: Ipv4Addr,
+    /// The UDP port beacons are sent to and received on (`0.0.0.0:<port>`).
+    /// Default: 5005.
+    pub beacon_port: u16,
+    /// The interface address to use. `None` (the default): the PUB socket binds
+    /// every interface and the local address is the one traffic toward
+    /// `broadcast_ip` leaves from. `Some(ip)`: the PUB socket binds `ip` only and
+    /// `ip` is the local address.
+    pub bind: Option<Ipv4Addr>,
+    /// The node id. `None` (the default): 8 fresh random bytes from the OS.
+    pub id: Option<NodeId>,
+    /// Protocol timings; the default is the prototype's.
+    pub timings: Timings,
+    /// How often the local address is re-checked, to notice net down, net up and a
+    /// changed IP. `None` (the default): once per beacon interval.
+    pub address_check_interval: Option<Duration>,
+    /// Messages the PUB socket queues per subscriber before it reports itself
+    /// full (ZeroMQ `SNDHWM`). Default: 100 000.
+    pub send_hwm: i32,
+    /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`).
+    /// Default: 100 000.
+    pub recv_hwm: i32,
+    /// Messages held locally while the PUB socket is full. When this backlog is
+    /// full too, the oldest message is dropped and counted in
+    /// [`TransportStats::pub_dropped`](crate::TransportStats::pub_dropped).
+    /// Default: 100 000.
+    pub send_backlog: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            broadcast_ip: Ipv4Addr::BROADCAST,
+            beacon_port: DEFAULT_BEACON_PORT,
+            bind: None,
+            id: None,
+            timings: Timings::default(),
+            address_check_interval: None,
+            send_hwm: 100_000,
+            recv_hwm: 100_000,
+            send_backlog: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// A node that beacons to the loopback broadcast address `127.255.255.255` on
+    /// `beacon_port`: it finds only nodes on this host using the same port, and
+    /// sends nothing off the host.
+    pub fn loopback(beacon_port: u16) -> Config {
+        Config {
+            broadcast_ip: LOOPBACK_BROADCAST,
+            beacon_port,
+            ..Config::default()
+        }
+    }
+
+    /// The address beacons are sent to.
+    pub fn beacon_target(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.broadcast_ip, self.beacon_port)
+    }
+
+    /// The interval at which the local address is re-checked.
+    pub fn effective_address_check_interval(&self) -> Duration {
+        self.address_check_interval
+            .unwrap_or(self.timings.beacon_interval)
+            .max(Duration::from_millis(1))
+    }
+
+    /// Timings scaled for tests and demos on one host: beacons every 50 ms, peers
+    /// down after 400 ms of silence, bootstrap after 150 ms and settled after
+    /// 150 ms. Only the speed changes, not the protocol.
+    pub fn fast_timings() -> Timings {
+        Timings {
+            beacon_interval: Duration::from_millis(50),
+            peer_timeout: Duration::from_millis(400),
+            get_timeout: Duration::from_millis(200),
+            bootstrap_delay: Duration::from_millis(150),
+            bootstrap_settle: Duration::from_millis(150),
+            bootstrap_question_timeout: Duration::from_millis(500),
+            ..Timings::default()
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The node's one thread: a `mio::Poll` around the beacon socket, the two ZeroMQ
+//! sockets and the command channel, driving a [`dkv_proto::Node`].
+//!
+//! Each turn services every source once, whether or not it was signalled: the
+//! command channel, the beacon socket (until `WouldBlock`), the SUB socket (while
+//! `ZMQ_EVENTS` reports `POLLIN`), the PUB backlog (while `POLLOUT`), the address
+//! re-check and the node's timers. Every source is drained in bounded batches.
+//! The loop then sleeps in `poll` until the nearest deadline, unless ZeroMQ still
+//! reports work: its descriptors only signal edges, so sleeping with work pending
+//! could sleep forever.
+
+use crate::net;
+use crate::stats::TransportStats;
+use crate::zmq_io::ZmqIo;
+use bytes::Bytes;
+use dkv_proto::{GetId, Node, Output, MAX_BEACON_LEN};
+use mio::{Events, Poll, Token};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::mpsc::{self, TryRecvError};
+use std::time::{Duration, Instant};
+
+pub(crate) const BEACON: Token = Token(0);
+pub(crate) const PUB: Token = Token(1);
+pub(crate) const SUB: Token = Token(2);
+pub(crate) const WAKER: Token = Token(3);
+
+/// At most this many inputs of one source are handled per turn, so no source can
+/// starve the others.
+const BATCH: usize = 1024;
+
+/// A read-only look at the node, for queries from the handle.
+pub(crate) type Query = Box<dyn FnOnce(&Node, &TransportStats) + Send>;
+
+/// What a handle asks of the loop.
+pub(crate) enum Command {
+    Set {
+        key: String,
+        value: Bytes,
+    },
+    Get {
+        key: String,
+        timeout: Option<Duration>,
+        reply: mpsc::Sender<Option<Bytes>>,
+    },
+    Query(Query),
+    Shutdown,
+}
+
+/// Everything the loop thread owns.
+pub(crate) struct EventLoop {
+    pub(crate) poll: Poll,
+    pub(crate) node: Node,
+    pub(crate) beacon: mio::net::UdpSocket,
+    pub(crate) beacon_target: SocketAddrV4,
+    pub(crate) bind: Option<Ipv4Addr>,
+    pub(crate) zmq: ZmqIo,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) address_check_interval: Duration,
+    pub(crate) next_address_check: Instant,
+    pub(crate) gets: HashMap<GetId, mpsc::Sender<Option<Bytes>>>,
+    pub(crate) stats: TransportStats,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl EventLoop {
+    /// Runs until a shutdown command, or until every handle is gone.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(16);
+        self.check_address(Instant::now());
+        loop {
+            self.stats.loop_turns += 1;
+            let (flow, mut busy) = self.handle_commands();
+            if let Flow::Stop = flow {
+                break;
+            }
+            busy |= self.read_beacons();
+            busy |= self.read_messages();
+            if self.zmq.pub_flushable() {
+                self.zmq.flush(&mut self.stats);
+            }
+            let now = Instant::now();
+            if now >= self.next_address_check {
+                self.check_address(now);
+            }
+            if self.node.poll_timeout().is_some_and(|at| at <= now) {
+                self.node.handle_timeout(now);
+                self.drain_outputs();
+            }
+            // ZeroMQ's descriptors only signal edges: re-read ZMQ_EVENTS and never
+            // sleep while they report work.
+            busy |= self.zmq.sub_readable() || self.zmq.pub_flushable();
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                let deadline = match self.node.poll_timeout() {
+                    Some(at) => at.min(self.next_address_check),
+                    None => self.next_address_check,
+                };
+                deadline.saturating_duration_since(Instant::now())
+            };
+            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(%err, "poll failed; stopping the node");
+                    break;
+                }
+            }
+            // Which sources were signalled does not matter: all are serviced.
+            for event in events.iter() {
+                tracing::trace!(token = event.token().0, "ready");
+            }
+        }
+        self.stop();
+    }
+
+    /// Handles up to a batch of commands. Returns whether to go on, and whether
+    /// commands remain.
+    fn handle_commands(&mut self) -> (Flow, bool) {
+        for _ in 0..BATCH {
+            let command = match self.commands.try_recv() {
+                Ok(command) => command,
+                Err(TryRecvError::Empty) => return (Flow::Continue, false),
+                Err(TryRecvError::Disconnected) => return (Flow::Stop, false),
+            };
+            let now = Instant::now();
+            match command {
+                Command::Set { key, value } => self.node.set(now, key, value),
+                Command::Get {
+                    key,
+                    timeout,
+                    reply,
+                } => {
+                    let id = self.node.get(now, key, timeout);
+                    self.gets.insert(id, reply);
+                }
+                Command::Query(query) => query(&self.node, &self.stats),
+                Command::Shutdown => return (Flow::Stop, false),
+            }
+            self.drain_outputs();
+        }
+        (Flow::Continue, true)
+    }
+
+    /// Reads beacon datagrams until `WouldBlock`, or a batch. True if more may wait.
+    fn read_beacons(&mut self) -> bool {
+        let mut buf = [0u8; MAX_BEACON_LEN];
+        for _ in 0..BATCH {
+            match self.beacon.recv_from(&mut buf) {
+                Ok((len, src)) => {
+                    self.stats.datagrams_in += 1;
+                    self.node
+                        .handle_beacon(Instant::now(), src.ip(), &buf[..len]);
+                    self.drain_outputs();
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    tracing::warn!(%err, "beacon receive failed");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Reads SUB messages while ZeroMQ reports one ready, up to a batch. True if
+    /// more may wait.
+    fn read_messages(&mut self) -> bool {
+        for _ in 0..BATCH {
+            let Some(frames) = self.zmq.recv() else {
+                return false;
+            };
+            self.stats.zmq_in += 1;
+            self.node.handle_message(Instant::now(), &frames);
+            self.drain_outputs();
+        }
+        true
+    }
+
+    /// Re-checks the local address and tells the node about a change.
+    fn check_address(&mut self, now: Instant) {
+        self.stats.address_checks += 1;
+        self.next_address_check = now + self.address_check_interval;
+        let found = match self.bind {
+            Some(ip) => Some(ip),
+            None => net::detect_local_ip(self.beacon_target),
+        };
+        let current = self.node.local_ip();
+        match found {
+            Some(ip) if current != Some(IpAddr::V4(ip)) => {
+                self.stats.address_changes += 1;
+                tracing::info!(%ip, previous = ?current, "net up");
+                self.node.handle_net_up(now, IpAddr::V4(ip));
+            }
+            None if current.is_some() => {
+                self.stats.address_changes += 1;
+                tracing::info!(previous = ?current, "net down: no local address");
+                self.node.handle_net_down(now);
+            }
+            _ => {}
+        }
+        self.drain_outputs();
+    }
+
+    /// Carries out every output the node has queued, in order.
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Publish(msg) => {
+                    tracing::trace!(?msg, "publish");
+                    self.zmq.publish(msg.encode(), &mut self.stats);
+                }
+                Output::Beacon(payload) => self.send_beacon(&payload),
+                Output::Connect(peer) => {
+                    tracing::info!(%peer, "peer up");
+                    self.zmq.connect(peer, &mut self.stats);
+                }
+                Output::Disconnect(peer) => {
+                    tracing::info!(%peer, "peer down");
+                    self.zmq.disconnect(peer, &mut self.stats);
+                }
+                Output::GetDone(done) => {
+                    if let Some(reply) = self.gets.remove(&done.id) {
+                        // The asker may have given up; nothing to do then.
+                        let _ = reply.send(done.value);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_beacon(&mut self, payload: &[u8]) {
+        let payload = &payload[..payload.len().min(MAX_BEACON_LEN)];
+        match self
+            .beacon
+            .send_to(payload, SocketAddr::V4(self.beacon_target))
+        {
+            Ok(_) => self.stats.beacons_sent += 1,
+            Err(err) => {
+                self.stats.beacon_send_errors += 1;
+                if net::is_net_down_error(&err) {
+                    tracing::info!(%err, "net down: beacon send failed");
+                    self.node.handle_net_down(Instant::now());
+                } else {
+                    tracing::warn!(%err, "beacon send failed");
+                }
+            }
+        }
+    }
+
+    /// Shuts the node down: peers go down, pending gets complete.
+    fn stop(&mut self) {
+        self.node.shutdown(Instant::now());
+        self.drain_outputs();
+        tracing::debug!("node stopped");
+    }
+}

@@ -1,0 +1,243 @@
+//! The library handle: starts a node's loop thread and talks to it through a
+//! command channel and a `mio::Waker`.
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
+use crate::net;
+use crate::stats::{Stats, TransportStats};
+use crate::zmq_io::ZmqIo;
+use bytes::Bytes;
+use dkv_proto::{BootstrapProgress, Node, NodeId};
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Waker};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The longest timeout [`Dkv::get`] accepts.
+pub const MAX_GET_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A running dkv node: one thread that owns its sockets and protocol state.
+///
+/// The handle is `Send + Sync`; share it between threads with an `Arc`. Every
+/// request is carried out by the node's thread in the order it was made, so a
+/// [`get`](Self::get) after a [`set`](Self::set) from the same thread sees the set.
+/// Once the node has stopped every request returns [`Error::Stopped`].
+/// Dropping the handle shuts the node down, as [`shutdown`](Self::shutdown) does.
+pub struct Dkv {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    id: NodeId,
+    pub_port: u16,
+    beacon_port: u16,
+}
+
+impl std::fmt::Debug for Dkv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dkv")
+            .field("id", &self.id)
+            .field("pub_port", &self.pub_port)
+            .field("beacon_port", &self.beacon_port)
+            .finish()
+    }
+}
+
+impl Dkv {
+    /// Opens the sockets (PUB on a random port, SUB, the beacon socket) and starts
+    /// the node's thread. On success the node looks for its local address at once
+    /// and, once it has one, beacons and bootstraps. On error nothing is left
+    /// running.
+    pub fn start(config: Config) -> Result<Dkv, Error> {
+        if config.timings.beacon_interval < Duration::from_millis(1) {
+            return Err(Error::InvalidArgument(
+                "the beacon interval must be at least 1 ms",
+            ));
+        }
+        if config.send_backlog == 0 {
+            return Err(Error::InvalidArgument(
+                "the send backlog must hold at least 1 message",
+            ));
+        }
+        let id = match config.id {
+            Some(id) => id,
+            None => NodeId(net::random_id().map_err(Error::Random)?),
+        };
+        let zmq = ZmqIo::new(&config)?;
+        let pub_port = zmq.pub_port();
+        let mut proto = dkv_proto::Config::new(id, pub_port);
+        proto.timings = config.timings.clone();
+        let node = Node::new(proto);
+        zmq.subscribe(&node.subscriptions())?;
+        let mut beacon =
+            net::beacon_socket(config.beacon_port).map_err(|source| Error::BeaconSocket {
+                port: config.beacon_port,
+                source,
+            })?;
+        let poll = Poll::new().map_err(Error::EventLoop)?;
+        let (pub_fd, sub_fd) = zmq.fds()?;
+        let registry = poll.registry();
+        registry
+            .register(&mut beacon, BEACON, Interest::READABLE)
+            .map_err(Error::EventLoop)?;
+        // ZMQ_FD signals "something changed" for both directions as readable.
+        registry
+            .register(&mut SourceFd(&pub_fd), PUB, Interest::READABLE)
+            .map_err(Error::EventLoop)?;
+        registry
+            .register(&mut SourceFd(&sub_fd), SUB, Interest::READABLE)
+            .map_err(Error::EventLoop)?;
+        let waker = Arc::new(Waker::new(registry, WAKER).map_err(Error::EventLoop)?);
+        let (commands, receiver) = mpsc::channel();
+        let event_loop = EventLoop {
+            poll,
+            node,
+            beacon,
+            beacon_target: config.beacon_target(),
+            bind: config.bind,
+            zmq,
+            commands: receiver,
+            address_check_interval: config.effective_address_check_interval(),
+            next_address_check: Instant::now(),
+            gets: HashMap::new(),
+            stats: TransportStats::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("dkv-{}", id.to_hex()))
+            .spawn(move || event_loop.run())
+            .map_err(Error::EventLoop)?;
+        tracing::debug!(id = %id, pub_port, beacon_port = config.beacon_port, "node started");
+        Ok(Dkv {
+            commands,
+            waker,
+            thread: Mutex::new(Some(thread)),
+            id,
+            pub_port,
+            beacon_port: config.beacon_port,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The port this node's PUB socket is bound to (announced in its beacons).
+    pub fn pub_port(&self) -> u16 {
+        self.pub_port
+    }
+
+    /// The UDP port this node beacons on and listens to.
+    pub fn beacon_port(&self) -> u16 {
+        self.beacon_port
+    }
+
+    /// Stores `key = value` here and publishes it to every connected peer. Returns
+    /// once the node has the request, before it is carried out.
+    pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Command::Set {
+            key: key.into(),
+            value: value.into(),
+        })
+    }
+
+    /// The value of `key`: the local one at once if held, else the first value a
+    /// peer answers within `timeout` (`None`: the configured get timeout), which is
+    /// then kept locally. `Ok(None)` when no value arrived in time. Blocks until
+    /// then. A timeout above [`MAX_GET_TIMEOUT`] is an [`Error::InvalidArgument`].
+    pub fn get(
+        &self,
+        key: impl Into<String>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Bytes>, Error> {
+        if timeout.is_some_and(|t| t > MAX_GET_TIMEOUT) {
+            return Err(Error::InvalidArgument("the get timeout is above 24 hours"));
+        }
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Get {
+            key: key.into(),
+            timeout,
+            reply,
+        })?;
+        answer.recv().map_err(|_| Error::Stopped)
+    }
+
+    /// The value held locally for `key`, without asking peers.
+    pub fn get_local(&self, key: impl Into<String>) -> Result<Option<Bytes>, Error> {
+        let key = key.into();
+        self.query(move |node, _| node.value(&key).cloned())
+    }
+
+    /// Every key held locally, in key order.
+    pub fn keys(&self) -> Result<Vec<String>, Error> {
+        self.query(|node, _| node.keys().map(str::to_owned).collect())
+    }
+
+    /// Live peers' PUB endpoints (`ip:port`), in address order.
+    pub fn peers(&self) -> Result<Vec<SocketAddr>, Error> {
+        self.query(|node, _| node.peers().collect())
+    }
+
+    /// The protocol's and the transport's counters.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        self.query(|node, transport| Stats {
+            proto: node.stats().clone(),
+            transport: transport.clone(),
+        })
+    }
+
+    /// The local address while the net is up.
+    pub fn local_ip(&self) -> Result<Option<IpAddr>, Error> {
+        self.query(|node, _| node.local_ip())
+    }
+
+    /// Where the current bootstrap stands.
+    pub fn bootstrap(&self) -> Result<BootstrapProgress, Error> {
+        self.query(|node, _| node.bootstrap())
+    }
+
+    /// Stops the node: peers go down, pending gets complete with what is held
+    /// locally, sockets close and the thread is joined. Later calls do nothing and
+    /// succeed.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            // If the loop is already gone the send fails; joining still works.
+            let _ = self.send(Command::Shutdown);
+            if thread.join().is_err() {
+                tracing::error!("the node's thread panicked");
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the node's thread and returns its result.
+    fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Node, &TransportStats) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Query(Box::new(move |node, transport| {
+            let _ = reply.send(f(node, transport));
+        })))?;
+        answer.recv().map_err(|_| Error::Stopped)
+    }
+
+    fn send(&self, command: Command) -> Result<(), Error> {
+        self.commands.send(command).map_err(|_| Error::Stopped)?;
+        self.waker.wake().map_err(|_| Error::Stopped)
+    }
+}
+
+impl Drop for Dkv {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,64 @@
+//! The UDP side: the beacon socket, local address detection that sends nothing,
+//! and the OS randomness a node id is drawn from.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+
+/// Opens the beacon socket: UDP on `0.0.0.0:<port>` with `SO_BROADCAST`,
+/// `SO_REUSEADDR` and `SO_REUSEPORT` (so every node on the host hears every
+/// broadcast), non-blocking.
+pub(crate) fn beacon_socket(port: u16) -> io::Result<mio::net::UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_broadcast(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    Ok(mio::net::UdpSocket::from_std(socket.into()))
+}
+
+/// The local address traffic toward `target` leaves from, or `None` when there is
+/// no route. Found by connecting a UDP socket, which sends nothing.
+pub fn detect_local_ip(target: SocketAddrV4) -> Option<Ipv4Addr> {
+    let probe = || -> io::Result<SocketAddr> {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        // Connecting toward a broadcast address needs SO_BROADCAST.
+        socket.set_broadcast(true)?;
+        socket.connect(&SocketAddr::V4(target).into())?;
+        let local = socket.local_addr()?;
+        local
+            .as_socket()
+            .ok_or_else(|| io::Error::other("local address is not an IP address"))
+    };
+    match probe() {
+        Ok(SocketAddr::V4(addr)) if !addr.ip().is_unspecified() => Some(*addr.ip()),
+        _ => None,
+    }
+}
+
+/// True for the send errors that mean the host lost its address or route:
+/// ENETUNREACH, EADDRNOTAVAIL, ENETDOWN.
+pub(crate) fn is_net_down_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::NetworkDown
+    )
+}
+
+/// 8 random bytes from the OS, for a fresh node id.
+pub(crate) fn random_id() -> io::Result<[u8; 8]> {
+    let mut id = [0u8; 8];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut id)?;
+    Ok(id)
+}
+
+/// A UDP port that was free a moment ago on `0.0.0.0`, for a beacon port unique to
+/// one test or demo. Another process may take it before it is used; the chance is
+/// small.
+pub fn unused_udp_port() -> io::Result<u16> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    Ok(socket.local_addr()?.port())
+}

@@ -1,0 +1,79 @@
+//! Transport counters (sockets, send queue, address checks) and the combined
+//! snapshot a handle returns.
+
+/// Counters kept by the transport loop, beside the protocol's
+/// [`dkv_proto::Stats`]. All only grow, except the gauge `pub_backlog`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Beacon datagrams sent.
+    pub beacons_sent: u64,
+    /// Beacon sends that failed (any reason).
+    pub beacon_send_errors: u64,
+    /// UDP datagrams received on the beacon port (own beacons included).
+    pub datagrams_in: u64,
+    /// Multipart messages received on the SUB socket.
+    pub zmq_in: u64,
+    /// Multipart messages handed to the PUB socket.
+    pub zmq_out: u64,
+    /// Messages that found the PUB socket full and waited in the local backlog.
+    pub pub_backlogged: u64,
+    /// Messages dropped because the PUB socket and the local backlog were full.
+    pub pub_dropped: u64,
+    /// PUB sends that failed for a reason other than being full; the message is lost.
+    pub pub_send_errors: u64,
+    /// Messages waiting in the local backlog now (a gauge).
+    pub pub_backlog: u64,
+    /// SUB connects to peers.
+    pub sub_connects: u64,
+    /// SUB disconnects from peers.
+    pub sub_disconnects: u64,
+    /// SUB connects or disconnects that ZeroMQ refused.
+    pub sub_errors: u64,
+    /// Local address checks done.
+    pub address_checks: u64,
+    /// Times the local address was found changed, lost or regained.
+    pub address_changes: u64,
+    /// Turns of the event loop.
+    pub loop_turns: u64,
+}
+
+impl TransportStats {
+    /// Every counter as `(name, value)`, in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("beacons_sent", self.beacons_sent),
+            ("beacon_send_errors", self.beacon_send_errors),
+            ("datagrams_in", self.datagrams_in),
+            ("zmq_in", self.zmq_in),
+            ("zmq_out", self.zmq_out),
+            ("pub_backlogged", self.pub_backlogged),
+            ("pub_dropped", self.pub_dropped),
+            ("pub_send_errors", self.pub_send_errors),
+            ("pub_backlog", self.pub_backlog),
+            ("sub_connects", self.sub_connects),
+            ("sub_disconnects", self.sub_disconnects),
+            ("sub_errors", self.sub_errors),
+            ("address_checks", self.address_checks),
+            ("address_changes", self.address_changes),
+            ("loop_turns", self.loop_turns),
+        ]
+        .into_iter()
+    }
+}
+
+/// A snapshot of a node's counters: the protocol's and the transport's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// The protocol core's counters.
+    pub proto: dkv_proto::Stats,
+    /// The transport's counters.
+    pub transport: TransportStats,
+}
+
+impl Stats {
+    /// Every counter as `(name, value)`: the protocol's, then the transport's.
+    /// Names are unique across both.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.proto.iter().chain(self.transport.iter())
+    }
+}

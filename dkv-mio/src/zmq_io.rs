@@ -1,0 +1,254 @@
+//! The ZeroMQ side: one PUB socket on a random port and one SUB socket, their
+//! readiness as ZeroMQ reports it, and the PUB send policy.
+//!
+//! # Send policy
+//! A plain PUB socket silently drops messages for a subscriber whose queue is full.
+//! dkv instead sets `ZMQ_XPUB_NODROP` with a large `SNDHWM`, and sends with
+//! `ZMQ_DONTWAIT`: a full socket answers `EAGAIN`. The message then waits, in
+//! order, in a bounded local backlog that is flushed as soon as ZeroMQ reports the
+//! socket writable again. Only when that backlog is full too is a message dropped,
+//! the oldest first, and counted ([`TransportStats::pub_dropped`]). Nothing is lost
+//! silently; the price is that one subscriber that stops reading for
+//! `SNDHWM` messages holds everyone's messages in the backlog until its peer times
+//! out and disconnects.
+
+#![allow(unsafe_code)]
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::stats::TransportStats;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::ffi::{c_int, c_void};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+extern "C" {
+    // Provided by libzmq, which the `zmq` crate links. The crate has no setter
+    // for ZMQ_XPUB_NODROP.
+    fn zmq_setsockopt(
+        socket: *mut c_void,
+        option: c_int,
+        value: *const c_void,
+        len: usize,
+    ) -> c_int;
+}
+
+/// `ZMQ_XPUB_NODROP` from zmq.h (libzmq 4.1 and later; applies to PUB too).
+const ZMQ_XPUB_NODROP: c_int = 69;
+
+fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
+    let value: c_int = 1;
+    // SAFETY: `as_mut_ptr` is the live libzmq socket `socket` owns, and the option
+    // value is a valid `c_int` of the size passed, as zmq_setsockopt(3) requires
+    // for ZMQ_XPUB_NODROP; libzmq copies it before returning.
+    let rc = unsafe {
+        zmq_setsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_XPUB_NODROP,
+            (&value as *const c_int).cast(),
+            std::mem::size_of::<c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        Err(zmq::Error::from_raw(errno))
+    }
+}
+
+/// The node's two ZeroMQ sockets and the PUB backlog.
+pub(crate) struct ZmqIo {
+    publisher: zmq::Socket,
+    subscriber: zmq::Socket,
+    backlog: VecDeque<Vec<Bytes>>,
+    backlog_cap: usize,
+    pub_port: u16,
+    // Dropped last: terminating the context needs the sockets closed (linger 0).
+    _context: zmq::Context,
+}
+
+impl ZmqIo {
+    /// Binds the PUB socket to a random port on the configured interface and
+    /// creates the SUB socket, not yet subscribed.
+    pub(crate) fn new(config: &Config) -> Result<ZmqIo, Error> {
+        let context = zmq::Context::new();
+        let mut publisher = context
+            .socket(zmq::PUB)
+            .map_err(Error::zmq("create the PUB socket"))?;
+        publisher
+            .set_linger(0)
+            .map_err(Error::zmq("set PUB linger"))?;
+        publisher
+            .set_sndhwm(config.send_hwm)
+            .map_err(Error::zmq("set PUB SNDHWM"))?;
+        set_xpub_nodrop(&mut publisher).map_err(Error::zmq("set ZMQ_XPUB_NODROP"))?;
+        let endpoint = match config.bind {
+            Some(ip) => format!("tcp://{ip}:*"),
+            None => "tcp://*:*".to_string(),
+        };
+        publisher
+            .bind(&endpoint)
+            .map_err(Error::zmq("bind the PUB socket"))?;
+        let bound = publisher
+            .get_last_endpoint()
+            .map_err(Error::zmq("read the PUB endpoint"))?
+            .map_err(|_| Error::Zmq {
+                action: "read the PUB endpoint",
+                source: zmq::Error::EINVAL,
+            })?;
+        let pub_port = bound
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse::<u16>().ok())
+            .ok_or(Error::Zmq {
+                action: "parse the PUB endpoint",
+                source: zmq::Error::EINVAL,
+            })?;
+        let subscriber = context
+            .socket(zmq::SUB)
+            .map_err(Error::zmq("create the SUB socket"))?;
+        subscriber
+            .set_linger(0)
+            .map_err(Error::zmq("set SUB linger"))?;
+        subscriber
+            .set_rcvhwm(config.recv_hwm)
+            .map_err(Error::zmq("set SUB RCVHWM"))?;
+        Ok(ZmqIo {
+            publisher,
+            subscriber,
+            backlog: VecDeque::new(),
+            backlog_cap: config.send_backlog,
+            pub_port,
+            _context: context,
+        })
+    }
+
+    /// The port the PUB socket is bound to.
+    pub(crate) fn pub_port(&self) -> u16 {
+        self.pub_port
+    }
+
+    /// Adds the SUB socket's prefix subscriptions.
+    pub(crate) fn subscribe(&self, prefixes: &[Bytes]) -> Result<(), Error> {
+        for prefix in prefixes {
+            self.subscriber
+                .set_subscribe(prefix)
+                .map_err(Error::zmq("subscribe"))?;
+        }
+        Ok(())
+    }
+
+    /// The descriptors ZeroMQ signals readiness changes on (PUB, SUB).
+    pub(crate) fn fds(&self) -> Result<(RawFd, RawFd), Error> {
+        let publisher = self.publisher.get_fd().map_err(Error::zmq("get PUB fd"))?;
+        let subscriber = self.subscriber.get_fd().map_err(Error::zmq("get SUB fd"))?;
+        Ok((publisher, subscriber))
+    }
+
+    /// Connects the SUB socket to a peer's PUB endpoint.
+    pub(crate) fn connect(&self, peer: SocketAddr, stats: &mut TransportStats) {
+        match self.subscriber.connect(&format!("tcp://{peer}")) {
+            Ok(()) => stats.sub_connects += 1,
+            Err(err) => {
+                stats.sub_errors += 1;
+                tracing::warn!(%peer, %err, "SUB connect failed");
+            }
+        }
+    }
+
+    /// Disconnects the SUB socket from a peer's PUB endpoint.
+    pub(crate) fn disconnect(&self, peer: SocketAddr, stats: &mut TransportStats) {
+        match self.subscriber.disconnect(&format!("tcp://{peer}")) {
+            Ok(()) => stats.sub_disconnects += 1,
+            Err(err) => {
+                stats.sub_errors += 1;
+                tracing::warn!(%peer, %err, "SUB disconnect failed");
+            }
+        }
+    }
+
+    /// Publishes one multipart message under the send policy (module docs).
+    pub(crate) fn publish(&mut self, frames: Vec<Bytes>, stats: &mut TransportStats) {
+        self.flush(stats);
+        if self.backlog.is_empty() {
+            match self.try_send(&frames) {
+                Ok(()) => {
+                    stats.zmq_out += 1;
+                    return;
+                }
+                Err(zmq::Error::EAGAIN) => {}
+                Err(err) => {
+                    stats.pub_send_errors += 1;
+                    tracing::warn!(%err, "PUB send failed; message lost");
+                    return;
+                }
+            }
+        }
+        stats.pub_backlogged += 1;
+        self.backlog.push_back(frames);
+        while self.backlog.len() > self.backlog_cap {
+            self.backlog.pop_front();
+            stats.pub_dropped += 1;
+        }
+        stats.pub_backlog = self.backlog.len() as u64;
+    }
+
+    /// Sends backlogged messages, in order, while the PUB socket takes them.
+    pub(crate) fn flush(&mut self, stats: &mut TransportStats) {
+        while let Some(frames) = self.backlog.front() {
+            match self.try_send(frames) {
+                Ok(()) => stats.zmq_out += 1,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(err) => {
+                    stats.pub_send_errors += 1;
+                    tracing::warn!(%err, "PUB send failed; message lost");
+                }
+            }
+            self.backlog.pop_front();
+        }
+        stats.pub_backlog = self.backlog.len() as u64;
+    }
+
+    fn try_send(&self, frames: &[Bytes]) -> Result<(), zmq::Error> {
+        self.publisher
+            .send_multipart(frames.iter().map(|frame| &frame[..]), zmq::DONTWAIT)
+    }
+
+    /// Receives one multipart message if ZeroMQ reports one ready. Re-reads
+    /// `ZMQ_EVENTS` first, which also lets ZeroMQ process its pending commands.
+    pub(crate) fn recv(&self) -> Option<Vec<Vec<u8>>> {
+        if !self.sub_readable() {
+            return None;
+        }
+        match self.subscriber.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => Some(frames),
+            Err(zmq::Error::EAGAIN) => None,
+            Err(err) => {
+                tracing::warn!(%err, "SUB receive failed");
+                None
+            }
+        }
+    }
+
+    /// True when ZeroMQ reports a message ready on the SUB socket.
+    pub(crate) fn sub_readable(&self) -> bool {
+        self.subscriber
+            .get_events()
+            .map(|events| events.contains(zmq::POLLIN))
+            .unwrap_or(false)
+    }
+
+    /// True when backlogged messages wait and ZeroMQ reports the PUB socket
+    /// writable. Re-reading `ZMQ_EVENTS` also processes the PUB socket's pending
+    /// commands (new subscribers, subscriptions).
+    pub(crate) fn pub_flushable(&self) -> bool {
+        let writable = self
+            .publisher
+            .get_events()
+            .map(|events| events.contains(zmq::POLLOUT))
+            .unwrap_or(false);
+        writable && !self.backlog.is_empty()
+    }
+}
