@@ -1,0 +1,275 @@
+//! `dkv demo`: a small cluster in one process over the loopback broadcast address,
+//! narrated step by step. Every step waits for its condition with a bounded
+//! timeout; a step that times out ends the demo with a failure.
+
+use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, Error};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The longest any step may take.
+const STEP_LIMIT: Duration = Duration::from_secs(15);
+
+/// Keys the first node writes before the late joiner arrives.
+const EXTRA_KEYS: usize = 200;
+
+struct Member {
+    name: String,
+    dkv: Dkv,
+}
+
+/// Runs the demo with `nodes` nodes (at least 3, the late joiner included).
+pub fn run(nodes: usize) -> ExitCode {
+    match story(nodes) {
+        Ok(()) => {
+            println!("\nDemo finished: every step worked.");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            println!("\nDemo FAILED: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(err: Error) -> String {
+    format!("node error: {err}")
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, or fails after STEP_LIMIT.
+fn wait_for<T>(
+    what: &str,
+    mut check: impl FnMut() -> Result<Option<T>, Error>,
+) -> Result<(T, Duration), String> {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = check().map_err(fail)? {
+            return Ok((found, start.elapsed()));
+        }
+        if start.elapsed() > STEP_LIMIT {
+            return Err(format!("timed out after {STEP_LIMIT:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+fn story(nodes: usize) -> Result<(), String> {
+    let port = unused_udp_port().map_err(|e| format!("no free UDP port: {e}"))?;
+    let mut timings = Config::fast_timings();
+    timings.beacon_interval = Duration::from_millis(100);
+    timings.peer_timeout = Duration::from_millis(500);
+    timings.get_timeout = Duration::from_millis(300);
+    let config = Config {
+        timings,
+        ..Config::loopback(port)
+    };
+    println!("dkv demo: {nodes} nodes in this process, beacons to 127.255.255.255:{port}");
+    println!("(loopback only: nothing leaves this machine; beacons every 100 ms, peers down after 500 ms of silence)");
+
+    // 1. Discovery.
+    println!("\n[1/6] Discovery");
+    let founders = nodes - 1;
+    let mut members = Vec::new();
+    for i in 1..=founders {
+        let dkv = Dkv::start(config.clone()).map_err(fail)?;
+        println!(
+            "  started node-{i}: id {}, PUB port {}",
+            dkv.id(),
+            dkv.pub_port()
+        );
+        members.push(Member {
+            name: format!("node-{i}"),
+            dkv,
+        });
+    }
+    for m in &members {
+        let (peers, took) = wait_for(&format!("{} to see {} peers", m.name, founders - 1), || {
+            let peers = m.dkv.peers()?;
+            Ok((peers.len() >= founders - 1).then_some(peers))
+        })?;
+        let list: Vec<String> = peers.iter().map(ToString::to_string).collect();
+        println!(
+            "  {} found its peers by their beacons after {}: {}",
+            m.name,
+            ms(took),
+            list.join(", ")
+        );
+    }
+
+    // 2. A replicated set.
+    println!("\n[2/6] A replicated set");
+    let writer = &members[0];
+    let greeting = format!("hello from {}", writer.name);
+    // A set reaches peers whose connection is complete; repeat it (bounded) until
+    // every founder holds it, as connections finish forming.
+    let start = Instant::now();
+    println!("  {}: set greeting = {greeting:?}", writer.name);
+    loop {
+        writer.dkv.set("greeting", greeting.clone()).map_err(fail)?;
+        let mut all = true;
+        for m in &members[1..] {
+            all &= m.dkv.get_local("greeting").map_err(fail)?.is_some();
+        }
+        if all {
+            break;
+        }
+        if start.elapsed() > STEP_LIMIT {
+            return Err("timed out waiting for the set to replicate".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for m in &members[1..] {
+        let value = m
+            .dkv
+            .get_local("greeting")
+            .map_err(fail)?
+            .unwrap_or_default();
+        println!(
+            "  {} holds greeting = {:?} (replicated, no get needed)",
+            m.name,
+            String::from_utf8_lossy(&value)
+        );
+    }
+    println!(
+        "  replicated to {} peer(s) in {}",
+        founders - 1,
+        ms(start.elapsed())
+    );
+    let writer2 = &members[1];
+    for k in 0..EXTRA_KEYS {
+        writer2
+            .dkv
+            .set(format!("city/{k:03}"), format!("value {k}"))
+            .map_err(fail)?;
+    }
+    let expected = EXTRA_KEYS + 1;
+    let (_, took) = wait_for("the founders to hold every key", || {
+        for m in &members {
+            if m.dkv.keys()?.len() < expected {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })?;
+    println!(
+        "  {} wrote {EXTRA_KEYS} more keys (city/000..); every founder held all {expected} keys after {}",
+        writer2.name,
+        ms(took)
+    );
+
+    // 3. A late joiner arrives.
+    println!("\n[3/6] A late joiner arrives");
+    let mut late_config = config.clone();
+    // Hold its bootstrap back a little so step 4 can show a remote get first.
+    late_config.timings.bootstrap_delay = Duration::from_millis(1500);
+    let late = Member {
+        name: format!("node-{nodes}"),
+        dkv: Dkv::start(late_config).map_err(fail)?,
+    };
+    println!(
+        "  started {}: id {}, PUB port {}, holding {} keys",
+        late.name,
+        late.dkv.id(),
+        late.dkv.pub_port(),
+        late.dkv.keys().map_err(fail)?.len()
+    );
+    let late_endpoint = std::net::SocketAddr::from(([127, 0, 0, 1], late.dkv.pub_port()));
+    let (_, took) = wait_for("the late joiner and the founders to see each other", || {
+        if late.dkv.peers()?.len() < founders {
+            return Ok(None);
+        }
+        for m in &members {
+            if !m.dkv.peers()?.contains(&late_endpoint) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })?;
+    println!(
+        "  {} and the {founders} founders discovered each other in {}",
+        late.name,
+        ms(took)
+    );
+
+    // 4. A remote get.
+    println!("\n[4/6] A remote get");
+    let before = late.dkv.stats().map_err(fail)?.proto.gets_answered;
+    let start = Instant::now();
+    let mut value = None;
+    let mut attempts = 0;
+    while value.is_none() && start.elapsed() < STEP_LIMIT {
+        attempts += 1;
+        value = late
+            .dkv
+            .get("greeting", Some(Duration::from_millis(300)))
+            .map_err(fail)?;
+    }
+    let value = value.ok_or("timed out waiting for a remote get to be answered")?;
+    let answered = late.dkv.stats().map_err(fail)?.proto.gets_answered > before;
+    println!(
+        "  {}: get greeting -> {:?} in {} ({} attempt(s)); {}",
+        late.name,
+        String::from_utf8_lossy(&value),
+        ms(start.elapsed()),
+        attempts,
+        if answered {
+            "not held locally, so it asked the cluster and a peer answered"
+        } else {
+            "already fetched by bootstrap"
+        }
+    );
+    println!("  the answer is now kept locally too");
+
+    // 5. Bootstrap.
+    println!("\n[5/6] The late joiner bootstraps");
+    println!("  it lists its peers' keys, then fetches them with many questions in flight");
+    let (_, took) = wait_for("the late joiner's bootstrap to finish", || {
+        Ok((late.dkv.bootstrap()?.phase == BootstrapPhase::Done).then_some(()))
+    })?;
+    let held = late.dkv.keys().map_err(fail)?.len();
+    let stats = late.dkv.stats().map_err(fail)?.proto;
+    println!(
+        "  bootstrap done {} after its peers were found: {} keys listed, {} fetched, {} unanswered",
+        ms(took),
+        stats.bootstrap_keys_listed,
+        stats.bootstrap_keys_received,
+        stats.bootstrap_keys_unanswered
+    );
+    if held < expected {
+        return Err(format!(
+            "the late joiner holds {held} keys after bootstrap, expected {expected}"
+        ));
+    }
+    println!(
+        "  {} now holds all {held} keys, like every founder",
+        late.name
+    );
+
+    // 6. A peer goes down.
+    println!("\n[6/6] A node stops");
+    let gone = members.remove(0);
+    let gone_endpoint = std::net::SocketAddr::from(([127, 0, 0, 1], gone.dkv.pub_port()));
+    gone.dkv.shutdown().map_err(fail)?;
+    println!("  stopped {}; its beacons stop", gone.name);
+    members.push(late);
+    let (_, took) = wait_for("the others to see the stopped node go down", || {
+        for m in &members {
+            if m.dkv.peers()?.contains(&gone_endpoint) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })?;
+    println!(
+        "  every remaining node saw {} go down {} later (peer timeout 500 ms)",
+        gone.name,
+        ms(took)
+    );
+    for m in &members {
+        m.dkv.shutdown().map_err(fail)?;
+    }
+    Ok(())
+}
