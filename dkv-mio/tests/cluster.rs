@@ -1,0 +1,257 @@
+//! Several nodes in one process over loopback broadcast, each test on its own
+//! beacon port: discovery, set and get across nodes, a late joiner's bootstrap,
+//! peer down when a node stops, and the handle's contract.
+
+mod support;
+
+use bytes::Bytes;
+use dkv_mio::{BootstrapPhase, Config, Dkv, Error, MAX_GET_TIMEOUT};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{cluster, config, connect_fully, wait_until};
+
+#[test]
+fn three_nodes_discover_each_other_by_beacons() {
+    let config = config();
+    let nodes = cluster(&config, 3);
+    for node in &nodes {
+        let peers = node.peers().unwrap();
+        let mut expected: Vec<u16> = nodes
+            .iter()
+            .filter(|other| other.pub_port() != node.pub_port())
+            .map(Dkv::pub_port)
+            .collect();
+        expected.sort_unstable();
+        let mut ports: Vec<u16> = peers.iter().map(|p| p.port()).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, expected);
+        assert!(peers.iter().all(|p| p.ip().is_loopback()));
+        assert!(node.local_ip().unwrap().unwrap().is_loopback());
+        let stats = node.stats().unwrap();
+        assert!(stats.proto.beacons_in > 0 && stats.transport.beacons_sent > 0);
+    }
+}
+
+#[test]
+fn nodes_on_other_beacon_ports_do_not_meet() {
+    let a = Dkv::start(config()).unwrap();
+    let b = Dkv::start(config()).unwrap();
+    // Both beacon several times; neither may hear the other.
+    wait_until("both nodes to beacon a few times", || {
+        [&a, &b]
+            .iter()
+            .all(|n| n.stats().unwrap().transport.beacons_sent >= 3)
+    });
+    assert!(a.peers().unwrap().is_empty());
+    assert!(b.peers().unwrap().is_empty());
+}
+
+#[test]
+fn a_set_on_one_node_replicates_to_the_others() {
+    let config = config();
+    let nodes = cluster(&config, 3);
+    connect_fully(&nodes);
+    nodes[0].set("color", "blue").unwrap();
+    wait_until("the set to reach every node", || {
+        nodes
+            .iter()
+            .all(|n| n.get_local("color").unwrap().as_deref() == Some(&b"blue"[..]))
+    });
+}
+
+#[test]
+fn a_get_that_misses_locally_is_answered_by_a_peer_and_kept() {
+    let config = config();
+    let nodes = cluster(&config, 2);
+    connect_fully(&nodes);
+    // A newcomer sets a key before anyone is connected to it, so only it holds it.
+    let solo = Dkv::start(config.clone()).unwrap();
+    solo.set("only-here", "v1").unwrap();
+    wait_until("the newcomer to see both peers", || {
+        solo.peers().unwrap().len() == 2 && nodes.iter().all(|n| n.peers().unwrap().len() == 2)
+    });
+    let mut value = None;
+    wait_until("a remote get to be answered", || {
+        value = nodes[1]
+            .get("only-here", Some(Duration::from_millis(200)))
+            .unwrap();
+        value.is_some()
+    });
+    assert_eq!(value.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(
+        nodes[1].get_local("only-here").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+}
+
+#[test]
+fn a_get_with_no_holder_times_out_with_nothing() {
+    let config = config();
+    let nodes = cluster(&config, 2);
+    let value = nodes[0]
+        .get("nobody-has-this", Some(Duration::from_millis(100)))
+        .unwrap();
+    assert_eq!(value, None);
+    assert_eq!(nodes[0].stats().unwrap().proto.gets_timed_out, 1);
+}
+
+#[test]
+fn a_local_get_answers_at_once_with_the_latest_set() {
+    let node = Dkv::start(config()).unwrap();
+    node.set("k", "one").unwrap();
+    node.set("k", Bytes::from_static(b"two")).unwrap();
+    assert_eq!(
+        node.get("k", Some(Duration::ZERO)).unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    assert_eq!(node.keys().unwrap(), vec!["k".to_string()]);
+}
+
+#[test]
+fn a_late_joiner_bootstraps_every_key() {
+    let config = config();
+    let founders = cluster(&config, 2);
+    connect_fully(&founders);
+    for i in 0..300 {
+        founders[i % 2]
+            .set(format!("key/{i:04}"), format!("value {i}"))
+            .unwrap();
+    }
+    wait_until("the founders to hold every key", || {
+        founders.iter().all(|n| n.keys().unwrap().len() >= 300 + 2)
+    });
+    let mut late_config = config.clone();
+    late_config.timings.bootstrap_delay = Duration::from_millis(600);
+    let late = Dkv::start(late_config).unwrap();
+    wait_until("the late joiner's bootstrap to finish", || {
+        late.bootstrap().unwrap().phase == BootstrapPhase::Done
+    });
+    let keys = late.keys().unwrap();
+    assert_eq!(keys, founders[0].keys().unwrap());
+    assert_eq!(
+        late.get_local("key/0123").unwrap().as_deref(),
+        Some(&b"value 123"[..])
+    );
+    let stats = late.stats().unwrap().proto;
+    assert_eq!(stats.bootstraps_done, 1);
+    assert!(stats.bootstrap_keys_received >= 300);
+}
+
+#[test]
+fn peers_see_a_stopped_node_go_down() {
+    let config = config();
+    let mut nodes = cluster(&config, 3);
+    let gone = nodes.pop().unwrap();
+    let endpoint = std::net::SocketAddr::from(([127, 0, 0, 1], gone.pub_port()));
+    gone.shutdown().unwrap();
+    wait_until("the others to drop the stopped node", || {
+        nodes
+            .iter()
+            .all(|n| !n.peers().unwrap().contains(&endpoint))
+    });
+    for node in &nodes {
+        assert_eq!(node.peers().unwrap().len(), 1);
+        let stats = node.stats().unwrap();
+        assert!(stats.proto.peers_down >= 1);
+        assert!(stats.transport.sub_disconnects >= 1);
+    }
+}
+
+#[test]
+fn requests_after_shutdown_fail_with_stopped_and_shutdown_is_idempotent() {
+    let node = Dkv::start(config()).unwrap();
+    node.shutdown().unwrap();
+    node.shutdown().unwrap();
+    assert!(matches!(node.set("k", "v"), Err(Error::Stopped)));
+    assert!(matches!(node.get("k", None), Err(Error::Stopped)));
+    assert!(matches!(node.keys(), Err(Error::Stopped)));
+    assert!(matches!(node.stats(), Err(Error::Stopped)));
+}
+
+#[test]
+fn a_pending_get_completes_when_the_node_shuts_down() {
+    let node = Arc::new(Dkv::start(config()).unwrap());
+    let asker = Arc::clone(&node);
+    let get = std::thread::spawn(move || asker.get("k", Some(Duration::from_secs(60))));
+    wait_until("the get to be pending", || {
+        node.stats().unwrap().proto.out_question == 1
+    });
+    node.shutdown().unwrap();
+    let result = get.join().unwrap();
+    assert!(matches!(result, Ok(None)), "{result:?}");
+}
+
+#[test]
+fn the_handle_is_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Dkv>();
+    let node = Arc::new(Dkv::start(config()).unwrap());
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let node = Arc::clone(&node);
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    node.set(format!("t{t}/{i}"), "x").unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(node.keys().unwrap().len(), 200);
+}
+
+#[test]
+fn out_of_range_arguments_are_refused_without_harm() {
+    let node = Dkv::start(config()).unwrap();
+    let too_long = MAX_GET_TIMEOUT + Duration::from_secs(1);
+    assert!(matches!(
+        node.get("k", Some(too_long)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        node.get("k", Some(Duration::MAX)),
+        Err(Error::InvalidArgument(_))
+    ));
+    node.set("k", "still fine").unwrap();
+    assert!(node.get_local("k").unwrap().is_some());
+    let bad = Config {
+        timings: dkv_mio::Timings {
+            beacon_interval: Duration::ZERO,
+            ..support::timings()
+        },
+        ..config()
+    };
+    assert!(matches!(Dkv::start(bad), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn a_node_with_a_fixed_bind_address_uses_it_as_its_local_address() {
+    let config = Config {
+        bind: Some(std::net::Ipv4Addr::LOCALHOST),
+        ..config()
+    };
+    let nodes = cluster(&config, 2);
+    for node in &nodes {
+        assert_eq!(
+            node.local_ip().unwrap(),
+            Some(std::net::Ipv4Addr::LOCALHOST.into())
+        );
+    }
+    connect_fully(&nodes);
+}
+
+#[test]
+fn a_given_id_is_used_and_fresh_ids_differ() {
+    let id = dkv_mio::NodeId(*b"fixed id");
+    let fixed = Dkv::start(Config {
+        id: Some(id),
+        ..config()
+    })
+    .unwrap();
+    assert_eq!(fixed.id(), id);
+    let a = Dkv::start(config()).unwrap();
+    let b = Dkv::start(config()).unwrap();
+    assert_ne!(a.id(), b.id());
+}

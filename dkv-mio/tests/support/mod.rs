@@ -1,0 +1,75 @@
+//! Shared helpers for dkv-mio's loopback tests: configs on a beacon port unique to
+//! each test, bounded waits, and small clusters.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use dkv_mio::{unused_udp_port, Config, Dkv, Timings};
+use std::time::{Duration, Instant};
+
+/// The longest any single wait in these tests may take before it fails.
+pub const LIMIT: Duration = Duration::from_secs(15);
+
+/// Fast timings with some slack for a busy machine: beacons every 50 ms, peers
+/// down after 1 s of silence.
+pub fn timings() -> Timings {
+    Timings {
+        peer_timeout: Duration::from_millis(1000),
+        bootstrap_delay: Duration::from_millis(300),
+        ..Config::fast_timings()
+    }
+}
+
+/// A loopback config on a fresh beacon port.
+pub fn config() -> Config {
+    let port = unused_udp_port().expect("a free UDP port");
+    Config {
+        timings: timings(),
+        ..Config::loopback(port)
+    }
+}
+
+/// Checks `done` every 10 ms until it holds; panics naming `what` after `LIMIT`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "timed out after {LIMIT:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts `n` nodes sharing `config` and waits until every node sees all others.
+pub fn cluster(config: &Config, n: usize) -> Vec<Dkv> {
+    let nodes: Vec<Dkv> = (0..n)
+        .map(|_| Dkv::start(config.clone()).expect("node starts"))
+        .collect();
+    wait_until("every node to see every other", || {
+        nodes
+            .iter()
+            .all(|node| node.peers().expect("running").len() == n - 1)
+    });
+    nodes
+}
+
+/// Waits until every node's data connections carry sets to every other node, by
+/// setting a probe key on each (repeatedly, bounded) until all hold all probes.
+pub fn connect_fully(nodes: &[Dkv]) {
+    wait_until("sets from every node to reach every node", || {
+        for (i, node) in nodes.iter().enumerate() {
+            node.set(format!("probe/{i}"), "x").expect("running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        nodes.iter().all(|node| {
+            (0..nodes.len()).all(|i| {
+                node.get_local(format!("probe/{i}"))
+                    .expect("running")
+                    .is_some()
+            })
+        })
+    });
+}

@@ -1,0 +1,208 @@
+//! The ZeroMQ side under stress, against a raw peer the test controls: bursts must
+//! be drained although ZMQ_FD only signals edges, malformed messages are dropped
+//! and counted, and a full PUB socket backlogs, then drops and counts.
+
+mod support;
+
+use dkv_mio::{Config, Dkv, Timings};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+use support::wait_until;
+
+/// Timings under which the node has no reason to wake for a minute: any progress
+/// it makes must come from its descriptors being handled right.
+fn sleepy_config() -> Config {
+    Config {
+        timings: Timings {
+            beacon_interval: Duration::from_secs(60),
+            peer_timeout: Duration::from_secs(600),
+            bootstrap_delay: Duration::from_secs(600),
+            ..Timings::default()
+        },
+        address_check_interval: Some(Duration::from_secs(600)),
+        ..support::config()
+    }
+}
+
+/// A peer made of raw sockets: a PUB socket on loopback, announced to the node by
+/// one hand-made beacon.
+struct RawPeer {
+    _context: zmq::Context,
+    publisher: zmq::Socket,
+    port: u16,
+}
+
+impl RawPeer {
+    fn new() -> RawPeer {
+        let context = zmq::Context::new();
+        let publisher = context.socket(zmq::PUB).unwrap();
+        publisher.set_sndhwm(0).unwrap(); // unlimited: the test's burst must not drop
+        publisher.set_linger(0).unwrap();
+        publisher.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
+        let port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        RawPeer {
+            _context: context,
+            publisher,
+            port,
+        }
+    }
+
+    fn endpoint(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Sends one beacon to the node's beacon port on loopback broadcast.
+    fn announce(&self, beacon_port: u16) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket.set_broadcast(true).unwrap();
+        socket
+            .send_to(
+                format!("beacon {}", self.port).as_bytes(),
+                (dkv_mio::LOOPBACK_BROADCAST, beacon_port),
+            )
+            .unwrap();
+    }
+
+    fn send(&self, frames: &[&[u8]]) {
+        self.publisher.send_multipart(frames, 0).unwrap();
+    }
+
+    /// Announces itself, waits until the node connected, and until its sets reach
+    /// the node (so the subscription has arrived).
+    fn connect_to(&self, node: &Dkv) {
+        wait_until("the node to connect to the raw peer", || {
+            self.announce(node.beacon_port());
+            std::thread::sleep(Duration::from_millis(20));
+            node.peers().unwrap().contains(&self.endpoint())
+        });
+        wait_until("the raw peer's sets to reach the node", || {
+            self.send(&[b"set", b"probe", b"1"]);
+            std::thread::sleep(Duration::from_millis(20));
+            node.get_local("probe").unwrap().is_some()
+        });
+    }
+}
+
+#[test]
+fn a_burst_is_fully_drained_although_zmq_fd_only_signals_edges() {
+    const BURST: usize = 5000;
+    let node = Arc::new(Dkv::start(sleepy_config()).unwrap());
+    let peer = RawPeer::new();
+    peer.connect_to(&node);
+
+    // One blocking get for the burst's last key is the only request in flight: no
+    // timer and no further request wakes the node. If it slept while ZeroMQ still
+    // held messages (reading one per wake-up, or trusting ZMQ_FD as level
+    // triggered) the last key would never arrive and this get would time out.
+    let asker = Arc::clone(&node);
+    let last = format!("burst/{:05}", BURST - 1);
+    let waiting = std::thread::spawn(move || asker.get(last, Some(Duration::from_secs(20))));
+    wait_until("the get to be pending", || {
+        node.stats().unwrap().proto.out_question == 1
+    });
+    for i in 0..BURST {
+        let key = format!("burst/{i:05}");
+        peer.send(&[b"set", key.as_bytes(), b"v"]);
+    }
+    let value = waiting.join().unwrap().unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some(&b"v"[..]),
+        "the burst was not drained"
+    );
+    assert_eq!(node.keys().unwrap().len(), BURST + 1);
+    assert!(node.stats().unwrap().transport.zmq_in as usize > BURST);
+}
+
+#[test]
+fn malformed_messages_are_dropped_and_counted_and_the_node_carries_on() {
+    let node = Dkv::start(support::config()).unwrap();
+    let peer = RawPeer::new();
+    peer.connect_to(&node);
+    let other_id: &[u8] = b"list_answer 12345678";
+    peer.send(&[b"set", b"only-key"]); // frame count
+    peer.send(&[b"set", &[0xff, 0xfe], b"v"]); // key not UTF-8
+    peer.send(&[b"set", b"k", b"v", b"extra"]); // frame count
+    peer.send(&[other_id, b"k1", b"k2"]); // list_answer for another node
+    peer.send(&[b"answer 1234", b"k", b"v"]); // bad id
+    peer.send(&[b"set", b"good", b"after"]);
+    wait_until("the good set after the bad ones", || {
+        node.get_local("good").unwrap().is_some()
+    });
+    let stats = node.stats().unwrap().proto;
+    assert_eq!(stats.drop_frame_count, 2);
+    assert_eq!(stats.drop_key_not_utf8, 1);
+    assert_eq!(stats.drop_list_answer_not_ours, 1);
+    assert!(node.keys().unwrap().iter().all(|k| k != "k"));
+}
+
+#[test]
+fn bad_beacons_are_dropped_and_counted() {
+    let node = Dkv::start(support::config()).unwrap();
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    socket.set_broadcast(true).unwrap();
+    let target = (dkv_mio::LOOPBACK_BROADCAST, node.beacon_port());
+    socket.send_to(b"hello", target).unwrap();
+    socket.send_to(b"beacon 0", target).unwrap();
+    socket.send_to(b"beacon 99999", target).unwrap();
+    socket.send_to(&[b'x'; 4000], target).unwrap(); // truncated to 1024, not a beacon
+    wait_until("the bad beacons to be counted", || {
+        let stats = node.stats().unwrap().proto;
+        stats.drop_not_beacon == 2 && stats.drop_beacon_bad_port == 2
+    });
+    assert!(node.peers().unwrap().is_empty());
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
+    // Small queues so a stalled reader fills them quickly.
+    let config = Config {
+        send_hwm: 4,
+        send_backlog: 8,
+        ..sleepy_config()
+    };
+    let node = Dkv::start(config).unwrap();
+    let context = zmq::Context::new();
+    let reader = context.socket(zmq::SUB).unwrap();
+    reader.set_rcvhwm(1).unwrap();
+    reader.set_rcvbuf(4096).unwrap();
+    reader.set_linger(0).unwrap();
+    reader.set_subscribe(b"set").unwrap();
+    reader.set_rcvtimeo(50).unwrap();
+    reader
+        .connect(&format!("tcp://127.0.0.1:{}", node.pub_port()))
+        .unwrap();
+    wait_until("the reader to receive a set", || {
+        node.set("probe", "x").unwrap();
+        reader.recv_multipart(0).is_ok()
+    });
+    // The reader now stops reading. Large values fill the TCP buffers quickly.
+    let value = vec![7u8; 256 * 1024];
+    let mut sent = 0;
+    wait_until("a full PUB socket to drop and count", || {
+        for _ in 0..8 {
+            node.set(format!("big/{sent}"), value.clone()).unwrap();
+            sent += 1;
+        }
+        node.stats().unwrap().transport.pub_dropped > 0 || sent > 2000
+    });
+    let stats = node.stats().unwrap();
+    let t = &stats.transport;
+    assert!(t.pub_backlogged > 0, "{t:?}");
+    assert!(t.pub_dropped > 0, "no drop after {sent} big sets: {t:?}");
+    assert!(t.pub_backlog <= 8);
+    // Every published message is accounted for: sent, waiting, dropped or failed.
+    let published = stats.proto.out_set;
+    assert_eq!(
+        published,
+        t.zmq_out + t.pub_backlog + t.pub_dropped + t.pub_send_errors,
+        "{t:?}"
+    );
+    // Once the stalled reader is gone the backlog drains.
+    drop(reader);
+    wait_until("the backlog to drain after the reader left", || {
+        node.stats().unwrap().transport.pub_backlog == 0
+    });
+}
