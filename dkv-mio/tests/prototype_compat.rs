@@ -1,0 +1,117 @@
+//! Prototype compatibility on one machine, over the loopback broadcast address
+//! (127.255.255.255) on a port unique to each test: `dkv node` and the Python
+//! prototype fixture (tests/prototype/prototype.py) discover each other, replicate
+//! sets both ways, answer each other's gets and bootstrap from each other; and dkv
+//! survives the three-node `list_answer` crossfire that kills the prototype's worker.
+//! The fixture's own behaviour is checked first, so a failure with dkv is dkv's.
+//!
+//! Needs no root. Skips with a visible message when no Python with pyzmq can be
+//! made (see harness/pyenv.rs) or the crate has no `dkv` binary.
+
+mod harness;
+
+use harness::nodes::{Kind, Place, Timings};
+use harness::scenario::{crossfire, interop, wait_get, wait_keys};
+use harness::{dkv_or_skip, free_udp_port, python_or_skip};
+
+#[test]
+fn fixture_prototypes_discover_replicate_answer_and_bootstrap_each_other() {
+    let test = "fixture_prototypes_discover_replicate_answer_and_bootstrap_each_other";
+    if !python_or_skip(test) {
+        return;
+    }
+    let port = free_udp_port();
+    let p = Place::Loopback(port);
+    interop(
+        Kind::Prototype,
+        Kind::Prototype,
+        p,
+        p,
+        Some("127.0.0.1"),
+        Some("127.0.0.1"),
+        Timings::short(),
+    );
+}
+
+#[test]
+fn fixture_prototype_worker_dies_in_the_list_answer_crossfire() {
+    let test = "fixture_prototype_worker_dies_in_the_list_answer_crossfire";
+    if !python_or_skip(test) {
+        return;
+    }
+    let p = Place::Loopback(free_udp_port());
+    let (mut s, _p2) = crossfire(Kind::Prototype, [p, p, p], Timings::short());
+    // The second old prototype receives p1's list_answer too, and dies the same way.
+    assert_eq!(
+        s.stats().get("worker_alive").map(String::as_str),
+        Some("0"),
+        "the fixture must keep the prototype's crash on a foreign list_answer"
+    );
+}
+
+#[test]
+fn dkv_late_joiner_and_prototype_late_joiner_interoperate_over_loopback() {
+    let test = "dkv_late_joiner_and_prototype_late_joiner_interoperate_over_loopback";
+    if !python_or_skip(test) || !dkv_or_skip(test) {
+        return;
+    }
+    let p = Place::Loopback(free_udp_port());
+    // a = prototype, b = dkv: dkv bootstraps from the prototype, then a fresh
+    // prototype bootstraps from dkv.
+    interop(
+        Kind::Prototype,
+        Kind::Dkv,
+        p,
+        p,
+        Some("127.0.0.1"),
+        Some("127.0.0.1"),
+        Timings::fast(),
+    );
+}
+
+#[test]
+fn prototype_late_joiner_and_dkv_late_joiner_interoperate_over_loopback() {
+    let test = "prototype_late_joiner_and_dkv_late_joiner_interoperate_over_loopback";
+    if !python_or_skip(test) || !dkv_or_skip(test) {
+        return;
+    }
+    let p = Place::Loopback(free_udp_port());
+    // a = dkv, b = prototype: the prototype bootstraps from dkv, then a fresh dkv
+    // bootstraps from the prototype.
+    interop(
+        Kind::Dkv,
+        Kind::Prototype,
+        p,
+        p,
+        Some("127.0.0.1"),
+        Some("127.0.0.1"),
+        Timings::fast(),
+    );
+}
+
+#[test]
+fn dkv_survives_the_list_answer_crossfire_that_kills_the_prototype() {
+    let test = "dkv_survives_the_list_answer_crossfire_that_kills_the_prototype";
+    if !python_or_skip(test) || !dkv_or_skip(test) {
+        return;
+    }
+    let t = Timings::fast();
+    let p = Place::Loopback(free_udp_port());
+    let (mut dkv, mut p2) = crossfire(Kind::Dkv, [p, p, p], t);
+    // dkv received p1's list_answer addressed to p2 and still serves: it answers
+    // p2's bootstrap (p1 no longer can), and replicates both ways.
+    wait_keys(
+        &mut p2,
+        &["warm-s".to_string(), "warm-p1".to_string()],
+        t.within(10),
+    );
+    dkv.set("after-crossfire", "still here");
+    wait_keys(&mut p2, &["after-crossfire".to_string()], t.within(4));
+    p2.set("from-p2", "late");
+    wait_keys(&mut dkv, &["from-p2".to_string()], t.within(4));
+    assert_eq!(
+        wait_get(&mut p2, "after-crossfire", t.within(2)),
+        "still here"
+    );
+    assert!(dkv.is_running(), "dkv exited after the crossfire");
+}
