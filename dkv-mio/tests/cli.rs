@@ -1,0 +1,282 @@
+//! The `dkv` binary driven as a user or script would: `dkv node` through pipes
+//! (exactly one stdout line per command, `ERR` lines for bad input, EOF and `quit`
+//! end it) and `dkv demo` from start to exit.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn dkv() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dkv"))
+}
+
+fn node_args(port: u16) -> Vec<String> {
+    [
+        "node",
+        "--beacon-addr",
+        "127.255.255.255",
+        "--beacon-port",
+        &port.to_string(),
+        "--beacon-interval-ms",
+        "50",
+        "--peer-timeout-ms",
+        "1000",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Waits for `child` to exit within LIMIT (killing it and failing otherwise) and
+/// returns its output.
+fn finish(mut child: Child) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > LIMIT {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no exit within {LIMIT:?}; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `dkv node` with `script` on stdin (then EOF) and returns stdout's lines.
+fn run_script(script: &[u8]) -> (Vec<String>, Output) {
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let mut child = dkv()
+        .args(node_args(port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
+    let out = finish(child);
+    let lines = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    (lines, out)
+}
+
+#[test]
+fn a_scripted_session_prints_exactly_one_line_per_command() {
+    let mut script = b"set greeting hello  world\n\
+get greeting\n\
+get missing 20\n\
+set k2 v2\n\
+keys\n\
+peers\n\
+\n\
+frobnicate\n\
+get a b c\n\
+get greeting soon\n\
+set lonely\n\
+keys now\n\
+wait peers 1 50\n\
+wait peers 0\n\
+stats\n\
+help\n"
+        .to_vec();
+    script.extend_from_slice(b"get \xff\xfe\n");
+    script.extend_from_slice(b"set crlf value\r\nget crlf\n");
+    let (lines, out) = run_script(&script);
+    assert!(out.status.success(), "{out:?}");
+    let expected_prefixes = [
+        "OK",
+        "hello  world",
+        "(nil)",
+        "OK",
+        "greeting k2",
+        "", // no peers: an empty line
+        // the blank line is no command: no reply
+        "ERR unknown command",
+        "ERR usage: get",
+        "ERR timeout \"soon\"",
+        "ERR usage: set KEY VALUE",
+        "ERR keys takes no arguments",
+        "ERR timeout: 0 of 1 peers",
+        "OK",
+        "id=",
+        "commands:",
+        "ERR the line is not valid UTF-8",
+        "OK",
+        "value",
+    ];
+    assert_eq!(
+        lines.len(),
+        expected_prefixes.len(),
+        "one line per command:\n{}",
+        lines.join("\n")
+    );
+    for (line, prefix) in lines.iter().zip(expected_prefixes) {
+        assert!(line.starts_with(prefix), "{line:?} should start {prefix:?}");
+    }
+    assert_eq!(lines[1], "hello  world");
+    assert_eq!(lines[5], "");
+    let stats = &lines[13];
+    for field in [
+        "local_ip=127.0.0.1",
+        "keys=2",
+        "sets=2",
+        "pub_dropped=0",
+        "beacons_sent=",
+    ] {
+        assert!(stats.contains(field), "stats lacks {field}: {stats}");
+    }
+    assert!(stats.split(' ').all(|pair| pair.contains('=')));
+}
+
+#[test]
+fn quit_replies_ok_and_stops_reading() {
+    let (lines, out) = run_script(b"set a 1\nquit\nkeys\nkeys\n");
+    assert!(out.status.success());
+    assert_eq!(lines, vec!["OK", "OK"]);
+}
+
+#[test]
+fn end_of_input_stops_the_node_cleanly() {
+    let (lines, out) = run_script(b"");
+    assert!(out.status.success());
+    assert!(lines.is_empty());
+}
+
+#[test]
+fn a_bad_option_is_a_usage_error() {
+    let out = dkv()
+        .args(["node", "--beacon-addr", "not-an-address"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
+    let out = dkv()
+        .args(["node", "--beacon-interval-ms", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A `dkv node` process driven one command at a time.
+struct NodeProc {
+    child: Option<Child>,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl NodeProc {
+    fn spawn(port: u16) -> NodeProc {
+        let mut child = dkv()
+            .args(node_args(port))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        NodeProc {
+            child: Some(child),
+            stdin,
+            lines,
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let reply = self
+            .lines
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|e| panic!("no reply to {line:?}: {e}"));
+        assert!(
+            self.lines.try_recv().is_err(),
+            "more than one line for {line:?}"
+        );
+        reply
+    }
+
+    fn quit(mut self) {
+        assert_eq!(self.cmd("quit"), "OK");
+        let out = finish(self.child.take().unwrap());
+        assert!(out.status.success());
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn two_node_processes_replicate_and_answer_through_their_pipes() {
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let mut a = NodeProc::spawn(port);
+    let mut b = NodeProc::spawn(port);
+    assert_eq!(a.cmd("wait peers 1 10000"), "OK");
+    assert_eq!(b.cmd("wait peers 1 10000"), "OK");
+    // Sets reach peers once the data connection is up: repeat (bounded) until one lands.
+    let start = Instant::now();
+    loop {
+        assert_eq!(a.cmd("set shared from a"), "OK");
+        if b.cmd("wait key shared 100") == "OK" {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "the set never replicated");
+    }
+    assert_eq!(b.cmd("get shared"), "from a");
+    let peers = a.cmd("peers");
+    assert!(peers.starts_with("127.0.0.1:"), "{peers}");
+    assert_eq!(peers.split(' ').count(), 1);
+    a.quit();
+    assert_eq!(b.cmd("wait peers 0 10000"), "OK");
+    b.quit();
+}
+
+#[test]
+fn the_demo_tells_its_story_and_exits_zero() {
+    let child = dkv()
+        .args(["demo", "--nodes", "4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for step in [
+        "Discovery",
+        "A replicated set",
+        "A late joiner arrives",
+        "A remote get",
+        "bootstraps",
+        "A node stops",
+        "Demo finished",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+}
