@@ -154,22 +154,9 @@ pub fn crossfire(kind_s: Kind, places: [Place; 3], t: Timings) -> (NodeProc, Nod
     wait_peers(&mut s, "listed p1 as a peer", t.within(6), |p| {
         !p.is_empty()
     });
-    // Sets both ways prove both subscriptions are live before p2 arrives; repeat
-    // them because a set published before the subscriber connected is lost.
-    let warm = |from: &mut NodeProc, to: &mut NodeProc, key: &str| {
-        let to_name = to.name().to_string();
-        eventually(t.within(6), Duration::from_millis(300), || {
-            from.set(key, "1");
-            if to.keys().iter().any(|k| k == key) {
-                Ok(())
-            } else {
-                Err(format!("{to_name} has no {key}"))
-            }
-        })
-        .unwrap_or_else(|e| panic!("warm-up set never arrived: {e}"));
-    };
-    warm(&mut s, &mut p1, "warm-s");
-    warm(&mut p1, &mut s, "warm-p1");
+    // Sets both ways prove both subscriptions are live before p2 arrives.
+    set_until_seen(&mut s, &mut p1, "warm-s", "1", t.within(6));
+    set_until_seen(&mut p1, &mut s, "warm-p1", "1", t.within(6));
 
     // p1 and s must be past their own bootstraps, or p2 could be caught in the
     // crossfire of s's bootstrap instead of causing its own.
@@ -209,4 +196,33 @@ pub fn wait_bootstrapped(node: &mut NodeProc, t: Timings) {
         }
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.stderr_tail()));
+}
+
+/// Sets `key` on `from` until `to` holds it. A set published before the subscriber's
+/// connection is complete is lost (ZeroMQ's slow joiner, in the prototype too), so a
+/// test that sets right after discovery repeats it; each repeat is a real `set`.
+pub fn set_until_seen(
+    from: &mut NodeProc,
+    to: &mut NodeProc,
+    key: &str,
+    value: &str,
+    limit: Duration,
+) {
+    let to_name = to.name().to_string();
+    let from_name = from.name().to_string();
+    eventually(limit, Duration::from_millis(300), || {
+        from.set(key, value);
+        if to.keys().iter().any(|k| k == key) {
+            Ok(())
+        } else {
+            Err(format!("{to_name} has no {key} set on {from_name}"))
+        }
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- {from_name} ---\n{}\n--- {to_name} ---\n{}",
+            from.stderr_tail(),
+            to.stderr_tail()
+        )
+    });
 }
