@@ -12,7 +12,8 @@ Deliberate differences from the deployed prototype, all for testability:
   * local address detection connects a UDP socket toward the *broadcast address*
     (not a public address) and reads the local side: nothing is sent anywhere;
   * it is driven by a stdin line protocol identical to `dkv node`'s
-    (set/get/keys/peers/stats/help/quit, exactly one line out per command);
+    (set/get/keys/peers/stats/help/quit, exactly one line out per command, `quit`
+    answering OK; values printed as `dkv node` prints them; no `wait` commands);
   * timings and addresses are flags;
   * the SUB socket is touched only by the worker thread (connect/disconnect requests
     are queued to it) and the PUB socket is guarded by a lock: pyzmq sockets are not
@@ -40,6 +41,7 @@ import socket
 import sys
 import threading
 import time
+import unicodedata
 
 import zmq
 
@@ -372,6 +374,20 @@ class Prototype:
 HELP = "commands: set KEY VALUE | get KEY [TIMEOUT_MS] | keys | peers | stats | help | quit"
 
 
+def display_value(value):
+    """A value on one line, as `dkv node` prints it: UTF-8 text without control
+    characters as it is, anything else with Rust's `escape_ascii` escapes."""
+    try:
+        text = value.decode("utf-8")
+        if not any(unicodedata.category(c) == "Cc" for c in text):
+            return text
+    except UnicodeDecodeError:
+        pass
+    named = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x27: "\\'", 0x22: '\\"', 0x5C: "\\\\"}
+    return "".join(named.get(b) or (chr(b) if 0x20 <= b < 0x7F else "\\x%02x" % b)
+                   for b in value)
+
+
 def serve(node, inp, out):
     """The stdin line protocol of `dkv node`: exactly one output line per command."""
     for raw in inp:
@@ -381,10 +397,10 @@ def serve(node, inp, out):
         if cmd == "":
             continue
         if cmd == "set":
-            if len(words) < 2 or words[1] == "":
-                reply = "ERR usage: set KEY VALUE"
+            if len(words) < 3 or words[1] == "":
+                reply = "ERR usage: set KEY VALUE (the value is the rest of the line)"
             else:
-                node.set(words[1], line.split(" ", 2)[2].encode() if len(words) > 2 else b"")
+                node.set(words[1], line.split(" ", 2)[2].encode())
                 reply = "OK"
         elif cmd == "get":
             if len(words) not in (2, 3) or words[1] == "":
@@ -396,7 +412,7 @@ def serve(node, inp, out):
                     reply = "ERR timeout must be a number of milliseconds"
                 else:
                     v = node.get(words[1], timeout)
-                    reply = "(nil)" if v is None else v.decode(errors="replace")
+                    reply = "(nil)" if v is None else display_value(v)
         elif cmd == "keys":
             reply = " ".join(node.keys())
         elif cmd == "peers":
@@ -405,7 +421,9 @@ def serve(node, inp, out):
             reply = node.stats()
         elif cmd == "help":
             reply = HELP
-        elif cmd == "quit":
+        elif cmd in ("quit", "exit"):
+            out.write("OK\n")
+            out.flush()
             return
         else:
             reply = "ERR unknown command %r (try help)" % cmd
