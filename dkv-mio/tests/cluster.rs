@@ -255,3 +255,16 @@ fn a_given_id_is_used_and_fresh_ids_differ() {
     let b = Dkv::start(config()).unwrap();
     assert_ne!(a.id(), b.id());
 }
+
+#[test]
+fn an_idle_node_sleeps_until_its_next_deadline_instead_of_spinning() {
+    let node = Dkv::start(config()).unwrap();
+    wait_until("the node to be up", || node.local_ip().unwrap().is_some());
+    let before = node.stats().unwrap().transport.loop_turns;
+    std::thread::sleep(Duration::from_millis(500));
+    let turns = node.stats().unwrap().transport.loop_turns - before;
+    // Beacons, own beacons heard back and address checks every 50 ms wake it about
+    // 30 times in 500 ms; a loop that spun would turn many thousands of times.
+    assert!(turns < 500, "{turns} loop turns in 500 ms of idling");
+    assert!(turns > 0);
+}

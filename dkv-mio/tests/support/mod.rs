@@ -15,6 +15,7 @@ pub fn timings() -> Timings {
     Timings {
         peer_timeout: Duration::from_millis(1000),
         bootstrap_delay: Duration::from_millis(300),
+        bootstrap_settle: Duration::from_millis(500),
         ..Config::fast_timings()
     }
 }
