@@ -9,7 +9,7 @@
 
 mod harness;
 
-use harness::netns::{lan_or_skip, Lan};
+use harness::netns::{can_build_lans, lan_or_skip, Lan};
 use harness::nodes::{Kind, Place, Timings};
 use harness::proc::NodeProc;
 use harness::scenario::{
@@ -199,7 +199,7 @@ fn cut_host_is_seen_down_and_rebootstraps_keys_set_while_away() {
 #[test]
 fn fixture_cut_prototype_host_rebootstraps_keys_set_while_away() {
     let test = "fixture_cut_prototype_host_rebootstraps_keys_set_while_away";
-    if python_or_skip(test) {
+    if can_build_lans(test) && python_or_skip(test) {
         cut_and_heal(test, Kind::Prototype, 2, Timings::short());
     }
 }
@@ -298,7 +298,7 @@ fn host_with_new_ip_is_seen_under_new_address() {
 #[test]
 fn prototype_and_dkv_interoperate_on_a_namespace_lan() {
     let test = "prototype_and_dkv_interoperate_on_a_namespace_lan";
-    if !dkv_or_skip(test) || !python_or_skip(test) {
+    if !can_build_lans(test) || !dkv_or_skip(test) || !python_or_skip(test) {
         return;
     }
     let Some(lan) = lan_or_skip(test, 2) else {
@@ -321,7 +321,7 @@ fn prototype_and_dkv_interoperate_on_a_namespace_lan() {
 #[test]
 fn fixture_prototypes_interoperate_on_a_namespace_lan() {
     let test = "fixture_prototypes_interoperate_on_a_namespace_lan";
-    if !python_or_skip(test) {
+    if !can_build_lans(test) || !python_or_skip(test) {
         return;
     }
     let Some(lan) = lan_or_skip(test, 2) else {
@@ -343,7 +343,7 @@ fn fixture_prototypes_interoperate_on_a_namespace_lan() {
 #[test]
 fn dkv_survives_the_list_answer_crossfire_on_a_namespace_lan() {
     let test = "dkv_survives_the_list_answer_crossfire_on_a_namespace_lan";
-    if !dkv_or_skip(test) || !python_or_skip(test) {
+    if !can_build_lans(test) || !dkv_or_skip(test) || !python_or_skip(test) {
         return;
     }
     let t = Timings::fast();

@@ -81,13 +81,23 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// False, after printing a visible skip line, when namespace LANs are out of reach
+/// for sure (not root): lets a test skip before costlier preparations.
+pub fn can_build_lans(test: &str) -> bool {
+    if is_root() {
+        true
+    } else {
+        skip(test, "network-namespace tests need root");
+        false
+    }
+}
+
 /// A LAN of `hosts` hosts for `test`, or `None` after printing a visible skip line.
 ///
 /// Skips when not root. When root, a missing `ip` or a failing setup is a skip
 /// outside CI and a panic under CI (`CI=true`), where this test must run.
 pub fn lan_or_skip(test: &str, hosts: usize) -> Option<Lan> {
-    if !is_root() {
-        skip(test, "network-namespace tests need root");
+    if !can_build_lans(test) {
         return None;
     }
     let attempt = ip(&["netns", "list"]).and_then(|_| Lan::new(hosts));

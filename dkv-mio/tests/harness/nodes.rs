@@ -39,7 +39,7 @@ impl Timings {
         }
     }
 
-    /// Short timings (200 ms beacons, 1 s peer timeout) if `dkv node` accepts
+    /// Short timings (250 ms beacons, 2 s peer timeout) if `dkv node` accepts
     /// `--beacon-interval-ms` and `--peer-timeout-ms`, else the defaults.
     pub fn fast() -> Timings {
         if dkv_accepts_timing_flags() {
@@ -49,12 +49,13 @@ impl Timings {
         }
     }
 
-    /// Short timings (200 ms beacons, 1 s peer timeout), passed as flags whatever
-    /// `dkv node` accepts: for tests of prototype fixtures alone.
+    /// Short timings (250 ms beacons, 2 s peer timeout), passed as flags whatever
+    /// `dkv node` accepts: for tests of prototype fixtures alone. Eight beacons per
+    /// timeout, so a loaded machine does not make peers flap.
     pub fn short() -> Timings {
         Timings {
-            beacon_interval: Duration::from_millis(200),
-            peer_timeout: Duration::from_millis(1000),
+            beacon_interval: Duration::from_millis(250),
+            peer_timeout: Duration::from_millis(2000),
             as_flags: true,
         }
     }
