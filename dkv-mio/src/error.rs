@@ -13,6 +13,15 @@ pub enum Error {
         /// What the OS said.
         source: io::Error,
     },
+    /// The socket that sends beacons from the fixed bind address could not be
+    /// opened (is the address on this host?); nothing was started.
+    #[error("cannot send beacons from {ip}: {source}")]
+    BeaconSender {
+        /// The bind address.
+        ip: std::net::Ipv4Addr,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// A ZeroMQ call failed while starting the node; nothing was started.
     #[error("ZeroMQ could not {action}: {source}")]
     Zmq {

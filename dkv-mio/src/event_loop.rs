@@ -53,6 +53,8 @@ pub(crate) struct EventLoop {
     pub(crate) poll: Poll,
     pub(crate) node: Node,
     pub(crate) beacon: mio::net::UdpSocket,
+    /// With a fixed bind address, beacons leave from a socket bound to it.
+    pub(crate) beacon_sender: Option<std::net::UdpSocket>,
     pub(crate) beacon_target: SocketAddrV4,
     pub(crate) bind: Option<Ipv4Addr>,
     pub(crate) zmq: ZmqIo,
@@ -61,6 +63,10 @@ pub(crate) struct EventLoop {
     pub(crate) next_address_check: Instant,
     pub(crate) gets: HashMap<GetId, mpsc::Sender<Option<Bytes>>>,
     pub(crate) stats: TransportStats,
+    /// This node's beacon payload, to recognise it when heard back.
+    pub(crate) own_beacon: Vec<u8>,
+    /// The last local address the node had, kept across net down.
+    pub(crate) last_ip: Option<IpAddr>,
 }
 
 enum Flow {
@@ -153,8 +159,16 @@ impl EventLoop {
             match self.beacon.recv_from(&mut buf) {
                 Ok((len, src)) => {
                     self.stats.datagrams_in += 1;
-                    self.node
-                        .handle_beacon(Instant::now(), src.ip(), &buf[..len]);
+                    let datagram = &buf[..len];
+                    // Our own beacon from an address we do not know as ours: the
+                    // address changed since the last check. Look now, before the
+                    // node takes its own beacon for a peer's.
+                    if datagram == self.own_beacon.as_slice()
+                        && self.node.local_ip() != Some(src.ip())
+                    {
+                        self.check_address(Instant::now());
+                    }
+                    self.node.handle_beacon(Instant::now(), src.ip(), datagram);
                     self.drain_outputs();
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return false,
@@ -182,20 +196,33 @@ impl EventLoop {
         true
     }
 
-    /// Re-checks the local address and tells the node about a change.
+    /// Re-checks the local address and tells the node about a change. When the
+    /// address differs from the last one the node had, the SUB socket's
+    /// connections were made from an address that is gone: every live peer is
+    /// reconnected from the new one.
     fn check_address(&mut self, now: Instant) {
         self.stats.address_checks += 1;
         self.next_address_check = now + self.address_check_interval;
         let found = match self.bind {
-            Some(ip) => Some(ip),
-            None => net::detect_local_ip(self.beacon_target),
+            Some(ip) => Some(IpAddr::V4(ip)),
+            None => net::detect_local_ip(self.beacon_target).map(IpAddr::V4),
         };
         let current = self.node.local_ip();
         match found {
-            Some(ip) if current != Some(IpAddr::V4(ip)) => {
+            Some(ip) if current != Some(ip) => {
                 self.stats.address_changes += 1;
                 tracing::info!(%ip, previous = ?current, "net up");
-                self.node.handle_net_up(now, IpAddr::V4(ip));
+                self.node.handle_net_up(now, ip);
+                self.drain_outputs();
+                if self.last_ip.is_some_and(|last| last != ip) {
+                    let peers: Vec<SocketAddr> = self.node.peers().collect();
+                    for peer in peers {
+                        tracing::info!(%peer, "reconnecting from the new address");
+                        self.zmq.disconnect(peer, &mut self.stats);
+                        self.zmq.connect(peer, &mut self.stats);
+                    }
+                }
+                self.last_ip = Some(ip);
             }
             None if current.is_some() => {
                 self.stats.address_changes += 1;
@@ -236,10 +263,12 @@ impl EventLoop {
 
     fn send_beacon(&mut self, payload: &[u8]) {
         let payload = &payload[..payload.len().min(MAX_BEACON_LEN)];
-        match self
-            .beacon
-            .send_to(payload, SocketAddr::V4(self.beacon_target))
-        {
+        let target = SocketAddr::V4(self.beacon_target);
+        let sent = match &self.beacon_sender {
+            Some(sender) => sender.send_to(payload, target),
+            None => self.beacon.send_to(payload, target),
+        };
+        match sent {
             Ok(_) => self.stats.beacons_sent += 1,
             Err(err) => {
                 self.stats.beacon_send_errors += 1;

@@ -77,6 +77,12 @@ impl Dkv {
                 port: config.beacon_port,
                 source,
             })?;
+        let beacon_sender = match config.bind {
+            Some(ip) => {
+                Some(net::beacon_sender(ip).map_err(|source| Error::BeaconSender { ip, source })?)
+            }
+            None => None,
+        };
         let poll = Poll::new().map_err(Error::EventLoop)?;
         let (pub_fd, sub_fd) = zmq.fds()?;
         let registry = poll.registry();
@@ -96,6 +102,7 @@ impl Dkv {
             poll,
             node,
             beacon,
+            beacon_sender,
             beacon_target: config.beacon_target(),
             bind: config.bind,
             zmq,
@@ -104,6 +111,8 @@ impl Dkv {
             next_address_check: Instant::now(),
             gets: HashMap::new(),
             stats: TransportStats::default(),
+            own_beacon: dkv_proto::encode_beacon(pub_port),
+            last_ip: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("dkv-{}", id.to_hex()))

@@ -18,6 +18,17 @@ pub(crate) fn beacon_socket(port: u16) -> io::Result<mio::net::UdpSocket> {
     Ok(mio::net::UdpSocket::from_std(socket.into()))
 }
 
+/// A socket for sending beacons from `ip` (any port), so that with a fixed bind
+/// address the beacons' source is that address, as peers and own-beacon
+/// recognition expect. `SO_BROADCAST`, non-blocking.
+pub(crate) fn beacon_sender(ip: Ipv4Addr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_broadcast(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((ip, 0)).into())?;
+    Ok(socket.into())
+}
+
 /// The local address traffic toward `target` leaves from, or `None` when there is
 /// no route. Found by connecting a UDP socket, which sends nothing.
 pub fn detect_local_ip(target: SocketAddrV4) -> Option<Ipv4Addr> {

@@ -268,3 +268,17 @@ fn an_idle_node_sleeps_until_its_next_deadline_instead_of_spinning() {
     assert!(turns < 500, "{turns} loop turns in 500 ms of idling");
     assert!(turns > 0);
 }
+
+#[test]
+fn a_bind_address_not_on_this_host_fails_to_start_with_a_typed_error() {
+    // 198.51.100.0/24 is TEST-NET-2: never assigned here. Binding sends nothing.
+    let config = Config {
+        bind: Some(std::net::Ipv4Addr::new(198, 51, 100, 7)),
+        ..config()
+    };
+    let err = Dkv::start(config).unwrap_err();
+    assert!(
+        matches!(err, Error::Zmq { .. } | Error::BeaconSender { .. }),
+        "{err}"
+    );
+}
