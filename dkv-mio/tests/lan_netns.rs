@@ -251,21 +251,29 @@ fn unplugged_host_is_seen_down_and_back_and_fetches_missed_keys_on_get() {
     wait_keys(&mut nodes[0], &["from-replugged".to_string()], t.within(6));
 }
 
-#[test]
-fn host_with_new_ip_is_seen_under_new_address() {
-    let test = "host_with_new_ip_is_seen_under_new_address";
+/// Three dkv hosts in a full mesh, then host 1 renumbered: old address removed, new
+/// one added (as a DHCP lease change would). Returns the nodes, the LAN, and host 1's
+/// old and new addresses.
+fn renumber_host_1(test: &str, t: Timings) -> Option<(Vec<NodeProc>, Lan, String, String)> {
     if !dkv_or_skip(test) {
-        return;
+        return None;
     }
-    let t = Timings::fast();
-    let Some(mut lan) = lan_or_skip(test, 3) else {
-        return;
-    };
+    let mut lan = lan_or_skip(test, 3)?;
     let mut nodes = dkv_on_every_host(&lan, 3, t);
     wait_full_mesh(&mut nodes, &lan, t);
-
     let old = lan.host(1).ip.to_string();
     let new = lan.change_ip(1).expect("renumber host 1").to_string();
+    Some((nodes, lan, old, new))
+}
+
+#[test]
+fn host_with_new_ip_is_seen_under_new_address() {
+    let t = Timings::fast();
+    let Some((mut nodes, _lan, old, new)) =
+        renumber_host_1("host_with_new_ip_is_seen_under_new_address", t)
+    else {
+        return;
+    };
     for i in [0, 2] {
         wait_peers(
             &mut nodes[i],
@@ -274,7 +282,26 @@ fn host_with_new_ip_is_seen_under_new_address() {
             |p| has_ip(p, &new) && !has_ip(p, &old),
         );
     }
-    // The renumbered host still exchanges data both ways with every other host.
+}
+
+/// After renumbering, sets flow both ways between the moved host and every other:
+/// its subscriptions made from the old address must be rebuilt from the new one.
+#[test]
+fn renumbered_host_exchanges_sets_with_every_peer() {
+    let t = Timings::fast();
+    let Some((mut nodes, _lan, _old, new)) =
+        renumber_host_1("renumbered_host_exchanges_sets_with_every_peer", t)
+    else {
+        return;
+    };
+    for i in [0, 2] {
+        wait_peers(
+            &mut nodes[i],
+            "saw host 1's new address",
+            t.within(6),
+            |p| has_ip(p, &new),
+        );
+    }
     for other in [0, 2] {
         let (from, to) = pair(&mut nodes, 1, other);
         set_until_seen(
