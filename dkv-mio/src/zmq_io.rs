@@ -11,6 +11,12 @@
 //! silently; the price is that one subscriber that stops reading for
 //! `SNDHWM` messages holds everyone's messages in the backlog until its peer times
 //! out and disconnects.
+//!
+//! # Dead connections
+//! Both sockets send ZMTP heartbeats every beacon interval and drop a connection
+//! silent for a peer timeout, so a half-open TCP connection (a host that vanished,
+//! a cable unplugged at the switch) is closed and re-opened by ZeroMQ instead of
+//! blackholing messages, and never holds the PUB backlog for long.
 
 #![allow(unsafe_code)]
 
@@ -58,6 +64,18 @@ fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
     }
 }
 
+/// Heartbeats every beacon interval; a connection silent for a peer timeout is
+/// dropped (and, on the SUB side, re-opened by ZeroMQ).
+fn set_heartbeats(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
+    let ms = |d: std::time::Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+    socket
+        .set_heartbeat_ivl(ms(config.timings.beacon_interval))
+        .map_err(Error::zmq("set ZMQ_HEARTBEAT_IVL"))?;
+    socket
+        .set_heartbeat_timeout(ms(config.timings.peer_timeout))
+        .map_err(Error::zmq("set ZMQ_HEARTBEAT_TIMEOUT"))
+}
+
 /// The node's two ZeroMQ sockets and the PUB backlog.
 pub(crate) struct ZmqIo {
     publisher: zmq::Socket,
@@ -84,6 +102,7 @@ impl ZmqIo {
             .set_sndhwm(config.send_hwm)
             .map_err(Error::zmq("set PUB SNDHWM"))?;
         set_xpub_nodrop(&mut publisher).map_err(Error::zmq("set ZMQ_XPUB_NODROP"))?;
+        set_heartbeats(&publisher, config)?;
         let endpoint = match config.bind {
             Some(ip) => format!("tcp://{ip}:*"),
             None => "tcp://*:*".to_string(),
@@ -115,6 +134,7 @@ impl ZmqIo {
         subscriber
             .set_rcvhwm(config.recv_hwm)
             .map_err(Error::zmq("set SUB RCVHWM"))?;
+        set_heartbeats(&subscriber, config)?;
         Ok(ZmqIo {
             publisher,
             subscriber,
