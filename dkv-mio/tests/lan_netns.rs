@@ -127,15 +127,19 @@ fn three_hosts_set_and_get_across_the_lan_with_default_timings() {
     );
 }
 
-/// Cuts the link of the last of `hosts` hosts running `kind`: the others see it go
-/// down, it loses its peers; keys set meanwhile reach it by bootstrap after healing.
-fn cut_and_heal(test: &str, kind: Kind, hosts: usize, t: Timings) {
+/// On hosts where host `i` runs `kinds[i]`, cuts the last host's link: the others
+/// see it go down, it loses its peers; keys set meanwhile reach it by bootstrap
+/// after healing.
+fn cut_and_heal(test: &str, kinds: &[Kind], t: Timings) {
+    let hosts = kinds.len();
     let Some(lan) = lan_or_skip(test, hosts) else {
         return;
     };
     let cut = hosts - 1;
-    let mut nodes: Vec<NodeProc> = (0..hosts)
-        .map(|i| must_start(kind, &format!("h{i}"), Place::Host(lan.host(i)), t))
+    let mut nodes: Vec<NodeProc> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| must_start(*kind, &format!("h{i}"), Place::Host(lan.host(i)), t))
         .collect();
     wait_full_mesh(&mut nodes, &lan, t);
     nodes[cut].set("before-cut", "everyone has this");
@@ -189,7 +193,7 @@ fn cut_and_heal(test: &str, kind: Kind, hosts: usize, t: Timings) {
 fn cut_host_is_seen_down_and_rebootstraps_keys_set_while_away() {
     let test = "cut_host_is_seen_down_and_rebootstraps_keys_set_while_away";
     if dkv_or_skip(test) {
-        cut_and_heal(test, Kind::Dkv, 3, Timings::fast());
+        cut_and_heal(test, &[Kind::Dkv; 3], Timings::fast());
     }
 }
 
@@ -200,7 +204,23 @@ fn cut_host_is_seen_down_and_rebootstraps_keys_set_while_away() {
 fn fixture_cut_prototype_host_rebootstraps_keys_set_while_away() {
     let test = "fixture_cut_prototype_host_rebootstraps_keys_set_while_away";
     if can_build_lans(test) && python_or_skip(test) {
-        cut_and_heal(test, Kind::Prototype, 2, Timings::short());
+        cut_and_heal(test, &[Kind::Prototype; 2], Timings::short());
+    }
+}
+
+#[test]
+fn cut_dkv_host_rebootstraps_from_a_prototype_peer() {
+    let test = "cut_dkv_host_rebootstraps_from_a_prototype_peer";
+    if can_build_lans(test) && dkv_or_skip(test) && python_or_skip(test) {
+        cut_and_heal(test, &[Kind::Prototype, Kind::Dkv], Timings::fast());
+    }
+}
+
+#[test]
+fn cut_prototype_host_rebootstraps_from_a_dkv_peer() {
+    let test = "cut_prototype_host_rebootstraps_from_a_dkv_peer";
+    if can_build_lans(test) && dkv_or_skip(test) && python_or_skip(test) {
+        cut_and_heal(test, &[Kind::Dkv, Kind::Prototype], Timings::fast());
     }
 }
 
