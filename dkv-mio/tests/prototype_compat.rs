@@ -11,8 +11,9 @@
 mod harness;
 
 use harness::nodes::{Kind, Place, Timings};
-use harness::scenario::{crossfire, interop, wait_get, wait_keys};
-use harness::{dkv_or_skip, free_udp_port, python_or_skip};
+use harness::scenario::{crossfire, interop, must_start, wait_get, wait_keys};
+use harness::{dkv_or_skip, eventually, free_udp_port, python_or_skip};
+use std::time::{Duration, Instant};
 
 #[test]
 fn fixture_prototypes_discover_replicate_answer_and_bootstrap_each_other() {
@@ -114,4 +115,47 @@ fn dkv_survives_the_list_answer_crossfire_that_kills_the_prototype() {
         "still here"
     );
     assert!(dkv.is_running(), "dkv exited after the crossfire");
+}
+
+/// dkv's pipelined bootstrap against a real prototype peer: the prototype answers a
+/// window of questions in flight without losing any (its SUB and PUB queues hold
+/// them), so dkv learns thousands of keys, where the prototype itself would fetch
+/// about ten a second. The time taken is printed, not asserted.
+#[test]
+fn dkv_bootstraps_thousands_of_keys_from_a_prototype() {
+    let test = "dkv_bootstraps_thousands_of_keys_from_a_prototype";
+    if !python_or_skip(test) || !dkv_or_skip(test) {
+        return;
+    }
+    const KEYS: usize = 2000;
+    let t = Timings::fast();
+    let p = Place::Loopback(free_udp_port());
+    let mut proto = must_start(Kind::Prototype, "prototype", p, t);
+    for i in 0..KEYS {
+        proto.set(&format!("bulk-{i:05}"), &format!("bulk value {i}"));
+    }
+    let started = Instant::now();
+    let mut dkv = must_start(Kind::Dkv, "dkv", p, t);
+    let limit = t.within(8) + Duration::from_secs(30);
+    eventually(limit, Duration::from_millis(200), || {
+        let held = dkv.keys().len();
+        if held >= KEYS {
+            Ok(())
+        } else {
+            Err(format!("dkv holds {held} of {KEYS} keys"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n--- dkv ---\n{}", dkv.stderr_tail()));
+    eprintln!(
+        "dkv bootstrapped {KEYS} keys from a prototype peer in {:?} from its start \
+         (bootstrap delay {:?} included; prototype pace: ~{} s)",
+        started.elapsed(),
+        t.beacon_interval * 2,
+        KEYS / 10
+    );
+    assert_eq!(dkv.get("bulk-01234", 0).as_deref(), Some("bulk value 1234"));
+    assert_eq!(
+        proto.stats().get("worker_alive").map(String::as_str),
+        Some("1")
+    );
 }
