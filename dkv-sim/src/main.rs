@@ -16,6 +16,7 @@ const USAGE: &str = "usage: dkv-sim [--seed S] [--nodes N] [--duration SECS] [--
   --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI)
   --soak                like --seeds-for-secs 86400, printing every seed
   --no-determinism-check  do not rerun seeds to compare trace hashes
+  --narrow-list-subscription  experiment: subscribe `list ` instead of `list` (see README)
   --quiet               one line per passing seed";
 
 #[derive(Debug, Default)]
@@ -27,6 +28,7 @@ struct Args {
     budget: Option<Duration>,
     determinism: bool,
     quiet: bool,
+    narrow: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,7 +45,7 @@ fn parse() -> Result<Args, String> {
             "--duration" => {
                 let v = value("--duration")?;
                 let s: f64 = v.parse().map_err(|_| format!("bad duration {v:?}"))?;
-                if !(s.is_finite() && s >= 0.0 && s < 1e9) {
+                if !(0.0..1e9).contains(&s) {
                     return Err(format!("bad duration {v:?}"));
                 }
                 a.duration = Some(Duration::from_secs_f64(s));
@@ -54,6 +56,7 @@ fn parse() -> Result<Args, String> {
             }
             "--soak" => a.budget = Some(Duration::from_secs(86_400)),
             "--no-determinism-check" => a.determinism = false,
+            "--narrow-list-subscription" => a.narrow = true,
             "--quiet" => a.quiet = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -78,7 +81,8 @@ fn fresh_seed() -> u64 {
 
 /// Runs one seed, twice if asked, and prints what happened. True if it passed.
 fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
-    let params = Params::from_seed(seed, args.nodes, args.duration);
+    let mut params = Params::from_seed(seed, args.nodes, args.duration);
+    params.net.narrow_list_subscription = args.narrow;
     if verbose {
         println!("{}", params.describe());
     }

@@ -87,7 +87,7 @@ impl Params {
     /// The parameters `seed` decides; `nodes` and `duration` override the seed's
     /// choice. The duration is at least 35 s (the liveness phase needs 30).
     pub fn from_seed(seed: u64, nodes: Option<usize>, duration: Option<Duration>) -> Params {
-        let mut r = Rng::new(seed ^ 0x5eed_0f_d4);
+        let mut r = Rng::new(seed ^ 0x5eed_0fd4);
         let nodes = nodes.unwrap_or_else(|| match r.below(10) {
             0..=4 => r.range(3, 8) as usize,
             5..=8 => r.range(9, 24) as usize,
@@ -190,6 +190,12 @@ impl Params {
             n.beacon_latency, n.beacon_jitter, n.beacon_loss, n.beacon_dup
         );
         let _ = writeln!(s, "send hwm        = {}", n.hwm);
+        if n.narrow_list_subscription {
+            let _ = writeln!(
+                s,
+                "experiment      = SUB subscribes `list ` instead of `list`"
+            );
+        }
         let _ = writeln!(
             s,
             "clock skew      = {:.2} of nodes, up to ±{} ppm",
@@ -221,8 +227,13 @@ impl Params {
 
     /// The command line that reruns exactly this run.
     pub fn reproduce(&self) -> String {
+        let narrow = if self.net.narrow_list_subscription {
+            " --narrow-list-subscription"
+        } else {
+            ""
+        };
         format!(
-            "cargo run -p dkv-sim --release -- --seed {} --nodes {} --duration {}",
+            "cargo run -p dkv-sim --release -- --seed {} --nodes {} --duration {}{narrow}",
             self.seed,
             self.nodes,
             self.duration.as_secs_f64()
@@ -283,6 +294,11 @@ impl RunReport {
             n.beacons_sent, n.beacons_delivered, n.beacons_lost, n.beacons_blocked, n.beacons_duplicated, n.beacon_send_failures
         );
         let st = &self.stats;
+        let _ = writeln!(
+            s,
+            "published kinds = set {}, question {}, answer {}, list {}, list_answer {}",
+            st.out_set, st.out_question, st.out_answer, st.out_list, st.out_list_answer
+        );
         let _ = writeln!(
             s,
             "nodes           = peers up/down {}/{}, net up/down {}/{}, bootstraps {}/{} done, gets hit/answered/timed out {}/{}/{}, list_answers not ours dropped {}",
