@@ -73,3 +73,33 @@ pub fn unused_udp_port() -> io::Result<u16> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
     Ok(socket.local_addr()?.port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_address_toward_loopback_broadcast_is_loopback() {
+        let target = SocketAddrV4::new(Ipv4Addr::new(127, 255, 255, 255), 9);
+        assert_eq!(detect_local_ip(target), Some(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn only_lost_address_or_route_errors_mean_net_down() {
+        for (errno, down) in [
+            (101, true),
+            (99, true),
+            (100, true),
+            (111, false),
+            (1, false),
+        ] {
+            let err = io::Error::from_raw_os_error(errno);
+            assert_eq!(is_net_down_error(&err), down, "errno {errno}");
+        }
+    }
+
+    #[test]
+    fn fresh_ids_are_random() {
+        assert_ne!(random_id().unwrap(), random_id().unwrap());
+    }
+}

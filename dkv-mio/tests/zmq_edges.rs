@@ -206,3 +206,29 @@ fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
         node.stats().unwrap().transport.pub_backlog == 0
     });
 }
+
+#[test]
+fn own_beacon_from_an_unknown_address_triggers_an_address_check_at_once() {
+    let node = Dkv::start(sleepy_config()).unwrap();
+    wait_until("the node to be up", || node.local_ip().unwrap().is_some());
+    let checks = node.stats().unwrap().transport.address_checks;
+    // Another local address (all of 127/8 is on lo) sends the node's own payload: to
+    // the node this looks like its address changed. The address is re-checked at
+    // once (not in 10 minutes), found unchanged, and the sender is a peer.
+    let socket = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket
+        .send_to(
+            format!("beacon {}", node.pub_port()).as_bytes(),
+            (dkv_mio::LOOPBACK_BROADCAST, node.beacon_port()),
+        )
+        .unwrap();
+    let twin = SocketAddr::from(([127, 0, 0, 2], node.pub_port()));
+    wait_until("the twin to be a peer", || {
+        node.peers().unwrap().contains(&twin)
+    });
+    let stats = node.stats().unwrap().transport;
+    assert_eq!(stats.address_checks, checks + 1);
+    assert_eq!(stats.address_changes, 1, "the address did not change");
+    assert_eq!(node.local_ip().unwrap(), Some(Ipv4Addr::LOCALHOST.into()));
+}
