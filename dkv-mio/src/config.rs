@@ -24,8 +24,8 @@ pub struct Config {
     pub beacon_port: u16,
     /// The interface address to use. `None` (the default): the PUB socket binds
     /// every interface and the local address is the one traffic toward
-    /// `broadcast_ip` leaves from. `Some(ip)`: the PUB socket binds `ip` only and
-    /// `ip` is the local address.
+    /// `broadcast_ip` leaves from. `Some(ip)`: the PUB socket binds `ip` only,
+    /// beacons leave from `ip`, and `ip` is the local address.
     pub bind: Option<Ipv4Addr>,
     /// The node id. `None` (the default): 8 fresh random bytes from the OS.
     pub id: Option<NodeId>,

@@ -77,6 +77,8 @@ enum Flow {
 impl EventLoop {
     /// Runs until a shutdown command, or until every handle is gone.
     pub(crate) fn run(mut self) {
+        let span = tracing::info_span!("node", id = %self.node.id(), pub_port = self.node.config().pub_port);
+        let _entered = span.enter();
         let mut events = Events::with_capacity(16);
         self.check_address(Instant::now());
         loop {
