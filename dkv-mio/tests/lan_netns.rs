@@ -398,7 +398,7 @@ fn dkv_survives_the_list_answer_crossfire_on_a_namespace_lan() {
         return;
     };
     let places = [0, 1, 2].map(|i| Place::Host(lan.host(i)));
-    let (mut dkv, mut p2) = crossfire(Kind::Dkv, places, t);
+    let (_p1, mut dkv, mut p2) = crossfire(Kind::Dkv, places, t);
     wait_keys(
         &mut p2,
         &["warm-s".to_string(), "warm-p1".to_string()],

@@ -11,7 +11,7 @@
 mod harness;
 
 use harness::nodes::{Kind, Place, Timings};
-use harness::scenario::{crossfire, interop, must_start, wait_get, wait_keys};
+use harness::scenario::{crossfire, interop, must_start, wait_get, wait_keys, worker_dead};
 use harness::{dkv_or_skip, eventually, free_udp_port, python_or_skip};
 use std::time::{Duration, Instant};
 
@@ -41,12 +41,12 @@ fn fixture_prototype_worker_dies_in_the_list_answer_crossfire() {
         return;
     }
     let p = Place::Loopback(free_udp_port());
-    let (mut s, _p2) = crossfire(Kind::Prototype, [p, p, p], Timings::short());
-    // The second old prototype receives p1's list_answer too, and dies the same way.
-    assert_eq!(
-        s.stats().get("worker_alive").map(String::as_str),
-        Some("0"),
-        "the fixture must keep the prototype's crash on a foreign list_answer"
+    let (mut p1, mut s, _p2) = crossfire(Kind::Prototype, [p, p, p], Timings::short());
+    // Which of the two dies first is a race; crossfire() waited for one. Report both.
+    eprintln!(
+        "crossfire: p1 worker dead={}, s worker dead={}",
+        worker_dead(&mut p1),
+        worker_dead(&mut s)
     );
 }
 
@@ -98,7 +98,7 @@ fn dkv_survives_the_list_answer_crossfire_that_kills_the_prototype() {
     }
     let t = Timings::fast();
     let p = Place::Loopback(free_udp_port());
-    let (mut dkv, mut p2) = crossfire(Kind::Dkv, [p, p, p], t);
+    let (_p1, mut dkv, mut p2) = crossfire(Kind::Dkv, [p, p, p], t);
     // dkv received p1's list_answer addressed to p2 and still serves: it answers
     // p2's bootstrap (p1 no longer can), and replicates both ways.
     wait_keys(

@@ -142,10 +142,11 @@ pub fn interop(
 /// The three-node crossfire: prototype `p1` and a node `s` of `kind_s` are connected;
 /// a third node, prototype `p2`, joins and bootstraps, so `p1` and `s` both publish a
 /// `list_answer` addressed to `p2`, and each receives the other's through its `list`
-/// subscription. The prototype's worker dies on that; this checks `p1` does (the
-/// fixture keeps the bug), and returns `s` and `p2` for the caller to check `s`.
-/// (With two prototypes both workers die, and nobody answers `p2`'s questions.)
-pub fn crossfire(kind_s: Kind, places: [Place; 3], t: Timings) -> (NodeProc, NodeProc) {
+/// subscription. The prototype's worker dies on that (the fixture keeps the bug).
+/// Waits until `p1` has died, or, when `s` is a prototype too, until either has:
+/// which prototype dies first is a race, and the first to die answers no more, so
+/// the other may live. Returns `p1`, `s` and `p2` for the caller's checks.
+pub fn crossfire(kind_s: Kind, places: [Place; 3], t: Timings) -> (NodeProc, NodeProc, NodeProc) {
     let mut p1 = must_start(Kind::Prototype, "p1", places[0], t);
     let mut s = must_start(kind_s, "s", places[1], t);
     wait_peers(&mut p1, "listed s as a peer", t.within(6), |p| {
@@ -170,20 +171,27 @@ pub fn crossfire(kind_s: Kind, places: [Place; 3], t: Timings) -> (NodeProc, Nod
 
     let p2 = must_start(Kind::Prototype, "p2", places[2], t);
     eventually(t.within(6), POLL, || {
-        match p1.stats().get("worker_alive").map(String::as_str) {
-            Some("0") => Ok(()),
-            other => Err(format!("p1 worker_alive={other:?}")),
+        let p1_dead = worker_dead(&mut p1);
+        if p1_dead || (kind_s == Kind::Prototype && worker_dead(&mut s)) {
+            Ok(())
+        } else {
+            Err("every prototype worker but p2's still alive".to_string())
         }
     })
     .unwrap_or_else(|e| {
         panic!(
-            "p1 survived the crossfire, unlike the prototype: {e}\n--- p1 ---\n{}\n--- s ---\n{}\n--- p2 ---\n{}",
+            "the crossfire killed no prototype worker, unlike the prototype's: {e}\n--- p1 ---\n{}\n--- s ---\n{}\n--- p2 ---\n{}",
             p1.stderr_tail(),
             s.stderr_tail(),
             p2.stderr_tail()
         )
     });
-    (s, p2)
+    (p1, s, p2)
+}
+
+/// True if a prototype fixture node reports its worker thread dead.
+pub fn worker_dead(node: &mut NodeProc) -> bool {
+    node.stats().get("worker_alive").map(String::as_str) == Some("0")
 }
 
 /// Waits until a prototype fixture node reports its bootstrap done.
