@@ -62,6 +62,8 @@ fn story(nodes: usize) -> Result<(), String> {
     timings.beacon_interval = Duration::from_millis(100);
     timings.peer_timeout = Duration::from_millis(500);
     timings.get_timeout = Duration::from_millis(300);
+    // Room for list answers to cross on a busy machine before bootstrap settles.
+    timings.bootstrap_settle = Duration::from_millis(500);
     let config = Config {
         timings,
         ..Config::loopback(port)
@@ -86,7 +88,12 @@ fn story(nodes: usize) -> Result<(), String> {
         });
     }
     for m in &members {
-        let (peers, took) = wait_for(&format!("{} to see {} peers", m.name, founders - 1), || {
+        let what = format!(
+            "{} to see {} peers (does this host route 127.255.255.255 on lo?)",
+            m.name,
+            founders - 1
+        );
+        let (peers, took) = wait_for(&what, || {
             let peers = m.dkv.peers()?;
             Ok((peers.len() >= founders - 1).then_some(peers))
         })?;
