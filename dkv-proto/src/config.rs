@@ -39,13 +39,44 @@ pub struct Timings {
     /// Prototype: 2 beacon intervals.
     pub bootstrap_delay: Duration,
     /// Wait after the last listed key is fetched before bootstrap is done, so late
-    /// list answers still count. Prototype: 2 beacon intervals.
+    /// list answers still count. Prototype: 2 beacon intervals. The settle timer
+    /// also runs from `list` until the first answer arrives, so it must cover the
+    /// transfer of the largest list answer (100,000 keys is about 1.3 MB).
     pub bootstrap_settle: Duration,
     /// A bootstrap question unanswered for this long is given up (a peer may hold
     /// the key with an empty value, which is never answered).
     pub bootstrap_question_timeout: Duration,
     /// Bootstrap questions in flight at once. The prototype has one.
     pub bootstrap_window: usize,
+}
+
+/// A [`Timings`] value that would make a node misbehave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimingsError {
+    /// Below [`Timings::MIN_BEACON_INTERVAL`], beacons would flood the LAN.
+    #[error("beacon_interval must be at least 1 ms")]
+    BeaconIntervalTooShort,
+    /// Peers would go down between two of their beacons.
+    #[error("peer_timeout must be longer than beacon_interval")]
+    PeerTimeoutNotAboveBeaconInterval,
+}
+
+impl Timings {
+    /// The shortest beacon interval a node uses; shorter settings are raised to it.
+    pub const MIN_BEACON_INTERVAL: Duration = Duration::from_millis(1);
+
+    /// Checks the timings make sense together. [`Node::new`](crate::Node::new)
+    /// accepts any value (it raises a too-short beacon interval to the minimum, so it
+    /// can never spin), but a transport should refuse what this rejects.
+    pub fn validate(&self) -> Result<(), TimingsError> {
+        if self.beacon_interval < Self::MIN_BEACON_INTERVAL {
+            return Err(TimingsError::BeaconIntervalTooShort);
+        }
+        if self.peer_timeout <= self.beacon_interval {
+            return Err(TimingsError::PeerTimeoutNotAboveBeaconInterval);
+        }
+        Ok(())
+    }
 }
 
 impl Default for Timings {

@@ -44,7 +44,7 @@ mod stats;
 
 pub use beacon::{encode_beacon, parse_beacon, BeaconError, BEACON_PREFIX, MAX_BEACON_LEN};
 pub use bootstrap::{BootstrapPhase, BootstrapProgress};
-pub use config::{Config, Timings};
+pub use config::{Config, Timings, TimingsError};
 pub use message::{subscriptions, DecodeError, Kind, Message, NodeId};
 pub use node::{GetDone, GetId, Node, Output};
 pub use stats::Stats;

@@ -187,7 +187,9 @@ pub struct Node {
 impl Node {
     /// A node with no address yet: it beacons and bootstraps after
     /// [`handle_net_up`](Self::handle_net_up).
-    pub fn new(config: Config) -> Node {
+    pub fn new(mut config: Config) -> Node {
+        let interval = &mut config.timings.beacon_interval;
+        *interval = (*interval).max(crate::Timings::MIN_BEACON_INTERVAL);
         Node {
             beacon: Bytes::from(encode_beacon(config.pub_port)),
             config,

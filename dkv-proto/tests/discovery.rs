@@ -271,3 +271,31 @@ fn moving_onto_an_address_a_peer_held_drops_that_stale_peer() {
     assert!(drain(&mut n).contains(&Output::Disconnect(stale)));
     assert_eq!(n.peers().count(), 0, "never connected to its own endpoint");
 }
+
+#[test]
+fn a_zero_beacon_interval_is_rejected_by_validate_and_never_spins_a_node() {
+    use dkv_proto::{Config, Node, Timings, TimingsError};
+    let mut timings = Timings {
+        beacon_interval: std::time::Duration::ZERO,
+        ..Timings::default()
+    };
+    assert_eq!(
+        timings.validate(),
+        Err(TimingsError::BeaconIntervalTooShort)
+    );
+    let mut config = Config::new(id(1), 1);
+    config.timings = timings.clone();
+    let mut n = Node::new(config);
+    n.handle_net_up(at(0), ip(1));
+    drain(&mut n);
+    assert!(
+        n.poll_timeout().unwrap() > at(0),
+        "the next beacon is in the future"
+    );
+    timings.beacon_interval = timings.peer_timeout;
+    assert_eq!(
+        timings.validate(),
+        Err(TimingsError::PeerTimeoutNotAboveBeaconInterval)
+    );
+    assert_eq!(Timings::default().validate(), Ok(()));
+}
