@@ -21,7 +21,9 @@ Deliberate differences from the deployed prototype, all for testability:
 
 Kept on purpose (documented prototype behaviour):
   * the worker thread dies on a message with the wrong frame count, on a non-UTF-8
-    key, and on a `list_answer` addressed to another node (which it receives through
+    key (and, an assumption the protocol page leaves open, on an unknown topic that
+    a prefix subscription lets in, such as `setx`), and on a `list_answer` addressed
+    to another node (which it receives through
     its `list` subscription as soon as three nodes run). After that it no longer
     processes any message; `stats` shows `worker_alive=0`. Pass
     `--survive-foreign-list-answer` to ignore only that last case instead.
