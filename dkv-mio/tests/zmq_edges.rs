@@ -232,3 +232,51 @@ fn own_beacon_from_an_unknown_address_triggers_an_address_check_at_once() {
     assert_eq!(stats.address_changes, 1, "the address did not change");
     assert_eq!(node.local_ip().unwrap(), Some(Ipv4Addr::LOCALHOST.into()));
 }
+
+#[test]
+fn a_subscriber_stalled_past_the_peer_timeout_is_cut_off_and_the_backlog_drains() {
+    // Heartbeats every 50 ms; a subscriber that answers none for 1 s is dropped.
+    let config = Config {
+        send_hwm: 4,
+        send_backlog: 8,
+        timings: Timings {
+            peer_timeout: Duration::from_secs(1),
+            ..support::timings()
+        },
+        ..support::config()
+    };
+    let node = Dkv::start(config).unwrap();
+    let context = zmq::Context::new();
+    let reader = context.socket(zmq::SUB).unwrap();
+    reader.set_rcvhwm(1).unwrap();
+    reader.set_rcvbuf(4096).unwrap();
+    reader.set_linger(0).unwrap();
+    reader.set_subscribe(b"set").unwrap();
+    reader.set_rcvtimeo(50).unwrap();
+    reader
+        .connect(&format!("tcp://127.0.0.1:{}", node.pub_port()))
+        .unwrap();
+    wait_until("the reader to receive a set", || {
+        node.set("probe", "x").unwrap();
+        reader.recv_multipart(0).is_ok()
+    });
+    // The reader stops reading but stays connected: its socket no longer reads
+    // from TCP, so it answers no heartbeat either.
+    let value = vec![7u8; 256 * 1024];
+    let mut sent = 0;
+    wait_until("the stalled reader to fill the PUB socket", || {
+        for _ in 0..8 {
+            node.set(format!("big/{sent}"), value.clone()).unwrap();
+            sent += 1;
+        }
+        node.stats().unwrap().transport.pub_dropped > 0 || sent > 2000
+    });
+    let stats = node.stats().unwrap().transport;
+    assert!(stats.pub_dropped > 0, "no drop after {sent} big sets");
+    // Without heartbeats the backlog would wait for the reader forever.
+    wait_until(
+        "the backlog to drain while the reader is still there",
+        || node.stats().unwrap().transport.pub_backlog == 0,
+    );
+    drop(reader);
+}
