@@ -41,6 +41,10 @@ pub enum Error {
     /// carried out.
     #[error("the node has stopped")]
     Stopped,
+    /// The configured timings do not make sense together (see
+    /// [`Timings::validate`](dkv_proto::Timings::validate)); nothing was started.
+    #[error("invalid timings: {0}")]
+    InvalidTimings(#[from] dkv_proto::TimingsError),
     /// A request argument is out of range; nothing was done.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -52,11 +52,7 @@ impl Dkv {
     /// and, once it has one, beacons and bootstraps. On error nothing is left
     /// running.
     pub fn start(config: Config) -> Result<Dkv, Error> {
-        if config.timings.beacon_interval < Duration::from_millis(1) {
-            return Err(Error::InvalidArgument(
-                "the beacon interval must be at least 1 ms",
-            ));
-        }
+        config.timings.validate()?;
         if config.send_backlog == 0 {
             return Err(Error::InvalidArgument(
                 "the send backlog must hold at least 1 message",

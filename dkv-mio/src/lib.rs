@@ -59,7 +59,7 @@ mod stats;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST};
-pub use dkv_proto::{BootstrapPhase, BootstrapProgress, NodeId, Timings};
+pub use dkv_proto::{BootstrapPhase, BootstrapProgress, NodeId, Timings, TimingsError};
 pub use error::Error;
 pub use handle::{Dkv, MAX_GET_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};

@@ -165,6 +165,19 @@ fn a_bad_option_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = dkv()
+        .args([
+            "node",
+            "--beacon-interval-ms",
+            "50",
+            "--peer-timeout-ms",
+            "20",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid timings"));
 }
 
 /// A `dkv node` process driven one command at a time.

@@ -223,7 +223,15 @@ fn out_of_range_arguments_are_refused_without_harm() {
         },
         ..config()
     };
-    assert!(matches!(Dkv::start(bad), Err(Error::InvalidArgument(_))));
+    assert!(matches!(Dkv::start(bad), Err(Error::InvalidTimings(_))));
+    let bad = Config {
+        timings: dkv_mio::Timings {
+            peer_timeout: Duration::from_millis(10),
+            ..support::timings()
+        },
+        ..config()
+    };
+    assert!(matches!(Dkv::start(bad), Err(Error::InvalidTimings(_))));
 }
 
 #[test]

@@ -149,6 +149,8 @@ fn node_config(args: &NodeArgs) -> Result<Config, String> {
     if let Some(v) = args.bootstrap_settle_ms {
         t.bootstrap_settle = ms(v);
     }
+    t.validate()
+        .map_err(|err| format!("invalid timings: {err}"))?;
     Ok(config)
 }
 
