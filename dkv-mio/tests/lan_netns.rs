@@ -342,6 +342,37 @@ fn renumbered_host_exchanges_sets_with_every_peer() {
     }
 }
 
+/// A dkv host renumbered beside a prototype peer: the prototype sees it under the new
+/// address only, and sets flow both ways again.
+#[test]
+fn renumbered_dkv_host_keeps_exchanging_with_a_prototype_peer() {
+    let test = "renumbered_dkv_host_keeps_exchanging_with_a_prototype_peer";
+    if !can_build_lans(test) || !dkv_or_skip(test) || !python_or_skip(test) {
+        return;
+    }
+    let t = Timings::fast();
+    let Some(mut lan) = lan_or_skip(test, 2) else {
+        return;
+    };
+    let mut nodes = vec![
+        must_start(Kind::Prototype, "prototype", Place::Host(lan.host(0)), t),
+        must_start(Kind::Dkv, "dkv", Place::Host(lan.host(1)), t),
+    ];
+    wait_full_mesh(&mut nodes, &lan, t);
+    let old = lan.host(1).ip.to_string();
+    let new = lan.change_ip(1).expect("renumber the dkv host").to_string();
+    wait_peers(
+        &mut nodes[0],
+        "saw dkv under its new address only",
+        t.down_within(),
+        |p| has_ip(p, &new) && !has_ip(p, &old),
+    );
+    let (from, to) = pair(&mut nodes, 1, 0);
+    set_until_seen(from, to, "from-moved-dkv", "moved", t.within(6));
+    let (from, to) = pair(&mut nodes, 0, 1);
+    set_until_seen(from, to, "to-moved-dkv", "hi", t.within(6));
+}
+
 #[test]
 fn prototype_and_dkv_interoperate_on_a_namespace_lan() {
     let test = "prototype_and_dkv_interoperate_on_a_namespace_lan";
