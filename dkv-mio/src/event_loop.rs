@@ -65,8 +65,6 @@ pub(crate) struct EventLoop {
     pub(crate) stats: TransportStats,
     /// This node's beacon payload, to recognise it when heard back.
     pub(crate) own_beacon: Vec<u8>,
-    /// The last local address the node had, kept across net down.
-    pub(crate) last_ip: Option<IpAddr>,
 }
 
 enum Flow {
@@ -198,10 +196,8 @@ impl EventLoop {
         true
     }
 
-    /// Re-checks the local address and tells the node about a change. When the
-    /// address differs from the last one the node had, the SUB socket's
-    /// connections were made from an address that is gone: every live peer is
-    /// reconnected from the new one.
+    /// Re-checks the local address and tells the node about a change. (On a new
+    /// address the node re-dials every peer, so SUB connections leave from it.)
     fn check_address(&mut self, now: Instant) {
         self.stats.address_checks += 1;
         self.next_address_check = now + self.address_check_interval;
@@ -215,16 +211,6 @@ impl EventLoop {
                 self.stats.address_changes += 1;
                 tracing::info!(%ip, previous = ?current, "net up");
                 self.node.handle_net_up(now, ip);
-                self.drain_outputs();
-                if self.last_ip.is_some_and(|last| last != ip) {
-                    let peers: Vec<SocketAddr> = self.node.peers().collect();
-                    for peer in peers {
-                        tracing::info!(%peer, "reconnecting from the new address");
-                        self.zmq.disconnect(peer, &mut self.stats);
-                        self.zmq.connect(peer, &mut self.stats);
-                    }
-                }
-                self.last_ip = Some(ip);
             }
             None if current.is_some() => {
                 self.stats.address_changes += 1;

@@ -108,7 +108,6 @@ impl Dkv {
             gets: HashMap::new(),
             stats: TransportStats::default(),
             own_beacon: dkv_proto::encode_beacon(pub_port),
-            last_ip: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("dkv-{}", id.to_hex()))

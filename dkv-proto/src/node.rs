@@ -175,6 +175,8 @@ pub struct Node {
     config: Config,
     beacon: Bytes,
     local_ip: Option<IpAddr>,
+    /// The last address the node had, kept across net down.
+    last_ip: Option<IpAddr>,
     next_beacon: Option<Instant>,
     peers: Peers,
     store: BTreeMap<String, Bytes>,
@@ -194,6 +196,7 @@ impl Node {
             beacon: Bytes::from(encode_beacon(config.pub_port)),
             config,
             local_ip: None,
+            last_ip: None,
             next_beacon: None,
             peers: Peers::default(),
             store: BTreeMap::new(),
@@ -265,7 +268,9 @@ impl Node {
 
     /// The transport found a local address: at start, after losing it, or a new one.
     /// The node starts beaconing at once and (re)starts bootstrap. Repeating the
-    /// current address changes nothing.
+    /// current address changes nothing. On an address other than the last one, every
+    /// live peer is re-dialed (`Disconnect` then `Connect`): connections made from a
+    /// vanished address are dead but may never report it.
     pub fn handle_net_up(&mut self, now: Instant, local_ip: IpAddr) {
         if self.local_ip == Some(local_ip) {
             return;
@@ -275,6 +280,16 @@ impl Node {
         if self.peers.last_seen.contains_key(&own) {
             // That endpoint is ours now: whoever held it before is gone.
             self.peer_down(own);
+        }
+        if self
+            .last_ip
+            .replace(local_ip)
+            .is_some_and(|last| last != local_ip)
+        {
+            for addr in self.peers.last_seen.keys() {
+                self.out.push(Output::Disconnect(*addr));
+                self.out.push(Output::Connect(*addr));
+            }
         }
         self.next_beacon = Some(now);
         self.out.stats.net_up += 1;

@@ -299,3 +299,34 @@ fn a_zero_beacon_interval_is_rejected_by_validate_and_never_spins_a_node() {
     );
     assert_eq!(Timings::default().validate(), Ok(()));
 }
+
+#[test]
+fn a_new_address_redials_every_live_peer_but_the_same_address_does_not() {
+    let mut n = up_node(1, 41017, at(0));
+    n.handle_beacon(at(0), ip(2), b"beacon 5000");
+    drain(&mut n);
+    let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+    let dials = |out: Vec<Output>| -> Vec<Output> {
+        out.into_iter()
+            .filter(|o| matches!(o, Output::Connect(_) | Output::Disconnect(_)))
+            .collect()
+    };
+    n.handle_net_down(at(100));
+    n.handle_net_up(at(200), ip(1));
+    assert!(
+        dials(drain(&mut n)).is_empty(),
+        "same address: connections still good"
+    );
+    n.handle_net_down(at(300));
+    n.handle_net_up(at(400), ip(7));
+    assert_eq!(
+        dials(drain(&mut n)),
+        vec![Output::Disconnect(peer), Output::Connect(peer)]
+    );
+    assert_eq!(n.peers().collect::<Vec<_>>(), vec![peer]);
+    assert_eq!(
+        n.stats().peers_down,
+        0,
+        "a re-dial is not a peer going down"
+    );
+}
