@@ -236,12 +236,11 @@ impl ZmqIo {
             .send_multipart(frames.iter().map(|frame| &frame[..]), zmq::DONTWAIT)
     }
 
-    /// Receives one multipart message if ZeroMQ reports one ready. Re-reads
-    /// `ZMQ_EVENTS` first, which also lets ZeroMQ process its pending commands.
+    /// Receives one multipart message if one is ready. A non-blocking receive
+    /// processes ZeroMQ's pending commands itself before it reports `EAGAIN`, so no
+    /// `ZMQ_EVENTS` read is needed per message; the loop re-reads it once before
+    /// it sleeps.
     pub(crate) fn recv(&self) -> Option<Vec<Vec<u8>>> {
-        if !self.sub_readable() {
-            return None;
-        }
         match self.subscriber.recv_multipart(zmq::DONTWAIT) {
             Ok(frames) => Some(frames),
             Err(zmq::Error::EAGAIN) => None,
