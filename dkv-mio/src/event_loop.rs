@@ -2,11 +2,13 @@
 //! sockets and the command channel, driving a [`dkv_proto::Node`].
 //!
 //! Each turn services every source once, whether or not it was signalled: the
-//! command channel, the beacon socket (until `WouldBlock`), the SUB socket (while
-//! `ZMQ_EVENTS` reports `POLLIN`), the PUB backlog (while `POLLOUT`), the address
-//! re-check and the node's timers. Every source is drained in bounded batches.
-//! The loop then sleeps in `poll` until the nearest deadline, unless ZeroMQ still
-//! reports work: its descriptors only signal edges, so sleeping with work pending
+//! command channel, the beacon socket (until `WouldBlock`), the SUB socket (until
+//! a receive finds nothing), the address re-check and the node's timers. Every
+//! source is drained in bounded batches. Last, both ZeroMQ sockets are settled
+//! (pending commands processed, the PUB backlog flushed until `EAGAIN`; see
+//! `ZmqIo::settle`). The loop then sleeps in `poll` until the nearest deadline,
+//! unless the SUB socket still holds a message or a source stopped at its batch
+//! limit: ZeroMQ's descriptors only signal edges, so sleeping with work pending
 //! could sleep forever.
 
 use crate::net;
@@ -87,9 +89,6 @@ impl EventLoop {
             }
             busy |= self.read_beacons();
             busy |= self.read_messages();
-            if self.zmq.pub_flushable() {
-                self.zmq.flush(&mut self.stats);
-            }
             let now = Instant::now();
             if now >= self.next_address_check {
                 self.check_address(now);
@@ -98,9 +97,9 @@ impl EventLoop {
                 self.node.handle_timeout(now);
                 self.drain_outputs();
             }
-            // ZeroMQ's descriptors only signal edges: re-read ZMQ_EVENTS and never
-            // sleep while they report work.
-            busy |= self.zmq.sub_readable() || self.zmq.pub_flushable();
+            // ZeroMQ's descriptors only signal edges: after the last ZeroMQ call of
+            // the turn, make sure no work is pending that would signal nothing.
+            busy |= self.zmq.settle(&mut self.stats);
             let timeout = if busy {
                 Duration::ZERO
             } else {

@@ -237,9 +237,9 @@ impl ZmqIo {
     }
 
     /// Receives one multipart message if one is ready. A non-blocking receive
-    /// processes ZeroMQ's pending commands itself before it reports `EAGAIN`, so no
-    /// `ZMQ_EVENTS` read is needed per message; the loop re-reads it once before
-    /// it sleeps.
+    /// that finds nothing processes ZeroMQ's pending commands itself (unthrottled)
+    /// before it reports `EAGAIN`, so no `ZMQ_EVENTS` read is needed per message;
+    /// [`settle`](Self::settle) re-reads it once before the loop sleeps.
     pub(crate) fn recv(&self) -> Option<Vec<Vec<u8>>> {
         match self.subscriber.recv_multipart(zmq::DONTWAIT) {
             Ok(frames) => Some(frames),
@@ -251,23 +251,30 @@ impl ZmqIo {
         }
     }
 
-    /// True when ZeroMQ reports a message ready on the SUB socket.
-    pub(crate) fn sub_readable(&self) -> bool {
-        self.subscriber
-            .get_events()
-            .map(|events| events.contains(zmq::POLLIN))
-            .unwrap_or(false)
+    /// Makes it safe to sleep until a descriptor signals; true if the SUB socket
+    /// holds a message, so the loop must not sleep.
+    ///
+    /// Reading `ZMQ_EVENTS` processes each socket's pending commands, after which
+    /// its descriptor signals again on the next one. For the SUB socket `POLLIN`
+    /// is the truth. For the PUB socket it is not: PUB always reports `POLLOUT`,
+    /// even while `ZMQ_XPUB_NODROP` refuses every send, so trusting it would spin
+    /// the loop for as long as a subscriber is stalled. Instead the backlog is
+    /// flushed: a send that still meets `EAGAIN` comes after the commands were
+    /// processed, so the pipe's "room again" command arrives later and signals
+    /// the descriptor.
+    pub(crate) fn settle(&mut self, stats: &mut TransportStats) -> bool {
+        let sub_ready = has_event(&self.subscriber, zmq::POLLIN);
+        let _ = has_event(&self.publisher, zmq::POLLOUT); // processes PUB commands
+        self.flush(stats);
+        sub_ready
     }
+}
 
-    /// True when backlogged messages wait and ZeroMQ reports the PUB socket
-    /// writable. Re-reading `ZMQ_EVENTS` also processes the PUB socket's pending
-    /// commands (new subscribers, subscriptions).
-    pub(crate) fn pub_flushable(&self) -> bool {
-        let writable = self
-            .publisher
-            .get_events()
-            .map(|events| events.contains(zmq::POLLOUT))
-            .unwrap_or(false);
-        writable && !self.backlog.is_empty()
-    }
+/// Reads `ZMQ_EVENTS` (processing the socket's pending commands) and tells whether
+/// it holds `event`; an error reads as no event.
+fn has_event(socket: &zmq::Socket, event: zmq::PollEvents) -> bool {
+    socket
+        .get_events()
+        .map(|events| events.contains(event))
+        .unwrap_or(false)
 }

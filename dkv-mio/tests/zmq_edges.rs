@@ -155,16 +155,9 @@ fn bad_beacons_are_dropped_and_counted() {
     assert!(node.peers().unwrap().is_empty());
 }
 
-#[test]
-fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
-    // Small queues so a stalled reader fills them quickly.
-    let config = Config {
-        send_hwm: 4,
-        send_backlog: 8,
-        ..sleepy_config()
-    };
-    let node = Dkv::start(config).unwrap();
-    let context = zmq::Context::new();
+/// A subscriber on a node's PUB socket that reads until told to stop, with the
+/// smallest queues so that, once it stops, the node's PUB socket fills quickly.
+fn stalled_reader(context: &zmq::Context, node: &Dkv) -> zmq::Socket {
     let reader = context.socket(zmq::SUB).unwrap();
     reader.set_rcvhwm(1).unwrap();
     reader.set_rcvbuf(4096).unwrap();
@@ -178,8 +171,14 @@ fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
         node.set("probe", "x").unwrap();
         reader.recv_multipart(0).is_ok()
     });
-    // The reader now stops reading. Large values fill the TCP buffers quickly.
-    let value = vec![7u8; 256 * 1024];
+    // The reader now stops reading.
+    reader
+}
+
+/// Sets large values (bounded) until the node's full PUB socket and backlog have
+/// dropped a message; returns how many were set.
+fn fill_until_dropped(node: &Dkv) -> usize {
+    let value = vec![7u8; 256 * 1024]; // large values fill the TCP buffers quickly
     let mut sent = 0;
     wait_until("a full PUB socket to drop and count", || {
         for _ in 0..8 {
@@ -188,6 +187,21 @@ fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
         }
         node.stats().unwrap().transport.pub_dropped > 0 || sent > 2000
     });
+    sent
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
+    // Small queues so a stalled reader fills them quickly.
+    let config = Config {
+        send_hwm: 4,
+        send_backlog: 8,
+        ..sleepy_config()
+    };
+    let node = Dkv::start(config).unwrap();
+    let context = zmq::Context::new();
+    let reader = stalled_reader(&context, &node);
+    let sent = fill_until_dropped(&node);
     let stats = node.stats().unwrap();
     let t = &stats.transport;
     assert!(t.pub_backlogged > 0, "{t:?}");
@@ -205,6 +219,41 @@ fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
     wait_until("the backlog to drain after the reader left", || {
         node.stats().unwrap().transport.pub_backlog == 0
     });
+}
+
+#[test]
+fn the_loop_sleeps_while_a_stalled_subscriber_holds_the_backlog_and_wakes_when_it_reads() {
+    // ZMQ_EVENTS always reports POLLOUT on a PUB socket, even when ZMQ_XPUB_NODROP
+    // refuses every send: trusting it would spin the loop until the subscriber
+    // reads again or is cut off.
+    let config = Config {
+        send_hwm: 4,
+        send_backlog: 8,
+        ..sleepy_config()
+    };
+    let node = Dkv::start(config).unwrap();
+    let context = zmq::Context::new();
+    let reader = stalled_reader(&context, &node);
+    fill_until_dropped(&node);
+    let before = node.stats().unwrap().transport;
+    assert!(before.pub_backlog > 0, "{before:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = node.stats().unwrap().transport;
+    // Nothing is due for a minute: the two queries are the only work.
+    let turns = after.loop_turns - before.loop_turns;
+    assert!(turns < 50, "{turns} loop turns in 500 ms while stalled");
+    assert!(after.pub_backlog > 0, "the reader read nothing: {after:?}");
+
+    // The reader reads again, asking the node nothing: only the PUB descriptor's
+    // edge (the pipe has room again) can wake the loop to hand over the rest.
+    reader.set_rcvtimeo(2000).unwrap();
+    let mut received = 0;
+    while reader.recv_multipart(0).is_ok() {
+        received += 1;
+        assert!(received < 10_000, "the reader never ran dry");
+    }
+    let t = node.stats().unwrap().transport;
+    assert_eq!(t.pub_backlog, 0, "the backlog was not flushed: {t:?}");
 }
 
 #[test]
@@ -247,30 +296,10 @@ fn a_subscriber_stalled_past_the_peer_timeout_is_cut_off_and_the_backlog_drains(
     };
     let node = Dkv::start(config).unwrap();
     let context = zmq::Context::new();
-    let reader = context.socket(zmq::SUB).unwrap();
-    reader.set_rcvhwm(1).unwrap();
-    reader.set_rcvbuf(4096).unwrap();
-    reader.set_linger(0).unwrap();
-    reader.set_subscribe(b"set").unwrap();
-    reader.set_rcvtimeo(50).unwrap();
-    reader
-        .connect(&format!("tcp://127.0.0.1:{}", node.pub_port()))
-        .unwrap();
-    wait_until("the reader to receive a set", || {
-        node.set("probe", "x").unwrap();
-        reader.recv_multipart(0).is_ok()
-    });
     // The reader stops reading but stays connected: its socket no longer reads
     // from TCP, so it answers no heartbeat either.
-    let value = vec![7u8; 256 * 1024];
-    let mut sent = 0;
-    wait_until("the stalled reader to fill the PUB socket", || {
-        for _ in 0..8 {
-            node.set(format!("big/{sent}"), value.clone()).unwrap();
-            sent += 1;
-        }
-        node.stats().unwrap().transport.pub_dropped > 0 || sent > 2000
-    });
+    let reader = stalled_reader(&context, &node);
+    let sent = fill_until_dropped(&node);
     let stats = node.stats().unwrap().transport;
     assert!(stats.pub_dropped > 0, "no drop after {sent} big sets");
     // Without heartbeats the backlog would wait for the reader forever.
