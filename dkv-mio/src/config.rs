@@ -12,6 +12,10 @@ pub const DEFAULT_BEACON_PORT: u16 = 5005;
 /// host and nothing else. Tests and `dkv demo` use it.
 pub const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
 
+/// The longest time between two checks of the local address, whatever the
+/// configuration says.
+pub const MAX_ADDRESS_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Everything a node needs to start. [`Config::default`] gives the prototype's
 /// settings (beacons to `255.255.255.255:5005`, PUB on every interface);
 /// [`Config::loopback`] gives a node that only talks to nodes on this host.
@@ -32,7 +36,8 @@ pub struct Config {
     /// Protocol timings; the default is the prototype's.
     pub timings: Timings,
     /// How often the local address is re-checked, to notice net down, net up and a
-    /// changed IP. `None` (the default): once per beacon interval.
+    /// changed IP. `None` (the default): once per beacon interval. Capped at
+    /// [`MAX_ADDRESS_CHECK_INTERVAL`].
     pub address_check_interval: Option<Duration>,
     /// Messages the PUB socket queues per subscriber before it reports itself
     /// full (ZeroMQ `SNDHWM`). Default: 100 000.
@@ -80,11 +85,14 @@ impl Config {
         SocketAddrV4::new(self.broadcast_ip, self.beacon_port)
     }
 
-    /// The interval at which the local address is re-checked.
+    /// The interval at which the local address is re-checked: the configured one
+    /// (or the beacon interval), at least 1 ms and at most
+    /// [`MAX_ADDRESS_CHECK_INTERVAL`], so that any setting gives a deadline the
+    /// clock can represent.
     pub fn effective_address_check_interval(&self) -> Duration {
         self.address_check_interval
             .unwrap_or(self.timings.beacon_interval)
-            .max(Duration::from_millis(1))
+            .clamp(Duration::from_millis(1), MAX_ADDRESS_CHECK_INTERVAL)
     }
 
     /// Timings scaled for tests and demos on one host: beacons every 50 ms, peers

@@ -199,6 +199,8 @@ impl EventLoop {
     /// address the node re-dials every peer, so SUB connections leave from it.)
     fn check_address(&mut self, now: Instant) {
         self.stats.address_checks += 1;
+        // Cannot overflow: the interval is at most a day
+        // (Config::effective_address_check_interval).
         self.next_address_check = now + self.address_check_interval;
         let found = match self.bind {
             Some(ip) => Some(IpAddr::V4(ip)),

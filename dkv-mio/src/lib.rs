@@ -58,7 +58,7 @@ pub mod shell;
 mod stats;
 mod zmq_io;
 
-pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST};
+pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
 pub use dkv_proto::{BootstrapPhase, BootstrapProgress, NodeId, Timings, TimingsError};
 pub use error::Error;
 pub use handle::{Dkv, MAX_GET_TIMEOUT};

@@ -290,3 +290,43 @@ fn a_bind_address_not_on_this_host_fails_to_start_with_a_typed_error() {
         "{err}"
     );
 }
+
+#[test]
+fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
+    // A re-check interval (or a beacon interval) too long to add to "now" once
+    // made the loop thread panic at start, and every request after failed.
+    for config in [
+        Config {
+            address_check_interval: Some(Duration::MAX),
+            ..config()
+        },
+        Config {
+            timings: dkv_mio::Timings {
+                beacon_interval: Duration::MAX / 2,
+                peer_timeout: Duration::MAX,
+                ..support::timings()
+            },
+            ..config()
+        },
+    ] {
+        let node = Dkv::start(config).unwrap();
+        node.set("k", "v").unwrap();
+        assert_eq!(node.keys().unwrap(), vec!["k".to_string()]);
+        assert!(node.stats().unwrap().transport.address_checks >= 1);
+        node.shutdown().unwrap();
+    }
+    // A negative high-water mark means nothing to ZeroMQ: a typed error at start.
+    for config in [
+        Config {
+            send_hwm: -1,
+            ..config()
+        },
+        Config {
+            recv_hwm: -1,
+            ..config()
+        },
+    ] {
+        let err = Dkv::start(config).unwrap_err();
+        assert!(matches!(err, Error::Zmq { .. }), "{err}");
+    }
+}
