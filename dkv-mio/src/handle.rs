@@ -204,15 +204,17 @@ impl Dkv {
     }
 
     /// Stops the node: peers go down, pending gets complete with what is held
-    /// locally, sockets close and the thread is joined. Later calls do nothing and
-    /// succeed.
+    /// locally, sockets close and the thread is joined. Returns once the thread is
+    /// gone, also when another thread's call is doing the work. Later calls do
+    /// nothing and succeed.
     pub fn shutdown(&self) -> Result<(), Error> {
-        let thread = self
+        // The lock is held through the join so that a concurrent call waits for
+        // it. The loop thread never takes this lock, so this cannot deadlock.
+        let mut slot = self
             .thread
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(thread) = thread {
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(thread) = slot.take() {
             // If the loop is already gone the send fails; joining still works.
             let _ = self.send(Command::Shutdown);
             if thread.join().is_err() {
@@ -243,5 +245,49 @@ impl Dkv {
 impl Drop for Dkv {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_concurrent_shutdown_returns_only_once_the_thread_is_joined() {
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let (commands, receiver) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(AtomicBool::new(false));
+        // A loop that is slow to stop once told to.
+        let (told, gone) = (Arc::clone(&stopping), Arc::clone(&stopped));
+        let thread = std::thread::spawn(move || {
+            let _ = receiver.recv();
+            told.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            gone.store(true, Ordering::SeqCst);
+        });
+        let dkv = Arc::new(Dkv {
+            commands,
+            waker,
+            thread: Mutex::new(Some(thread)),
+            id: NodeId([0; 8]),
+            pub_port: 1,
+            beacon_port: 1,
+        });
+        let first = {
+            let dkv = Arc::clone(&dkv);
+            std::thread::spawn(move || dkv.shutdown())
+        };
+        let start = Instant::now();
+        while !stopping.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never told");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The first call is joining; this one must wait for that too.
+        dkv.shutdown().unwrap();
+        assert!(stopped.load(Ordering::SeqCst), "returned before the join");
+        first.join().unwrap().unwrap();
     }
 }
