@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `set KEY VALUE` (VALUE: the rest of the line after one space) | `OK` |
 //! | `get KEY [TIMEOUT_MS]` | the value, or `(nil)` |
-//! | `keys` | the keys held locally, space-separated |
+//! | `keys` | the keys held locally, space-separated; a key that is empty, starts with `"` or holds spaces or control characters is shown quoted and escaped (`"a b"`) |
 //! | `peers` | live peers as `ip:port`, space-separated |
 //! | `stats` | `name=value` pairs, space-separated |
 //! | `wait peers N [TIMEOUT_MS]` | `OK` once at least N peers are up |
@@ -223,7 +223,7 @@ fn run(dkv: &Dkv, request: &Request) -> Result<String, crate::Error> {
             Some(value) => display_value(&value),
             None => "(nil)".into(),
         },
-        Request::Keys => dkv.keys()?.join(" "),
+        Request::Keys => keys_line(&dkv.keys()?),
         Request::Peers => dkv
             .peers()?
             .iter()
@@ -323,13 +323,39 @@ fn stats_line(dkv: &Dkv) -> Result<String, crate::Error> {
     Ok(line)
 }
 
-/// A value as one line: as it is when it is UTF-8 without control characters,
-/// else escaped (`\n`, `\\`, `\xNN`, ...).
+/// A value as one line: as it is when it is UTF-8 without control characters or
+/// line separators, else escaped (`\n`, `\\`, `\xNN`, ...).
 pub fn display_value(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
-        Ok(text) if !text.chars().any(char::is_control) => text.to_owned(),
+        Ok(text) if !text.chars().any(breaks_lines) => text.to_owned(),
         _ => value.escape_ascii().to_string(),
     }
+}
+
+/// A key as one space-free word: as it is when that is unambiguous, else quoted
+/// and escaped like a Rust string (`"a b"`, `"x\ny"`, `""`). Keys from peers may
+/// hold any UTF-8, spaces and newlines included.
+pub fn display_key(key: &str) -> String {
+    let plain = !key.is_empty()
+        && !key.starts_with('"')
+        && !key.chars().any(|c| c.is_whitespace() || breaks_lines(c));
+    if plain {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// Control characters, and the Unicode line and paragraph separators some
+/// readers split lines on.
+fn breaks_lines(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// The `keys` reply: every key as [`display_key`] shows it, space-separated.
+fn keys_line(keys: &[String]) -> String {
+    let shown: Vec<String> = keys.iter().map(|key| display_key(key)).collect();
+    shown.join(" ")
 }
 
 #[cfg(test)]
@@ -428,5 +454,20 @@ mod tests {
         assert_eq!(display_value("h\u{e9}".as_bytes()), "h\u{e9}");
         assert_eq!(display_value(b"a\nb"), "a\\nb");
         assert_eq!(display_value(&[0xff, b'a']), "\\xffa");
+        assert_eq!(display_value("a\u{2028}b".as_bytes()), "a\\xe2\\x80\\xa8b");
+    }
+
+    #[test]
+    fn keys_from_peers_with_spaces_or_newlines_stay_one_unambiguous_line() {
+        let port = crate::unused_udp_port().unwrap();
+        let dkv = Dkv::start(crate::Config::loopback(port)).unwrap();
+        for key in ["plain", "two words", "x\ny", "", "\"q", "tab\there"] {
+            dkv.set(key, "v").unwrap();
+        }
+        let line = execute(&dkv, &Request::Keys);
+        assert!(!line.contains('\n') && !line.contains('\t'), "{line:?}");
+        assert_eq!(line, r#""" "\"q" plain "tab\there" "two words" "x\ny""#);
+        assert_eq!(display_key("h\u{e9}"), "h\u{e9}");
+        assert_eq!(display_key("a\u{2028}b"), r#""a\u{2028}b""#);
     }
 }
