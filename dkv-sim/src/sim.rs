@@ -250,10 +250,15 @@ struct Slot {
     /// SUB side: the endpoints the node asked to connect to, and their connections.
     conns: BTreeMap<SocketAddr, u32>,
     /// PUB side: established connections, in the order they came up.
-    subscribers: Vec<u32>,
+    /// Entries are `(connection, generation)`; an entry whose connection has moved
+    /// on to another generation is stale and skipped (removal is lazy, so that a
+    /// disconnect costs O(1) even with a thousand subscribers).
+    subscribers: Vec<(u32, u32)>,
+    /// Stale entries in `subscribers` (and in each `by_prefix` list).
+    stale: usize,
     /// PUB side: the same connections by subscription prefix. Only looked up,
     /// never iterated, so its hash order cannot leak into the run.
-    by_prefix: HashMap<Bytes, Vec<u32>>,
+    by_prefix: HashMap<Bytes, Vec<(u32, u32)>>,
     /// The distinct lengths of the prefixes in `by_prefix`, ascending.
     prefix_lens: Vec<usize>,
     gets: BTreeMap<GetId, PendingGet>,
@@ -379,7 +384,7 @@ pub struct Sim {
     retired_stats: Stats,
     trace: TraceHash,
     publishes: u64,
-    scratch: Vec<u32>,
+    scratch: Vec<(u32, u32)>,
 }
 
 impl Sim {
@@ -442,6 +447,7 @@ impl Sim {
             transport_ip: None,
             conns: BTreeMap::new(),
             subscribers: Vec::new(),
+            stale: 0,
             by_prefix: HashMap::new(),
             prefix_lens: Vec::new(),
             gets: BTreeMap::new(),
@@ -858,11 +864,14 @@ impl Sim {
         for c in own {
             self.destroy_conn(c);
         }
-        for c in subs {
-            self.break_conn(c);
+        for (c, gen) in subs {
+            if self.subscribed(c, gen, slot) {
+                self.break_conn(c);
+            }
         }
-        debug_assert!(self.slots[slot].by_prefix.is_empty());
-        self.slots[slot].by_prefix.clear();
+        let s = &mut self.slots[slot];
+        s.by_prefix.clear();
+        s.stale = 0;
     }
 
     // ---- running ----
@@ -1202,6 +1211,10 @@ impl Sim {
         // ZeroMQ prefix matching: the subscribers whose prefix is some head of the topic.
         self.publishes += 1;
         let mark = self.publishes;
+        let p = &self.slots[slot];
+        if p.stale > 16 && p.stale * 2 > p.subscribers.len() {
+            self.compact(slot);
+        }
         let mut matched = std::mem::take(&mut self.scratch);
         matched.clear();
         let p = &self.slots[slot];
@@ -1213,7 +1226,10 @@ impl Sim {
                 matched.extend_from_slice(list);
             }
         }
-        for &c in &matched {
+        for &(c, gen) in &matched {
+            if !self.subscribed(c, gen, slot) {
+                continue;
+            }
             let c = c as usize;
             if self.conns[c].mark == mark {
                 continue;
@@ -1319,19 +1335,31 @@ impl Sim {
         }
     }
 
+    /// Whether the entry `(c, gen)` in `publisher`'s lists is current.
+    fn subscribed(&self, c: u32, gen: u32, publisher: usize) -> bool {
+        let conn = &self.conns[c as usize];
+        conn.alive && conn.gen == gen && conn.state == State::Up { slot: publisher }
+    }
+
+    /// Marks the connection's entries stale; the caller moves it to a new generation.
     fn unsubscribe(&mut self, c: u32) {
         if let State::Up { slot } = self.conns[c as usize].state {
-            let p = &mut self.slots[slot];
-            p.subscribers.retain(|&x| x != c);
-            for prefix in self.conns[c as usize].subs.iter() {
-                if let Some(list) = p.by_prefix.get_mut(prefix) {
-                    list.retain(|&x| x != c);
-                    if list.is_empty() {
-                        p.by_prefix.remove(prefix);
-                    }
-                }
-            }
+            self.slots[slot].stale += 1;
         }
+    }
+
+    /// Drops the stale entries from a publisher's lists, keeping the order.
+    fn compact(&mut self, slot: usize) {
+        let mut p = std::mem::take(&mut self.slots[slot].subscribers);
+        p.retain(|&(c, g)| self.subscribed(c, g, slot));
+        self.slots[slot].subscribers = p;
+        let mut map = std::mem::take(&mut self.slots[slot].by_prefix);
+        map.retain(|_, list| {
+            list.retain(|&(c, g)| self.subscribed(c, g, slot));
+            !list.is_empty()
+        });
+        self.slots[slot].by_prefix = map;
+        self.slots[slot].stale = 0;
     }
 
     fn destroy_conn(&mut self, c: u32) {
@@ -1405,9 +1433,12 @@ impl Sim {
             self.counters.connects_established += 1;
             self.conns[c as usize].state = State::Up { slot };
             let p = &mut self.slots[slot];
-            p.subscribers.push(c);
+            p.subscribers.push((c, gen));
             for prefix in self.conns[c as usize].subs.iter() {
-                p.by_prefix.entry(prefix.clone()).or_default().push(c);
+                p.by_prefix
+                    .entry(prefix.clone())
+                    .or_default()
+                    .push((c, gen));
                 if let Err(at) = p.prefix_lens.binary_search(&prefix.len()) {
                     p.prefix_lens.insert(at, prefix.len());
                 }

@@ -117,10 +117,15 @@ fn three_node_list_answer_crossfire_is_dropped_not_fatal() {
             sim.node(s).unwrap().stats().drop_list_answer_not_ours - was.drop_list_answer_not_ours
         })
         .sum();
-    assert_eq!(
-        crossfire, 2,
-        "with today's `list` prefix both old nodes see the crossfire"
-    );
+    // With the `list` prefix both old nodes receive the other's answer; a node that
+    // subscribes `list ` (a proposed change) receives none.
+    let wide = sim
+        .node(c)
+        .unwrap()
+        .subscriptions()
+        .iter()
+        .any(|p| &p[..] == b"list");
+    assert_eq!(crossfire, if wide { 2 } else { 0 });
     let joiner = sim.node(c).unwrap();
     assert_eq!(joiner.bootstrap().phase, BootstrapPhase::Done);
     assert_eq!(joiner.stats().drop_list_answer_not_ours, 0);
@@ -412,5 +417,22 @@ fn small_send_hwm_drops_messages_but_never_reorders_them() {
     assert!(sim.counters().dropped_hwm >= 45);
     // FIFO: what arrived last is the last of the five that fit, never an older one.
     assert_eq!(value(&sim, n[1], "seq").as_deref(), Some(&b"004"[..]));
+    assert_clean(&sim);
+}
+
+#[test]
+fn narrow_list_subscription_removes_the_crossfire_and_still_bootstraps() {
+    let net = NetConfig {
+        narrow_list_subscription: true,
+        ..NetConfig::default()
+    };
+    let (mut sim, n) = lan(16, 3, net);
+    sim.set(n[0], "a", "1".into());
+    sim.run_for(secs(0.1));
+    let c = add(&mut sim);
+    sim.run_for(secs(8.0));
+    assert_eq!(sim.node_stats().drop_list_answer_not_ours, 0);
+    assert_eq!(sim.node(c).unwrap().bootstrap().phase, BootstrapPhase::Done);
+    assert_eq!(value(&sim, c, "a").as_deref(), Some(&b"1"[..]));
     assert_clean(&sim);
 }

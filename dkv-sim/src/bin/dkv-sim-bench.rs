@@ -1,45 +1,105 @@
-//! Benchmark: runs fixed seeds at several cluster sizes and prints the median
-//! events per wall second and simulated seconds per wall second.
+//! Benchmark: prints medians over several runs of events per wall second and
+//! simulated seconds per wall second, for randomised fault runs (fixed seed) and for
+//! a steady cluster (no faults, a light workload) at several sizes.
+//!
+//! `steady` uses the subscriptions `Node::subscriptions` gives; `narrow` the same
+//! cluster with the `list ` subscription experiment (no list_answer crossfire).
+//! `dkv-sim-bench` runs the default sizes; `--big` adds 1000 nodes.
 
-use dkv_sim::{run_seed, Params};
-use std::time::Duration;
+use dkv_proto::Timings;
+use dkv_sim::{run_seed, NetConfig, Params, Sim};
+use std::time::{Duration, Instant};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let sizes: Vec<(usize, u64, usize)> = if args.iter().any(|a| a == "--big") {
-        vec![(100, 60, 5), (1000, 60, 3)]
-    } else {
-        vec![(10, 60, 5), (100, 60, 5), (300, 60, 3)]
+struct Sample {
+    wall: f64,
+    events: u64,
+    simulated: f64,
+}
+
+fn report(label: &str, nodes: usize, samples: Vec<Sample>) {
+    let events = samples[0].events;
+    let wall = median(samples.iter().map(|s| s.wall).collect());
+    let eps = median(samples.iter().map(|s| s.events as f64 / s.wall).collect());
+    let sps = median(samples.iter().map(|s| s.simulated / s.wall).collect());
+    println!(
+        "{label:<8} {nodes:>5} {:>6.0} {:>5} {wall:>10.3} {eps:>12.0} {sps:>10.1} {events:>10}",
+        samples[0].simulated,
+        samples.len()
+    );
+}
+
+/// A fault-free cluster of `nodes` with 20 sets and 20 gets per second for `secs`.
+fn steady(nodes: usize, secs: u64, narrow: bool) -> Sample {
+    let started = Instant::now();
+    let net = NetConfig {
+        narrow_list_subscription: narrow,
+        ..NetConfig::default()
     };
-    println!("nodes  sim_s  runs  median_wall_s  median_events/s  median_sim_s/wall_s  events");
-    for (nodes, secs, runs) in sizes {
-        let params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(secs)));
-        let (mut walls, mut eps, mut sps) = (Vec::new(), Vec::new(), Vec::new());
-        let mut events = 0;
-        for _ in 0..runs {
-            let r = run_seed(&params);
-            if !r.passed() {
-                eprintln!(
-                    "warning: bench run failed checks: {:?}",
-                    &r.failures[..r.failures.len().min(3)]
-                );
-            }
-            let wall = r.wall.as_secs_f64();
-            walls.push(wall);
-            eps.push(r.net.events as f64 / wall);
-            sps.push(r.simulated.as_secs_f64() / wall);
-            events = r.net.events;
+    let mut sim = Sim::new(net, Timings::default(), 7);
+    for i in 0..nodes {
+        let h = sim.add_host();
+        sim.add_node(h, 0);
+        if i % 50 == 49 {
+            sim.run_for(Duration::from_millis(100));
         }
-        println!(
-            "{nodes:>5}  {secs:>5}  {runs:>4}  {:>13.3}  {:>15.0}  {:>19.1}  {events}",
-            median(walls),
-            median(eps),
-            median(sps)
-        );
+    }
+    let mut i = 0u64;
+    while sim.now() < Duration::from_secs(secs) {
+        sim.run_for(Duration::from_millis(50));
+        let slot = (i as usize * 7919) % nodes;
+        sim.set(slot, &format!("k{}", i % 100), format!("v{i}").into());
+        sim.get((slot + 1) % nodes, &format!("k{}", (i * 13) % 150));
+        i += 1;
+        if i % 100 == 0 {
+            sim.forget_get_results();
+        }
+    }
+    assert!(sim.violations().is_empty(), "{:?}", &sim.violations()[..1]);
+    Sample {
+        wall: started.elapsed().as_secs_f64(),
+        events: sim.counters().events,
+        simulated: sim.now().as_secs_f64(),
+    }
+}
+
+fn main() {
+    let big = std::env::args().any(|a| a == "--big");
+    println!("mode     nodes  sim_s  runs  median_wall_s  events/s  sim_s/wall_s  events");
+    let mut random = vec![(10, 5), (100, 5), (300, 3)];
+    let calm = vec![(100, 5), (300, 3)];
+    let mut narrow = vec![(100, 5), (300, 3)];
+    if big {
+        random.push((1000, 1));
+        narrow.push((1000, 1));
+    }
+    for (nodes, runs) in random {
+        let params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(60)));
+        let samples = (0..runs)
+            .map(|_| {
+                let r = run_seed(&params);
+                if !r.passed() {
+                    eprintln!("warning: bench run failed checks: {:?}", r.failures.first());
+                }
+                Sample {
+                    wall: r.wall.as_secs_f64(),
+                    events: r.net.events,
+                    simulated: r.simulated.as_secs_f64(),
+                }
+            })
+            .collect();
+        report("faults", nodes, samples);
+    }
+    for (nodes, runs) in calm {
+        let samples = (0..runs).map(|_| steady(nodes, 60, false)).collect();
+        report("steady", nodes, samples);
+    }
+    for (nodes, runs) in narrow {
+        let samples = (0..runs).map(|_| steady(nodes, 60, true)).collect();
+        report("narrow", nodes, samples);
     }
 }
