@@ -8,7 +8,7 @@ use crate::net;
 use crate::stats::{Stats, TransportStats};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
-use dkv_proto::{BootstrapProgress, Node, NodeId};
+use dkv_proto::{BootstrapPhase, BootstrapProgress, Node, NodeId};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 use std::collections::HashMap;
@@ -187,9 +187,18 @@ impl Dkv {
 
     /// The protocol's and the transport's counters.
     pub fn stats(&self) -> Result<Stats, Error> {
-        self.query(|node, transport| Stats {
-            proto: node.stats().clone(),
-            transport: transport.clone(),
+        self.query(snapshot_stats)
+    }
+
+    /// Counters, state and sizes taken together in one turn of the loop, for the
+    /// shell's `stats` line (one request instead of five, no key list copied).
+    pub(crate) fn summary(&self) -> Result<Summary, Error> {
+        self.query(|node, transport| Summary {
+            stats: snapshot_stats(node, transport),
+            bootstrap: node.bootstrap().phase,
+            local_ip: node.local_ip(),
+            peers: node.peers().count(),
+            keys: node.keys().count(),
         })
     }
 
@@ -239,6 +248,22 @@ impl Dkv {
     fn send(&self, command: Command) -> Result<(), Error> {
         self.commands.send(command).map_err(|_| Error::Stopped)?;
         self.waker.wake().map_err(|_| Error::Stopped)
+    }
+}
+
+/// A node's counters, bootstrap phase, address and sizes at one instant.
+pub(crate) struct Summary {
+    pub(crate) stats: Stats,
+    pub(crate) bootstrap: BootstrapPhase,
+    pub(crate) local_ip: Option<IpAddr>,
+    pub(crate) peers: usize,
+    pub(crate) keys: usize,
+}
+
+fn snapshot_stats(node: &Node, transport: &TransportStats) -> Stats {
+    Stats {
+        proto: node.stats().clone(),
+        transport: transport.clone(),
     }
 }
 

@@ -204,12 +204,13 @@ pub fn execute(dkv: &Dkv, request: &Request) -> String {
     }
 }
 
-/// Parses and carries out one line: `None` for a blank line, else its one reply.
-pub fn respond(dkv: &Dkv, line: &str) -> Option<String> {
+/// Parses and carries out one line. Returns its one reply (`None` for a blank
+/// line) and whether the line was `quit`, after which the caller stops reading.
+pub fn respond(dkv: &Dkv, line: &str) -> (Option<String>, bool) {
     match parse(line) {
-        Ok(None) => None,
-        Ok(Some(request)) => Some(execute(dkv, &request)),
-        Err(reason) => Some(format!("ERR {reason}")),
+        Ok(None) => (None, false),
+        Ok(Some(request)) => (Some(execute(dkv, &request)), request == Request::Quit),
+        Err(reason) => (Some(format!("ERR {reason}")), false),
     }
 }
 
@@ -272,16 +273,17 @@ fn run(dkv: &Dkv, request: &Request) -> Result<String, crate::Error> {
 }
 
 /// Checks `done` every 10 ms until it holds (true) or `timeout` passes (false).
+/// A timeout too long for the clock never passes.
 fn wait_until(
     timeout: Duration,
     mut done: impl FnMut() -> Result<bool, crate::Error>,
 ) -> Result<bool, crate::Error> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         if done()? {
             return Ok(true);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|at| Instant::now() >= at) {
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -301,9 +303,8 @@ pub fn phase_name(phase: BootstrapPhase) -> &'static str {
 
 /// The `stats` reply: identity and state first, then every counter.
 fn stats_line(dkv: &Dkv) -> Result<String, crate::Error> {
-    let stats = dkv.stats()?;
-    let bootstrap = dkv.bootstrap()?;
-    let local_ip = match dkv.local_ip()? {
+    let summary = dkv.summary()?;
+    let local_ip = match summary.local_ip {
         Some(ip) => ip.to_string(),
         None => "none".into(),
     };
@@ -313,11 +314,11 @@ fn stats_line(dkv: &Dkv) -> Result<String, crate::Error> {
         local_ip,
         dkv.pub_port(),
         dkv.beacon_port(),
-        dkv.peers()?.len(),
-        dkv.keys()?.len(),
-        phase_name(bootstrap.phase),
+        summary.peers,
+        summary.keys,
+        phase_name(summary.bootstrap),
     );
-    for (name, value) in stats.iter() {
+    for (name, value) in summary.stats.iter() {
         let _ = write!(line, " {name}={value}");
     }
     Ok(line)
@@ -455,6 +456,33 @@ mod tests {
         assert_eq!(display_value(b"a\nb"), "a\\nb");
         assert_eq!(display_value(&[0xff, b'a']), "\\xffa");
         assert_eq!(display_value("a\u{2028}b".as_bytes()), "a\\xe2\\x80\\xa8b");
+    }
+
+    #[test]
+    fn wait_requests_built_with_huge_timeouts_do_not_panic() {
+        let port = crate::unused_udp_port().unwrap();
+        let dkv = Dkv::start(crate::Config::loopback(port)).unwrap();
+        let request = Request::WaitPeers {
+            count: 0,
+            timeout: Duration::MAX,
+        };
+        assert_eq!(execute(&dkv, &request), "OK");
+        dkv.set("k", "v").unwrap();
+        let request = Request::WaitKey {
+            key: "k".into(),
+            timeout: Duration::MAX,
+        };
+        assert_eq!(execute(&dkv, &request), "OK");
+    }
+
+    #[test]
+    fn quit_is_reported_so_the_caller_stops_reading() {
+        let port = crate::unused_udp_port().unwrap();
+        let dkv = Dkv::start(crate::Config::loopback(port)).unwrap();
+        assert_eq!(respond(&dkv, "quit\n"), (Some("OK".into()), true));
+        assert_eq!(respond(&dkv, "  \n"), (None, false));
+        assert_eq!(respond(&dkv, "set k v"), (Some("OK".into()), false));
+        assert!(respond(&dkv, "quit now").0.unwrap().starts_with("ERR "));
     }
 
     #[test]

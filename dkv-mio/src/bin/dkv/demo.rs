@@ -57,6 +57,11 @@ fn ms(d: Duration) -> String {
 }
 
 fn story(nodes: usize) -> Result<(), String> {
+    // Two founders and a late joiner at least: the indexing and `- 1`s below
+    // rely on it (the command line allows 3..=12).
+    if nodes < 3 {
+        return Err(format!("the demo needs at least 3 nodes, not {nodes}"));
+    }
     let port = unused_udp_port().map_err(|e| format!("no free UDP port: {e}"))?;
     let mut timings = Config::fast_timings();
     timings.beacon_interval = Duration::from_millis(100);

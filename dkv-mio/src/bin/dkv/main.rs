@@ -5,7 +5,7 @@
 mod demo;
 
 use clap::{Args, Parser, Subcommand};
-use dkv_mio::shell::{self, Request};
+use dkv_mio::shell;
 use dkv_mio::{Config, Dkv, DEFAULT_BEACON_PORT};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -133,7 +133,8 @@ fn node_config(args: &NodeArgs) -> Result<Config, String> {
     let t = &mut config.timings;
     if let Some(v) = args.beacon_interval_ms {
         t.beacon_interval = ms(v);
-        // The prototype waits 2 beacon intervals; keep that ratio.
+        // The prototype waits 2 beacon intervals; keep that ratio. (Cannot
+        // overflow: clap caps the interval at an hour.)
         t.bootstrap_delay = 2 * t.beacon_interval;
         t.bootstrap_settle = 2 * t.beacon_interval;
     }
@@ -202,7 +203,7 @@ fn pipe(dkv: &Dkv) -> io::Result<()> {
             continue;
         }
         let (reply, quit) = match std::str::from_utf8(&buf) {
-            Ok(line) => answer(dkv, line),
+            Ok(line) => shell::respond(dkv, line),
             Err(_) => (Some("ERR the line is not valid UTF-8".to_string()), false),
         };
         if let Some(reply) = reply {
@@ -234,18 +235,6 @@ fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
     }
 }
 
-/// One line's reply, and whether it was `quit`.
-fn answer(dkv: &Dkv, line: &str) -> (Option<String>, bool) {
-    match shell::parse(line) {
-        Ok(None) => (None, false),
-        Ok(Some(request)) => {
-            let quit = request == Request::Quit;
-            (Some(shell::execute(dkv, &request)), quit)
-        }
-        Err(reason) => (Some(format!("ERR {reason}")), false),
-    }
-}
-
 /// A friendly REPL with history for terminals.
 fn repl(dkv: &Dkv) -> io::Result<()> {
     use rustyline::error::ReadlineError;
@@ -268,7 +257,7 @@ fn repl(dkv: &Dkv) -> io::Result<()> {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                let (reply, quit) = answer(dkv, &line);
+                let (reply, quit) = shell::respond(dkv, &line);
                 if let Some(reply) = reply {
                     println!("{reply}");
                 }
