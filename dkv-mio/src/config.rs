@@ -40,10 +40,11 @@ pub struct Config {
     /// [`MAX_ADDRESS_CHECK_INTERVAL`].
     pub address_check_interval: Option<Duration>,
     /// Messages the PUB socket queues per subscriber before it reports itself
-    /// full (ZeroMQ `SNDHWM`). Default: 100 000.
+    /// full (ZeroMQ `SNDHWM`). Default: 100 000. 0 is ZeroMQ's "no limit": a
+    /// stalled subscriber then grows memory until its peer times out.
     pub send_hwm: i32,
-    /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`).
-    /// Default: 100 000.
+    /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`; 0: no
+    /// limit). Default: 100 000.
     pub recv_hwm: i32,
     /// Messages held locally while the PUB socket is full. When this backlog is
     /// full too, the oldest message is dropped and counted in

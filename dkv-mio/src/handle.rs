@@ -50,12 +50,29 @@ impl Dkv {
     /// Opens the sockets (PUB on a random port, SUB, the beacon socket) and starts
     /// the node's thread. On success the node looks for its local address at once
     /// and, once it has one, beacons and bootstraps. On error nothing is left
-    /// running.
+    /// running. Refused with [`Error::InvalidArgument`]: an empty send backlog,
+    /// beacon port 0, and a bind address that is unspecified, broadcast or
+    /// multicast; with [`Error::InvalidTimings`]: timings
+    /// [`Timings::validate`](dkv_proto::Timings::validate) rejects.
     pub fn start(config: Config) -> Result<Dkv, Error> {
         config.timings.validate()?;
         if config.send_backlog == 0 {
             return Err(Error::InvalidArgument(
                 "the send backlog must hold at least 1 message",
+            ));
+        }
+        if config.beacon_port == 0 {
+            return Err(Error::InvalidArgument("the beacon port must be 1..=65535"));
+        }
+        if config
+            .bind
+            .is_some_and(|ip| ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
+        {
+            // As the node's own address it would make the node take its own
+            // beacons (which leave from a real address) for a peer's.
+            return Err(Error::InvalidArgument(
+                "the bind address must be one unicast address of this host \
+                 (leave it out to use every interface)",
             ));
         }
         let id = match config.id {

@@ -330,3 +330,23 @@ fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
         assert!(matches!(err, Error::Zmq { .. }), "{err}");
     }
 }
+
+#[test]
+fn a_bind_address_or_beacon_port_that_cannot_work_is_refused_at_start() {
+    // 0.0.0.0 as "the" local address made the node hear its own beacons from its
+    // real address as a peer's and subscribe to itself; port 0 sends no beacon.
+    for bind in [
+        std::net::Ipv4Addr::UNSPECIFIED,
+        std::net::Ipv4Addr::BROADCAST,
+        std::net::Ipv4Addr::new(224, 0, 0, 1),
+    ] {
+        let config = Config {
+            bind: Some(bind),
+            ..config()
+        };
+        let err = Dkv::start(config).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{bind}: {err}");
+    }
+    let err = Dkv::start(Config::loopback(0)).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+}
