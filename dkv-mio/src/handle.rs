@@ -51,7 +51,8 @@ impl Dkv {
     /// the node's thread. On success the node looks for its local address at once
     /// and, once it has one, beacons and bootstraps. On error nothing is left
     /// running. Refused with [`Error::InvalidArgument`]: an empty send backlog,
-    /// beacon port 0, and a bind address that is unspecified, broadcast or
+    /// a default get timeout above [`MAX_GET_TIMEOUT`], beacon port 0, and a
+    /// bind address that is unspecified, broadcast or
     /// multicast; with [`Error::InvalidTimings`]: timings
     /// [`Timings::validate`](dkv_proto::Timings::validate) rejects.
     pub fn start(config: Config) -> Result<Dkv, Error> {
@@ -59,6 +60,11 @@ impl Dkv {
         if config.send_backlog == 0 {
             return Err(Error::InvalidArgument(
                 "the send backlog must hold at least 1 message",
+            ));
+        }
+        if config.timings.get_timeout > MAX_GET_TIMEOUT {
+            return Err(Error::InvalidArgument(
+                "the default get timeout is above 24 hours",
             ));
         }
         if config.beacon_port == 0 {

@@ -350,3 +350,26 @@ fn a_bind_address_or_beacon_port_that_cannot_work_is_refused_at_start() {
     let err = Dkv::start(Config::loopback(0)).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
 }
+
+#[test]
+fn a_default_get_timeout_above_the_get_limit_is_refused_at_start() {
+    // Explicit get timeouts are capped at MAX_GET_TIMEOUT; the default one was
+    // not, so a plain get could block for a century.
+    let refused = Config {
+        timings: dkv_mio::Timings {
+            get_timeout: Duration::MAX,
+            ..support::timings()
+        },
+        ..config()
+    };
+    let err = Dkv::start(refused).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    let accepted = Config {
+        timings: dkv_mio::Timings {
+            get_timeout: MAX_GET_TIMEOUT,
+            ..support::timings()
+        },
+        ..config()
+    };
+    Dkv::start(accepted).unwrap().shutdown().unwrap();
+}
