@@ -137,6 +137,9 @@ struct Harness {
     issued: BTreeSet<GetId>,
     /// Endpoints the SUB socket is connected to, per the outputs.
     connected: BTreeSet<SocketAddr>,
+    /// What the store must hold: the last value each key was set to by a local
+    /// `set`, a `set` message, or an `answer` addressed to this node.
+    model: BTreeMap<String, Bytes>,
     stats: Stats,
 }
 
@@ -152,6 +155,7 @@ impl Harness {
             pending: BTreeMap::new(),
             issued: BTreeSet::new(),
             connected: BTreeSet::new(),
+            model: BTreeMap::new(),
             stats,
         }
     }
@@ -167,6 +171,12 @@ impl Harness {
             "peers differ from connects - disconnects"
         );
         assert_eq!(self.node.pending_gets(), self.pending.len(), "pending gets");
+        assert!(
+            self.node
+                .entries()
+                .eq(self.model.iter().map(|(k, v)| (k.as_str(), v))),
+            "the store differs from the last values written"
+        );
         let stats = self.node.stats().clone();
         assert_stats_monotonic(&self.stats, &stats);
         self.stats = stats;
@@ -270,6 +280,19 @@ impl Harness {
         self.now = self.now.max(to);
     }
 
+    /// Records in the model what a message the node accepts writes to the store.
+    fn model_message(&mut self, msg: &Message) {
+        match msg {
+            Message::Set { key, value } => {
+                self.model.insert(key.clone(), value.clone());
+            }
+            Message::Answer { asker, key, value } if *asker == OWN_ID => {
+                self.model.insert(key.clone(), value.clone());
+            }
+            _ => {}
+        }
+    }
+
     fn get(&mut self, key: String, timeout: Option<Duration>) {
         let deadline = self.now + timeout.unwrap_or(self.node.config().timings.get_timeout);
         let id = self.node.get(self.now, key.clone(), timeout);
@@ -299,10 +322,14 @@ impl Harness {
             Op::RawMessage => {
                 let count = r.u8()? % 8;
                 let frames: Vec<&[u8]> = (0..count).map_while(|_| r.bytes()).collect();
+                if let Ok(msg) = Message::decode(&frames) {
+                    self.model_message(&msg);
+                }
                 self.node.handle_message(self.now, &frames);
             }
             Op::Message => {
                 let msg = read_message(r)?;
+                self.model_message(&msg);
                 self.node.handle_message(self.now, &msg.encode());
             }
             Op::Get => {
@@ -317,6 +344,7 @@ impl Harness {
             Op::Set => {
                 let key = read_string_key(r)?;
                 let value = Bytes::copy_from_slice(r.bytes()?);
+                self.model.insert(key.clone(), value.clone());
                 self.node.set(self.now, key, value);
             }
             Op::Advance => {
@@ -408,6 +436,8 @@ fn read_message(r: &mut Reader<'_>) -> Option<Message> {
 /// - beacons are the node's own payload, sent only while the net is up;
 /// - connects and disconnects alternate per endpoint, never target the node's own
 ///   (local ip, PUB port), and match [`Node::peers`];
+/// - the store holds exactly the last value written to each key by a local `set`, a
+///   `set` message or an `answer` to this node;
 /// - every get completes exactly once, for its key, with the value then stored, and
 ///   no later than its deadline;
 /// - counters never go down; bootstrap stays within its window and idle without net.
