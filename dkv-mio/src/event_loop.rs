@@ -271,10 +271,12 @@ impl EventLoop {
         }
     }
 
-    /// Shuts the node down: peers go down, pending gets complete.
+    /// Shuts the node down: peers go down, pending gets complete, and published
+    /// messages get a bounded time to leave before the sockets close.
     fn stop(&mut self) {
         self.node.shutdown(Instant::now());
         self.drain_outputs();
+        self.zmq.close(&mut self.stats);
         tracing::debug!("node stopped");
     }
 }

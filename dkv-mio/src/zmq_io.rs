@@ -10,7 +10,8 @@
 //! the oldest first, and counted ([`TransportStats::pub_dropped`]). Nothing is lost
 //! silently; the price is that one subscriber that stops reading for
 //! `SNDHWM` messages holds everyone's messages in the backlog until its peer times
-//! out and disconnects.
+//! out and disconnects. When the node stops, its last messages get up to a peer
+//! timeout (at most 2 s) to leave; what is still held then is dropped and counted.
 //!
 //! # Dead connections
 //! Both sockets send ZMTP heartbeats every beacon interval and drop a connection
@@ -28,6 +29,7 @@ use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 extern "C" {
     // Provided by libzmq, which the `zmq` crate links. The crate has no setter
@@ -64,10 +66,18 @@ fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
     }
 }
 
+/// The longest a closing node waits for its last messages to reach subscribers.
+const CLOSE_LINGER_MAX: Duration = Duration::from_secs(2);
+
+/// A duration as ZeroMQ's milliseconds, saturating at `i32::MAX`.
+fn zmq_ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
 /// Heartbeats every beacon interval; a connection silent for a peer timeout is
 /// dropped (and, on the SUB side, re-opened by ZeroMQ).
 fn set_heartbeats(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
-    let ms = |d: std::time::Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+    let ms = |d: Duration| zmq_ms(d).max(1);
     socket
         .set_heartbeat_ivl(ms(config.timings.beacon_interval))
         .map_err(Error::zmq("set ZMQ_HEARTBEAT_IVL"))?;
@@ -83,7 +93,10 @@ pub(crate) struct ZmqIo {
     backlog: VecDeque<Vec<Bytes>>,
     backlog_cap: usize,
     pub_port: u16,
-    // Dropped last: terminating the context needs the sockets closed (linger 0).
+    /// How long [`close`](Self::close) gives the last messages.
+    close_linger: Duration,
+    // Dropped last: terminating the context waits for the sockets to close (SUB
+    // at once, PUB within the linger `close` set).
     _context: zmq::Context,
 }
 
@@ -141,6 +154,7 @@ impl ZmqIo {
             backlog: VecDeque::new(),
             backlog_cap: config.send_backlog,
             pub_port,
+            close_linger: config.timings.peer_timeout.min(CLOSE_LINGER_MAX),
             _context: context,
         })
     }
@@ -267,6 +281,28 @@ impl ZmqIo {
         let _ = has_event(&self.publisher, zmq::POLLOUT); // processes PUB commands
         self.flush(stats);
         sub_ready
+    }
+
+    /// Before the sockets close: gives the backlog and the messages ZeroMQ still
+    /// queues up to a peer timeout (at most 2 s) to reach subscribers, so a set
+    /// made just before shutdown is not thrown away. A subscriber that takes
+    /// nothing in that time is the only thing that makes closing wait.
+    pub(crate) fn close(&mut self, stats: &mut TransportStats) {
+        let deadline = Instant::now() + self.close_linger; // at most 2 s: no overflow
+        loop {
+            self.flush(stats);
+            if self.backlog.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stats.pub_dropped += self.backlog.len() as u64;
+        self.backlog.clear();
+        stats.pub_backlog = 0;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(err) = self.publisher.set_linger(zmq_ms(left)) {
+            tracing::warn!(%err, "cannot set PUB linger; queued messages may be lost");
+        }
     }
 }
 

@@ -373,3 +373,22 @@ fn a_default_get_timeout_above_the_get_limit_is_refused_at_start() {
     };
     Dkv::start(accepted).unwrap().shutdown().unwrap();
 }
+
+#[test]
+fn a_set_made_just_before_shutdown_still_reaches_the_peers() {
+    // set() returns once the node has the request; shutting down right after
+    // must not throw the published message away (as `echo "set k v" | dkv node`
+    // would). A large value takes a while to cross TCP.
+    let config = config();
+    let mut nodes = cluster(&config, 2);
+    connect_fully(&nodes);
+    let writer = nodes.remove(0);
+    let value = Bytes::from(vec![b'x'; 32 << 20]);
+    writer.set("last words", value.clone()).unwrap();
+    writer.shutdown().unwrap();
+    let reader = &nodes[0];
+    wait_until("the last set to arrive", || {
+        reader.get_local("last words").unwrap().is_some()
+    });
+    assert_eq!(reader.get_local("last words").unwrap(), Some(value));
+}
