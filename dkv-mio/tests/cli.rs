@@ -293,3 +293,70 @@ fn the_demo_tells_its_story_and_exits_zero() {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
     }
 }
+
+/// Runs `shell_command` on a terminal (a pty made by util-linux `script`), typing
+/// `typed` one line every 300 ms, and returns everything the terminal showed.
+/// `None` (after a visible message) when `script` is not installed.
+fn on_a_terminal(test: &str, shell_command: &str, typed: &[&[u8]]) -> Option<(Output, String)> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED {test}: util-linux `script` is not installed (needed for a pty)");
+        return None;
+    }
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", shell_command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in typed {
+        // One line at a time, as typed; the node starts while the first waits.
+        std::thread::sleep(Duration::from_millis(300));
+        if stdin.write_all(line).and_then(|()| stdin.flush()).is_err() {
+            break; // it has exited; the caller's checks say whether it should have
+        }
+    }
+    let out = finish(child);
+    drop(stdin);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some((out, shown))
+}
+
+fn node_command_line() -> String {
+    let port = dkv_mio::unused_udp_port().unwrap();
+    format!(
+        "{} {}",
+        env!("CARGO_BIN_EXE_dkv"),
+        node_args(port).join(" ")
+    )
+}
+
+#[test]
+fn the_repl_answers_a_non_utf8_line_with_err_and_keeps_running() {
+    let test = "the_repl_answers_a_non_utf8_line_with_err_and_keeps_running";
+    let typed: [&[u8]; 3] = [b"\xff\xfe\r", b"set a b\r", b"quit\r"];
+    let Some((out, shown)) = on_a_terminal(test, &node_command_line(), &typed) else {
+        return;
+    };
+    assert!(out.status.success(), "{:?}:\n{shown}", out.status);
+    let err = shown
+        .find("ERR the line is not valid UTF-8")
+        .unwrap_or_else(|| panic!("no ERR line:\n{shown}"));
+    assert!(
+        shown[err..].contains("OK"),
+        "no reply after the bad line:\n{shown}"
+    );
+}
+
+#[test]
+fn the_repl_exits_quietly_when_its_stdout_is_closed() {
+    let test = "the_repl_exits_quietly_when_its_stdout_is_closed";
+    // stdin is the terminal, stdout a pipe whose reader is gone at once.
+    let command = format!("{} | true", node_command_line());
+    let typed: [&[u8]; 2] = [b"keys\r", b"quit\r"];
+    let Some((_, shown)) = on_a_terminal(test, &command, &typed) else {
+        return;
+    };
+    assert!(!shown.contains("panicked"), "{shown}");
+}

@@ -180,6 +180,9 @@ fn run_node(config: Config) -> ExitCode {
     }
 }
 
+/// The reply to an input line that is not UTF-8.
+const NOT_UTF8: &str = "ERR the line is not valid UTF-8";
+
 /// Longest accepted input line; longer lines are answered with `ERR`.
 const MAX_LINE: usize = 16 << 20;
 
@@ -204,7 +207,7 @@ fn pipe(dkv: &Dkv) -> io::Result<()> {
         }
         let (reply, quit) = match std::str::from_utf8(&buf) {
             Ok(line) => shell::respond(dkv, line),
-            Err(_) => (Some("ERR the line is not valid UTF-8".to_string()), false),
+            Err(_) => (Some(NOT_UTF8.to_string()), false),
         };
         if let Some(reply) = reply {
             writeln!(out, "{reply}")?;
@@ -235,7 +238,8 @@ fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
     }
 }
 
-/// A friendly REPL with history for terminals.
+/// A friendly REPL with history for terminals. Replies are written, not
+/// `println!`ed, so a closed stdout ends the node quietly instead of a panic.
 fn repl(dkv: &Dkv) -> io::Result<()> {
     use rustyline::error::ReadlineError;
     let mut editor = match rustyline::DefaultEditor::new() {
@@ -245,12 +249,14 @@ fn repl(dkv: &Dkv) -> io::Result<()> {
             return pipe(dkv);
         }
     };
-    println!(
+    let mut out = io::stdout();
+    writeln!(
+        out,
         "dkv node {} on PUB port {}, beacons on port {}. Type help; quit or Ctrl-D to leave.",
         dkv.id(),
         dkv.pub_port(),
         dkv.beacon_port()
-    );
+    )?;
     loop {
         match editor.readline("dkv> ") {
             Ok(line) => {
@@ -259,14 +265,20 @@ fn repl(dkv: &Dkv) -> io::Result<()> {
                 }
                 let (reply, quit) = shell::respond(dkv, &line);
                 if let Some(reply) = reply {
-                    println!("{reply}");
+                    writeln!(out, "{reply}")?;
                 }
                 if quit {
                     return Ok(());
                 }
             }
-            Err(ReadlineError::Interrupted) => println!("(Ctrl-C: type quit or Ctrl-D to leave)"),
+            Err(ReadlineError::Interrupted) => {
+                writeln!(out, "(Ctrl-C: type quit or Ctrl-D to leave)")?;
+            }
             Err(ReadlineError::Eof) => return Ok(()),
+            // Typed bytes that are not UTF-8: a bad line, not the end of input.
+            Err(ReadlineError::Io(err)) if err.kind() == io::ErrorKind::InvalidData => {
+                writeln!(out, "{NOT_UTF8}")?;
+            }
             Err(err) => return Err(io::Error::other(err)),
         }
     }
