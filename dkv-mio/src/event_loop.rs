@@ -158,10 +158,10 @@ impl EventLoop {
             match self.beacon.recv_from(&mut buf) {
                 Ok((len, src)) => {
                     self.stats.datagrams_in += 1;
-                    let datagram = &buf[..len];
-                    // Our own beacon from an address we do not know as ours: the
-                    // address changed since the last check. Look now, before the
-                    // node takes its own beacon for a peer's.
+                    let datagram = &buf[..len]; // recv_from: len <= buf.len()
+                                                // Our own beacon from an address we do not know as ours: the
+                                                // address changed since the last check. Look now, before the
+                                                // node takes its own beacon for a peer's.
                     if datagram == self.own_beacon.as_slice()
                         && self.node.local_ip() != Some(src.ip())
                     {
@@ -250,8 +250,9 @@ impl EventLoop {
         }
     }
 
+    /// Sends one beacon; a failure that means the address or route is gone is
+    /// net down for the node.
     fn send_beacon(&mut self, payload: &[u8]) {
-        let payload = &payload[..payload.len().min(MAX_BEACON_LEN)];
         let target = SocketAddr::V4(self.beacon_target);
         let sent = match &self.beacon_sender {
             Some(sender) => sender.send_to(payload, target),

@@ -164,6 +164,7 @@ fn parse_wait(args: &[&str]) -> Result<Request, String> {
 
 fn split_word(s: &str) -> (&str, &str) {
     match s.find(char::is_whitespace) {
+        // `at` is where a char starts (found by `find`), so both slices hold.
         Some(at) => (&s[..at], &s[at..]),
         None => (s, ""),
     }

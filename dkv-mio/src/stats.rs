@@ -2,7 +2,8 @@
 //! snapshot a handle returns.
 
 /// Counters kept by the transport loop, beside the protocol's
-/// [`dkv_proto::Stats`]. All only grow, except the gauge `pub_backlog`.
+/// [`dkv_proto::Stats`]. All only grow, except the gauge `pub_backlog`. They
+/// are `u64` and grow by one per event, so `+= 1` cannot overflow in practice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
     /// Beacon datagrams sent.

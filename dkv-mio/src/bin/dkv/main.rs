@@ -227,7 +227,7 @@ fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
         }
         match chunk.iter().position(|&b| b == b'\n') {
             Some(at) => {
-                input.consume(at + 1);
+                input.consume(at + 1); // at < chunk.len(): the newline is consumed too
                 return Ok(());
             }
             None => {
