@@ -155,6 +155,15 @@ fn bad_beacons_are_dropped_and_counted() {
     assert!(node.peers().unwrap().is_empty());
 }
 
+/// A sleepy node with small send queues, so a stalled reader fills them quickly.
+fn small_queues_config() -> Config {
+    Config {
+        send_hwm: 4,
+        send_backlog: 8,
+        ..sleepy_config()
+    }
+}
+
 /// A subscriber on a node's PUB socket that reads until told to stop, with the
 /// smallest queues so that, once it stops, the node's PUB socket fills quickly.
 fn stalled_reader(context: &zmq::Context, node: &Dkv) -> zmq::Socket {
@@ -192,13 +201,7 @@ fn fill_until_dropped(node: &Dkv) -> usize {
 
 #[test]
 fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
-    // Small queues so a stalled reader fills them quickly.
-    let config = Config {
-        send_hwm: 4,
-        send_backlog: 8,
-        ..sleepy_config()
-    };
-    let node = Dkv::start(config).unwrap();
+    let node = Dkv::start(small_queues_config()).unwrap();
     let context = zmq::Context::new();
     let reader = stalled_reader(&context, &node);
     let sent = fill_until_dropped(&node);
@@ -226,12 +229,7 @@ fn the_loop_sleeps_while_a_stalled_subscriber_holds_the_backlog_and_wakes_when_i
     // ZMQ_EVENTS always reports POLLOUT on a PUB socket, even when ZMQ_XPUB_NODROP
     // refuses every send: trusting it would spin the loop until the subscriber
     // reads again or is cut off.
-    let config = Config {
-        send_hwm: 4,
-        send_backlog: 8,
-        ..sleepy_config()
-    };
-    let node = Dkv::start(config).unwrap();
+    let node = Dkv::start(small_queues_config()).unwrap();
     let context = zmq::Context::new();
     let reader = stalled_reader(&context, &node);
     fill_until_dropped(&node);
