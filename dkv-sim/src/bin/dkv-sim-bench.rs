@@ -2,8 +2,10 @@
 //! simulated seconds per wall second, for randomised fault runs (fixed seed) and for
 //! a steady cluster (no faults, a light workload) at several sizes.
 //!
-//! `steady` uses the subscriptions `Node::subscriptions` gives; `narrow` the same
-//! cluster with the `list ` subscription experiment (no list_answer crossfire).
+//! `faults` is the randomised run of seed 1 at that size; `steady` a fault-free
+//! cluster with a light workload. Both use the subscriptions `Node::subscriptions`
+//! gives; the `-narrow` rows use the `list ` subscription experiment instead (no
+//! list_answer crossfire).
 //! `dkv-sim-bench` runs the default sizes; `--big` adds 1000 nodes.
 
 use dkv_proto::Timings;
@@ -27,7 +29,7 @@ fn report(label: &str, nodes: usize, samples: Vec<Sample>) {
     let eps = median(samples.iter().map(|s| s.events as f64 / s.wall).collect());
     let sps = median(samples.iter().map(|s| s.simulated / s.wall).collect());
     println!(
-        "{label:<8} {nodes:>5} {:>6.0} {:>5} {wall:>10.3} {eps:>12.0} {sps:>10.1} {events:>10}",
+        "{label:<14} {nodes:>5} {:>6.0} {:>5} {wall:>10.3} {eps:>12.0} {sps:>10.1} {events:>10}",
         samples[0].simulated,
         samples.len()
     );
@@ -67,39 +69,48 @@ fn steady(nodes: usize, secs: u64, narrow: bool) -> Sample {
     }
 }
 
+fn faults(nodes: usize, narrow: bool) -> Sample {
+    let mut params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(60)));
+    params.net.narrow_list_subscription = narrow;
+    let r = run_seed(&params);
+    if !r.passed() {
+        eprintln!("warning: bench run failed checks: {:?}", r.failures.first());
+    }
+    Sample {
+        wall: r.wall.as_secs_f64(),
+        events: r.net.events,
+        simulated: r.simulated.as_secs_f64(),
+    }
+}
+
 fn main() {
     let big = std::env::args().any(|a| a == "--big");
-    println!("mode     nodes  sim_s  runs  median_wall_s  events/s  sim_s/wall_s  events");
-    let mut random = vec![(10, 5), (100, 5), (300, 3)];
-    let calm = vec![(100, 5), (300, 3)];
-    let mut narrow = vec![(100, 5), (300, 3)];
+    println!("mode           nodes  sim_s  runs  median_wall_s  events/s  sim_s/wall_s  events");
+    let mut rows: Vec<(&str, usize, usize)> = vec![
+        ("faults", 10, 5),
+        ("faults", 100, 5),
+        ("steady", 100, 5),
+        ("steady-narrow", 100, 5),
+        ("faults-narrow", 300, 3),
+        ("steady-narrow", 300, 3),
+    ];
     if big {
-        random.push((1000, 1));
-        narrow.push((1000, 1));
+        rows.extend([
+            ("faults", 300, 1),
+            ("steady", 300, 1),
+            ("steady-narrow", 1000, 1),
+            ("faults-narrow", 1000, 1),
+        ]);
     }
-    for (nodes, runs) in random {
-        let params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(60)));
+    for (mode, nodes, runs) in rows {
         let samples = (0..runs)
-            .map(|_| {
-                let r = run_seed(&params);
-                if !r.passed() {
-                    eprintln!("warning: bench run failed checks: {:?}", r.failures.first());
-                }
-                Sample {
-                    wall: r.wall.as_secs_f64(),
-                    events: r.net.events,
-                    simulated: r.simulated.as_secs_f64(),
-                }
+            .map(|_| match mode {
+                "faults" => faults(nodes, false),
+                "faults-narrow" => faults(nodes, true),
+                "steady" => steady(nodes, 60, false),
+                _ => steady(nodes, 60, true),
             })
             .collect();
-        report("faults", nodes, samples);
-    }
-    for (nodes, runs) in calm {
-        let samples = (0..runs).map(|_| steady(nodes, 60, false)).collect();
-        report("steady", nodes, samples);
-    }
-    for (nodes, runs) in narrow {
-        let samples = (0..runs).map(|_| steady(nodes, 60, true)).collect();
-        report("narrow", nodes, samples);
+        report(mode, nodes, samples);
     }
 }
