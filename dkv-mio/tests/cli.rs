@@ -360,3 +360,18 @@ fn the_repl_exits_quietly_when_its_stdout_is_closed() {
     };
     assert!(!shown.contains("panicked"), "{shown}");
 }
+
+#[test]
+fn the_demo_ends_without_a_panic_when_its_reader_goes_away() {
+    // As in `dkv demo | head -3`: stdout is a pipe nobody reads any more.
+    let mut child = dkv()
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

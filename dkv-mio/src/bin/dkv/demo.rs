@@ -3,6 +3,7 @@
 //! timeout; a step that times out ends the demo with a failure.
 
 use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, Error};
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,14 @@ const STEP_LIMIT: Duration = Duration::from_secs(15);
 /// Keys the first node writes before the late joiner arrives.
 const EXTRA_KEYS: usize = 200;
 
+/// Prints one line of the story, or ends it when stdout is gone (unlike
+/// `println!`, which would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(io::stdout(), $($arg)*).map_err(|err| format!("cannot write to stdout: {err}"))?
+    };
+}
+
 struct Member {
     name: String,
     dkv: Dkv,
@@ -19,13 +28,14 @@ struct Member {
 
 /// Runs the demo with `nodes` nodes (at least 3, the late joiner included).
 pub fn run(nodes: usize) -> ExitCode {
+    // A closed stdout (`dkv demo | head`) ends the story; nothing left to tell.
     match story(nodes) {
         Ok(()) => {
-            println!("\nDemo finished: every step worked.");
+            let _ = writeln!(io::stdout(), "\nDemo finished: every step worked.");
             ExitCode::SUCCESS
         }
         Err(reason) => {
-            println!("\nDemo FAILED: {reason}");
+            let _ = writeln!(io::stdout(), "\nDemo FAILED: {reason}");
             ExitCode::FAILURE
         }
     }
@@ -73,16 +83,16 @@ fn story(nodes: usize) -> Result<(), String> {
         timings,
         ..Config::loopback(port)
     };
-    println!("dkv demo: {nodes} nodes in this process, beacons to 127.255.255.255:{port}");
-    println!("(loopback only: nothing leaves this machine; beacons every 100 ms, peers down after 500 ms of silence)");
+    say!("dkv demo: {nodes} nodes in this process, beacons to 127.255.255.255:{port}");
+    say!("(loopback only: nothing leaves this machine; beacons every 100 ms, peers down after 500 ms of silence)");
 
     // 1. Discovery.
-    println!("\n[1/6] Discovery");
+    say!("\n[1/6] Discovery");
     let founders = nodes - 1;
     let mut members = Vec::new();
     for i in 1..=founders {
         let dkv = Dkv::start(config.clone()).map_err(fail)?;
-        println!(
+        say!(
             "  started node-{i}: id {}, PUB port {}",
             dkv.id(),
             dkv.pub_port()
@@ -103,7 +113,7 @@ fn story(nodes: usize) -> Result<(), String> {
             Ok((peers.len() >= founders - 1).then_some(peers))
         })?;
         let list: Vec<String> = peers.iter().map(ToString::to_string).collect();
-        println!(
+        say!(
             "  {} found its peers by their beacons after {}: {}",
             m.name,
             ms(took),
@@ -112,13 +122,13 @@ fn story(nodes: usize) -> Result<(), String> {
     }
 
     // 2. A replicated set.
-    println!("\n[2/6] A replicated set");
+    say!("\n[2/6] A replicated set");
     let writer = &members[0];
     let greeting = format!("hello from {}", writer.name);
     // A set reaches peers whose connection is complete; repeat it (bounded) until
     // every founder holds it, as connections finish forming.
     let start = Instant::now();
-    println!("  {}: set greeting = {greeting:?}", writer.name);
+    say!("  {}: set greeting = {greeting:?}", writer.name);
     loop {
         writer.dkv.set("greeting", greeting.clone()).map_err(fail)?;
         let mut all = true;
@@ -139,13 +149,13 @@ fn story(nodes: usize) -> Result<(), String> {
             .get_local("greeting")
             .map_err(fail)?
             .unwrap_or_default();
-        println!(
+        say!(
             "  {} holds greeting = {:?} (replicated, no get needed)",
             m.name,
             String::from_utf8_lossy(&value)
         );
     }
-    println!(
+    say!(
         "  replicated to {} peer(s) in {}",
         founders - 1,
         ms(start.elapsed())
@@ -166,14 +176,14 @@ fn story(nodes: usize) -> Result<(), String> {
         }
         Ok(Some(()))
     })?;
-    println!(
+    say!(
         "  {} wrote {EXTRA_KEYS} more keys (city/000..); every founder held all {expected} keys after {}",
         writer2.name,
         ms(took)
     );
 
     // 3. A late joiner arrives.
-    println!("\n[3/6] A late joiner arrives");
+    say!("\n[3/6] A late joiner arrives");
     let mut late_config = config.clone();
     // Hold its bootstrap back a little so step 4 can show a remote get first.
     late_config.timings.bootstrap_delay = Duration::from_millis(1500);
@@ -181,7 +191,7 @@ fn story(nodes: usize) -> Result<(), String> {
         name: format!("node-{nodes}"),
         dkv: Dkv::start(late_config).map_err(fail)?,
     };
-    println!(
+    say!(
         "  started {}: id {}, PUB port {}, holding {} keys",
         late.name,
         late.dkv.id(),
@@ -200,14 +210,14 @@ fn story(nodes: usize) -> Result<(), String> {
         }
         Ok(Some(()))
     })?;
-    println!(
+    say!(
         "  {} and the {founders} founders discovered each other in {}",
         late.name,
         ms(took)
     );
 
     // 4. A remote get.
-    println!("\n[4/6] A remote get");
+    say!("\n[4/6] A remote get");
     let before = late.dkv.stats().map_err(fail)?.proto.gets_answered;
     let start = Instant::now();
     let mut value = None;
@@ -221,7 +231,7 @@ fn story(nodes: usize) -> Result<(), String> {
     }
     let value = value.ok_or("timed out waiting for a remote get to be answered")?;
     let answered = late.dkv.stats().map_err(fail)?.proto.gets_answered > before;
-    println!(
+    say!(
         "  {}: get greeting -> {:?} in {} ({} attempt(s)); {}",
         late.name,
         String::from_utf8_lossy(&value),
@@ -233,17 +243,17 @@ fn story(nodes: usize) -> Result<(), String> {
             "already fetched by bootstrap"
         }
     );
-    println!("  the answer is now kept locally too");
+    say!("  the answer is now kept locally too");
 
     // 5. Bootstrap.
-    println!("\n[5/6] The late joiner bootstraps");
-    println!("  it lists its peers' keys, then fetches them with many questions in flight");
+    say!("\n[5/6] The late joiner bootstraps");
+    say!("  it lists its peers' keys, then fetches them with many questions in flight");
     let (_, took) = wait_for("the late joiner's bootstrap to finish", || {
         Ok((late.dkv.bootstrap()?.phase == BootstrapPhase::Done).then_some(()))
     })?;
     let held = late.dkv.keys().map_err(fail)?.len();
     let stats = late.dkv.stats().map_err(fail)?.proto;
-    println!(
+    say!(
         "  bootstrap done {} after its peers were found: {} keys listed, {} fetched, {} unanswered",
         ms(took),
         stats.bootstrap_keys_listed,
@@ -255,17 +265,17 @@ fn story(nodes: usize) -> Result<(), String> {
             "the late joiner holds {held} keys after bootstrap, expected {expected}"
         ));
     }
-    println!(
+    say!(
         "  {} now holds all {held} keys, like every founder",
         late.name
     );
 
     // 6. A peer goes down.
-    println!("\n[6/6] A node stops");
+    say!("\n[6/6] A node stops");
     let gone = members.remove(0);
     let gone_endpoint = std::net::SocketAddr::from(([127, 0, 0, 1], gone.dkv.pub_port()));
     gone.dkv.shutdown().map_err(fail)?;
-    println!("  stopped {}; its beacons stop", gone.name);
+    say!("  stopped {}; its beacons stop", gone.name);
     members.push(late);
     let (_, took) = wait_for("the others to see the stopped node go down", || {
         for m in &members {
@@ -275,7 +285,7 @@ fn story(nodes: usize) -> Result<(), String> {
         }
         Ok(Some(()))
     })?;
-    println!(
+    say!(
         "  every remaining node saw {} go down {} later (peer timeout 500 ms)",
         gone.name,
         ms(took)
