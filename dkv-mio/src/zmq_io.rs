@@ -5,8 +5,9 @@
 //! A plain PUB socket silently drops messages for a subscriber whose queue is full.
 //! dkv instead sets `ZMQ_XPUB_NODROP` with a large `SNDHWM`, and sends with
 //! `ZMQ_DONTWAIT`: a full socket answers `EAGAIN`. The message then waits, in
-//! order, in a bounded local backlog that is flushed as soon as ZeroMQ reports the
-//! socket writable again. Only when that backlog is full too is a message dropped,
+//! order, in a bounded local backlog that every loop turn tries to flush; the PUB
+//! descriptor wakes the loop when a full pipe has room again (`ZMQ_EVENTS` is no
+//! guide here: PUB always reports `POLLOUT`). Only when that backlog is full too is a message dropped,
 //! the oldest first, and counted ([`TransportStats::pub_dropped`]). Nothing is lost
 //! silently; the price is that one subscriber that stops reading for
 //! `SNDHWM` messages holds everyone's messages in the backlog until its peer times
