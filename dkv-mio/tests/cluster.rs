@@ -383,7 +383,7 @@ fn a_set_made_just_before_shutdown_still_reaches_the_peers() {
     let mut nodes = cluster(&config, 2);
     connect_fully(&nodes);
     let writer = nodes.remove(0);
-    let value = Bytes::from(vec![b'x'; 32 << 20]);
+    let value = Bytes::from(vec![b'x'; 8 << 20]);
     writer.set("last words", value.clone()).unwrap();
     writer.shutdown().unwrap();
     let reader = &nodes[0];
