@@ -302,6 +302,8 @@ enum Ev {
         dgram: Rc<Datagram>,
         to: u32,
     },
+    /// The later-arriving copies of one broadcast, to these slots.
+    Wave(Box<Wave>),
     Attempt {
         conn: u32,
         gen: u32,
@@ -325,6 +327,13 @@ struct Datagram {
     host: u32,
     src: IpAddr,
     payload: Bytes,
+}
+
+/// Broadcast copies that arrive together, later than the first ones.
+#[derive(Debug)]
+struct Wave {
+    dgram: Rc<Datagram>,
+    to: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -981,6 +990,12 @@ impl Sim {
                 }
             }
             Ev::Beacon { dgram, to } => self.deliver_beacon(&dgram, to),
+            Ev::Wave(wave) => {
+                self.trace.word(10 ^ (u64::from(wave.dgram.host) << 8));
+                for &slot in &wave.to {
+                    self.deliver_beacon(&wave.dgram, slot);
+                }
+            }
             Ev::Attempt { conn, gen } => self.attempt(conn, gen),
             Ev::Handshake { conn, gen } => self.handshake(conn, gen),
             Ev::Deliver { conn, gen } => self.deliver(conn, gen),
@@ -1121,6 +1136,7 @@ impl Sim {
             }
             ALL => {
                 let jitter = ns(self.net.beacon_jitter);
+                let mut late = Vec::new();
                 for slot in 0..self.slots.len() {
                     let h = self.slots[slot].host;
                     if h == from || self.slots[slot].node.is_none() {
@@ -1136,17 +1152,10 @@ impl Sim {
                         continue;
                     }
                     // Jitter: about half the copies arrive at the base latency, the rest
-                    // up to `beacon_jitter` later, so beacons may arrive reordered.
-                    if jitter > 0 {
-                        let extra = self.rng.below(jitter + 1);
-                        if extra > jitter / 2 {
-                            let ev = Ev::Beacon {
-                                dgram: dgram.clone(),
-                                to: slot as u32,
-                            };
-                            self.schedule(self.now + extra, ev);
-                            continue;
-                        }
+                    // in one later wave, so beacons may arrive reordered.
+                    if jitter > 0 && self.rng.chance(0.5) {
+                        late.push(slot as u32);
+                        continue;
                     }
                     self.beacon_to(slot, dgram);
                     if self.rng.chance(self.net.beacon_dup) {
@@ -1159,6 +1168,14 @@ impl Sim {
                         };
                         self.schedule(self.now + extra, ev);
                     }
+                }
+                if !late.is_empty() {
+                    let at = self.now + jitter / 2 + 1 + self.rng.below(jitter / 2 + 1);
+                    let wave = Wave {
+                        dgram: dgram.clone(),
+                        to: late,
+                    };
+                    self.schedule(at, Ev::Wave(Box::new(wave)));
                 }
             }
             // One delayed or duplicated copy.
