@@ -238,8 +238,13 @@ impl Message {
     }
 }
 
-/// The SUB socket's prefix subscriptions for a node with id `own`, in the
-/// prototype's order: `set`, `question`, `list`, `answer <own>`, `list_answer <own>`.
+/// The SUB socket's prefix subscriptions for a node with id `own`: `set`,
+/// `question`, `list ` (with the space), `answer <own>`, `list_answer <own>`.
+///
+/// The prototype subscribes `list`, which also matches every other node's
+/// `list_answer`: each bootstrap then sends every list answer to every node. A
+/// subscription is only the filter the publisher applies for this subscriber, so
+/// `list ` stays wire-compatible and receives exactly the `list <asker>` messages.
 pub fn subscriptions(own: NodeId) -> Vec<Bytes> {
     let with_id = |kind: Kind| {
         let mut t = kind.name().as_bytes().to_vec();
@@ -250,7 +255,7 @@ pub fn subscriptions(own: NodeId) -> Vec<Bytes> {
     vec![
         Bytes::from_static(b"set"),
         Bytes::from_static(b"question"),
-        Bytes::from_static(b"list"),
+        Bytes::from_static(b"list "),
         with_id(Kind::Answer),
         with_id(Kind::ListAnswer),
     ]

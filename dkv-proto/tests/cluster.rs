@@ -119,6 +119,7 @@ fn a_node_whose_link_returns_catches_up_on_sets_it_missed() {
 #[test]
 fn list_answer_crossfire_among_three_nodes_harms_nobody() {
     let mut lan = three_discovered();
+    lan.prototype_subscriptions = true;
     lan.set(0, "a", "1");
     lan.set(1, "b", "2");
     // Everyone restarts bootstrap at once: each list is answered by two nodes, and
@@ -152,4 +153,25 @@ fn a_stopped_node_is_seen_down_by_the_others() {
     lan.run_for(Duration::from_secs(5));
     assert_eq!(lan.peers(0), vec![lan.hosts[2].addr()]);
     assert_eq!(lan.peers(2), vec![lan.hosts[0].addr()]);
+}
+
+#[test]
+fn dkv_subscriptions_keep_other_nodes_list_answers_off_the_wire() {
+    let mut lan = three_discovered();
+    lan.set(0, "a", "1");
+    let now = lan.now;
+    for h in 0..3 {
+        lan.hosts[h].node.handle_net_down(now);
+        lan.hosts[h].node.handle_net_up(now, ip(h as u8 + 1));
+    }
+    lan.run_for(Duration::from_secs(6));
+    for h in 0..3 {
+        let stats = lan.hosts[h].node.stats();
+        assert_eq!(stats.drop_list_answer_not_ours, 0, "host {h}");
+        assert_eq!(
+            stats.in_list_answer, 2,
+            "host {h} hears its own two answers"
+        );
+        assert_eq!(lan.value(h, "a"), Some(&b"1"[..]));
+    }
 }

@@ -87,18 +87,28 @@ fn asker_id_with_spaces_splits_at_the_first_space_only() {
 }
 
 #[test]
-fn subscriptions_are_the_prototypes_five_prefixes() {
+fn subscriptions_are_the_prototypes_with_list_narrowed_to_its_own_topic() {
     let subs: Vec<Vec<u8>> = subscriptions(ASKER).iter().map(|s| s.to_vec()).collect();
     assert_eq!(
         subs,
         vec![
             b"set".to_vec(),
             b"question".to_vec(),
-            b"list".to_vec(),
+            b"list ".to_vec(),
             topic("answer"),
             topic("list_answer"),
         ]
     );
+    let matches = |topic: &[u8]| subs.iter().any(|s| topic.starts_with(s));
+    assert!(matches(&topic("list")), "every node's list is received");
+    assert!(
+        matches(&topic("list_answer")),
+        "our own list answers are received"
+    );
+    let mut others = b"list_answer ".to_vec();
+    others.extend_from_slice(b"someone");
+    others.push(b'!');
+    assert!(!matches(&others), "other nodes' list answers are not");
 }
 
 #[test]

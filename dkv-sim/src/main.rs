@@ -16,7 +16,7 @@ const USAGE: &str = "usage: dkv-sim [--seed S] [--nodes N] [--duration SECS] [--
   --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI)
   --soak                like --seeds-for-secs 86400, printing every seed
   --no-determinism-check  do not rerun seeds to compare trace hashes
-  --narrow-list-subscription  experiment: subscribe `list ` instead of `list` (see README)
+  --prototype-list-subscription  subscribe `list` like the prototype (crossfire)
   --quiet               one line per passing seed";
 
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ struct Args {
     budget: Option<Duration>,
     determinism: bool,
     quiet: bool,
-    narrow: bool,
+    prototype_subscriptions: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -56,7 +56,7 @@ fn parse() -> Result<Args, String> {
             }
             "--soak" => a.budget = Some(Duration::from_secs(86_400)),
             "--no-determinism-check" => a.determinism = false,
-            "--narrow-list-subscription" => a.narrow = true,
+            "--prototype-list-subscription" => a.prototype_subscriptions = true,
             "--quiet" => a.quiet = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -82,7 +82,7 @@ fn fresh_seed() -> u64 {
 /// Runs one seed, twice if asked, and prints what happened. True if it passed.
 fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
     let mut params = Params::from_seed(seed, args.nodes, args.duration);
-    params.net.narrow_list_subscription = args.narrow;
+    params.net.prototype_list_subscription = args.prototype_subscriptions;
     if verbose {
         println!("{}", params.describe());
     }

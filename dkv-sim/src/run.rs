@@ -190,10 +190,10 @@ impl Params {
             n.beacon_latency, n.beacon_jitter, n.beacon_loss, n.beacon_dup
         );
         let _ = writeln!(s, "send hwm        = {}", n.hwm);
-        if n.narrow_list_subscription {
+        if n.prototype_list_subscription {
             let _ = writeln!(
                 s,
-                "experiment      = SUB subscribes `list ` instead of `list`"
+                "subscriptions   = `list` like the prototype (list_answer crossfire)"
             );
         }
         let _ = writeln!(
@@ -227,13 +227,13 @@ impl Params {
 
     /// The command line that reruns exactly this run.
     pub fn reproduce(&self) -> String {
-        let narrow = if self.net.narrow_list_subscription {
-            " --narrow-list-subscription"
+        let wide = if self.net.prototype_list_subscription {
+            " --prototype-list-subscription"
         } else {
             ""
         };
         format!(
-            "cargo run -p dkv-sim --release -- --seed {} --nodes {} --duration {}{narrow}",
+            "cargo run -p dkv-sim --release -- --seed {} --nodes {} --duration {}{wide}",
             self.seed,
             self.nodes,
             self.duration.as_secs_f64()

@@ -73,11 +73,10 @@ pub struct NetConfig {
     pub syn_retry: Duration,
     /// How often a transport without an address looks for one.
     pub detect_interval: Duration,
-    /// Experiment, off by default: SUB sockets subscribe `list ` (with the space)
-    /// instead of the `list` that `Node::subscriptions` gives, so that no node
-    /// receives the `list_answer`s meant for others. Still wire-compatible; it is a
-    /// proposed dkv-proto change, measured here.
-    pub narrow_list_subscription: bool,
+    /// Off by default: SUB sockets subscribe `list` like the prototype's, instead
+    /// of the `list ` that `Node::subscriptions` gives, so every node also receives
+    /// the `list_answer`s meant for others (the prototype's crossfire).
+    pub prototype_list_subscription: bool,
 }
 
 impl Default for NetConfig {
@@ -94,7 +93,7 @@ impl Default for NetConfig {
             reconnect_interval: Duration::from_millis(100),
             syn_retry: Duration::from_secs(1),
             detect_interval: Duration::from_secs(1),
-            narrow_list_subscription: false,
+            prototype_list_subscription: false,
         }
     }
 }
@@ -498,10 +497,10 @@ impl Sim {
         };
         let node = Node::new(config);
         let mut subs = node.subscriptions();
-        if self.net.narrow_list_subscription {
+        if self.net.prototype_list_subscription {
             for p in &mut subs {
-                if &p[..] == b"list" {
-                    *p = Bytes::from_static(b"list ");
+                if &p[..] == b"list " {
+                    *p = Bytes::from_static(b"list");
                 }
             }
         }

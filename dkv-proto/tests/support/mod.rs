@@ -96,6 +96,8 @@ pub struct Lan {
     pub now: Instant,
     queue: VecDeque<Delivery>,
     pub timings: Timings,
+    /// Subscribe `list` like the prototype instead of dkv's `list `.
+    pub prototype_subscriptions: bool,
 }
 
 impl Lan {
@@ -105,6 +107,7 @@ impl Lan {
             now: t0(),
             queue: VecDeque::new(),
             timings,
+            prototype_subscriptions: false,
         }
     }
 
@@ -201,11 +204,13 @@ impl Lan {
                 for to in 0..self.hosts.len() {
                     let host = &self.hosts[to];
                     let reachable = host.link_up && self.hosts[h].link_up;
-                    let subscribed = host
-                        .node
-                        .subscriptions()
-                        .iter()
-                        .any(|p| frames[0].starts_with(p));
+                    let subscribed = host.node.subscriptions().iter().any(|p| {
+                        let p = match &p[..] {
+                            b"list " if self.prototype_subscriptions => &b"list"[..],
+                            p => p,
+                        };
+                        frames[0].starts_with(p)
+                    });
                     if reachable && subscribed && host.connected.contains(&from) {
                         let frames = frames.clone();
                         self.queue.push_back(Delivery::Message { to, frames });

@@ -4,8 +4,8 @@
 //!
 //! `faults` is the randomised run of seed 1 at that size; `steady` a fault-free
 //! cluster with a light workload. Both use the subscriptions `Node::subscriptions`
-//! gives; the `-narrow` rows use the `list ` subscription experiment instead (no
-//! list_answer crossfire).
+//! gives; the `-proto` rows subscribe `list` like the prototype instead, so every
+//! bootstrap's list answers reach every node (the crossfire).
 //! `dkv-sim-bench` runs the default sizes; `--big` adds 1000 nodes.
 
 use dkv_proto::Timings;
@@ -36,10 +36,10 @@ fn report(label: &str, nodes: usize, samples: Vec<Sample>) {
 }
 
 /// A fault-free cluster of `nodes` with 20 sets and 20 gets per second for `secs`.
-fn steady(nodes: usize, secs: u64, narrow: bool) -> Sample {
+fn steady(nodes: usize, secs: u64, prototype_subscriptions: bool) -> Sample {
     let started = Instant::now();
     let net = NetConfig {
-        narrow_list_subscription: narrow,
+        prototype_list_subscription: prototype_subscriptions,
         ..NetConfig::default()
     };
     let mut sim = Sim::new(net, Timings::default(), 7);
@@ -69,9 +69,9 @@ fn steady(nodes: usize, secs: u64, narrow: bool) -> Sample {
     }
 }
 
-fn faults(nodes: usize, narrow: bool) -> Sample {
+fn faults(nodes: usize, prototype_subscriptions: bool) -> Sample {
     let mut params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(60)));
-    params.net.narrow_list_subscription = narrow;
+    params.net.prototype_list_subscription = prototype_subscriptions;
     let r = run_seed(&params);
     if !r.passed() {
         eprintln!("warning: bench run failed checks: {:?}", r.failures.first());
@@ -90,23 +90,23 @@ fn main() {
         ("faults", 10, 5),
         ("faults", 100, 5),
         ("steady", 100, 5),
-        ("steady-narrow", 100, 5),
-        ("faults-narrow", 300, 3),
-        ("steady-narrow", 300, 3),
+        ("steady-proto", 100, 5),
+        ("faults", 300, 3),
+        ("steady", 300, 3),
     ];
     if big {
         rows.extend([
-            ("faults", 300, 1),
-            ("steady", 300, 1),
-            ("steady-narrow", 1000, 1),
-            ("faults-narrow", 1000, 1),
+            ("faults-proto", 300, 1),
+            ("steady-proto", 300, 1),
+            ("steady", 1000, 1),
+            ("faults", 1000, 1),
         ]);
     }
     for (mode, nodes, runs) in rows {
         let samples = (0..runs)
             .map(|_| match mode {
                 "faults" => faults(nodes, false),
-                "faults-narrow" => faults(nodes, true),
+                "faults-proto" => faults(nodes, true),
                 "steady" => steady(nodes, 60, false),
                 _ => steady(nodes, 60, true),
             })
