@@ -19,6 +19,15 @@ fn three_discovered() -> Lan {
     lan
 }
 
+/// Every host loses and regains its address at once, so all bootstrap together.
+fn everyone_bootstraps_at_once(lan: &mut Lan) {
+    let now = lan.now;
+    for (h, host) in lan.hosts.iter_mut().enumerate() {
+        host.node.handle_net_down(now);
+        host.node.handle_net_up(now, ip(h as u8 + 1));
+    }
+}
+
 #[test]
 fn three_nodes_discover_each_other_by_beacons() {
     let lan = three_discovered();
@@ -122,13 +131,9 @@ fn list_answer_crossfire_among_three_nodes_harms_nobody() {
     lan.prototype_subscriptions = true;
     lan.set(0, "a", "1");
     lan.set(1, "b", "2");
-    // Everyone restarts bootstrap at once: each list is answered by two nodes, and
-    // every list_answer reaches the third node through its `list` subscription.
-    let now = lan.now;
-    for h in 0..3 {
-        lan.hosts[h].node.handle_net_down(now);
-        lan.hosts[h].node.handle_net_up(now, ip(h as u8 + 1));
-    }
+    // Each list is answered by two nodes, and every list_answer reaches the third
+    // node through the prototype's `list` subscription.
+    everyone_bootstraps_at_once(&mut lan);
     lan.run_for(Duration::from_secs(6));
     for h in 0..3 {
         let node = &lan.hosts[h].node;
@@ -159,11 +164,7 @@ fn a_stopped_node_is_seen_down_by_the_others() {
 fn dkv_subscriptions_keep_other_nodes_list_answers_off_the_wire() {
     let mut lan = three_discovered();
     lan.set(0, "a", "1");
-    let now = lan.now;
-    for h in 0..3 {
-        lan.hosts[h].node.handle_net_down(now);
-        lan.hosts[h].node.handle_net_up(now, ip(h as u8 + 1));
-    }
+    everyone_bootstraps_at_once(&mut lan);
     lan.run_for(Duration::from_secs(6));
     for h in 0..3 {
         let stats = lan.hosts[h].node.stats();
