@@ -2,6 +2,7 @@
 //! seeds, or as many random seeds as fit in a wall-time budget, and prints the
 //! parameters, trace hash, checks, traffic and speed of each.
 
+use dkv_sim::run::LIVENESS;
 use dkv_sim::{run_seed, splitmix64, Params, RunReport};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,14 +11,23 @@ const USAGE: &str = "usage: dkv-sim [--seed S] [--nodes N] [--duration SECS] [--
                [--seeds-for-secs T] [--soak] [--no-determinism-check] [--quiet]
 
   --seed S              run seed S (default: a fresh random seed); with --seeds, the first seed
-  --nodes N             override the node count the seed picks
+  --nodes N             override the node count the seed picks (2 to 10000)
   --duration SECS       virtual seconds per run (default 60, at least 35; the last 30 are liveness)
-  --seeds K             run K seeds: S, S+1, ..., S+K-1
-  --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI)
+  --seeds K             run K seeds: S, S+1, ..., S+K-1 (K at least 1)
+  --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI; T at least 1)
   --soak                like --seeds-for-secs 86400, printing every seed
   --no-determinism-check  do not rerun seeds to compare trace hashes
   --prototype-list-subscription  subscribe `list` like the prototype (crossfire)
   --quiet               one line per passing seed";
+
+/// The fewest nodes a run may have: with one, no peer, replication or bootstrap
+/// check has anything to look at.
+const MIN_NODES: u64 = 2;
+/// The most nodes a run may have: far above the 1,000 the simulator is built for,
+/// low enough that a typo cannot exhaust memory before the first event.
+const MAX_NODES: u64 = 10_000;
+/// The shortest run: five seconds of faults and workload, then the liveness phase.
+const MIN_DURATION: Duration = Duration::from_secs(LIVENESS.as_secs() + 5);
 
 #[derive(Debug, Default)]
 struct Args {
@@ -41,18 +51,44 @@ fn parse() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match flag.as_str() {
             "--seed" => a.seed = Some(num(&value("--seed")?)?),
-            "--nodes" => a.nodes = Some(num(&value("--nodes")?)? as usize),
+            "--nodes" => {
+                let n = num(&value("--nodes")?)?;
+                if !(MIN_NODES..=MAX_NODES).contains(&n) {
+                    return Err(format!(
+                        "--nodes {n} is out of range: a run has {MIN_NODES} to {MAX_NODES} nodes"
+                    ));
+                }
+                a.nodes = Some(n as usize);
+            }
             "--duration" => {
                 let v = value("--duration")?;
                 let s: f64 = v.parse().map_err(|_| format!("bad duration {v:?}"))?;
                 if !(0.0..1e9).contains(&s) {
                     return Err(format!("bad duration {v:?}"));
                 }
-                a.duration = Some(Duration::from_secs_f64(s));
+                let d = Duration::from_secs_f64(s);
+                if d < MIN_DURATION {
+                    return Err(format!(
+                        "--duration {v} is too short: at least {} s (5 s of faults, then {} s of liveness)",
+                        MIN_DURATION.as_secs(),
+                        LIVENESS.as_secs()
+                    ));
+                }
+                a.duration = Some(d);
             }
-            "--seeds" => a.seeds = Some(num(&value("--seeds")?)?),
+            "--seeds" => {
+                let k = num(&value("--seeds")?)?;
+                if k == 0 {
+                    return Err("--seeds 0 would run nothing: give at least 1".into());
+                }
+                a.seeds = Some(k);
+            }
             "--seeds-for-secs" => {
-                a.budget = Some(Duration::from_secs(num(&value("--seeds-for-secs")?)?))
+                let t = num(&value("--seeds-for-secs")?)?;
+                if t == 0 {
+                    return Err("--seeds-for-secs 0 would run nothing: give at least 1".into());
+                }
+                a.budget = Some(Duration::from_secs(t));
             }
             "--soak" => a.budget = Some(Duration::from_secs(86_400)),
             "--no-determinism-check" => a.determinism = false,
@@ -61,6 +97,9 @@ fn parse() -> Result<Args, String> {
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if a.seeds.is_some() && a.budget.is_some() {
+        return Err("--seeds and --seeds-for-secs/--soak exclude each other".into());
     }
     Ok(a)
 }
@@ -79,10 +118,16 @@ fn fresh_seed() -> u64 {
     splitmix64(&mut s)
 }
 
-/// Runs one seed, twice if asked, and prints what happened. True if it passed.
-fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
+/// The parameters of `seed` under the command's overrides.
+fn params(args: &Args, seed: u64) -> Params {
     let mut params = Params::from_seed(seed, args.nodes, args.duration);
     params.net.prototype_list_subscription = args.prototype_subscriptions;
+    params
+}
+
+/// Runs one seed, twice if asked, and prints what happened. True if it passed.
+fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
+    let params = params(args, seed);
     if verbose {
         println!("{}", params.describe());
     }
@@ -171,10 +216,7 @@ fn main() -> ExitCode {
             failed.len()
         );
         for s in &failed {
-            println!(
-                "failed seed {s}: {}",
-                Params::from_seed(*s, args.nodes, args.duration).reproduce()
-            );
+            println!("failed seed {s}: {}", params(&args, *s).reproduce());
         }
         return if failed.is_empty() {
             ExitCode::SUCCESS
@@ -183,7 +225,7 @@ fn main() -> ExitCode {
         };
     }
     let first = args.seed.unwrap_or_else(fresh_seed);
-    let count = args.seeds.unwrap_or(1).max(1);
+    let count = args.seeds.unwrap_or(1);
     let mut failed = Vec::new();
     for i in 0..count {
         let seed = first.wrapping_add(i);

@@ -1,0 +1,63 @@
+//! The `dkv-sim` command refuses bad arguments with a message and exit code 2,
+//! before running anything, and never panics on them.
+
+use std::process::Command;
+
+/// Runs the binary with `args`; returns its exit code and standard error.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dkv-sim"))
+        .args(args)
+        .output()
+        .expect("dkv-sim starts");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn assert_refused(args: &[&str], says: &str) {
+    let (code, err) = run(args);
+    assert_eq!(code, Some(2), "{args:?} exited {code:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+    assert!(err.contains("usage:"), "{args:?} prints no usage: {err}");
+}
+
+#[test]
+fn node_counts_below_two_or_above_the_maximum_are_refused() {
+    for n in ["0", "1", "10001", "99999999999"] {
+        assert_refused(&["--seed", "1", "--nodes", n], "out of range");
+    }
+}
+
+#[test]
+fn durations_below_the_minimum_are_refused_not_silently_raised() {
+    for d in ["0", "1", "34.9"] {
+        assert_refused(&["--seed", "1", "--duration", d], "too short");
+    }
+}
+
+#[test]
+fn numbers_that_are_not_numbers_are_refused() {
+    assert_refused(&["--seed", "-1"], "not a number");
+    assert_refused(&["--nodes", "ten"], "not a number");
+    assert_refused(&["--seeds", "1e3"], "not a number");
+    assert_refused(&["--seed", "18446744073709551616"], "not a number");
+    assert_refused(&["--duration", "nan"], "bad duration");
+    assert_refused(&["--duration", "inf"], "bad duration");
+    assert_refused(&["--duration", "-40"], "bad duration");
+}
+
+#[test]
+fn counts_that_would_run_nothing_are_refused() {
+    assert_refused(&["--seeds", "0"], "run nothing");
+    assert_refused(&["--seeds-for-secs", "0"], "run nothing");
+    assert_refused(&["--seeds", "3", "--seeds-for-secs", "5"], "exclude");
+}
+
+#[test]
+fn a_flag_without_its_value_or_an_unknown_flag_is_refused() {
+    assert_refused(&["--seed"], "needs a value");
+    assert_refused(&["--nodes"], "needs a value");
+    assert_refused(&["--bogus"], "unknown argument");
+}
