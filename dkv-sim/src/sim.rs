@@ -1557,18 +1557,23 @@ mod tests {
         sim.drain(slot);
     }
 
+    /// Makes the node in `slot` store `k` = `forged`, a value no node ever set.
+    fn forge_set(sim: &mut Sim, slot: usize) {
+        let value = "forged".into();
+        forge(
+            sim,
+            slot,
+            Message::Set {
+                key: "k".into(),
+                value,
+            },
+        );
+    }
+
     #[test]
     fn a_get_returning_a_value_nobody_set_is_a_violation() {
         let (mut sim, a, _) = pair();
-        let key = "k".to_owned();
-        forge(
-            &mut sim,
-            a,
-            Message::Set {
-                key,
-                value: "forged".into(),
-            },
-        );
+        forge_set(&mut sim, a);
         assert!(sim.violations().is_empty());
         sim.get(a, "k");
         assert!(
@@ -1581,15 +1586,7 @@ mod tests {
     #[test]
     fn publishing_a_value_nobody_set_is_a_violation() {
         let (mut sim, a, b) = pair();
-        let key = "k".to_owned();
-        forge(
-            &mut sim,
-            a,
-            Message::Set {
-                key,
-                value: "forged".into(),
-            },
-        );
+        forge_set(&mut sim, a);
         sim.get(b, "k");
         sim.run_for(Duration::from_millis(50));
         assert!(sim
