@@ -669,6 +669,7 @@ impl Sim {
         }
         self.trace.word(0x5E7 ^ (slot as u64));
         self.trace.bytes(key.as_bytes());
+        self.trace.bytes(&value);
         self.ever_set
             .entry(key.to_owned())
             .or_default()
@@ -1024,6 +1025,10 @@ impl Sim {
                 Output::Disconnect(addr) => self.on_disconnect(slot, addr),
                 Output::GetDone(done) => {
                     self.trace.word(0x6D ^ (done.id.0 << 8));
+                    match &done.value {
+                        Some(v) => self.trace.bytes(v),
+                        None => self.trace.word(0x404),
+                    }
                     if self.slots[slot].gets.remove(&done.id).is_none() {
                         self.violate(
                             slot,
@@ -1214,6 +1219,7 @@ impl Sim {
         self.trace.bytes(topic);
         if let Message::Set { key, value } | Message::Answer { key, value, .. } = &msg {
             self.trace.bytes(key.as_bytes());
+            self.trace.bytes(value);
             if !self.ever_set.get(key).is_some_and(|s| s.contains(value)) {
                 self.violate(
                     slot,
@@ -1568,6 +1574,25 @@ mod tests {
                 value,
             },
         );
+    }
+
+    #[test]
+    fn the_trace_hash_covers_the_values_not_only_the_keys() {
+        // Two runs that differ only in an intermediate value, overwritten before the
+        // end so that the final stores agree, are different runs.
+        let run = |first: &'static str| {
+            let (mut sim, a, b) = pair();
+            sim.set(a, "k", first.into());
+            sim.run_for(Duration::from_millis(50));
+            sim.get(b, "k");
+            sim.set(a, "k", "last".into());
+            sim.run_for(Duration::from_millis(50));
+            sim.hash_stores();
+            assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+            sim.trace_hash()
+        };
+        assert_eq!(run("x"), run("x"));
+        assert_ne!(run("x"), run("y"));
     }
 
     #[test]
