@@ -61,3 +61,37 @@ fn a_flag_without_its_value_or_an_unknown_flag_is_refused() {
     assert_refused(&["--nodes"], "needs a value");
     assert_refused(&["--bogus"], "unknown argument");
 }
+
+/// The `PASS seed … hash …` line of a run, which must exist.
+fn pass_line(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dkv-sim"))
+        .args(args)
+        .output()
+        .expect("dkv-sim starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("PASS seed"));
+    let line = line.unwrap_or_else(|| panic!("no PASS line:\n{stdout}"));
+    // The speed at the end of the line is wall-clock and may differ.
+    line.split(',')
+        .next()
+        .expect("split yields one part")
+        .to_owned()
+}
+
+#[test]
+fn a_seed_gives_the_same_trace_hash_in_two_separate_processes() {
+    let args = [
+        "--seed",
+        "5",
+        "--nodes",
+        "4",
+        "--duration",
+        "35",
+        "--no-determinism-check",
+        "--quiet",
+    ];
+    let first = pass_line(&args);
+    assert!(first.contains(" hash "), "{first}");
+    assert_eq!(first, pass_line(&args));
+}
