@@ -1621,6 +1621,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_that_leaves_a_connect_undone_is_a_violation() {
+        let (mut sim, a, _) = pair();
+        // A connection the sim believes in but the core never asked for, so its
+        // shutdown cannot undo it.
+        let c = *sim.slots[a].conns.values().next().expect("a is connected");
+        sim.slots[a].conns.insert("192.0.2.9:1".parse().unwrap(), c);
+        sim.stop(a);
+        assert!(sim
+            .violations()
+            .iter()
+            .any(|v| v.slot == a && v.what.contains("never disconnected")));
+    }
+
+    #[test]
     fn connecting_to_its_own_endpoint_is_a_violation() {
         let (mut sim, a, _) = pair();
         let local = sim.local_now(a);

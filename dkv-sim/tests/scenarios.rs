@@ -345,6 +345,9 @@ fn crashed_node_restarts_empty_with_a_new_identity_and_bootstraps() {
 #[test]
 fn graceful_stop_disconnects_everything_it_connected() {
     let (mut sim, n) = lan(11, 4, NetConfig::default());
+    // Not vacuous: it was connected to all three others when it stopped (`stop`
+    // reports a violation for every connect its shutdown did not undo).
+    assert_eq!(sim.connected(n[3]).len(), 3);
     sim.stop(n[3]);
     assert!(sim.node(n[3]).is_none());
     sim.run_for(secs(6.0));
