@@ -349,14 +349,14 @@ struct Driver {
     stable: bool,
 }
 
-fn ms(d: Duration) -> u64 {
+fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
 impl Driver {
     fn at(&mut self, when: Duration, a: Action) {
         self.seq += 1;
-        self.actions.insert((ms(when), self.seq), a);
+        self.actions.insert((ns(when), self.seq), a);
     }
 
     fn after_rate(&mut self, rate: f64) -> Option<Duration> {
