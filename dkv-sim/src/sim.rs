@@ -1521,9 +1521,15 @@ fn hash_addr(addr: SocketAddr) -> u64 {
     (ip << 16) ^ u64::from(addr.port())
 }
 
+/// Adds every counter of `s` to `total`. The pattern names every field with no
+/// `..`, so a counter added to `Stats` fails to compile here instead of being
+/// silently left out of the cluster totals.
 fn add_stats(total: &mut Stats, s: &Stats) {
     macro_rules! add {
-        ($($f:ident)*) => { $( total.$f += s.$f; )* };
+        ($($f:ident)*) => {{
+            let Stats { $($f),* } = s;
+            $( total.$f += *$f; )*
+        }};
     }
     add!(in_set in_question in_answer in_list in_list_answer out_set out_question
         out_answer out_list out_list_answer beacons_out beacons_in beacons_own drop_empty
