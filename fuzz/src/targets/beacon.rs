@@ -38,9 +38,9 @@ fn reference_parse(datagram: &[u8]) -> Option<u16> {
     (port != 0 && encode_beacon(port) == datagram).then_some(port)
 }
 
-/// Checks one datagram. The first byte is flags ([`FLAG_NET_UP`],
-/// [`FLAG_HEARD_BEFORE`]) and, in bits 2..5, the index of the source address in
-/// [`SOURCES`]; the rest is the datagram. Checks:
+/// Checks one datagram. The first byte is flags (`FLAG_NET_UP`,
+/// `FLAG_HEARD_BEFORE`) and, in bits 2..5, the index of the source address in
+/// `SOURCES`; the rest is the datagram. Checks:
 /// - [`parse_beacon`] never panics, accepts exactly what [`encode_beacon`] produces
 ///   for ports 1..=65535, and says `NotBeacon` exactly when the prefix is missing;
 /// - fed to a [`Node`], the datagram either makes a valid peer come up (a `Connect`

@@ -43,7 +43,7 @@ const MAX_FIRINGS_PER_ADVANCE: usize = 100_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Op {
-    /// `ip: u8` (index into [`IPS`]): `handle_net_up`.
+    /// `ip: u8` (index into `IPS`): `handle_net_up`.
     NetUp = 0,
     /// `handle_net_down`.
     NetDown = 1,
@@ -53,7 +53,7 @@ pub enum Op {
     Beacon = 3,
     /// `count: u8` (mod 8), then that many `frame: bytes`: raw `handle_message`.
     RawMessage = 4,
-    /// `kind: u8`, `id: u8` (index into [`IDS`]), `key`, `value: bytes`, `count: u8`
+    /// `kind: u8`, `id: u8` (index into `IDS`), `key`, `value: bytes`, `count: u8`
     /// (mod 8) and that many keys (list answers): an encoded well-formed message.
     Message = 5,
     /// `key`, `timeout: u16` (0: the default, else that many ms): `get`.
@@ -427,8 +427,8 @@ fn read_message(r: &mut Reader<'_>) -> Option<Message> {
     })
 }
 
-/// Runs the sequence of operations in `data` against one node (id [`OWN_ID`], PUB
-/// port [`PUB_PORT`]). The first byte chooses default or fuzzed timings; then come
+/// Runs the sequence of operations in `data` against one node (id `OWN_ID`, PUB
+/// port `PUB_PORT`). The first byte chooses default or fuzzed timings; then come
 /// [`Op`]s until the input ends. After every step it checks that:
 /// - nothing panics, and `handle_timeout` leaves no deadline due;
 /// - every `Publish` re-encodes to frames that decode to itself, questions and lists
