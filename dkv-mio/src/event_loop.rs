@@ -158,10 +158,11 @@ impl EventLoop {
             match self.beacon.recv_from(&mut buf) {
                 Ok((len, src)) => {
                     self.stats.datagrams_in += 1;
-                    let datagram = &buf[..len]; // recv_from: len <= buf.len()
-                                                // Our own beacon from an address we do not know as ours: the
-                                                // address changed since the last check. Look now, before the
-                                                // node takes its own beacon for a peer's.
+                    // recv_from: len <= buf.len()
+                    let datagram = &buf[..len];
+                    // Our own beacon from an address we do not know as ours: the
+                    // address changed since the last check. Look now, before the
+                    // node takes its own beacon for a peer's.
                     if datagram == self.own_beacon.as_slice()
                         && self.node.local_ip() != Some(src.ip())
                     {
@@ -181,8 +182,7 @@ impl EventLoop {
         true
     }
 
-    /// Reads SUB messages while ZeroMQ reports one ready, up to a batch. True if
-    /// more may wait.
+    /// Reads SUB messages until none is ready, or a batch. True if more may wait.
     fn read_messages(&mut self) -> bool {
         for _ in 0..BATCH {
             let Some(frames) = self.zmq.recv() else {
