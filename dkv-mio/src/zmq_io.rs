@@ -207,19 +207,8 @@ impl ZmqIo {
     /// Publishes one multipart message under the send policy (module docs).
     pub(crate) fn publish(&mut self, frames: Vec<Bytes>, stats: &mut TransportStats) {
         self.flush(stats);
-        if self.backlog.is_empty() {
-            match self.try_send(&frames) {
-                Ok(()) => {
-                    stats.zmq_out += 1;
-                    return;
-                }
-                Err(zmq::Error::EAGAIN) => {}
-                Err(err) => {
-                    stats.pub_send_errors += 1;
-                    tracing::warn!(%err, "PUB send failed; message lost");
-                    return;
-                }
-            }
+        if self.backlog.is_empty() && self.try_send(&frames, stats) {
+            return;
         }
         stats.pub_backlogged += 1;
         self.backlog.push_back(frames);
@@ -233,22 +222,30 @@ impl ZmqIo {
     /// Sends backlogged messages, in order, while the PUB socket takes them.
     pub(crate) fn flush(&mut self, stats: &mut TransportStats) {
         while let Some(frames) = self.backlog.front() {
-            match self.try_send(frames) {
-                Ok(()) => stats.zmq_out += 1,
-                Err(zmq::Error::EAGAIN) => break,
-                Err(err) => {
-                    stats.pub_send_errors += 1;
-                    tracing::warn!(%err, "PUB send failed; message lost");
-                }
+            if !self.try_send(frames, stats) {
+                break;
             }
             self.backlog.pop_front();
         }
         stats.pub_backlog = self.backlog.len() as u64;
     }
 
-    fn try_send(&self, frames: &[Bytes]) -> Result<(), zmq::Error> {
-        self.publisher
-            .send_multipart(frames.iter().map(|frame| &frame[..]), zmq::DONTWAIT)
+    /// One non-blocking send. False only when the socket is full (`EAGAIN`): the
+    /// message must wait. True when it left, or was lost to an error (counted).
+    fn try_send(&self, frames: &[Bytes], stats: &mut TransportStats) -> bool {
+        let frames = frames.iter().map(|frame| &frame[..]);
+        match self.publisher.send_multipart(frames, zmq::DONTWAIT) {
+            Ok(()) => {
+                stats.zmq_out += 1;
+                true
+            }
+            Err(zmq::Error::EAGAIN) => false,
+            Err(err) => {
+                stats.pub_send_errors += 1;
+                tracing::warn!(%err, "PUB send failed; message lost");
+                true
+            }
+        }
     }
 
     /// Receives one multipart message if one is ready. A non-blocking receive
