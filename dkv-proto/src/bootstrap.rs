@@ -1,9 +1,9 @@
-//! Bootstrap: after net up, list the peers' keys and fetch them with a bounded
-//! window of questions in flight, then settle and report done.
+//! Bootstrap from prototype peers, which speak nothing newer: after net up, list
+//! their keys and fetch the ones not held with a bounded window of questions in
+//! flight, then settle. (dkv peers are caught up with by reconciliation instead.)
 
 use crate::config::{later, Timings};
-use crate::message::{Message, NodeId};
-use crate::node::Outbox;
+use crate::wire::{Message, NodeId};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
@@ -12,14 +12,15 @@ use std::time::Instant;
 pub enum BootstrapPhase {
     /// Never started, or abandoned because the net went down.
     Idle,
-    /// Net came up; `list` is published once peers had time to connect.
+    /// Net came up; waiting the bootstrap delay so peers can be found.
     Waiting,
-    /// `list` published; listed keys are being fetched.
+    /// Catching up: reconciling with every dkv peer found, and fetching the keys of
+    /// prototype peers.
     Fetching,
-    /// Every listed key was fetched or given up; waiting for late list answers.
+    /// Every listed prototype key was fetched or given up; waiting for late list
+    /// answers.
     Settling,
-    /// Finished: every listed key was answered or timed out, and the settle time
-    /// passed with no new keys.
+    /// Caught up with every peer found during the delay.
     Done,
 }
 
@@ -28,12 +29,21 @@ pub enum BootstrapPhase {
 pub struct BootstrapProgress {
     /// The phase.
     pub phase: BootstrapPhase,
-    /// Distinct keys listed by peers in this bootstrap.
+    /// Distinct keys listed by prototype peers in this bootstrap.
     pub listed: usize,
     /// Listed keys not yet asked for.
     pub queued: usize,
     /// Questions awaiting an answer.
     pub in_flight: usize,
+}
+
+/// Counters of the prototype bootstrap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BootstrapCounters {
+    pub(crate) keys_listed: u64,
+    pub(crate) keys_requested: u64,
+    pub(crate) keys_received: u64,
+    pub(crate) keys_unanswered: u64,
 }
 
 #[derive(Debug)]
@@ -45,38 +55,48 @@ enum Phase {
     Done,
 }
 
+/// The prototype-facing bootstrap: `list`, then pipelined `question`s.
 #[derive(Debug)]
 pub(crate) struct Bootstrap {
+    own: NodeId,
+    timings: Timings,
     phase: Phase,
     listed: BTreeSet<String>,
     queued: VecDeque<String>,
     in_flight: BTreeSet<String>,
     /// Question deadlines in send order; entries for answered keys are skipped.
     deadlines: VecDeque<(Instant, String)>,
+    pub(crate) counters: BootstrapCounters,
 }
 
 impl Bootstrap {
-    pub(crate) fn new() -> Bootstrap {
+    pub(crate) fn new(own: NodeId, timings: &Timings) -> Bootstrap {
         Bootstrap {
+            own,
+            timings: timings.clone(),
             phase: Phase::Idle,
             listed: BTreeSet::new(),
             queued: VecDeque::new(),
             in_flight: BTreeSet::new(),
             deadlines: VecDeque::new(),
+            counters: BootstrapCounters::default(),
         }
     }
 
     /// Starts afresh: anything a previous bootstrap had is forgotten.
-    pub(crate) fn start(&mut self, now: Instant, timings: &Timings, out: &mut Outbox) {
-        *self = Bootstrap::new();
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.abandon();
         self.phase = Phase::Waiting {
-            list_at: later(now, timings.bootstrap_delay),
+            list_at: later(now, self.timings.bootstrap_delay),
         };
-        out.stats.bootstraps_started += 1;
     }
 
     pub(crate) fn abandon(&mut self) {
-        *self = Bootstrap::new();
+        self.phase = Phase::Idle;
+        self.listed.clear();
+        self.queued.clear();
+        self.in_flight.clear();
+        self.deadlines.clear();
     }
 
     pub(crate) fn progress(&self) -> BootstrapProgress {
@@ -107,57 +127,50 @@ impl Bootstrap {
         }
     }
 
-    /// Queues the listed keys not seen before in this bootstrap.
+    /// Queues the listed keys not seen before in this bootstrap, except those
+    /// `held` says are held already.
     pub(crate) fn on_list_answer(
         &mut self,
         now: Instant,
         keys: Vec<String>,
-        own: NodeId,
-        timings: &Timings,
-        out: &mut Outbox,
-    ) {
+        held: impl Fn(&str) -> bool,
+    ) -> Vec<Message> {
         if !self.running() {
-            return;
+            return Vec::new();
         }
         for key in keys {
-            if self.listed.insert(key.clone()) {
-                out.stats.bootstrap_keys_listed += 1;
+            if !held(&key) && self.listed.insert(key.clone()) {
+                self.counters.keys_listed += 1;
                 self.queued.push_back(key);
             }
         }
         if matches!(self.phase, Phase::Settling { .. }) && !self.queued.is_empty() {
             self.phase = Phase::Fetching;
         }
-        self.step(now, own, timings, out);
+        self.step(now)
     }
 
-    /// A value for `key` arrived: its question, if any, is answered.
-    pub(crate) fn on_stored(
-        &mut self,
-        now: Instant,
-        key: &str,
-        own: NodeId,
-        timings: &Timings,
-        out: &mut Outbox,
-    ) {
+    /// An entry for `key` arrived: its question, if any, is answered.
+    pub(crate) fn on_stored(&mut self, now: Instant, key: &str) -> Vec<Message> {
         if !self.in_flight.remove(key) {
-            return;
+            return Vec::new();
         }
-        out.stats.bootstrap_keys_received += 1;
+        self.counters.keys_received += 1;
         self.drop_stale_deadlines();
-        self.step(now, own, timings, out);
+        self.step(now)
     }
 
-    pub(crate) fn on_timeout(
-        &mut self,
-        now: Instant,
-        own: NodeId,
-        timings: &Timings,
-        out: &mut Outbox,
-    ) {
+    /// Fires what is due. `prototypes` tells whether any live peer is a prototype
+    /// node: only then is `list` published; without, this part is done at once.
+    pub(crate) fn on_timeout(&mut self, now: Instant, prototypes: bool) -> Vec<Message> {
+        let mut send = Vec::new();
         match self.phase {
             Phase::Waiting { list_at } if list_at <= now => {
-                out.publish(Message::List { asker: own });
+                if !prototypes {
+                    self.phase = Phase::Done;
+                    return send;
+                }
+                send.push(Message::List { asker: self.own });
                 self.phase = Phase::Fetching;
             }
             Phase::Fetching => {
@@ -166,20 +179,22 @@ impl Bootstrap {
                         break;
                     }
                     // Invariant: the front is never stale (drop_stale_deadlines).
-                    let (_, key) = self.deadlines.pop_front().expect("front exists");
+                    let Some((_, key)) = self.deadlines.pop_front() else {
+                        break;
+                    };
                     self.in_flight.remove(&key);
-                    out.stats.bootstrap_keys_unanswered += 1;
+                    self.counters.keys_unanswered += 1;
                     self.drop_stale_deadlines();
                 }
             }
             Phase::Settling { done_at } if done_at <= now => {
                 self.phase = Phase::Done;
-                out.stats.bootstraps_done += 1;
-                return;
+                return send;
             }
-            _ => return,
+            _ => return send,
         }
-        self.step(now, own, timings, out);
+        send.extend(self.step(now));
+        send
     }
 
     fn drop_stale_deadlines(&mut self) {
@@ -192,27 +207,29 @@ impl Bootstrap {
     }
 
     /// Fills the window with questions; moves to settling when nothing is left.
-    fn step(&mut self, now: Instant, own: NodeId, timings: &Timings, out: &mut Outbox) {
+    fn step(&mut self, now: Instant) -> Vec<Message> {
+        let mut send = Vec::new();
         if !matches!(self.phase, Phase::Fetching) {
-            return;
+            return send;
         }
-        while self.in_flight.len() < timings.bootstrap_window.max(1) {
+        while self.in_flight.len() < self.timings.bootstrap_window.max(1) {
             let Some(key) = self.queued.pop_front() else {
                 break;
             };
-            out.publish(Message::Question {
-                asker: own,
+            send.push(Message::Question {
+                asker: self.own,
                 key: key.clone(),
             });
-            out.stats.bootstrap_keys_requested += 1;
-            self.deadlines
-                .push_back((later(now, timings.bootstrap_question_timeout), key.clone()));
+            self.counters.keys_requested += 1;
+            let deadline = later(now, self.timings.bootstrap_question_timeout);
+            self.deadlines.push_back((deadline, key.clone()));
             self.in_flight.insert(key);
         }
         if self.queued.is_empty() && self.in_flight.is_empty() {
             self.phase = Phase::Settling {
-                done_at: later(now, timings.bootstrap_settle),
+                done_at: later(now, self.timings.bootstrap_settle),
             };
         }
+        send
     }
 }

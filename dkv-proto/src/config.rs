@@ -1,7 +1,9 @@
-//! A node's identity and timings. Defaults are the prototype's values.
+//! What a node is told at creation: identity, wall clock, randomness and timings.
+//! Timing defaults are the prototype's values where the prototype has them.
 
-use crate::message::NodeId;
-use std::time::Duration;
+use crate::clock::WallClock;
+use crate::wire::NodeId;
+use std::time::{Duration, Instant};
 
 /// Everything a [`Node`](crate::Node) is told at creation.
 #[derive(Clone, Debug)]
@@ -10,23 +12,33 @@ pub struct Config {
     pub id: NodeId,
     /// The port the node's PUB socket is bound to, announced in every beacon.
     pub pub_port: u16,
-    /// Timers and bootstrap pacing.
+    /// The wall clock at one instant: versions are stamped with wall time read
+    /// through it. Refresh it with
+    /// [`Node::handle_wall_clock`](crate::Node::handle_wall_clock).
+    pub wall: WallClock,
+    /// Seeds the node's own random choices (which peer to reconcile with next,
+    /// session ids). A transport draws it at random; a simulation from its seed.
+    pub seed: u64,
+    /// Timers, pacing and clock bounds.
     pub timings: Timings,
 }
 
 impl Config {
-    /// A config with the prototype's timings.
-    pub fn new(id: NodeId, pub_port: u16) -> Config {
+    /// A config with default timings and seed 0, whose wall clock read `unix_ms` at
+    /// `at`.
+    pub fn new(id: NodeId, pub_port: u16, wall: WallClock) -> Config {
         Config {
             id,
             pub_port,
+            wall,
+            seed: 0,
             timings: Timings::default(),
         }
     }
 }
 
-/// Timers and bootstrap pacing. All are configurable; [`Timings::default`] gives the
-/// prototype's values, and bootstrap pipelines `bootstrap_window` questions at once.
+/// Timers, pacing and clock bounds. All are configurable; [`Timings::default`] gives
+/// the prototype's values for what the prototype has, and dkv's own for the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timings {
     /// Time between two beacons. Prototype: 1 s.
@@ -35,19 +47,29 @@ pub struct Timings {
     pub peer_timeout: Duration,
     /// How long a `get` that misses locally waits for an answer. Prototype: 100 ms.
     pub get_timeout: Duration,
-    /// Wait after net up before publishing `list`, so peers can connect.
-    /// Prototype: 2 beacon intervals.
+    /// Wait after net up before bootstrap looks at who is there (and, if prototype
+    /// peers are, publishes `list`). Prototype: 2 beacon intervals.
     pub bootstrap_delay: Duration,
-    /// Wait after the last listed key is fetched before bootstrap is done, so late
-    /// list answers still count. Prototype: 2 beacon intervals. The settle timer
-    /// also runs from `list` until the first answer arrives, so it must cover the
-    /// transfer of the largest list answer (100,000 keys is about 1.3 MB).
+    /// Wait after the last listed key is fetched from prototype peers before that
+    /// part of bootstrap is done, so late list answers still count. Prototype: 2
+    /// beacon intervals. It must cover the transfer of the largest list answer.
     pub bootstrap_settle: Duration,
-    /// A bootstrap question unanswered for this long is given up (a peer may hold
-    /// the key with an empty value, which is never answered).
+    /// A question to prototype peers unanswered for this long is given up.
     pub bootstrap_question_timeout: Duration,
-    /// Bootstrap questions in flight at once. The prototype has one.
+    /// Questions to prototype peers in flight at once. The prototype has one.
     pub bootstrap_window: usize,
+    /// Every this often a node reconciles its store with one peer, chosen at
+    /// random. dkv: 2 s.
+    pub sync_interval: Duration,
+    /// A reconciliation session or transfer request with no reply for this long is
+    /// abandoned, and retried later. dkv: 1 s.
+    pub sync_timeout: Duration,
+    /// A remote version whose wall-clock part is more than this ahead of local wall
+    /// time is refused (and counted). dkv: 500 ms.
+    pub max_clock_offset: Duration,
+    /// Tombstones older than this are forgotten. A node that missed a delete and
+    /// comes back later than this brings the key back. dkv: 24 h.
+    pub tombstone_horizon: Duration,
 }
 
 /// A [`Timings`] value that would make a node misbehave.
@@ -59,15 +81,18 @@ pub enum TimingsError {
     /// Peers would go down between two of their beacons.
     #[error("peer_timeout must be longer than beacon_interval")]
     PeerTimeoutNotAboveBeaconInterval,
+    /// Below [`Timings::MIN_BEACON_INTERVAL`], reconciliation would flood peers.
+    #[error("sync_interval and sync_timeout must be at least 1 ms")]
+    SyncTooShort,
 }
 
 impl Timings {
-    /// The shortest beacon interval a node uses; shorter settings are raised to it.
+    /// The shortest beacon or sync interval a node uses; shorter ones are raised.
     pub const MIN_BEACON_INTERVAL: Duration = Duration::from_millis(1);
 
     /// Checks the timings make sense together. [`Node::new`](crate::Node::new)
-    /// accepts any value (it raises a too-short beacon interval to the minimum, so it
-    /// can never spin), but a transport should refuse what this rejects.
+    /// accepts any value (it raises too-short intervals to the minimum, so it can
+    /// never spin), but a transport should refuse what this rejects.
     pub fn validate(&self) -> Result<(), TimingsError> {
         if self.beacon_interval < Self::MIN_BEACON_INTERVAL {
             return Err(TimingsError::BeaconIntervalTooShort);
@@ -75,7 +100,24 @@ impl Timings {
         if self.peer_timeout <= self.beacon_interval {
             return Err(TimingsError::PeerTimeoutNotAboveBeaconInterval);
         }
+        if self.sync_interval < Self::MIN_BEACON_INTERVAL
+            || self.sync_timeout < Self::MIN_BEACON_INTERVAL
+        {
+            return Err(TimingsError::SyncTooShort);
+        }
         Ok(())
+    }
+
+    /// The timings with every interval raised to the minimum, as a node uses them.
+    pub(crate) fn floored(mut self) -> Timings {
+        for d in [
+            &mut self.beacon_interval,
+            &mut self.sync_interval,
+            &mut self.sync_timeout,
+        ] {
+            *d = (*d).max(Self::MIN_BEACON_INTERVAL);
+        }
+        self
     }
 }
 
@@ -89,13 +131,17 @@ impl Default for Timings {
             bootstrap_settle: Duration::from_secs(2),
             bootstrap_question_timeout: Duration::from_millis(500),
             bootstrap_window: 256,
+            sync_interval: Duration::from_secs(2),
+            sync_timeout: Duration::from_secs(1),
+            max_clock_offset: Duration::from_millis(500),
+            tombstone_horizon: Duration::from_secs(24 * 3600),
         }
     }
 }
 
 /// `now + delay`, saturating at a far future instead of panicking on overflow, so
 /// no timing or timeout a caller passes can make the node panic.
-pub(crate) fn later(now: std::time::Instant, delay: Duration) -> std::time::Instant {
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     now.checked_add(delay.min(FAR))
         .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))

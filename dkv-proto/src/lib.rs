@@ -2,33 +2,41 @@
 //!
 //! dkv is a peer-to-peer replicated key-value store for a local network. This crate
 //! is its protocol core, sans-IO: a [`Node`] takes timestamped inputs (beacons,
-//! net up and down, wire messages, gets and sets) and emits [`Output`]s (messages to
-//! publish, peers to connect or disconnect, beacons to send, completed gets), plus
-//! the next deadline. It speaks the Python prototype's wire protocol byte for byte.
+//! net up and down, wire messages, gets, sets and deletes, wall-clock readings) and
+//! emits [`Output`]s (messages to publish, peers to connect or disconnect, datagrams
+//! to broadcast, completed gets, applied changes), plus the next deadline.
+//!
+//! Every entry carries a [`Version`] from a hybrid logical clock, so concurrent
+//! writes resolve to the same winner everywhere (last writer wins), and deletes
+//! leave tombstones that win like writes. Peers reconcile their whole stores by
+//! comparing range fingerprints ([`reconcile`](crate#modules)), at a cost that grows
+//! with their differences. The core speaks the Python prototype's wire protocol
+//! byte for byte beside its own, so prototype nodes keep working in the cluster.
 //!
 //! It opens no sockets, starts no threads, reads no clock and draws no randomness,
 //! so any runtime can drive it: `dkv-mio` with real sockets, `dkv-sim` under
 //! simulated time, the fuzzer with arbitrary input.
 //!
 //! ```
-//! use dkv_proto::{Config, Node, NodeId, Output};
+//! use dkv_proto::{Config, Node, NodeId, Output, WallClock};
 //! use std::time::Instant;
 //!
 //! let now = Instant::now();
-//! let mut node = Node::new(Config::new(NodeId(*b"node-one"), 41017));
+//! let wall = WallClock { at: now, unix_ms: 1_700_000_000_000 };
+//! let mut node = Node::new(Config::new(NodeId(*b"node-one"), 41017, wall));
 //! node.handle_net_up(now, "10.0.0.5".parse().unwrap());
 //! node.set(now, "greeting".into(), "hello".into());
 //! let id = node.get(now, "greeting".into(), None);
 //! let mut done = None;
 //! while let Some(output) = node.poll_output() {
 //!     match output {
-//!         Output::Beacon(payload) => assert_eq!(&payload[..], b"beacon 41017"),
 //!         Output::GetDone(get) => done = Some(get),
 //!         _ => {}
 //!     }
 //! }
 //! let done = done.unwrap();
 //! assert_eq!((done.id, done.value.as_deref()), (id, Some(&b"hello"[..])));
+//! assert_eq!(done.version.unwrap().node, NodeId(*b"node-one"));
 //! assert!(node.poll_timeout().is_some());
 //! ```
 
@@ -37,14 +45,25 @@
 
 mod beacon;
 mod bootstrap;
+mod clock;
 mod config;
-mod message;
+mod gets;
 mod node;
+mod peers;
+pub mod reconcile;
 mod stats;
+mod store;
+pub mod wire;
 
-pub use beacon::{encode_beacon, parse_beacon, BeaconError, BEACON_PREFIX, MAX_BEACON_LEN};
+pub use beacon::{
+    encode_beacon, encode_hello, parse_beacon, parse_datagram, BeaconError, Datagram,
+    BEACON_PREFIX, HELLO_PREFIX, MAX_BEACON_LEN,
+};
 pub use bootstrap::{BootstrapPhase, BootstrapProgress};
+pub use clock::{Timestamp, Version, WallClock};
 pub use config::{Config, Timings, TimingsError};
-pub use message::{subscriptions, DecodeError, Kind, Message, NodeId};
-pub use node::{GetDone, GetId, Node, Output};
+pub use gets::GetId;
+pub use node::{Applied, GetDone, Node, Output};
 pub use stats::Stats;
+pub use store::{key_hash, Entry};
+pub use wire::{subscriptions, DecodeError, Kind, Message, NodeId};

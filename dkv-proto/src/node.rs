@@ -1,19 +1,21 @@
-//! The node: discovery, peers, the store, gets and bootstrap, as one sans-IO state
-//! machine driven by timestamped inputs.
+//! The node: one sans-IO state machine that owns discovery, the store and its
+//! versions, gets, bootstrap and reconciliation, driven by timestamped inputs.
 
-use crate::beacon::{encode_beacon, parse_beacon};
-use crate::bootstrap::{Bootstrap, BootstrapProgress};
+use crate::beacon::{encode_beacon, encode_hello, parse_datagram, Datagram};
+use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
+use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
-use crate::message::{subscriptions, Message, NodeId};
+use crate::gets::{GetId, PendingGets};
+use crate::peers::Peers;
+use crate::reconcile::{Reconciler, PAGE_BYTES};
 use crate::stats::Stats;
+use crate::store::{Entry, Store};
+use crate::wire::v2::{record_len, Body, Envelope, Record};
+use crate::wire::{subscriptions, Message, NodeId};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-
-/// Identifies one [`Node::get`] call; its [`GetDone`] carries the same id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GetId(pub u64);
 
 /// The completion of a get.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,8 +24,22 @@ pub struct GetDone {
     pub id: GetId,
     /// The key asked for.
     pub key: String,
-    /// The value held locally when the get completed, if any.
+    /// The value held locally when the get completed; `None` if none is, or the key
+    /// is deleted.
     pub value: Option<Bytes>,
+    /// The version of the entry held then (a delete's too), if any.
+    pub version: Option<Version>,
+}
+
+/// An entry this node stored: its own write, or one that won the merge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The key.
+    pub key: String,
+    /// The entry now held (a tombstone for a delete).
+    pub entry: Entry,
+    /// Whether it is this node's own write.
+    pub local: bool,
 }
 
 /// Something the transport must do, drained with [`Node::poll_output`].
@@ -31,7 +47,7 @@ pub struct GetDone {
 pub enum Output {
     /// Publish this message on the PUB socket ([`Message::encode`] gives the frames).
     Publish(Message),
-    /// Broadcast this beacon payload on the UDP beacon port.
+    /// Broadcast this datagram (a beacon or a hello) on the UDP beacon port.
     Beacon(Bytes),
     /// A peer came up: connect the SUB socket to `tcp://<addr>`.
     Connect(SocketAddr),
@@ -39,171 +55,146 @@ pub enum Output {
     Disconnect(SocketAddr),
     /// A get completed.
     GetDone(GetDone),
+    /// The store changed, in the order changes were applied. For transports that
+    /// persist or watch; others may ignore it.
+    Applied(Applied),
 }
 
-/// Outputs waiting to be drained, and the counters that describe them.
+/// Prototype `set` copies of dkv/2 writes that are expected to arrive: a dkv node
+/// publishes them after the `put` with the same records, on the same socket, so a
+/// receiver learns of them from the `put` first. Bounded: the oldest are forgotten.
 #[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    queue: VecDeque<Output>,
-    pub(crate) stats: Stats,
+struct Echoes {
+    expected: BTreeMap<(String, u64), u32>,
+    order: VecDeque<(String, u64)>,
 }
 
-impl Outbox {
-    pub(crate) fn publish(&mut self, msg: Message) {
-        self.stats.count_out(msg.kind());
-        self.queue.push_back(Output::Publish(msg));
+impl Echoes {
+    const CAP: usize = 65_536;
+
+    fn hash(value: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(value)
     }
 
-    fn push(&mut self, output: Output) {
-        self.queue.push_back(output);
-    }
-}
-
-/// Live peers and when each was last heard.
-#[derive(Debug, Default)]
-struct Peers {
-    last_seen: BTreeMap<SocketAddr, Instant>,
-    by_age: BTreeSet<(Instant, SocketAddr)>,
-}
-
-impl Peers {
-    /// Records a beacon; true if the peer is new.
-    fn heard(&mut self, now: Instant, addr: SocketAddr) -> bool {
-        let previous = self.last_seen.insert(addr, now);
-        if let Some(seen) = previous {
-            self.by_age.remove(&(seen, addr));
-        }
-        self.by_age.insert((now, addr));
-        previous.is_none()
-    }
-
-    fn oldest(&self) -> Option<(Instant, SocketAddr)> {
-        self.by_age.first().copied()
-    }
-
-    fn remove(&mut self, addr: SocketAddr) {
-        if let Some(seen) = self.last_seen.remove(&addr) {
-            self.by_age.remove(&(seen, addr));
-        }
-    }
-}
-
-/// Gets that missed locally, indexed by deadline and by key.
-#[derive(Debug, Default)]
-struct PendingGets {
-    deadline: BTreeMap<GetId, Instant>,
-    by_deadline: BTreeMap<(Instant, GetId), String>,
-    by_key: BTreeMap<String, Vec<GetId>>,
-}
-
-impl PendingGets {
-    fn insert(&mut self, id: GetId, key: String, deadline: Instant) {
-        self.deadline.insert(id, deadline);
-        self.by_key.entry(key.clone()).or_default().push(id);
-        self.by_deadline.insert((deadline, id), key);
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.by_deadline.first_key_value().map(|((at, _), _)| *at)
-    }
-
-    /// Removes and returns every get waiting on `key`.
-    fn take_key(&mut self, key: &str) -> Vec<GetId> {
-        let ids = self.by_key.remove(key).unwrap_or_default();
-        for id in &ids {
-            if let Some(at) = self.deadline.remove(id) {
-                self.by_deadline.remove(&(at, *id));
+    fn expect(&mut self, key: &str, value: &[u8]) {
+        let k = (key.to_owned(), Self::hash(value));
+        *self.expected.entry(k.clone()).or_default() += 1;
+        self.order.push_back(k);
+        while self.order.len() > Self::CAP {
+            if let Some(old) = self.order.pop_front() {
+                self.forget(&old);
             }
         }
-        ids
     }
 
-    /// Removes and returns the earliest get due at or before `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<(GetId, String)> {
-        let (&(at, id), _) = self.by_deadline.first_key_value()?;
-        if at > now {
-            return None;
+    /// Whether `key = value` was expected; if so it no longer is.
+    fn consume(&mut self, key: &str, value: &[u8]) -> bool {
+        if self.expected.is_empty() {
+            return false;
         }
-        let key = self.by_deadline.remove(&(at, id))?;
-        self.deadline.remove(&id);
-        if let Some(ids) = self.by_key.get_mut(&key) {
-            ids.retain(|&other| other != id);
-            if ids.is_empty() {
-                self.by_key.remove(&key);
+        let k = (key.to_owned(), Self::hash(value));
+        if !self.expected.contains_key(&k) {
+            return false;
+        }
+        self.forget(&k);
+        if let Some(i) = self.order.iter().position(|o| *o == k) {
+            self.order.remove(i);
+        }
+        true
+    }
+
+    fn forget(&mut self, k: &(String, u64)) {
+        if let Some(n) = self.expected.get_mut(k) {
+            *n -= 1;
+            if *n == 0 {
+                self.expected.remove(k);
             }
         }
-        Some((id, key))
-    }
-
-    /// Removes and returns every pending get.
-    fn drain(&mut self) -> Vec<(GetId, String)> {
-        self.deadline.clear();
-        self.by_key.clear();
-        std::mem::take(&mut self.by_deadline)
-            .into_iter()
-            .map(|((_, id), key)| (id, key))
-            .collect()
-    }
-
-    fn len(&self) -> usize {
-        self.deadline.len()
     }
 }
 
-/// One dkv node: the whole prototype protocol as a pure state machine.
+/// Tracks bootstrap as a whole: the prototype part ([`Bootstrap`]) and catching up
+/// with the dkv peers found during the delay.
+#[derive(Debug, Default)]
+struct CatchUp {
+    /// The dkv peers live when the delay ended; `None` before.
+    peers: Option<BTreeSet<NodeId>>,
+    done: bool,
+}
+
+/// One dkv node: the whole protocol as a pure state machine.
 ///
-/// The node does no I/O, reads no clock and draws no randomness: its id comes in the
-/// [`Config`], and every input carries `now`, which must never go backwards.
+/// The node does no I/O, reads no clock and draws no randomness: its id, wall clock
+/// and seed come in the [`Config`], and every input carries `now`, which must never
+/// go backwards.
 ///
 /// # Contract
-/// 1. Feed one input: [`handle_beacon`](Self::handle_beacon),
+/// 1. Feed inputs: [`handle_beacon`](Self::handle_beacon),
 ///    [`handle_message`](Self::handle_message), [`handle_net_up`](Self::handle_net_up),
-///    [`handle_net_down`](Self::handle_net_down), [`set`](Self::set),
-///    [`get`](Self::get), [`shutdown`](Self::shutdown), or
+///    [`handle_net_down`](Self::handle_net_down),
+///    [`handle_wall_clock`](Self::handle_wall_clock), [`set`](Self::set),
+///    [`delete`](Self::delete), [`get`](Self::get), [`shutdown`](Self::shutdown), or
 ///    [`handle_timeout`](Self::handle_timeout) once the deadline is reached.
 /// 2. Drain [`poll_output`](Self::poll_output) until it returns `None`, carrying out
-///    each output in order.
+///    each output in order. Several inputs may be fed before draining: outputs
+///    queue up in order, and writes made back to back travel in one `put`.
 /// 3. Ask [`poll_timeout`](Self::poll_timeout) for the next deadline and call
 ///    `handle_timeout` when it passes. Any input may move the deadline, so ask again
 ///    after every input.
 ///
-/// The SUB socket must carry the prefixes [`subscriptions`](Self::subscriptions) lists.
-/// Malformed input is dropped and counted in [`stats`](Self::stats); it never panics
-/// and leaves the rest of the state untouched.
+/// The SUB socket must carry the prefixes [`subscriptions`](Self::subscriptions) lists,
+/// in that order. Malformed input is dropped and counted in [`stats`](Self::stats); it
+/// never panics and leaves the rest of the state untouched.
 #[derive(Debug)]
 pub struct Node {
     config: Config,
     beacon: Bytes,
+    hello: Bytes,
     local_ip: Option<IpAddr>,
     /// The last address the node had, kept across net down.
     last_ip: Option<IpAddr>,
     next_beacon: Option<Instant>,
     peers: Peers,
-    store: BTreeMap<String, Bytes>,
+    store: Store,
+    hlc: Hlc,
+    wall: WallClock,
     gets: PendingGets,
     next_get: u64,
     bootstrap: Bootstrap,
-    out: Outbox,
+    catch_up: CatchUp,
+    sync: Reconciler,
+    echoes: Echoes,
+    next_gc: Option<Instant>,
+    out: VecDeque<Output>,
+    stats: Stats,
 }
 
 impl Node {
     /// A node with no address yet: it beacons and bootstraps after
     /// [`handle_net_up`](Self::handle_net_up).
     pub fn new(mut config: Config) -> Node {
-        let interval = &mut config.timings.beacon_interval;
-        *interval = (*interval).max(crate::Timings::MIN_BEACON_INTERVAL);
+        config.timings = config.timings.floored();
+        let t = &config.timings;
         Node {
             beacon: Bytes::from(encode_beacon(config.pub_port)),
-            config,
+            hello: Bytes::from(encode_hello(config.pub_port, config.id)),
             local_ip: None,
             last_ip: None,
             next_beacon: None,
             peers: Peers::default(),
-            store: BTreeMap::new(),
+            store: Store::new(),
+            hlc: Hlc::new(t.max_clock_offset),
+            wall: config.wall,
             gets: PendingGets::default(),
             next_get: 0,
-            bootstrap: Bootstrap::new(),
-            out: Outbox::default(),
+            bootstrap: Bootstrap::new(config.id, t),
+            catch_up: CatchUp::default(),
+            sync: Reconciler::new(config.id, t, config.seed),
+            echoes: Echoes::default(),
+            next_gc: None,
+            out: VecDeque::new(),
+            stats: Stats::default(),
+            config,
         }
     }
 
@@ -214,12 +205,13 @@ impl Node {
         self.config.id
     }
 
-    /// The configuration the node was created with.
+    /// The configuration the node was created with (intervals raised to their
+    /// minimum).
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// The SUB socket's prefix subscriptions.
+    /// The SUB socket's prefix subscriptions, in the order to subscribe them.
     pub fn subscriptions(&self) -> Vec<Bytes> {
         subscriptions(self.config.id)
     }
@@ -231,22 +223,67 @@ impl Node {
 
     /// Live peers' PUB endpoints, in address order.
     pub fn peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.peers.last_seen.keys().copied()
+        self.peers.addrs()
     }
 
-    /// The value held locally for `key`.
+    /// Live peers a write made now reaches: prototype peers, and dkv peers this node
+    /// completed a reconciliation with since they came up (which proves their SUB
+    /// socket receives this node's messages). In address order.
+    pub fn ready_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers.addrs().filter(|a| {
+            self.peers
+                .get(a)
+                .is_some_and(|p| p.id.is_none_or(|id| self.sync.is_synced(id)))
+        })
+    }
+
+    /// The id of the live dkv peer at `addr`; `None` for a prototype peer.
+    pub fn peer_id(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.peers.get(&addr).and_then(|p| p.id)
+    }
+
+    /// The value held locally for `key`; `None` if none is or it is deleted.
     pub fn value(&self, key: &str) -> Option<&Bytes> {
+        self.store.get(key).and_then(|e| e.value.as_ref())
+    }
+
+    /// The entry held for `key`, tombstones included.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
         self.store.get(key)
     }
 
-    /// Every key and value held locally, in key order.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &Bytes)> + '_ {
-        self.store.iter().map(|(k, v)| (k.as_str(), v))
+    /// Every entry held, tombstones included, in key-hash order (stable, not
+    /// alphabetical).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> + '_ {
+        self.store.iter()
     }
 
-    /// Every key held locally, in key order.
+    /// Every key with a value, in key-hash order.
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.store.keys().map(String::as_str)
+        self.store
+            .iter()
+            .filter(|(_, e)| !e.is_tombstone())
+            .map(|(k, _)| k)
+    }
+
+    /// Keys with a value.
+    pub fn len(&self) -> usize {
+        self.store.live_len()
+    }
+
+    /// Whether no key has a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tombstones held (deletes not yet forgotten).
+    pub fn tombstones(&self) -> usize {
+        self.store.tombstones()
+    }
+
+    /// The clock's latest reading: every version this node issues is above it.
+    pub fn clock(&self) -> Timestamp {
+        self.hlc.last()
     }
 
     /// Gets still waiting for a value or their timeout.
@@ -256,12 +293,36 @@ impl Node {
 
     /// Where the current bootstrap stands.
     pub fn bootstrap(&self) -> BootstrapProgress {
-        self.bootstrap.progress()
+        let mut p = self.bootstrap.progress();
+        p.phase = match (self.catch_up.done, p.phase) {
+            (true, _) => BootstrapPhase::Done,
+            (false, BootstrapPhase::Done) => BootstrapPhase::Fetching,
+            (false, phase) => phase,
+        };
+        p
     }
 
     /// The node's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.out.stats
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        let b = &self.bootstrap.counters;
+        s.bootstrap_keys_listed = b.keys_listed;
+        s.bootstrap_keys_requested = b.keys_requested;
+        s.bootstrap_keys_received = b.keys_received;
+        s.bootstrap_keys_unanswered = b.keys_unanswered;
+        let c = &self.sync.counters;
+        s.sync_sessions_started = c.sessions_started;
+        s.sync_sessions_completed = c.sessions_completed;
+        s.sync_sessions_timed_out = c.sessions_timed_out;
+        s.sync_steps_compared = c.steps_compared;
+        s.sync_ranges_pulled = c.ranges_pulled;
+        s.sync_pull_pages = c.pull_pages;
+        s.sync_pulls_timed_out = c.pulls_timed_out;
+        s.sync_fetches = c.fetches;
+        s.sync_fetches_timed_out = c.fetches_timed_out;
+        s.sync_pushes = c.pushes_unsolicited;
+        s.sync_stale_replies = c.stale_replies;
+        s
     }
 
     // ---- inputs ----
@@ -270,31 +331,38 @@ impl Node {
     /// The node starts beaconing at once and (re)starts bootstrap. Repeating the
     /// current address changes nothing. On an address other than the last one, every
     /// live peer is re-dialed (`Disconnect` then `Connect`): connections made from a
-    /// vanished address are dead but may never report it.
+    /// vanished address are dead but may never report it. Every dkv peer is then
+    /// reconciled with, since messages may have been lost meanwhile.
     pub fn handle_net_up(&mut self, now: Instant, local_ip: IpAddr) {
         if self.local_ip == Some(local_ip) {
             return;
         }
         self.local_ip = Some(local_ip);
         let own = SocketAddr::new(local_ip, self.config.pub_port);
-        if self.peers.last_seen.contains_key(&own) {
+        if self.peers.contains(&own) {
             // That endpoint is ours now: whoever held it before is gone.
-            self.peer_down(own);
+            self.peer_down(now, own);
         }
         if self
             .last_ip
             .replace(local_ip)
             .is_some_and(|last| last != local_ip)
         {
-            for addr in self.peers.last_seen.keys() {
-                self.out.push(Output::Disconnect(*addr));
-                self.out.push(Output::Connect(*addr));
+            let addrs: Vec<SocketAddr> = self.peers.addrs().collect();
+            for addr in addrs {
+                self.out.push_back(Output::Disconnect(addr));
+                self.out.push_back(Output::Connect(addr));
             }
         }
+        let dkv: Vec<NodeId> = self.peers.dkv_peers().collect();
+        for id in dkv {
+            self.sync.peer_back(now, id);
+        }
         self.next_beacon = Some(now);
-        self.out.stats.net_up += 1;
-        self.bootstrap
-            .start(now, &self.config.timings, &mut self.out);
+        self.stats.net_up += 1;
+        self.stats.bootstraps_started += 1;
+        self.bootstrap.start(now);
+        self.catch_up = CatchUp::default();
         self.handle_timeout(now);
     }
 
@@ -305,32 +373,59 @@ impl Node {
             return;
         }
         self.next_beacon = None;
-        self.out.stats.net_down += 1;
+        self.stats.net_down += 1;
         self.bootstrap.abandon();
+        self.catch_up = CatchUp::default();
     }
 
-    /// A UDP datagram arrived on the beacon port from `src`. The first beacon of an
-    /// `(ip, port)` pair brings the peer up; later ones keep it alive. Own beacons,
-    /// beacons heard while the net is down, and malformed ones are counted and ignored.
+    /// The wall clock read `unix_ms` milliseconds since the Unix epoch at `now`.
+    /// Versions are stamped with wall time from the latest such reading; the clock
+    /// that stamps them never runs backward, whatever the readings do.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.wall = WallClock { at: now, unix_ms };
+    }
+
+    /// A UDP datagram arrived on the beacon port from `src`. A beacon or hello from
+    /// a new `(ip, port)` pair brings the peer up; later ones keep it alive; a hello
+    /// marks the peer as a dkv node, to reconcile with. Own datagrams, those heard
+    /// while the net is down, and malformed ones are counted and ignored.
     pub fn handle_beacon(&mut self, now: Instant, src: IpAddr, datagram: &[u8]) {
-        let port = match parse_beacon(datagram) {
-            Ok(port) => port,
-            Err(err) => return self.out.stats.count_beacon_error(err),
+        let parsed = match parse_datagram(datagram) {
+            Ok(d) => d,
+            Err(err) => return self.stats.count_beacon_error(err),
         };
         let Some(local_ip) = self.local_ip else {
-            self.out.stats.drop_beacon_net_down += 1;
+            self.stats.drop_beacon_net_down += 1;
             return;
         };
-        if src == local_ip && port == self.config.pub_port {
-            self.out.stats.beacons_own += 1;
+        let port = parsed.port();
+        let id = match parsed {
+            Datagram::Beacon(_) => None,
+            Datagram::Hello { id, .. } => Some(id),
+        };
+        if (src == local_ip && port == self.config.pub_port) || id == Some(self.config.id) {
+            self.stats.beacons_own += 1;
             return;
         }
-        self.out.stats.beacons_in += 1;
-        let addr = SocketAddr::new(src, port);
-        if self.peers.heard(now, addr) {
-            self.out.stats.peers_up += 1;
-            self.out.push(Output::Connect(addr));
+        match id {
+            None => self.stats.beacons_in += 1,
+            Some(_) => self.stats.hellos_in += 1,
         }
+        let addr = SocketAddr::new(src, port);
+        let gap = self.config.timings.beacon_interval * 5 / 2;
+        let heard = self.peers.heard(now, addr, id, gap);
+        if heard.new {
+            self.stats.peers_up += 1;
+            self.out.push_back(Output::Connect(addr));
+        }
+        if let Some(id) = id {
+            if heard.identified {
+                self.sync.peer_up(now, id);
+            } else if heard.after_gap {
+                self.sync.peer_back(now, id);
+            }
+        }
+        self.sync_step(now);
     }
 
     /// A multipart message arrived on the SUB socket. It is decoded strictly; a
@@ -338,85 +433,267 @@ impl Node {
     pub fn handle_message<F: AsRef<[u8]>>(&mut self, now: Instant, frames: &[F]) {
         match Message::decode(frames) {
             Ok(msg) => self.handle_decoded(now, msg),
-            Err(err) => self.out.stats.count_decode_error(err),
+            Err(err) => self.stats.count_decode_error(err),
         }
     }
 
     /// Like [`handle_message`](Self::handle_message), for a message already decoded.
     pub fn handle_decoded(&mut self, now: Instant, msg: Message) {
         let own = self.config.id;
-        match msg {
-            Message::Answer { asker, .. } if asker != own => {
-                self.out.stats.drop_answer_not_ours += 1;
+        match &msg {
+            Message::Answer { asker, .. } if *asker != own => {
+                self.stats.drop_answer_not_ours += 1;
                 return;
             }
-            Message::ListAnswer { asker, .. } if asker != own => {
-                self.out.stats.drop_list_answer_not_ours += 1;
+            Message::ListAnswer { asker, .. } if *asker != own => {
+                self.stats.drop_list_answer_not_ours += 1;
+                return;
+            }
+            Message::Dkv(e) if e.from == own || e.to.is_some_and(|to| to != own) => {
+                self.stats.drop_not_ours += 1;
+                return;
+            }
+            Message::Question { asker, .. } | Message::List { asker }
+                if self.peers.is_dkv(*asker) =>
+            {
+                self.stats.drop_legacy_from_dkv += 1;
                 return;
             }
             _ => {}
         }
-        self.out.stats.count_in(msg.kind());
+        self.stats.count_in(msg.kind());
         match msg {
-            Message::Set { key, value } | Message::Answer { key, value, .. } => {
-                self.store(now, key, value)
-            }
-            Message::Question { asker, key } => match self.store.get(&key) {
-                Some(value) if !value.is_empty() => {
-                    let value = value.clone();
-                    self.out.publish(Message::Answer { asker, key, value });
+            Message::Set { key, value } => {
+                if self.echoes.consume(&key, &value) {
+                    self.stats.echoes_ignored += 1;
+                } else {
+                    // A prototype's write: it gets a version here.
+                    let ts = self.hlc.tick(self.wall_ms(now));
+                    self.apply(now, key, self.entry_at(ts, Some(value)), false);
                 }
-                _ => {}
-            },
+            }
+            Message::Answer { key, value, .. } => {
+                let entry = Entry {
+                    version: Version::UNVERSIONED,
+                    value: Some(value),
+                };
+                self.apply(now, key, entry, false);
+            }
+            Message::Question { asker, key } => {
+                if let Some(value) = self.value(&key).filter(|v| !v.is_empty()) {
+                    let value = value.clone();
+                    self.publish(Message::Answer { asker, key, value });
+                }
+            }
             Message::List { asker } => {
-                let keys = self.store.keys().cloned().collect();
-                self.out.publish(Message::ListAnswer { asker, keys });
+                let keys = self.keys().map(str::to_owned).collect();
+                self.publish(Message::ListAnswer { asker, keys });
             }
             Message::ListAnswer { keys, .. } => {
-                self.bootstrap
-                    .on_list_answer(now, keys, own, &self.config.timings, &mut self.out)
+                let store = &self.store;
+                let send = self
+                    .bootstrap
+                    .on_list_answer(now, keys, |k| store.get(k).is_some());
+                send.into_iter().for_each(|m| self.publish(m));
+            }
+            Message::Dkv(envelope) => self.handle_dkv(now, envelope),
+        }
+        self.check_caught_up();
+    }
+
+    fn handle_dkv(&mut self, now: Instant, envelope: Envelope) {
+        let from = envelope.from;
+        self.peers.note_dkv(from, now);
+        match envelope.body {
+            Body::Put { echo, records } => {
+                for r in records {
+                    if echo {
+                        let copy = r.entry.value.as_deref().unwrap_or_default();
+                        self.echoes.expect(&r.key, copy);
+                    }
+                    self.apply(now, r.key, r.entry, false);
+                }
+            }
+            Body::Ask { key } => {
+                if let Some(entry) = self.store.get(&key) {
+                    let records = vec![Record {
+                        key,
+                        entry: entry.clone(),
+                    }];
+                    self.send_to(
+                        from,
+                        Body::Push {
+                            request: 0,
+                            records,
+                            more: None,
+                        },
+                    );
+                }
+            }
+            Body::Sync {
+                session,
+                initiator,
+                last,
+                steps,
+            } => {
+                let wall = self.wall_ms(now);
+                let reaction = self.sync.on_sync(
+                    now, from, session, initiator, last, &steps, &self.store, &self.hlc, wall,
+                );
+                for e in reaction.send {
+                    self.publish(Message::Dkv(e));
+                }
+            }
+            Body::Pull {
+                request,
+                range,
+                after,
+            } => {
+                let e = self.sync.on_pull(from, request, range, after, &self.store);
+                self.publish(Message::Dkv(e));
+            }
+            Body::Fetch {
+                request,
+                key_hashes,
+            } => {
+                for e in self.sync.on_fetch(from, request, &key_hashes, &self.store) {
+                    self.publish(Message::Dkv(e));
+                }
+            }
+            Body::Push {
+                request,
+                records,
+                more,
+            } => {
+                for r in records {
+                    self.apply(now, r.key, r.entry, false);
+                }
+                for e in self.sync.on_push(now, from, request, more) {
+                    self.publish(Message::Dkv(e));
+                }
             }
         }
     }
 
-    /// Stores `key = value` locally and publishes it to every peer.
+    /// Stores `key = value` locally with a fresh version and publishes it.
     pub fn set(&mut self, now: Instant, key: String, value: Bytes) {
-        self.out.stats.sets += 1;
-        self.out.publish(Message::Set {
-            key: key.clone(),
-            value: value.clone(),
-        });
-        self.store(now, key, value);
+        self.stats.sets += 1;
+        self.write(now, key, Some(value));
     }
 
-    /// Starts a get. A local value completes it at once; otherwise a question is
-    /// published and the get completes when a value for `key` arrives or `timeout`
-    /// (default: the configured get timeout) passes, with whatever is then held.
-    /// Either way exactly one [`Output::GetDone`] with the returned id follows.
+    /// Deletes `key`: a tombstone with a fresh version is stored and published. It
+    /// replicates and wins like any write; prototype nodes receive it as a `set` of
+    /// an empty value, the closest they have to a delete.
+    pub fn delete(&mut self, now: Instant, key: String) {
+        self.stats.deletes += 1;
+        self.write(now, key, None);
+    }
+
+    fn write(&mut self, now: Instant, key: String, value: Option<Bytes>) {
+        let ts = self.hlc.tick(self.wall_ms(now));
+        let entry = self.entry_at(ts, value);
+        let echo = self.peers.any_prototype();
+        self.queue_put(echo, Record {
+            key: key.clone(),
+            entry: entry.clone(),
+        });
+        self.apply(now, key, entry, true);
+        self.sync_step(now);
+    }
+
+    fn entry_at(&self, ts: Timestamp, value: Option<Bytes>) -> Entry {
+        Entry {
+            version: Version {
+                ts,
+                node: self.config.id,
+            },
+            value,
+        }
+    }
+
+    /// Publishes a write: appended to the `put` still waiting in the outbox if there
+    /// is one (with only its prototype copies after it) and it has room; with `echo`,
+    /// followed by its prototype `set` copy.
+    fn queue_put(&mut self, echo: bool, record: Record) {
+        let copy = echo.then(|| Message::Set {
+            key: record.key.clone(),
+            value: record.entry.value.clone().unwrap_or_default(),
+        });
+        let size = record_len(&record.key, &record.entry);
+        let mut pending = None;
+        for output in self.out.iter_mut().rev() {
+            match output {
+                Output::Publish(Message::Set { .. }) if echo => continue,
+                Output::Publish(Message::Dkv(Envelope {
+                    to: None,
+                    body: Body::Put { echo: e, records },
+                    ..
+                })) if *e == echo => pending = Some(records),
+                _ => {}
+            }
+            break;
+        }
+        match pending {
+            Some(records)
+                if records.iter().map(|r| record_len(&r.key, &r.entry)).sum::<usize>() + size
+                    <= PAGE_BYTES =>
+            {
+                records.push(record)
+            }
+            _ => self.publish(Message::Dkv(Envelope {
+                to: None,
+                from: self.config.id,
+                body: Body::Put {
+                    echo,
+                    records: vec![record],
+                },
+            })),
+        }
+        if let Some(copy) = copy {
+            self.publish(copy);
+        }
+    }
+
+    /// Starts a get. A local entry completes it at once (with no value if it is a
+    /// tombstone); otherwise dkv peers are asked (and prototype peers, if any) and
+    /// the get completes when an entry for `key` arrives or `timeout` (default: the
+    /// configured get timeout) passes, with whatever is then held. Either way exactly
+    /// one [`Output::GetDone`] with the returned id follows.
     pub fn get(&mut self, now: Instant, key: String, timeout: Option<Duration>) -> GetId {
         let id = GetId(self.next_get);
         self.next_get += 1;
-        if let Some(value) = self.store.get(&key) {
-            self.out.stats.gets_hit += 1;
-            let value = Some(value.clone());
-            self.out.push(Output::GetDone(GetDone { id, key, value }));
+        if self.store.get(&key).is_some() {
+            self.stats.gets_hit += 1;
+            self.complete_get(id, key);
             return id;
         }
-        self.out.publish(Message::Question {
-            asker: self.config.id,
-            key: key.clone(),
-        });
+        if !self.gets.waits_on(&key) {
+            self.publish(Message::Dkv(Envelope {
+                to: None,
+                from: self.config.id,
+                body: Body::Ask { key: key.clone() },
+            }));
+            if self.peers.any_prototype() || self.peers.len() == 0 {
+                self.publish(Message::Question {
+                    asker: self.config.id,
+                    key: key.clone(),
+                });
+            }
+        }
         let timeout = timeout.unwrap_or(self.config.timings.get_timeout);
         self.gets.insert(id, key, later(now, timeout));
         id
     }
 
     /// Fires every timer due at or before `now`: beacons, peer timeouts, get
-    /// timeouts and bootstrap steps. Calling it early is harmless.
+    /// timeouts, bootstrap steps, reconciliation and tombstone collection. Calling it
+    /// early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(at) = self.next_beacon.filter(|&at| at <= now) {
-            self.out.stats.beacons_out += 1;
-            self.out.push(Output::Beacon(self.beacon.clone()));
+            self.stats.hellos_out += 1;
+            self.out.push_back(Output::Beacon(self.hello.clone()));
+            self.stats.beacons_out += 1;
+            self.out.push_back(Output::Beacon(self.beacon.clone()));
             let interval = self.config.timings.beacon_interval;
             let next = later(at, interval);
             self.next_beacon = Some(if next > now {
@@ -424,19 +701,29 @@ impl Node {
             } else {
                 later(now, interval)
             });
+            self.peers.prune_ids(now, self.config.timings.peer_timeout);
         }
         while let Some((addr, expiry)) = self.next_peer_expiry() {
             if expiry > now {
                 break;
             }
-            self.peer_down(addr);
+            self.peer_down(now, addr);
         }
         while let Some((id, key)) = self.gets.pop_due(now) {
-            self.out.stats.gets_timed_out += 1;
+            self.stats.gets_timed_out += 1;
             self.complete_get(id, key);
         }
-        self.bootstrap
-            .on_timeout(now, self.config.id, &self.config.timings, &mut self.out);
+        let waiting = self.bootstrap.progress().phase == BootstrapPhase::Waiting;
+        let send = self.bootstrap.on_timeout(now, self.peers.any_prototype());
+        send.into_iter().for_each(|m| self.publish(m));
+        if waiting && self.bootstrap.progress().phase != BootstrapPhase::Waiting {
+            self.catch_up.peers = Some(self.peers.dkv_peers().collect());
+        }
+        if self.next_gc.is_some_and(|at| at <= now) {
+            self.collect_tombstones(now);
+        }
+        self.sync_step(now);
+        self.check_caught_up();
     }
 
     /// Stops the node: every peer goes down, the net goes down, and every pending get
@@ -444,8 +731,9 @@ impl Node {
     pub fn shutdown(&mut self, now: Instant) {
         let peers: Vec<SocketAddr> = self.peers().collect();
         for addr in peers {
-            self.peer_down(addr);
+            self.peer_down(now, addr);
         }
+        self.sync.reset();
         for (id, key) in self.gets.drain() {
             self.complete_get(id, key);
         }
@@ -457,7 +745,7 @@ impl Node {
     /// The next thing the transport must do, in order; `None` when drained.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.queue.pop_front()
+        self.out.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None`
@@ -469,6 +757,8 @@ impl Node {
             self.next_peer_expiry().map(|(_, at)| at),
             self.gets.next_deadline(),
             self.bootstrap.next_deadline(),
+            self.local_ip.and(self.sync.next_deadline()),
+            self.next_gc,
         ]
         .into_iter()
         .flatten()
@@ -477,23 +767,109 @@ impl Node {
 
     // ---- internals ----
 
-    fn store(&mut self, now: Instant, key: String, value: Bytes) {
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.wall.millis_at(now)
+    }
+
+    fn publish(&mut self, msg: Message) {
+        self.stats.count_out(msg.kind());
+        self.out.push_back(Output::Publish(msg));
+    }
+
+    fn send_to(&mut self, to: NodeId, body: Body) {
+        self.publish(Message::Dkv(Envelope {
+            to: Some(to),
+            from: self.config.id,
+            body,
+        }));
+    }
+
+    /// Merges `entry` for `key`: a remote version too far ahead is refused; a winner
+    /// is stored, completes gets on the key and is reported as [`Output::Applied`].
+    fn apply(&mut self, now: Instant, key: String, entry: Entry, local: bool) {
+        if !local && entry.version != Version::UNVERSIONED {
+            let wall = self.wall_ms(now);
+            if self.hlc.observe(entry.version.ts, wall).is_err() {
+                self.stats.drop_clock_ahead += 1;
+                return;
+            }
+        }
+        let send = self.bootstrap.on_stored(now, &key);
+        send.into_iter().for_each(|m| self.publish(m));
+        if !self.store.merge(&key, &entry) {
+            self.stats.entries_stale += 1;
+            return;
+        }
+        if !local {
+            self.stats.entries_applied += 1;
+        }
+        if entry.is_tombstone() {
+            self.schedule_gc(now, entry.version.ts);
+        }
         for id in self.gets.take_key(&key) {
-            self.out.stats.gets_answered += 1;
-            self.out.push(Output::GetDone(GetDone {
+            self.stats.gets_answered += 1;
+            self.out.push_back(Output::GetDone(GetDone {
                 id,
                 key: key.clone(),
-                value: Some(value.clone()),
+                value: entry.value.clone(),
+                version: Some(entry.version),
             }));
         }
-        self.bootstrap.on_stored(
-            now,
-            &key,
-            self.config.id,
-            &self.config.timings,
-            &mut self.out,
-        );
-        self.store.insert(key, value);
+        self.out
+            .push_back(Output::Applied(Applied { key, entry, local }));
+    }
+
+    /// Arms tombstone collection for when a tombstone of `ts` expires.
+    fn schedule_gc(&mut self, now: Instant, ts: Timestamp) {
+        let horizon = self.config.timings.tombstone_horizon;
+        let expires = ts.millis().saturating_add(horizon.as_millis() as u64);
+        let wait = Duration::from_millis(expires.saturating_sub(self.wall_ms(now)) + 1);
+        let at = later(now, wait);
+        if self.next_gc.is_none_or(|t| at < t) {
+            self.next_gc = Some(at);
+        }
+    }
+
+    fn collect_tombstones(&mut self, now: Instant) {
+        self.next_gc = None;
+        let horizon = self.config.timings.tombstone_horizon.as_millis() as u64;
+        let cutoff = Timestamp::from_millis(self.wall_ms(now).saturating_sub(horizon));
+        let removed = self.store.collect_tombstones(cutoff);
+        self.stats.tombstones_collected += removed.len() as u64;
+        if let Some(ts) = self.store.oldest_tombstone() {
+            self.schedule_gc(now, ts);
+        }
+    }
+
+    /// Starts the reconciliation sessions that are due.
+    fn sync_step(&mut self, now: Instant) {
+        if self.local_ip.is_none() {
+            return;
+        }
+        let peers: Vec<NodeId> = self.peers.dkv_peers().collect();
+        for e in self.sync.on_timeout(now, &peers, &self.store) {
+            self.publish(Message::Dkv(e));
+        }
+    }
+
+    /// Marks bootstrap done once the prototype part is done and every dkv peer found
+    /// during the delay (and still live) is reconciled with.
+    fn check_caught_up(&mut self) {
+        if self.catch_up.done || self.bootstrap.progress().phase != BootstrapPhase::Done {
+            return;
+        }
+        let Some(peers) = &self.catch_up.peers else {
+            return;
+        };
+        let live: Vec<NodeId> = peers
+            .iter()
+            .copied()
+            .filter(|id| self.peers.addr_of(*id).is_some())
+            .collect();
+        if self.sync.caught_up(live.iter()) {
+            self.catch_up.done = true;
+            self.stats.bootstraps_done += 1;
+        }
     }
 
     /// The peer that falls silent first, and when.
@@ -503,13 +879,21 @@ impl Node {
     }
 
     fn complete_get(&mut self, id: GetId, key: String) {
-        let value = self.store.get(&key).cloned();
-        self.out.push(Output::GetDone(GetDone { id, key, value }));
+        let entry = self.store.get(&key);
+        let done = GetDone {
+            id,
+            value: entry.and_then(|e| e.value.clone()),
+            version: entry.map(|e| e.version),
+            key,
+        };
+        self.out.push_back(Output::GetDone(done));
     }
 
-    fn peer_down(&mut self, addr: SocketAddr) {
-        self.peers.remove(addr);
-        self.out.stats.peers_down += 1;
-        self.out.push(Output::Disconnect(addr));
+    fn peer_down(&mut self, now: Instant, addr: SocketAddr) {
+        if let Some(id) = self.peers.remove(addr) {
+            self.sync.peer_down(now, id);
+        }
+        self.stats.peers_down += 1;
+        self.out.push_back(Output::Disconnect(addr));
     }
 }

@@ -1,7 +1,8 @@
-//! Operator counters: traffic by kind, drops by reason, peers, gets and bootstrap.
+//! Operator counters: traffic by kind, drops by reason, peers, gets, writes,
+//! bootstrap and reconciliation.
 
 use crate::beacon::BeaconError;
-use crate::message::{DecodeError, Kind};
+use crate::wire::{DecodeError, Kind};
 
 macro_rules! counters {
     ($( $(#[doc = $doc:literal])+ $name:ident, )*) => {
@@ -16,36 +17,69 @@ macro_rules! counters {
             pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
                 [$( (stringify!($name), self.$name), )*].into_iter()
             }
+
+            /// Adds every counter of `other` to this one.
+            pub fn add(&mut self, other: &Stats) {
+                $( self.$name += other.$name; )*
+            }
         }
     };
 }
 
 counters! {
-    /// `set` messages received and accepted.
+    /// Prototype `set` messages received and accepted.
     in_set,
-    /// `question` messages received and accepted.
+    /// Prototype `question` messages received and accepted.
     in_question,
-    /// `answer` messages received and accepted.
+    /// Prototype `answer` messages received and accepted.
     in_answer,
-    /// `list` messages received and accepted.
+    /// Prototype `list` messages received and accepted.
     in_list,
-    /// `list_answer` messages received and accepted.
+    /// Prototype `list_answer` messages received and accepted.
     in_list_answer,
-    /// `set` messages published.
+    /// dkv/2 `put` messages received and accepted.
+    in_put,
+    /// dkv/2 `ask` messages received and accepted.
+    in_ask,
+    /// dkv/2 `sync` messages received and accepted.
+    in_sync,
+    /// dkv/2 `pull` messages received and accepted.
+    in_pull,
+    /// dkv/2 `fetch` messages received and accepted.
+    in_fetch,
+    /// dkv/2 `push` messages received and accepted.
+    in_push,
+    /// Prototype `set` messages published.
     out_set,
-    /// `question` messages published.
+    /// Prototype `question` messages published.
     out_question,
-    /// `answer` messages published.
+    /// Prototype `answer` messages published.
     out_answer,
-    /// `list` messages published.
+    /// Prototype `list` messages published.
     out_list,
-    /// `list_answer` messages published.
+    /// Prototype `list_answer` messages published.
     out_list_answer,
+    /// dkv/2 `put` messages published.
+    out_put,
+    /// dkv/2 `ask` messages published.
+    out_ask,
+    /// dkv/2 `sync` messages published.
+    out_sync,
+    /// dkv/2 `pull` messages published.
+    out_pull,
+    /// dkv/2 `fetch` messages published.
+    out_fetch,
+    /// dkv/2 `push` messages published.
+    out_push,
     /// Beacons emitted.
     beacons_out,
+    /// Hellos emitted.
+    hellos_out,
     /// Beacons received from peers (own beacons excluded).
     beacons_in,
-    /// Own beacons heard back and ignored.
+    /// Hellos received from peers (own hellos excluded).
+    hellos_in,
+    /// Own beacons and hellos heard back and ignored.
     beacons_own,
     /// Dropped: a message with no frames.
     drop_empty,
@@ -57,16 +91,31 @@ counters! {
     drop_frame_count,
     /// Dropped: a key that is not UTF-8.
     drop_key_not_utf8,
-    /// Dropped: an `answer` addressed to another node.
+    /// Dropped: a dkv/2 body of an unknown wire version.
+    drop_unknown_version,
+    /// Dropped: a malformed dkv/2 body.
+    drop_bad_body,
+    /// Dropped: a prototype `answer` addressed to another node.
     drop_answer_not_ours,
     /// Dropped: a `list_answer` addressed to another node (the prototype dies on it).
     drop_list_answer_not_ours,
-    /// Dropped: a datagram that is not a beacon.
+    /// Dropped: a dkv/2 message addressed to another node, or claiming this node's id.
+    drop_not_ours,
+    /// Dropped: a prototype `question` or `list` from a dkv node (it reconciles instead).
+    drop_legacy_from_dkv,
+    /// Dropped: a datagram that is neither a beacon nor a hello.
     drop_not_beacon,
     /// Dropped: a beacon whose port is not a canonical number in 1..=65535.
     drop_beacon_bad_port,
-    /// Dropped: a beacon heard while the net is down (no local address).
+    /// Dropped: a malformed hello.
+    drop_bad_hello,
+    /// Dropped: a beacon or hello heard while the net is down (no local address).
     drop_beacon_net_down,
+    /// Refused: a received entry whose version is more than the maximum clock offset
+    /// ahead of local wall time.
+    drop_clock_ahead,
+    /// Prototype `set` copies of dkv/2 writes, recognised and ignored.
+    echoes_ignored,
     /// Peers that came up.
     peers_up,
     /// Peers that went down.
@@ -75,19 +124,27 @@ counters! {
     net_up,
     /// Times the net went down.
     net_down,
-    /// Gets served from the local store at once.
+    /// Gets served from the local store at once (a tombstone counts: deleted).
     gets_hit,
-    /// Gets that missed locally and were completed by a value arriving.
+    /// Gets that missed locally and were completed by an entry arriving.
     gets_answered,
     /// Gets that reached their timeout.
     gets_timed_out,
     /// Local sets.
     sets,
+    /// Local deletes.
+    deletes,
+    /// Received entries that won the merge and were stored.
+    entries_applied,
+    /// Received entries that lost the merge (already held, or older).
+    entries_stale,
+    /// Tombstones forgotten after the horizon.
+    tombstones_collected,
     /// Bootstraps started.
     bootstraps_started,
     /// Bootstraps completed.
     bootstraps_done,
-    /// Distinct keys learned from list answers, over all bootstraps.
+    /// Distinct keys learned from prototype list answers, over all bootstraps.
     bootstrap_keys_listed,
     /// Bootstrap questions published.
     bootstrap_keys_requested,
@@ -95,27 +152,53 @@ counters! {
     bootstrap_keys_received,
     /// Bootstrap questions given up after their timeout.
     bootstrap_keys_unanswered,
+    /// Reconciliation sessions started.
+    sync_sessions_started,
+    /// Reconciliation sessions that ran to the end.
+    sync_sessions_completed,
+    /// Reconciliation sessions abandoned for lack of replies.
+    sync_sessions_timed_out,
+    /// Range steps compared.
+    sync_steps_compared,
+    /// Ranges this node found it lacked and pulled.
+    sync_ranges_pulled,
+    /// Pages received for pulls.
+    sync_pull_pages,
+    /// Pull requests abandoned for lack of a reply.
+    sync_pulls_timed_out,
+    /// Fetch requests sent.
+    sync_fetches,
+    /// Fetch requests abandoned for lack of a reply.
+    sync_fetches_timed_out,
+    /// Pushes of entries a reconciliation found the peer lacked.
+    sync_pushes,
+    /// Session replies for a session no longer running, ignored.
+    sync_stale_replies,
 }
 
 impl Stats {
     pub(crate) fn count_in(&mut self, kind: Kind) {
-        *match kind {
-            Kind::Set => &mut self.in_set,
-            Kind::Question => &mut self.in_question,
-            Kind::Answer => &mut self.in_answer,
-            Kind::List => &mut self.in_list,
-            Kind::ListAnswer => &mut self.in_list_answer,
-        } += 1;
+        *self.by_kind(kind).0 += 1;
     }
 
     pub(crate) fn count_out(&mut self, kind: Kind) {
-        *match kind {
-            Kind::Set => &mut self.out_set,
-            Kind::Question => &mut self.out_question,
-            Kind::Answer => &mut self.out_answer,
-            Kind::List => &mut self.out_list,
-            Kind::ListAnswer => &mut self.out_list_answer,
-        } += 1;
+        *self.by_kind(kind).1 += 1;
+    }
+
+    fn by_kind(&mut self, kind: Kind) -> (&mut u64, &mut u64) {
+        match kind {
+            Kind::Set => (&mut self.in_set, &mut self.out_set),
+            Kind::Question => (&mut self.in_question, &mut self.out_question),
+            Kind::Answer => (&mut self.in_answer, &mut self.out_answer),
+            Kind::List => (&mut self.in_list, &mut self.out_list),
+            Kind::ListAnswer => (&mut self.in_list_answer, &mut self.out_list_answer),
+            Kind::Put => (&mut self.in_put, &mut self.out_put),
+            Kind::Ask => (&mut self.in_ask, &mut self.out_ask),
+            Kind::Sync => (&mut self.in_sync, &mut self.out_sync),
+            Kind::Pull => (&mut self.in_pull, &mut self.out_pull),
+            Kind::Fetch => (&mut self.in_fetch, &mut self.out_fetch),
+            Kind::Push => (&mut self.in_push, &mut self.out_push),
+        }
     }
 
     pub(crate) fn count_decode_error(&mut self, err: DecodeError) {
@@ -125,6 +208,8 @@ impl Stats {
             DecodeError::BadId => &mut self.drop_bad_id,
             DecodeError::FrameCount => &mut self.drop_frame_count,
             DecodeError::KeyNotUtf8 => &mut self.drop_key_not_utf8,
+            DecodeError::UnknownVersion => &mut self.drop_unknown_version,
+            DecodeError::BadBody => &mut self.drop_bad_body,
         } += 1;
     }
 
@@ -132,10 +217,11 @@ impl Stats {
         *match err {
             BeaconError::NotBeacon => &mut self.drop_not_beacon,
             BeaconError::BadPort => &mut self.drop_beacon_bad_port,
+            BeaconError::BadHello => &mut self.drop_bad_hello,
         } += 1;
     }
 
-    /// Every input dropped, whatever the reason.
+    /// Every input dropped or refused, whatever the reason.
     pub fn dropped(&self) -> u64 {
         self.iter()
             .filter(|(name, _)| name.starts_with("drop_"))

@@ -1,0 +1,700 @@
+//! Anti-entropy: range-based reconciliation of two stores, and the transfers it
+//! starts.
+//!
+//! A session compares fingerprints of key-hash ranges, top down: equal ranges are
+//! done, differing ones are split into their 16 sub-ranges, small ones are listed
+//! item by item. Whoever lacks a whole range pulls it a page at a time; single
+//! entries are pushed or fetched. The responder keeps no state: every step carries
+//! the range it is about. Cost grows with the number of differences, not the size of
+//! the stores: two equal stores agree after one round trip of one fingerprint.
+//!
+//! A node reconciles with a peer when the peer comes up, when it is heard again after
+//! a gap, and every sync interval with one peer chosen at random. It pulls from one
+//! peer at a time; a peer whose session found more to pull meanwhile is reconciled
+//! again once that pull ends, so a joiner fetches everything once, not once per peer.
+
+use crate::clock::Hlc;
+use crate::config::{later, Timings};
+use crate::store::Store;
+use crate::wire::v2::{Body, Envelope, Item, Range, Record, Step, Summary};
+use crate::wire::NodeId;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
+
+/// A range where both sides hold at most this many entries is listed item by item.
+pub const LEAF: u64 = 32;
+/// A pulled range holding more than this is split into sub-ranges pulled in parallel.
+const PULL_SPLIT: u64 = 4096;
+/// Pull requests in flight at once.
+const PULL_WINDOW: usize = 8;
+/// The most bytes of records one push carries (a larger single record goes alone).
+pub const PAGE_BYTES: usize = 256 * 1024;
+/// The most bytes of steps one sync message carries.
+const SYNC_BYTES: usize = 32 * 1024;
+
+/// Counters of the reconciliation machinery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SyncCounters {
+    pub(crate) sessions_started: u64,
+    pub(crate) sessions_completed: u64,
+    pub(crate) sessions_timed_out: u64,
+    pub(crate) steps_compared: u64,
+    pub(crate) ranges_pulled: u64,
+    pub(crate) pull_pages: u64,
+    pub(crate) pulls_timed_out: u64,
+    pub(crate) fetches: u64,
+    pub(crate) fetches_timed_out: u64,
+    pub(crate) pushes_unsolicited: u64,
+    pub(crate) stale_replies: u64,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    /// Messages sent whose replies have not ended yet.
+    outstanding: u32,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct Pulling {
+    peer: NodeId,
+    queue: VecDeque<(Range, Option<u64>)>,
+    in_flight: BTreeMap<u64, (Range, Instant)>,
+}
+
+/// Reconciliation state: sessions this node started, the pull under way, fetches in
+/// flight, and which peers to reconcile with when.
+#[derive(Debug)]
+pub(crate) struct Reconciler {
+    own: NodeId,
+    timings: Timings,
+    rng: u64,
+    sessions: BTreeMap<NodeId, Session>,
+    pulling: Option<Pulling>,
+    fetches: BTreeMap<u64, (NodeId, Instant)>,
+    next_request: u64,
+    /// Peers with a session completed since they came up.
+    synced: BTreeSet<NodeId>,
+    /// Peers to reconcile with once the current pull ends.
+    after_pull: BTreeSet<NodeId>,
+    /// Peers to reconcile with at or after a time.
+    due: BTreeMap<NodeId, Instant>,
+    next_periodic: Option<Instant>,
+    pub(crate) counters: SyncCounters,
+}
+
+/// What a received `sync` asks of the node.
+#[derive(Debug, Default)]
+pub(crate) struct Reaction {
+    /// Messages to publish.
+    pub(crate) send: Vec<Envelope>,
+}
+
+impl Reconciler {
+    pub(crate) fn new(own: NodeId, timings: &Timings, seed: u64) -> Reconciler {
+        Reconciler {
+            own,
+            timings: timings.clone(),
+            rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            sessions: BTreeMap::new(),
+            pulling: None,
+            fetches: BTreeMap::new(),
+            next_request: 1,
+            synced: BTreeSet::new(),
+            after_pull: BTreeSet::new(),
+            due: BTreeMap::new(),
+            next_periodic: None,
+            counters: SyncCounters::default(),
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: only the node's own choices depend on it.
+        let mut x = self.rng.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn request_id(&mut self) -> u64 {
+        let id = self.next_request;
+        self.next_request += 1;
+        id
+    }
+
+    fn to(&self, peer: NodeId, body: Body) -> Envelope {
+        Envelope {
+            to: Some(peer),
+            from: self.own,
+            body,
+        }
+    }
+
+    // ---- what the node tells it ----
+
+    /// A dkv peer came up (or was identified): reconcile with it now.
+    pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
+        self.synced.remove(&peer);
+        self.due.insert(peer, now);
+        self.next_periodic.get_or_insert(later(now, self.timings.sync_interval));
+    }
+
+    /// A dkv peer was heard again after a gap: reconcile with it now.
+    pub(crate) fn peer_back(&mut self, now: Instant, peer: NodeId) {
+        self.due.insert(peer, now);
+    }
+
+    /// A dkv peer went down: its session and transfers end.
+    pub(crate) fn peer_down(&mut self, now: Instant, peer: NodeId) {
+        self.synced.remove(&peer);
+        self.due.remove(&peer);
+        self.after_pull.remove(&peer);
+        self.sessions.remove(&peer);
+        self.fetches.retain(|_, (p, _)| *p != peer);
+        if self.pulling.as_ref().is_some_and(|p| p.peer == peer) {
+            self.end_pull(now);
+        }
+    }
+
+    /// Forgets everything (net down, shutdown).
+    pub(crate) fn reset(&mut self) {
+        let counters = std::mem::take(&mut self.counters);
+        let rng = self.rng;
+        *self = Reconciler::new(self.own, &self.timings, 0);
+        self.rng = rng;
+        self.counters = counters;
+    }
+
+    /// Whether `peer` completed a session since it came up.
+    pub(crate) fn is_synced(&self, peer: NodeId) -> bool {
+        self.synced.contains(&peer)
+    }
+
+    /// Whether every peer in `peers` is synced and no transfer is under way.
+    pub(crate) fn caught_up<'a>(&self, mut peers: impl Iterator<Item = &'a NodeId>) -> bool {
+        self.pulling.is_none() && self.fetches.is_empty() && peers.all(|p| self.is_synced(*p))
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) must next run.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let sessions = self.sessions.values().map(|s| s.deadline);
+        let pulls = self
+            .pulling
+            .iter()
+            .flat_map(|p| p.in_flight.values().map(|(_, at)| *at));
+        let fetches = self.fetches.values().map(|(_, at)| *at);
+        sessions
+            .chain(pulls)
+            .chain(fetches)
+            .chain(self.due.values().copied())
+            .chain(self.next_periodic)
+            .min()
+    }
+
+    /// Expires what timed out, picks the periodic peer and starts due sessions.
+    /// `peers` are the live dkv peers.
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        peers: &[NodeId],
+        store: &Store,
+    ) -> Vec<Envelope> {
+        let expired: Vec<NodeId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.sessions.remove(&peer);
+            self.counters.sessions_timed_out += 1;
+            self.due.insert(peer, later(now, self.timings.sync_timeout));
+        }
+        let before = self.fetches.len();
+        self.fetches.retain(|_, (_, at)| *at > now);
+        self.counters.fetches_timed_out += (before - self.fetches.len()) as u64;
+        let mut send = Vec::new();
+        if let Some(pulling) = &mut self.pulling {
+            let before = pulling.in_flight.len();
+            pulling.in_flight.retain(|_, (_, at)| *at > now);
+            self.counters.pulls_timed_out += (before - pulling.in_flight.len()) as u64;
+            send.extend(self.fill_window(now));
+        }
+        if self.next_periodic.is_some_and(|at| at <= now) {
+            self.next_periodic = Some(later(now, self.timings.sync_interval));
+            if !peers.is_empty() {
+                let pick = peers[(self.random() % peers.len() as u64) as usize];
+                self.due.entry(pick).or_insert(now);
+            }
+        }
+        let due: Vec<NodeId> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            if self.sessions.contains_key(&peer) {
+                continue; // one session per peer; it is due again once this one ends
+            }
+            self.due.remove(&peer);
+            if peers.contains(&peer) {
+                send.push(self.start(now, peer, store));
+            }
+        }
+        send
+    }
+
+    fn start(&mut self, now: Instant, peer: NodeId, store: &Store) -> Envelope {
+        let id = self.random();
+        self.counters.sessions_started += 1;
+        self.sessions.insert(
+            peer,
+            Session {
+                id,
+                outstanding: 1,
+                deadline: later(now, self.timings.sync_timeout),
+            },
+        );
+        let steps = vec![Step::Fingerprint {
+            range: Range::ROOT,
+            summary: store.summary(Range::ROOT),
+        }];
+        self.to(
+            peer,
+            Body::Sync {
+                session: id,
+                initiator: true,
+                last: false,
+                steps,
+            },
+        )
+    }
+
+    // ---- what peers send ----
+
+    /// A `sync` from `from`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_sync(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        session: u64,
+        initiator: bool,
+        last: bool,
+        steps: &[Step],
+        store: &Store,
+        hlc: &Hlc,
+        wall_ms: u64,
+    ) -> Reaction {
+        let mut reaction = Reaction::default();
+        if !initiator {
+            // A reply in a session of ours.
+            let Some(s) = self.sessions.get_mut(&from).filter(|s| s.id == session) else {
+                self.counters.stale_replies += 1;
+                return reaction;
+            };
+            if last {
+                s.outstanding = s.outstanding.saturating_sub(1);
+            }
+            s.deadline = later(now, self.timings.sync_timeout);
+        } else if steps.is_empty() {
+            return reaction;
+        }
+        let mut replies = Vec::new();
+        let mut fetch = Vec::new();
+        for step in steps {
+            self.counters.steps_compared += 1;
+            self.compare(
+                now,
+                from,
+                step,
+                store,
+                hlc,
+                wall_ms,
+                &mut replies,
+                &mut fetch,
+                &mut reaction,
+            );
+        }
+        if !fetch.is_empty() {
+            let request = self.request_id();
+            self.counters.fetches += 1;
+            self.fetches
+                .insert(request, (from, later(now, self.timings.sync_timeout)));
+            reaction.send.push(self.to(
+                from,
+                Body::Fetch {
+                    request,
+                    key_hashes: fetch,
+                },
+            ));
+        }
+        let chunks = chunk_steps(replies);
+        if initiator {
+            // As responder: always reply, the last message marked, even if empty.
+            let n = chunks.len().max(1);
+            let mut chunks = chunks.into_iter();
+            for i in 0..n {
+                let steps = chunks.next().unwrap_or_default();
+                reaction.send.push(self.to(
+                    from,
+                    Body::Sync {
+                        session,
+                        initiator: false,
+                        last: i + 1 == n,
+                        steps,
+                    },
+                ));
+            }
+        } else {
+            for steps in chunks {
+                if let Some(s) = self.sessions.get_mut(&from) {
+                    s.outstanding += 1;
+                }
+                reaction.send.push(self.to(
+                    from,
+                    Body::Sync {
+                        session,
+                        initiator: true,
+                        last: false,
+                        steps,
+                    },
+                ));
+            }
+            if self.sessions.get(&from).is_some_and(|s| s.outstanding == 0) {
+                self.sessions.remove(&from);
+                self.synced.insert(from);
+                self.counters.sessions_completed += 1;
+            }
+        }
+        reaction
+    }
+
+    /// Compares one step with the local store.
+    #[allow(clippy::too_many_arguments)]
+    fn compare(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        step: &Step,
+        store: &Store,
+        hlc: &Hlc,
+        wall_ms: u64,
+        replies: &mut Vec<Step>,
+        fetch: &mut Vec<u64>,
+        reaction: &mut Reaction,
+    ) {
+        let range = step.range();
+        let ours = store.summary(range);
+        match step {
+            Step::Fingerprint { summary, .. } => {
+                let theirs = *summary;
+                if ours == theirs {
+                    return;
+                }
+                let unsplit = Step::Fingerprint {
+                    range,
+                    summary: ours,
+                };
+                if ours.count == 0 {
+                    reaction.send.extend(self.want_pull(now, from, range, theirs));
+                } else if theirs.count == 0 {
+                    replies.push(unsplit);
+                } else if ours.count <= LEAF && theirs.count <= LEAF {
+                    replies.push(Step::Items {
+                        range,
+                        items: store.items(range),
+                    });
+                } else if ours.count <= LEAF {
+                    reaction.send.extend(self.want_pull(now, from, range, theirs));
+                    self.push(from, store.records_in(range), reaction);
+                } else if theirs.count <= LEAF {
+                    replies.push(unsplit);
+                } else {
+                    match range.children() {
+                        Some(children) => replies.extend(children.map(|child| {
+                            Step::Fingerprint {
+                                range: child,
+                                summary: store.summary(child),
+                            }
+                        })),
+                        None => replies.push(Step::Items {
+                            range,
+                            items: store.items(range),
+                        }),
+                    }
+                }
+            }
+            Step::Items { items, .. } => {
+                let ours = store.items(range);
+                let (push_hashes, fetch_hashes) = diff_items(&ours, items, |item| {
+                    hlc.too_far_ahead(item.version.ts, wall_ms)
+                });
+                fetch.extend(fetch_hashes);
+                let records = push_hashes
+                    .into_iter()
+                    .flat_map(|h| store.records_at(h))
+                    .collect();
+                self.push(from, records, reaction);
+            }
+        }
+    }
+
+    fn push(&mut self, to: NodeId, records: Vec<Record>, reaction: &mut Reaction) {
+        if records.is_empty() {
+            return;
+        }
+        self.counters.pushes_unsolicited += 1;
+        for records in chunk_records(records) {
+            reaction.send.push(self.to(
+                to,
+                Body::Push {
+                    request: 0,
+                    records,
+                    more: None,
+                },
+            ));
+        }
+    }
+
+    /// This node lacks `range`, which `from` holds (`theirs`): pull it, unless a
+    /// pull from another peer is under way (then reconcile with `from` after it).
+    fn want_pull(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        range: Range,
+        theirs: Summary,
+    ) -> Vec<Envelope> {
+        match &self.pulling {
+            Some(p) if p.peer != from => {
+                self.after_pull.insert(from);
+                return Vec::new();
+            }
+            Some(_) => {}
+            None => {
+                self.pulling = Some(Pulling {
+                    peer: from,
+                    queue: VecDeque::new(),
+                    in_flight: BTreeMap::new(),
+                });
+            }
+        }
+        self.counters.ranges_pulled += 1;
+        // Split big ranges so pages of several sub-ranges flow at once.
+        let mut level = range.level();
+        let mut expected = theirs.count;
+        while expected > PULL_SPLIT && level < Range::MAX_LEVEL {
+            level += 1;
+            expected /= 16;
+        }
+        let mut parts = vec![range];
+        while parts.first().is_some_and(|r| r.level() < level) {
+            parts = parts
+                .into_iter()
+                .flat_map(|r| r.children().into_iter().flatten())
+                .collect();
+        }
+        if let Some(p) = &mut self.pulling {
+            let covered = |r: &Range| {
+                p.queue.iter().any(|(q, _)| q.covers(*r))
+                    || p.in_flight.values().any(|(q, _)| q.covers(*r))
+            };
+            let fresh: Vec<Range> = parts.into_iter().filter(|r| !covered(r)).collect();
+            p.queue.extend(fresh.into_iter().map(|r| (r, None)));
+        }
+        self.fill_window(now)
+    }
+
+    /// Sends queued pull requests while the window has room; ends a finished pull.
+    fn fill_window(&mut self, now: Instant) -> Vec<Envelope> {
+        let mut send = Vec::new();
+        loop {
+            let Some(p) = &mut self.pulling else {
+                return send;
+            };
+            if p.in_flight.len() >= PULL_WINDOW {
+                return send;
+            }
+            let Some((range, after)) = p.queue.pop_front() else {
+                break;
+            };
+            let peer = p.peer;
+            let request = self.next_request;
+            self.next_request += 1;
+            if let Some(p) = &mut self.pulling {
+                p.in_flight
+                    .insert(request, (range, later(now, self.timings.sync_timeout)));
+            }
+            send.push(self.to(
+                peer,
+                Body::Pull {
+                    request,
+                    range,
+                    after,
+                },
+            ));
+        }
+        if self
+            .pulling
+            .as_ref()
+            .is_some_and(|p| p.in_flight.is_empty() && p.queue.is_empty())
+        {
+            self.end_pull(now);
+        }
+        send
+    }
+
+    /// The pull ended (finished, or its peer went down): peers that found more to
+    /// pull meanwhile are reconciled with next.
+    fn end_pull(&mut self, now: Instant) {
+        self.pulling = None;
+        for peer in std::mem::take(&mut self.after_pull) {
+            self.due.insert(peer, now);
+        }
+    }
+
+    /// A `pull` from `from`: reply with one page.
+    pub(crate) fn on_pull(
+        &self,
+        from: NodeId,
+        request: u64,
+        range: Range,
+        after: Option<u64>,
+        store: &Store,
+    ) -> Envelope {
+        let (records, more) = store.page(range, after, PAGE_BYTES);
+        self.to(
+            from,
+            Body::Push {
+                request,
+                records,
+                more,
+            },
+        )
+    }
+
+    /// A `fetch` from `from`: reply with the entries of the hashes asked for.
+    pub(crate) fn on_fetch(&self, from: NodeId, request: u64, hashes: &[u64], store: &Store) -> Vec<Envelope> {
+        let records: Vec<Record> = hashes.iter().flat_map(|h| store.records_at(*h)).collect();
+        chunk_records(records)
+            .into_iter()
+            .map(|records| {
+                self.to(
+                    from,
+                    Body::Push {
+                        request,
+                        records,
+                        more: None,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A `push` from `from` answering `request`: continues a paged pull.
+    pub(crate) fn on_push(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        request: u64,
+        more: Option<u64>,
+    ) -> Vec<Envelope> {
+        if request == 0 {
+            return Vec::new();
+        }
+        if self.fetches.get(&request).is_some_and(|(p, _)| *p == from) {
+            self.fetches.remove(&request);
+            return Vec::new();
+        }
+        let Some(p) = self.pulling.as_mut().filter(|p| p.peer == from) else {
+            return Vec::new();
+        };
+        let Some((range, _)) = p.in_flight.remove(&request) else {
+            return Vec::new();
+        };
+        self.counters.pull_pages += 1;
+        if let Some(after) = more {
+            p.queue.push_front((range, Some(after)));
+        }
+        self.fill_window(now)
+    }
+}
+
+/// Which of our key hashes to push and which of theirs to fetch, comparing two
+/// listings of one range. Items whose version `refuse`s are not fetched.
+fn diff_items(
+    ours: &[Item],
+    theirs: &[Item],
+    refuse: impl Fn(&Item) -> bool,
+) -> (Vec<u64>, Vec<u64>) {
+    let by_hash = |items: &[Item]| {
+        let mut map: BTreeMap<u64, Vec<(crate::clock::Version, u64)>> = BTreeMap::new();
+        for i in items {
+            map.entry(i.key_hash).or_default().push((i.version, i.digest));
+        }
+        map
+    };
+    let (ours, theirs_map) = (by_hash(ours), by_hash(theirs));
+    let mut push = Vec::new();
+    let mut fetch = Vec::new();
+    let hashes: BTreeSet<u64> = ours.keys().chain(theirs_map.keys()).copied().collect();
+    for h in hashes {
+        let (a, b) = (ours.get(&h), theirs_map.get(&h));
+        if a == b {
+            continue;
+        }
+        let newest = |v: Option<&Vec<(crate::clock::Version, u64)>>| {
+            v.and_then(|v| v.iter().map(|(ver, _)| *ver).max())
+        };
+        let (mine, yours) = (newest(a), newest(b));
+        if mine >= yours {
+            push.push(h);
+        }
+        let refused = theirs
+            .iter()
+            .filter(|i| i.key_hash == h)
+            .all(&refuse);
+        if yours >= mine && !refused {
+            fetch.push(h);
+        }
+    }
+    (push, fetch)
+}
+
+/// Splits steps into messages of at most `SYNC_BYTES`.
+fn chunk_steps(steps: Vec<Step>) -> Vec<Vec<Step>> {
+    let size = |s: &Step| match s {
+        Step::Fingerprint { .. } => 26,
+        Step::Items { items, .. } => 14 + 32 * items.len(),
+    };
+    chunk(steps, SYNC_BYTES, size)
+}
+
+/// Splits records into pushes of at most `PAGE_BYTES`.
+fn chunk_records(records: Vec<Record>) -> Vec<Vec<Record>> {
+    chunk(records, PAGE_BYTES, |r| {
+        crate::wire::v2::record_len(&r.key, &r.entry)
+    })
+}
+
+fn chunk<T>(items: Vec<T>, max: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(&item);
+        match out.last_mut() {
+            Some(last) if bytes + n <= max => last.push(item),
+            _ => {
+                out.push(vec![item]);
+                bytes = 0;
+            }
+        }
+        bytes += n;
+    }
+    out
+}

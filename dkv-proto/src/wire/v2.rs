@@ -1,0 +1,633 @@
+//! dkv/2's messages: a topic (`dkv2.all` for every dkv node, `dkv2.to <id>` for one)
+//! and one binary body frame. Integers are big-endian; byte strings carry a `u32`
+//! length. A body starts with the wire version, the kind and the sender's id:
+//!
+//! ```text
+//! body    = version:u8 kind:u8 from:[8] fields
+//! record  = key:str ts:u64 node:[8] (0:u8 | 1:u8 value:bytes)      0 = tombstone
+//! range   = level:u8 prefix:u64          key hashes whose top 4*level bits are prefix
+//! step    = 0:u8 range fingerprint:u64 count:u64
+//!         | 1:u8 range n:u32 (key_hash:u64 ts:u64 node:[8] digest:u64)*n
+//! put     = flags:u8(bit 0: echo) n:u32 record*n
+//! ask     = key:str
+//! sync    = session:u64 flags:u8(bit 0: initiator, bit 1: last) n:u32 step*n
+//! pull    = request:u64 range (0:u8 | 1:u8 after:u64)
+//! fetch   = request:u64 n:u32 key_hash:u64*n
+//! push    = request:u64 n:u32 record*n (0:u8 | 1:u8 more_after:u64)
+//! ```
+//!
+//! The decoder is strict (no trailing bytes, no unknown flag bits, ranges in bounds),
+//! so every accepted body re-encodes to the same bytes.
+
+use super::{DecodeError, Kind, NodeId};
+use crate::clock::{Timestamp, Version};
+use crate::store::Entry;
+use bytes::Bytes;
+
+/// The topic of messages for every dkv node.
+pub const TOPIC_ALL: &[u8] = b"dkv2.all";
+/// The topic prefix of messages for one dkv node; its 8-byte id follows.
+pub const TOPIC_TO: &[u8] = b"dkv2.to ";
+/// The body format this node speaks.
+pub const WIRE_VERSION: u8 = 1;
+
+/// A dkv/2 message: who sent it, to whom, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The addressee (`dkv2.to <id>`), or `None` for every dkv node (`dkv2.all`).
+    pub to: Option<NodeId>,
+    /// The sender's id.
+    pub from: NodeId,
+    /// The content.
+    pub body: Body,
+}
+
+/// A key with its entry, as replicated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The key.
+    pub key: String,
+    /// Its version and value (or tombstone).
+    pub entry: Entry,
+}
+
+/// A range of the key-hash space: every key whose 64-bit hash has `prefix` as its
+/// top `4 * level` bits. Level 0 is the whole space; each range has 16 children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Range {
+    level: u8,
+    prefix: u64,
+}
+
+impl Range {
+    /// The deepest level: a range of one hash value.
+    pub const MAX_LEVEL: u8 = 16;
+    /// The whole key-hash space.
+    pub const ROOT: Range = Range {
+        level: 0,
+        prefix: 0,
+    };
+
+    /// The range at `level` with `prefix`, if `level <= 16` and `prefix` fits.
+    pub fn new(level: u8, prefix: u64) -> Option<Range> {
+        let fits = match level {
+            0 => prefix == 0,
+            Self::MAX_LEVEL => true,
+            l if l < Self::MAX_LEVEL => prefix >> (4 * u32::from(l)) == 0,
+            _ => false,
+        };
+        fits.then_some(Range { level, prefix })
+    }
+
+    /// The level (0 is the root).
+    pub fn level(self) -> u8 {
+        self.level
+    }
+
+    /// The hash prefix.
+    pub fn prefix(self) -> u64 {
+        self.prefix
+    }
+
+    fn shift(self) -> u32 {
+        64 - 4 * u32::from(self.level)
+    }
+
+    /// The first hash in the range.
+    pub fn first(self) -> u64 {
+        match self.level {
+            0 => 0,
+            _ => self.prefix << self.shift(),
+        }
+    }
+
+    /// The last hash in the range (inclusive).
+    pub fn last(self) -> u64 {
+        match self.level {
+            0 => u64::MAX,
+            Self::MAX_LEVEL => self.prefix,
+            _ => self.first() | (u64::MAX >> (4 * u32::from(self.level))),
+        }
+    }
+
+    /// Whether `hash` lies in the range.
+    pub fn contains(self, hash: u64) -> bool {
+        (self.first()..=self.last()).contains(&hash)
+    }
+
+    /// Whether `other` lies inside this range (or is it).
+    pub fn covers(self, other: Range) -> bool {
+        self.level <= other.level && self.contains(other.first())
+    }
+
+    /// The 16 sub-ranges, in hash order; `None` at the deepest level.
+    pub fn children(self) -> Option<impl Iterator<Item = Range>> {
+        (self.level < Self::MAX_LEVEL).then(|| {
+            (0..16u64).map(move |i| Range {
+                level: self.level + 1,
+                prefix: (self.prefix << 4) | i,
+            })
+        })
+    }
+
+    /// The range at `level` (at most this one's) that holds this one.
+    pub fn ancestor(self, level: u8) -> Range {
+        let level = level.min(self.level);
+        let prefix = match level {
+            0 => 0,
+            _ => self.prefix >> (4 * u32::from(self.level - level)),
+        };
+        Range { level, prefix }
+    }
+}
+
+/// What one side holds in a range: the wrapping sum of its entries' digests and
+/// how many entries there are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The wrapping sum of the entries' digests.
+    pub fingerprint: u64,
+    /// The number of entries (tombstones included).
+    pub count: u64,
+}
+
+/// One entry, named by its key's hash, in a listing of a small range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Item {
+    /// The key's hash.
+    pub key_hash: u64,
+    /// The entry's version.
+    pub version: Version,
+    /// The entry's digest.
+    pub digest: u64,
+}
+
+/// One range in a reconciliation step, described by summary or item by item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The sender's summary of the range.
+    Fingerprint {
+        /// The range.
+        range: Range,
+        /// The sender's fingerprint and count there.
+        summary: Summary,
+    },
+    /// Every entry the sender holds in the range.
+    Items {
+        /// The range.
+        range: Range,
+        /// The sender's entries there, in hash order.
+        items: Vec<Item>,
+    },
+}
+
+impl Step {
+    /// The range the step is about.
+    pub fn range(&self) -> Range {
+        match self {
+            Step::Fingerprint { range, .. } | Step::Items { range, .. } => *range,
+        }
+    }
+}
+
+/// The content of a dkv/2 message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Local writes, to every dkv node. With `echo`, the sender also publishes each
+    /// record as a prototype `set` right after, on the same socket (a tombstone as
+    /// an empty value), for prototype nodes; a dkv node ignores those copies.
+    Put {
+        /// Whether prototype `set` copies follow.
+        echo: bool,
+        /// The writes, in the order they were made.
+        records: Vec<Record>,
+    },
+    /// A get that missed locally: whoever holds an entry for `key` pushes it.
+    Ask {
+        /// The key.
+        key: String,
+    },
+    /// One step of a reconciliation session between two nodes.
+    Sync {
+        /// The session, chosen by its initiator.
+        session: u64,
+        /// Sent by the session's initiator (else by its responder).
+        initiator: bool,
+        /// The responder's last message in reply to one initiator message.
+        last: bool,
+        /// The ranges to compare.
+        steps: Vec<Step>,
+    },
+    /// A request for every entry in `range` whose key hash is above `after`, one
+    /// page at a time.
+    Pull {
+        /// Echoed in the reply.
+        request: u64,
+        /// The range.
+        range: Range,
+        /// Where the previous page ended.
+        after: Option<u64>,
+    },
+    /// A request for the entries of these key hashes.
+    Fetch {
+        /// Echoed in the reply.
+        request: u64,
+        /// The key hashes.
+        key_hashes: Vec<u64>,
+    },
+    /// Entries for one node: a page of a pull, a fetch's reply, the answer to an
+    /// ask (request 0), or entries a reconciliation found the receiver lacks.
+    Push {
+        /// The request this answers; 0 if none.
+        request: u64,
+        /// The entries.
+        records: Vec<Record>,
+        /// For a pull page: the range holds more entries after this key hash.
+        more: Option<u64>,
+    },
+}
+
+impl Body {
+    /// The message kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Body::Put { .. } => Kind::Put,
+            Body::Ask { .. } => Kind::Ask,
+            Body::Sync { .. } => Kind::Sync,
+            Body::Pull { .. } => Kind::Pull,
+            Body::Fetch { .. } => Kind::Fetch,
+            Body::Push { .. } => Kind::Push,
+        }
+    }
+
+    fn code(&self) -> u8 {
+        match self {
+            Body::Put { .. } => 1,
+            Body::Ask { .. } => 2,
+            Body::Sync { .. } => 3,
+            Body::Pull { .. } => 4,
+            Body::Fetch { .. } => 5,
+            Body::Push { .. } => 6,
+        }
+    }
+}
+
+/// The topic frame for a message to `to`, or to every dkv node.
+pub fn topic(to: Option<NodeId>) -> Bytes {
+    match to {
+        None => Bytes::from_static(TOPIC_ALL),
+        Some(id) => {
+            let mut t = TOPIC_TO.to_vec();
+            t.extend_from_slice(&id.0);
+            Bytes::from(t)
+        }
+    }
+}
+
+/// `None` if `topic` is not a dkv/2 topic; else whom it addresses, or why its id
+/// is bad.
+pub(super) fn topic_target(topic: &[u8]) -> Option<Result<Option<NodeId>, DecodeError>> {
+    if topic == TOPIC_ALL {
+        return Some(Ok(None));
+    }
+    let id = topic.strip_prefix(TOPIC_TO)?;
+    Some(
+        id.try_into()
+            .map(|id| Some(NodeId(id)))
+            .map_err(|_| DecodeError::BadId),
+    )
+}
+
+/// Bytes a record takes on the wire.
+pub fn record_len(key: &str, entry: &Entry) -> usize {
+    4 + key.len() + 8 + 8 + 1 + entry.value.as_ref().map_or(0, |v| 4 + v.len())
+}
+
+impl Envelope {
+    /// The encoded body frame.
+    pub fn body_bytes(&self) -> Bytes {
+        let mut w = Writer(Vec::with_capacity(64));
+        w.u8(WIRE_VERSION);
+        w.u8(self.body.code());
+        w.raw(&self.from.0);
+        match &self.body {
+            Body::Put { echo, records } => {
+                w.u8(u8::from(*echo));
+                w.records(records);
+            }
+            Body::Ask { key } => w.bytes(key.as_bytes()),
+            Body::Sync {
+                session,
+                initiator,
+                last,
+                steps,
+            } => {
+                w.u64(*session);
+                w.u8(u8::from(*initiator) | (u8::from(*last) << 1));
+                w.len(steps.len());
+                for step in steps {
+                    match step {
+                        Step::Fingerprint { range, summary } => {
+                            w.u8(0);
+                            w.range(*range);
+                            w.u64(summary.fingerprint);
+                            w.u64(summary.count);
+                        }
+                        Step::Items { range, items } => {
+                            w.u8(1);
+                            w.range(*range);
+                            w.len(items.len());
+                            for item in items {
+                                w.u64(item.key_hash);
+                                w.version(item.version);
+                                w.u64(item.digest);
+                            }
+                        }
+                    }
+                }
+            }
+            Body::Pull {
+                request,
+                range,
+                after,
+            } => {
+                w.u64(*request);
+                w.range(*range);
+                w.option(*after);
+            }
+            Body::Fetch {
+                request,
+                key_hashes,
+            } => {
+                w.u64(*request);
+                w.len(key_hashes.len());
+                key_hashes.iter().for_each(|h| w.u64(*h));
+            }
+            Body::Push {
+                request,
+                records,
+                more,
+            } => {
+                w.u64(*request);
+                w.records(records);
+                w.option(*more);
+            }
+        }
+        Bytes::from(w.0)
+    }
+}
+
+/// Decodes the frames after a dkv/2 topic addressed to `to`: exactly one body.
+pub(super) fn decode<F: AsRef<[u8]>>(
+    to: Option<NodeId>,
+    rest: &[F],
+) -> Result<Envelope, DecodeError> {
+    let [body] = rest else {
+        return Err(DecodeError::FrameCount);
+    };
+    let mut r = Reader(body.as_ref());
+    if r.u8()? != WIRE_VERSION {
+        return Err(DecodeError::UnknownVersion);
+    }
+    let code = r.u8()?;
+    let from = NodeId(r.array()?);
+    let body = match code {
+        1 => Body::Put {
+            echo: r.flag()?,
+            records: r.records()?,
+        },
+        2 => Body::Ask { key: r.key()? },
+        3 => {
+            let session = r.u64()?;
+            let flags = r.u8()?;
+            if flags > 3 {
+                return Err(DecodeError::BadBody);
+            }
+            let n = r.count(1 + 9 + 4)?;
+            let mut steps = Vec::with_capacity(n);
+            for _ in 0..n {
+                let tag = r.u8()?;
+                let range = r.range()?;
+                steps.push(match tag {
+                    0 => Step::Fingerprint {
+                        range,
+                        summary: Summary {
+                            fingerprint: r.u64()?,
+                            count: r.u64()?,
+                        },
+                    },
+                    1 => {
+                        let n = r.count(32)?;
+                        let mut items = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            items.push(Item {
+                                key_hash: r.u64()?,
+                                version: r.version()?,
+                                digest: r.u64()?,
+                            });
+                        }
+                        Step::Items { range, items }
+                    }
+                    _ => return Err(DecodeError::BadBody),
+                });
+            }
+            Body::Sync {
+                session,
+                initiator: flags & 1 != 0,
+                last: flags & 2 != 0,
+                steps,
+            }
+        }
+        4 => Body::Pull {
+            request: r.u64()?,
+            range: r.range()?,
+            after: r.option()?,
+        },
+        5 => {
+            let request = r.u64()?;
+            let n = r.count(8)?;
+            let mut key_hashes = Vec::with_capacity(n);
+            for _ in 0..n {
+                key_hashes.push(r.u64()?);
+            }
+            Body::Fetch {
+                request,
+                key_hashes,
+            }
+        }
+        6 => Body::Push {
+            request: r.u64()?,
+            records: r.records()?,
+            more: r.option()?,
+        },
+        _ => return Err(DecodeError::BadBody),
+    };
+    if !r.0.is_empty() {
+        return Err(DecodeError::BadBody);
+    }
+    Ok(Envelope { to, from, body })
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn raw(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+    /// A length or count; callers never exceed `u32::MAX` (frames are far smaller).
+    fn len(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.0.extend_from_slice(&n.to_be_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.raw(b);
+    }
+    fn version(&mut self, v: Version) {
+        self.u64(v.ts.0);
+        self.raw(&v.node.0);
+    }
+    fn range(&mut self, r: Range) {
+        self.u8(r.level);
+        self.u64(r.prefix);
+    }
+    fn option(&mut self, v: Option<u64>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u64(v);
+            }
+        }
+    }
+    fn records(&mut self, records: &[Record]) {
+        self.len(records.len());
+        for r in records {
+            self.bytes(r.key.as_bytes());
+            self.version(r.entry.version);
+            match &r.entry.value {
+                None => self.u8(0),
+                Some(v) => {
+                    self.u8(1);
+                    self.bytes(v);
+                }
+            }
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError::BadBody);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        // take(N) returned exactly N bytes.
+        self.take(N)?.try_into().map_err(|_| DecodeError::BadBody)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::BadBody),
+        }
+    }
+    /// A count of items at least `min` bytes each: refused when the rest of the
+    /// body could not hold that many, so no count allocates beyond the frame.
+    fn count(&mut self, min: usize) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        if n > self.0.len() / min {
+            return Err(DecodeError::BadBody);
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn key(&mut self) -> Result<String, DecodeError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::KeyNotUtf8)
+    }
+    fn version(&mut self) -> Result<Version, DecodeError> {
+        Ok(Version {
+            ts: Timestamp(self.u64()?),
+            node: NodeId(self.array()?),
+        })
+    }
+    fn range(&mut self) -> Result<Range, DecodeError> {
+        let level = self.u8()?;
+        let prefix = self.u64()?;
+        Range::new(level, prefix).ok_or(DecodeError::BadBody)
+    }
+    fn option(&mut self) -> Result<Option<u64>, DecodeError> {
+        Ok(match self.flag()? {
+            false => None,
+            true => Some(self.u64()?),
+        })
+    }
+    fn records(&mut self) -> Result<Vec<Record>, DecodeError> {
+        let n = self.count(4 + 8 + 8 + 1)?;
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = self.key()?;
+            let version = self.version()?;
+            let value = match self.flag()? {
+                false => None,
+                true => Some(Bytes::copy_from_slice(self.bytes()?)),
+            };
+            records.push(Record {
+                key,
+                entry: Entry { version, value },
+            });
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_nest_and_cover_the_hash_space() {
+        assert_eq!((Range::ROOT.first(), Range::ROOT.last()), (0, u64::MAX));
+        let kids: Vec<Range> = Range::ROOT.children().unwrap().collect();
+        assert_eq!(kids.len(), 16);
+        assert_eq!(kids[0].first(), 0);
+        assert_eq!(kids[15].last(), u64::MAX);
+        for w in kids.windows(2) {
+            assert_eq!(w[0].last() + 1, w[1].first());
+        }
+        let deep = Range::new(16, 0xdead_beef).unwrap();
+        assert_eq!((deep.first(), deep.last()), (0xdead_beef, 0xdead_beef));
+        assert!(deep.children().is_none());
+        assert_eq!(deep.ancestor(1), Range::new(1, 0).unwrap());
+        assert!(Range::ROOT.covers(deep) && !deep.covers(Range::ROOT));
+        assert_eq!(Range::new(1, 16), None);
+        assert_eq!(Range::new(17, 0), None);
+    }
+}
