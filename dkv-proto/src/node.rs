@@ -10,7 +10,7 @@ use crate::peers::Peers;
 use crate::reconcile::{Reconciler, PAGE_BYTES};
 use crate::stats::Stats;
 use crate::store::{Entry, Store};
-use crate::wire::v2::{record_len, Body, Envelope, Record};
+use crate::wire::v2::{record_len, Body, Envelope, Range, Record, Summary};
 use crate::wire::{subscriptions, Message, NodeId};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -274,6 +274,12 @@ impl Node {
     /// Whether no key has a value.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The whole store's fingerprint and entry count (tombstones included): two
+    /// nodes with equal summaries hold the same entries.
+    pub fn summary(&self) -> Summary {
+        self.store.summary(Range::ROOT)
     }
 
     /// Tombstones held (deletes not yet forgotten).
