@@ -58,6 +58,8 @@ pub enum Output {
     /// The store changed, in the order changes were applied. For transports that
     /// persist or watch; others may ignore it.
     Applied(Applied),
+    /// The tombstone of this key was forgotten after the tombstone horizon.
+    Collected(String),
 }
 
 /// Prototype `set` copies of dkv/2 writes that are expected to arrive: a dkv node
@@ -842,6 +844,7 @@ impl Node {
         let cutoff = Timestamp::from_millis(self.wall_ms(now).saturating_sub(horizon));
         let removed = self.store.collect_tombstones(cutoff);
         self.stats.tombstones_collected += removed.len() as u64;
+        self.out.extend(removed.into_iter().map(Output::Collected));
         if let Some(ts) = self.store.oldest_tombstone() {
             self.schedule_gc(now, ts);
         }
