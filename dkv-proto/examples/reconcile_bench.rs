@@ -193,5 +193,9 @@ fn main() {
         join.wall.as_secs_f64(),
         c.entries().count()
     );
-    assert_eq!(c.entries().count(), a.entries().count(), "joiner incomplete");
+    assert_eq!(
+        c.entries().count(),
+        a.entries().count(),
+        "joiner incomplete"
+    );
 }

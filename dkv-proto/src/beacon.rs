@@ -118,14 +118,8 @@ mod tests {
         let d = encode_hello(41017, id);
         assert_eq!(d.len(), 16);
         assert!(!d.starts_with(BEACON_PREFIX));
-        assert_eq!(
-            parse_datagram(&d),
-            Ok(Datagram::Hello { port: 41017, id })
-        );
+        assert_eq!(parse_datagram(&d), Ok(Datagram::Hello { port: 41017, id }));
         assert_eq!(parse_datagram(&d[..15]), Err(BeaconError::BadHello));
-        assert_eq!(
-            parse_datagram(b"beacon 5"),
-            Ok(Datagram::Beacon(5))
-        );
+        assert_eq!(parse_datagram(b"beacon 5"), Ok(Datagram::Beacon(5)));
     }
 }

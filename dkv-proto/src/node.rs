@@ -420,7 +420,7 @@ impl Node {
             Some(_) => self.stats.hellos_in += 1,
         }
         let addr = SocketAddr::new(src, port);
-        let gap = self.config.timings.beacon_interval * 5 / 2;
+        let gap = self.config.timings.beacon_interval.saturating_mul(5) / 2;
         let heard = self.peers.heard(now, addr, id, gap);
         if heard.new {
             self.stats.peers_up += 1;
@@ -546,7 +546,15 @@ impl Node {
             } => {
                 let wall = self.wall_ms(now);
                 let reaction = self.sync.on_sync(
-                    now, from, session, initiator, last, &steps, &self.store, &self.hlc, wall,
+                    now,
+                    from,
+                    session,
+                    initiator,
+                    last,
+                    &steps,
+                    &self.store,
+                    &self.hlc,
+                    wall,
                 );
                 for e in reaction.send {
                     self.publish(Message::Dkv(e));
@@ -601,10 +609,13 @@ impl Node {
         let ts = self.hlc.tick(self.wall_ms(now));
         let entry = self.entry_at(ts, value);
         let echo = self.peers.any_prototype();
-        self.queue_put(echo, Record {
-            key: key.clone(),
-            entry: entry.clone(),
-        });
+        self.queue_put(
+            echo,
+            Record {
+                key: key.clone(),
+                entry: entry.clone(),
+            },
+        );
         self.apply(now, key, entry, true);
         self.sync_step(now);
     }
@@ -632,6 +643,7 @@ impl Node {
         for output in self.out.iter_mut().rev() {
             match output {
                 Output::Publish(Message::Set { .. }) if echo => continue,
+                Output::Applied(_) | Output::GetDone(_) | Output::Collected(_) => continue,
                 Output::Publish(Message::Dkv(Envelope {
                     to: None,
                     body: Body::Put { echo: e, records },
@@ -643,7 +655,11 @@ impl Node {
         }
         match pending {
             Some(records)
-                if records.iter().map(|r| record_len(&r.key, &r.entry)).sum::<usize>() + size
+                if records
+                    .iter()
+                    .map(|r| record_len(&r.key, &r.entry))
+                    .sum::<usize>()
+                    + size
                     <= PAGE_BYTES =>
             {
                 records.push(record)
@@ -779,6 +795,10 @@ impl Node {
         self.wall.millis_at(now)
     }
 
+    fn horizon_ms(&self) -> u64 {
+        u64::try_from(self.config.timings.tombstone_horizon.as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn publish(&mut self, msg: Message) {
         self.stats.count_out(msg.kind());
         self.out.push_back(Output::Publish(msg));
@@ -829,9 +849,9 @@ impl Node {
 
     /// Arms tombstone collection for when a tombstone of `ts` expires.
     fn schedule_gc(&mut self, now: Instant, ts: Timestamp) {
-        let horizon = self.config.timings.tombstone_horizon;
-        let expires = ts.millis().saturating_add(horizon.as_millis() as u64);
-        let wait = Duration::from_millis(expires.saturating_sub(self.wall_ms(now)) + 1);
+        let expires = ts.millis().saturating_add(self.horizon_ms());
+        let wait = expires.saturating_sub(self.wall_ms(now)).saturating_add(1);
+        let wait = Duration::from_millis(wait);
         let at = later(now, wait);
         if self.next_gc.is_none_or(|t| at < t) {
             self.next_gc = Some(at);
@@ -840,8 +860,7 @@ impl Node {
 
     fn collect_tombstones(&mut self, now: Instant) {
         self.next_gc = None;
-        let horizon = self.config.timings.tombstone_horizon.as_millis() as u64;
-        let cutoff = Timestamp::from_millis(self.wall_ms(now).saturating_sub(horizon));
+        let cutoff = Timestamp::from_millis(self.wall_ms(now).saturating_sub(self.horizon_ms()));
         let removed = self.store.collect_tombstones(cutoff);
         self.stats.tombstones_collected += removed.len() as u64;
         self.out.extend(removed.into_iter().map(Output::Collected));

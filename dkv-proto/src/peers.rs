@@ -58,7 +58,13 @@ impl Peers {
             }
             None => {
                 heard.new = true;
-                self.by_addr.insert(addr, Peer { last_seen: now, id: None });
+                self.by_addr.insert(
+                    addr,
+                    Peer {
+                        last_seen: now,
+                        id: None,
+                    },
+                );
             }
         }
         self.by_age.insert((now, addr));
@@ -94,7 +100,7 @@ impl Peers {
 
     /// Forgets dkv ids silent for `DKV_ID_MEMORY` peer timeouts.
     pub(crate) fn prune_ids(&mut self, now: Instant, peer_timeout: Duration) {
-        let memory = peer_timeout * Self::DKV_ID_MEMORY;
+        let memory = peer_timeout.saturating_mul(Self::DKV_ID_MEMORY);
         let by_id = &self.by_id;
         self.dkv_ids.retain(|id, seen| {
             by_id.contains_key(id) || now.saturating_duration_since(*seen) <= memory

@@ -139,7 +139,8 @@ impl Reconciler {
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
         self.due.insert(peer, now);
-        self.next_periodic.get_or_insert(later(now, self.timings.sync_interval));
+        self.next_periodic
+            .get_or_insert(later(now, self.timings.sync_interval));
     }
 
     /// A dkv peer was heard again after a gap: reconcile with it now.
@@ -237,11 +238,10 @@ impl Reconciler {
             .map(|(p, _)| *p)
             .collect();
         for peer in due {
-            if self.sessions.contains_key(&peer) {
-                continue; // one session per peer; it is due again once this one ends
-            }
             self.due.remove(&peer);
-            if peers.contains(&peer) {
+            // One session per peer: a running one compares the stores as they are
+            // when each step arrives, so it serves this turn too.
+            if peers.contains(&peer) && !self.sessions.contains_key(&peer) {
                 send.push(self.start(now, peer, store));
             }
         }
@@ -401,7 +401,9 @@ impl Reconciler {
                     summary: ours,
                 };
                 if ours.count == 0 {
-                    reaction.send.extend(self.want_pull(now, from, range, theirs));
+                    reaction
+                        .send
+                        .extend(self.want_pull(now, from, range, theirs));
                 } else if theirs.count == 0 {
                     replies.push(unsplit);
                 } else if ours.count <= LEAF && theirs.count <= LEAF {
@@ -410,17 +412,17 @@ impl Reconciler {
                         items: store.items(range),
                     });
                 } else if ours.count <= LEAF {
-                    reaction.send.extend(self.want_pull(now, from, range, theirs));
+                    reaction
+                        .send
+                        .extend(self.want_pull(now, from, range, theirs));
                     self.push(from, store.records_in(range), reaction);
                 } else if theirs.count <= LEAF {
                     replies.push(unsplit);
                 } else {
                     match range.children() {
-                        Some(children) => replies.extend(children.map(|child| {
-                            Step::Fingerprint {
-                                range: child,
-                                summary: store.summary(child),
-                            }
+                        Some(children) => replies.extend(children.map(|child| Step::Fingerprint {
+                            range: child,
+                            summary: store.summary(child),
                         })),
                         None => replies.push(Step::Items {
                             range,
@@ -579,7 +581,13 @@ impl Reconciler {
     }
 
     /// A `fetch` from `from`: reply with the entries of the hashes asked for.
-    pub(crate) fn on_fetch(&self, from: NodeId, request: u64, hashes: &[u64], store: &Store) -> Vec<Envelope> {
+    pub(crate) fn on_fetch(
+        &self,
+        from: NodeId,
+        request: u64,
+        hashes: &[u64],
+        store: &Store,
+    ) -> Vec<Envelope> {
         let records: Vec<Record> = hashes.iter().flat_map(|h| store.records_at(*h)).collect();
         chunk_records(records)
             .into_iter()
@@ -635,7 +643,9 @@ fn diff_items(
     let by_hash = |items: &[Item]| {
         let mut map: BTreeMap<u64, Vec<(crate::clock::Version, u64)>> = BTreeMap::new();
         for i in items {
-            map.entry(i.key_hash).or_default().push((i.version, i.digest));
+            map.entry(i.key_hash)
+                .or_default()
+                .push((i.version, i.digest));
         }
         map
     };
@@ -655,10 +665,7 @@ fn diff_items(
         if mine >= yours {
             push.push(h);
         }
-        let refused = theirs
-            .iter()
-            .filter(|i| i.key_hash == h)
-            .all(&refuse);
+        let refused = theirs.iter().filter(|i| i.key_hash == h).all(&refuse);
         if yours >= mine && !refused {
             fetch.push(h);
         }

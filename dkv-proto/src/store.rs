@@ -188,11 +188,7 @@ impl Store {
     }
 
     fn slot(&self, hash: u64, key: &str) -> Option<&Slot> {
-        self.map
-            .get(&hash)?
-            .slots()
-            .iter()
-            .find(|s| &*s.key == key)
+        self.map.get(&hash)?.slots().iter().find(|s| &*s.key == key)
     }
 
     /// Every entry, in key-hash order.
