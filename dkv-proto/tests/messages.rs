@@ -304,7 +304,11 @@ fn a_list_answer_for_another_node_is_dropped_and_counted() {
     let mut n = with_prototype_peer();
     n.handle_timeout(at(2_000));
     drain(&mut n);
-    assert_eq!(n.bootstrap().phase, BootstrapPhase::Settling, "still listening");
+    assert_eq!(
+        n.bootstrap().phase,
+        BootstrapPhase::Settling,
+        "still listening"
+    );
     let stray = Message::ListAnswer {
         asker: OTHER,
         keys: vec!["k".into()],
