@@ -6,7 +6,7 @@
 mod support;
 
 use bytes::Bytes;
-use dkv_proto::wire::v2::{Body, Envelope, Record};
+use dkv_proto::wire::v2::{Body, Envelope, Range, Record};
 use dkv_proto::{BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Version};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -23,6 +23,8 @@ struct Mesh {
     sent: Vec<usize>,
     /// Every dkv/2 message delivered, with its sender's index.
     log: Vec<(usize, Envelope)>,
+    /// How many of [`log`](Self::log)'s messages each round had delivered.
+    round_ends: Vec<usize>,
     /// Delivery rounds that carried at least one message.
     rounds: usize,
 }
@@ -36,6 +38,7 @@ impl Mesh {
             nodes,
             now: at(0),
             log: Vec::new(),
+            round_ends: Vec::new(),
             rounds: 0,
         }
     }
@@ -86,6 +89,7 @@ impl Mesh {
                 }
                 self.log.push((from, e));
             }
+            self.round_ends.push(self.log.len());
         }
         panic!("the nodes never went quiet");
     }
@@ -202,7 +206,7 @@ fn the_cost_grows_with_the_differences_not_the_store_size() {
     let (many, _) = cost(1_000, 100);
     println!("10 diffs: {small} B in 1,000 keys, {large} B in 20,000; 100 diffs: {many} B");
     // A 20 times larger store costs one more tree level per difference, not 20x.
-    assert!(large < 2 * small + 6_000, "{large} vs {small}");
+    assert!(large < 3 * small, "{large} vs {small}");
     // Far below shipping the store (20,000 records of over 100 bytes).
     assert!(large < 20_000 * 100 / 100, "{large}");
     assert!(many > 3 * small, "{many} vs {small}");
@@ -223,6 +227,36 @@ fn an_empty_joiner_pulls_everything_in_pages() {
     );
     assert_eq!(s.entries_applied, 3_000, "each entry once");
     assert_eq!(s.sync_pulls_timed_out, 0);
+}
+
+#[test]
+fn a_joiner_of_a_large_store_pulls_sub_ranges_a_window_at_a_time() {
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(5_000));
+    m.hear(0, 1);
+    m.run();
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    let mut start = 0;
+    let mut ranges = std::collections::BTreeSet::new();
+    for &end in &m.round_ends {
+        let pulls: Vec<Range> = m.log[start..end]
+            .iter()
+            .filter_map(|(_, e)| match e.body {
+                Body::Pull { range, .. } => Some(range),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            pulls.len() <= 8,
+            "{} pulls in flight in one round",
+            pulls.len()
+        );
+        ranges.extend(pulls);
+        start = end;
+    }
+    assert!(ranges.len() >= 16, "split into sub-ranges: {ranges:?}");
+    assert!(ranges.iter().all(|r| r.level() >= 1));
+    assert_eq!(m.nodes[0].stats().entries_applied, 5_000);
 }
 
 #[test]
