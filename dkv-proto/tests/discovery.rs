@@ -1,62 +1,119 @@
-//! Discovery: which beacons are sent and when, which received beacons count,
-//! peer up and down, net up and down.
+//! Discovery: the hello and beacon a node sends and when, which received datagrams
+//! count, peer up and down, telling dkv peers from prototype ones, net up and down.
 
 mod support;
 
-use dkv_proto::{encode_beacon, parse_beacon, BeaconError, Output, MAX_BEACON_LEN};
+use dkv_proto::wire::v2::Body;
+use dkv_proto::{
+    encode_beacon, encode_hello, parse_beacon, parse_datagram, BeaconError, Config, Datagram, Node,
+    NodeId, Output, Timings, TimingsError, HELLO_PREFIX, MAX_BEACON_LEN,
+};
 use std::net::SocketAddr;
+use std::time::Duration;
 use support::*;
 
-fn beacons(outputs: &[Output]) -> Vec<Vec<u8>> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Beacon(p) => Some(p.to_vec()),
-            _ => None,
-        })
+const PORT: u16 = 41017;
+
+fn own_pair() -> Vec<Vec<u8>> {
+    vec![hello(1, PORT), b"beacon 41017".to_vec()]
+}
+
+fn dials(out: &[Output]) -> Vec<Output> {
+    out.iter()
+        .filter(|o| matches!(o, Output::Connect(_) | Output::Disconnect(_)))
+        .cloned()
         .collect()
 }
 
+/// The sessions `out` starts: the peers sent an initiator's first `sync`.
+fn syncs_to(out: &[Output]) -> Vec<NodeId> {
+    dkv(out)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.body,
+                Body::Sync {
+                    initiator: true,
+                    ..
+                }
+            )
+        })
+        .filter_map(|e| e.to)
+        .collect()
+}
+
+// ---- what a node sends ----
+
 #[test]
-fn no_beacon_before_net_up() {
-    let mut n = node(1, 41017);
+fn no_datagram_and_no_timer_before_net_up() {
+    let mut n = node(1, PORT);
     assert_eq!(n.poll_timeout(), None);
     n.handle_timeout(at(5_000));
     assert!(drain(&mut n).is_empty());
 }
 
 #[test]
-fn net_up_beacons_at_once_then_every_interval() {
-    let mut n = node(1, 41017);
+fn net_up_sends_hello_then_beacon_at_once_then_every_interval() {
+    let mut n = node(1, PORT);
     n.handle_net_up(at(0), ip(1));
-    assert_eq!(beacons(&drain(&mut n)), vec![b"beacon 41017".to_vec()]);
+    assert_eq!(datagrams(&drain(&mut n)), own_pair());
     assert_eq!(n.poll_timeout(), Some(at(1_000)));
     n.handle_timeout(at(999));
-    assert!(beacons(&drain(&mut n)).is_empty());
+    assert!(datagrams(&drain(&mut n)).is_empty());
     n.handle_timeout(at(1_000));
-    assert_eq!(beacons(&drain(&mut n)).len(), 1);
+    assert_eq!(datagrams(&drain(&mut n)), own_pair());
     n.handle_timeout(at(2_000));
-    assert_eq!(beacons(&drain(&mut n)).len(), 1);
-    assert_eq!(n.stats().beacons_out, 3);
+    assert_eq!(datagrams(&drain(&mut n)), own_pair());
+    assert_eq!((n.stats().hellos_out, n.stats().beacons_out), (3, 3));
 }
 
 #[test]
-fn a_late_timer_sends_one_beacon_not_a_burst() {
-    let mut n = up_node(1, 41017, at(0));
+fn a_late_timer_sends_one_pair_not_a_burst() {
+    let mut n = up_node(1, PORT, at(0));
     n.handle_timeout(at(10_500));
-    assert_eq!(beacons(&drain(&mut n)).len(), 1);
+    assert_eq!(datagrams(&drain(&mut n)), own_pair());
     assert_eq!(n.poll_timeout(), Some(at(11_500)));
 }
 
+// ---- datagram formats ----
+
 #[test]
-fn beacon_payload_is_prefix_and_decimal_port() {
+fn the_beacon_is_the_prototypes_prefix_and_decimal_port() {
     assert_eq!(encode_beacon(5), b"beacon 5");
     assert_eq!(encode_beacon(65535), b"beacon 65535");
     assert_eq!(parse_beacon(b"beacon 41017"), Ok(41017));
+    assert_eq!(parse_datagram(b"beacon 41017"), Ok(Datagram::Beacon(41017)));
 }
 
 #[test]
-fn datagrams_without_the_beacon_prefix_are_not_beacons() {
+fn the_hello_is_prefix_version_port_and_id_in_16_bytes() {
+    let id = NodeId([0, b' ', 2, 3, 4, 5, 6, 0xff]);
+    let h = encode_hello(0x1234, id);
+    assert_eq!(h, b"dkv2\0\x01\x12\x34\x00 \x02\x03\x04\x05\x06\xff");
+    assert!(h.starts_with(HELLO_PREFIX));
+    assert_eq!(parse_datagram(&h), Ok(Datagram::Hello { port: 0x1234, id }));
+    assert_eq!(
+        parse_beacon(&h),
+        Err(BeaconError::NotBeacon),
+        "a prototype ignores it"
+    );
+}
+
+#[test]
+fn malformed_hellos_are_rejected() {
+    let good = encode_hello(7, NodeId(*b"12345678"));
+    let mut v2 = good.clone();
+    v2[5] = 2;
+    let mut port0 = good.clone();
+    port0[6..8].copy_from_slice(&[0, 0]);
+    let long = [good.clone(), vec![0]].concat();
+    for d in [&good[..15], &long[..], &v2[..], &port0[..], HELLO_PREFIX] {
+        assert_eq!(parse_datagram(d), Err(BeaconError::BadHello), "{d:?}");
+    }
+}
+
+#[test]
+fn datagrams_without_either_prefix_are_not_beacons() {
     for d in [
         &b""[..],
         b"beacon",
@@ -64,13 +121,14 @@ fn datagrams_without_the_beacon_prefix_are_not_beacons() {
         b"beacon\t1",
         b"hello 41017",
         b" beacon 1",
+        b"dkv2",
     ] {
-        assert_eq!(parse_beacon(d), Err(BeaconError::NotBeacon), "{d:?}");
+        assert_eq!(parse_datagram(d), Err(BeaconError::NotBeacon), "{d:?}");
     }
 }
 
 #[test]
-fn ports_out_of_range_or_not_canonical_are_rejected() {
+fn beacon_ports_out_of_range_or_not_canonical_are_rejected() {
     for d in [
         &b"beacon "[..],
         b"beacon 0",
@@ -91,34 +149,128 @@ fn ports_out_of_range_or_not_canonical_are_rejected() {
     assert_eq!(parse_beacon(&long), Err(BeaconError::BadPort));
 }
 
+// ---- peers up, identified, down ----
+
 #[test]
-fn first_beacon_of_a_pair_brings_the_peer_up_and_connects() {
-    let mut n = up_node(1, 41017, at(0));
+fn a_beacon_from_a_new_pair_brings_up_a_prototype_peer() {
+    let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(10), ip(2), b"beacon 5000");
-    let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+    let peer = addr(2, 5000);
     assert_eq!(drain(&mut n), vec![Output::Connect(peer)]);
     n.handle_beacon(at(1_010), ip(2), b"beacon 5000");
     assert!(drain(&mut n).is_empty(), "a known peer is not reconnected");
     assert_eq!(n.peers().collect::<Vec<_>>(), vec![peer]);
+    assert_eq!(n.peer_id(peer), None, "no hello: a prototype");
+    assert_eq!(
+        n.ready_peers().collect::<Vec<_>>(),
+        vec![peer],
+        "prototypes are ready at once"
+    );
     assert_eq!((n.stats().peers_up, n.stats().beacons_in), (1, 2));
 }
 
 #[test]
+fn a_hello_after_the_beacon_identifies_the_peer_and_starts_a_session() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(10), ip(2), b"beacon 5000");
+    drain(&mut n);
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    let out = drain(&mut n);
+    assert!(dials(&out).is_empty(), "the same peer: {out:?}");
+    assert_eq!(syncs_to(&out), vec![id(2)]);
+    assert_eq!(n.peer_id(addr(2, 5000)), Some(id(2)));
+    assert_eq!((n.stats().hellos_in, n.stats().peers_up), (1, 1));
+}
+
+#[test]
+fn a_hello_before_any_beacon_brings_up_a_dkv_peer_that_a_beacon_keeps() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    let out = drain(&mut n);
+    assert_eq!(dials(&out), vec![Output::Connect(addr(2, 5000))]);
+    assert_eq!(syncs_to(&out), vec![id(2)]);
+    n.handle_beacon(at(10), ip(2), b"beacon 5000");
+    assert!(drain(&mut n).is_empty());
+    assert_eq!(
+        n.peer_id(addr(2, 5000)),
+        Some(id(2)),
+        "a beacon does not forget the id"
+    );
+    assert_eq!(
+        n.ready_peers().count(),
+        0,
+        "not ready before a session completes"
+    );
+}
+
+#[test]
+fn a_dkv_peer_is_ready_once_a_session_with_it_completes() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    let out = dkv(&drain(&mut n));
+    let Body::Sync { session, .. } = out[0].body else {
+        panic!("{out:?}")
+    };
+    let reply = Body::Sync {
+        session: session ^ 1,
+        initiator: false,
+        last: true,
+        steps: vec![],
+    };
+    deliver(&mut n, at(20), &to_one(2, 1, reply));
+    assert_eq!(n.ready_peers().count(), 0, "a reply to another session");
+    assert_eq!(n.stats().sync_stale_replies, 1);
+    let reply = Body::Sync {
+        session,
+        initiator: false,
+        last: true,
+        steps: vec![],
+    };
+    deliver(&mut n, at(20), &to_one(2, 1, reply));
+    assert_eq!(n.ready_peers().collect::<Vec<_>>(), vec![addr(2, 5000)]);
+    assert_eq!(n.stats().sync_sessions_completed, 1);
+}
+
+#[test]
 fn a_peer_is_the_pair_of_source_ip_and_port() {
-    let mut n = up_node(1, 41017, at(0));
+    let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(10), ip(2), b"beacon 5000");
     n.handle_beacon(at(10), ip(2), b"beacon 5001");
     n.handle_beacon(at(10), ip(3), b"beacon 5000");
+    n.handle_beacon(at(10), ip(3), &hello(3, 5000));
     assert_eq!(n.peers().count(), 3);
     assert_eq!(n.stats().peers_up, 3);
 }
 
 #[test]
-fn own_beacons_are_ignored_but_same_port_on_another_ip_is_a_peer() {
-    let mut n = up_node(1, 41017, at(0));
+fn an_id_heard_from_a_new_address_moves_there() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    n.handle_beacon(at(20), ip(3), &hello(2, 5000));
+    assert_eq!(n.peer_id(addr(3, 5000)), Some(id(2)));
+    assert_eq!(n.peer_id(addr(2, 5000)), None, "the old endpoint is stale");
+}
+
+#[test]
+fn a_new_id_at_a_known_address_is_a_restarted_node_to_reconcile_with() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    drain(&mut n);
+    n.handle_beacon(at(20), ip(2), &hello(7, 5000));
+    let out = drain(&mut n);
+    assert_eq!(syncs_to(&out), vec![id(7)]);
+    assert_eq!(n.peer_id(addr(2, 5000)), Some(id(7)));
+}
+
+#[test]
+fn own_datagrams_are_ignored_but_the_same_port_elsewhere_is_a_peer() {
+    let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(10), ip(1), b"beacon 41017");
+    n.handle_beacon(at(10), ip(1), &hello(1, PORT));
+    n.handle_beacon(at(10), ip(5), &hello(1, 999));
     assert!(drain(&mut n).is_empty());
-    assert_eq!(n.stats().beacons_own, 1);
+    assert_eq!(n.peers().count(), 0);
+    assert_eq!(n.stats().beacons_own, 3, "own id from anywhere is own");
     n.handle_beacon(at(10), ip(2), b"beacon 41017");
     n.handle_beacon(at(10), ip(1), b"beacon 41018");
     assert_eq!(
@@ -126,54 +278,64 @@ fn own_beacons_are_ignored_but_same_port_on_another_ip_is_a_peer() {
         2,
         "own ip with another port is another node"
     );
+    assert_eq!(n.stats().beacons_in, 2);
 }
 
 #[test]
-fn malformed_beacons_are_counted_and_change_nothing() {
-    let mut n = up_node(1, 41017, at(0));
+fn malformed_datagrams_are_counted_and_change_nothing() {
+    let mut n = up_node(1, PORT, at(0));
     let before = n.poll_timeout();
     n.handle_beacon(at(10), ip(2), b"ping");
     n.handle_beacon(at(10), ip(2), b"beacon 70000");
     n.handle_beacon(at(10), ip(2), b"beacon abc");
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000)[..15]);
     assert!(drain(&mut n).is_empty());
     assert_eq!(n.peers().count(), 0);
     assert_eq!(n.poll_timeout(), before);
-    assert_eq!(n.stats().drop_not_beacon, 1);
-    assert_eq!(n.stats().drop_beacon_bad_port, 2);
-    assert_eq!(n.stats().dropped(), 3);
+    let s = n.stats();
+    assert_eq!(
+        (s.drop_not_beacon, s.drop_beacon_bad_port, s.drop_bad_hello),
+        (1, 2, 1)
+    );
+    assert_eq!((s.dropped(), s.beacons_in, s.hellos_in), (4, 0, 0));
 }
 
 #[test]
-fn beacons_heard_while_the_net_is_down_are_dropped() {
-    let mut n = node(1, 41017);
+fn datagrams_heard_while_the_net_is_down_are_dropped() {
+    let mut n = node(1, PORT);
     n.handle_beacon(at(0), ip(2), b"beacon 5000");
+    n.handle_beacon(at(0), ip(2), &hello(2, 5000));
     assert!(drain(&mut n).is_empty());
-    assert_eq!(n.stats().drop_beacon_net_down, 1);
+    assert_eq!(n.stats().drop_beacon_net_down, 2);
 }
 
 #[test]
-fn peer_times_out_after_four_silent_seconds() {
-    let mut n = up_node(1, 41017, at(0));
-    n.handle_beacon(at(100), ip(2), b"beacon 5000");
+fn a_peer_goes_down_after_four_silent_seconds() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(100), ip(2), &hello(2, 5000));
     drain(&mut n);
     n.handle_timeout(at(4_099));
-    assert!(!drain(&mut n)
-        .iter()
-        .any(|o| matches!(o, Output::Disconnect(_))));
-    assert_eq!(n.peers().count(), 1);
+    assert!(dials(&drain(&mut n)).is_empty());
     assert!(n.poll_timeout().unwrap() <= at(4_100));
     n.handle_timeout(at(4_100));
-    let peer = "10.0.0.2:5000".parse().unwrap();
-    assert!(drain(&mut n).contains(&Output::Disconnect(peer)));
-    assert_eq!(n.peers().count(), 0);
+    assert_eq!(
+        dials(&drain(&mut n)),
+        vec![Output::Disconnect(addr(2, 5000))]
+    );
+    assert_eq!((n.peers().count(), n.peer_id(addr(2, 5000))), (0, None));
     assert_eq!(n.stats().peers_down, 1);
 }
 
 #[test]
-fn each_beacon_restarts_the_peer_timeout() {
-    let mut n = up_node(1, 41017, at(0));
+fn each_beacon_or_hello_restarts_the_peer_timeout() {
+    let mut n = up_node(1, PORT, at(0));
     for s in 0..10u64 {
-        n.handle_beacon(at(s * 1_000), ip(2), b"beacon 5000");
+        let d = if s % 2 == 0 {
+            b"beacon 5000".to_vec()
+        } else {
+            hello(2, 5000)
+        };
+        n.handle_beacon(at(s * 1_000), ip(2), &d);
         n.handle_timeout(at(s * 1_000 + 500));
     }
     assert_eq!(n.peers().count(), 1);
@@ -183,58 +345,111 @@ fn each_beacon_restarts_the_peer_timeout() {
 
 #[test]
 fn a_peer_that_returns_after_timing_out_reconnects() {
-    let mut n = up_node(1, 41017, at(0));
+    let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(0), ip(2), b"beacon 5000");
     n.handle_timeout(at(5_000));
     n.handle_beacon(at(6_000), ip(2), b"beacon 5000");
-    let peer = "10.0.0.2:5000".parse().unwrap();
-    let out = drain(&mut n);
+    let peer = addr(2, 5000);
     assert_eq!(
-        out.iter()
-            .filter(|o| matches!(o, Output::Connect(_) | Output::Disconnect(_)))
-            .collect::<Vec<_>>(),
+        dials(&drain(&mut n)),
         vec![
-            &Output::Connect(peer),
-            &Output::Disconnect(peer),
-            &Output::Connect(peer)
+            Output::Connect(peer),
+            Output::Disconnect(peer),
+            Output::Connect(peer)
         ]
     );
 }
 
+/// Node 1, up, whose periodic reconciliation is out of the way (1 min).
+fn quiet_node() -> Node {
+    let mut c = config(1, PORT);
+    c.timings.sync_interval = Duration::from_secs(60);
+    up(Node::new(c), 1, at(0))
+}
+
+/// Answers every session `out` starts with an empty last reply: the stores agree.
+fn agree(n: &mut Node, out: &[Output], now: std::time::Instant) {
+    for e in dkv(out) {
+        if let (
+            Some(to),
+            Body::Sync {
+                session,
+                initiator: true,
+                ..
+            },
+        ) = (e.to, &e.body)
+        {
+            let reply = Body::Sync {
+                session: *session,
+                initiator: false,
+                last: true,
+                steps: vec![],
+            };
+            n.handle_decoded(
+                now,
+                dkv_proto::Message::Dkv(dkv_proto::wire::Envelope {
+                    to: Some(id(1)),
+                    from: to,
+                    body: reply,
+                }),
+            );
+        }
+    }
+}
+
 #[test]
-fn net_down_stops_beacons_and_peers_time_out_as_usual() {
-    let mut n = up_node(1, 41017, at(0));
+fn a_dkv_peer_heard_again_after_a_gap_is_reconciled_with_again() {
+    let mut n = quiet_node();
+    n.handle_beacon(at(0), ip(2), &hello(2, 5000));
+    let out = drain(&mut n);
+    agree(&mut n, &out, at(10));
+    assert_eq!(n.stats().sync_sessions_completed, 1);
+    n.handle_beacon(at(2_400), ip(2), &hello(2, 5000)); // 2.4 s: on time
+    assert!(syncs_to(&drain(&mut n)).is_empty());
+    n.handle_beacon(at(4_950), ip(2), &hello(2, 5000)); // 2.55 s: a gap
+    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)]);
+}
+
+// ---- net up and down ----
+
+#[test]
+fn net_down_stops_datagrams_and_peers_time_out_as_usual() {
+    let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(0), ip(2), b"beacon 5000");
     drain(&mut n);
     n.handle_net_down(at(500));
     n.handle_timeout(at(3_000));
-    let out = drain(&mut n);
-    assert!(beacons(&out).is_empty(), "no beacon while down");
+    assert!(
+        datagrams(&drain(&mut n)).is_empty(),
+        "nothing sent while down"
+    );
     assert_eq!(n.peers().count(), 1, "the peer is not dropped at once");
     n.handle_timeout(at(4_000));
     assert_eq!(n.peers().count(), 0);
-    assert_eq!(n.local_ip(), None);
-    assert_eq!(n.stats().net_down, 1);
+    assert_eq!((n.local_ip(), n.stats().net_down), (None, 1));
 }
 
 #[test]
-fn net_up_again_resumes_beacons_and_bootstraps() {
-    let mut n = up_node(1, 41017, at(0));
+fn net_up_again_resumes_datagrams_and_bootstraps() {
+    let mut n = up_node(1, PORT, at(0));
     n.handle_net_down(at(500));
     n.handle_net_up(at(10_000), ip(1));
-    assert_eq!(beacons(&drain(&mut n)).len(), 1);
-    assert_eq!(n.stats().bootstraps_started, 2);
-    assert_eq!(n.stats().net_up, 2);
+    assert_eq!(datagrams(&drain(&mut n)), own_pair());
+    assert_eq!((n.stats().bootstraps_started, n.stats().net_up), (2, 2));
 }
 
 #[test]
 fn repeating_the_current_address_changes_nothing_but_a_new_ip_is_a_new_net_up() {
-    let mut n = up_node(1, 41017, at(0));
+    let mut n = up_node(1, PORT, at(0));
     n.handle_net_up(at(300), ip(1));
     assert!(drain(&mut n).is_empty());
     assert_eq!(n.stats().net_up, 1);
     n.handle_net_up(at(600), ip(9));
-    assert_eq!(beacons(&drain(&mut n)).len(), 1, "announces itself at once");
+    assert_eq!(
+        datagrams(&drain(&mut n)),
+        own_pair(),
+        "announces itself at once"
+    );
     assert_eq!(n.local_ip(), Some(ip(9)));
     assert_eq!(n.stats().bootstraps_started, 2);
     n.handle_beacon(at(700), ip(9), b"beacon 41017");
@@ -246,81 +461,21 @@ fn repeating_the_current_address_changes_nothing_but_a_new_ip_is_a_new_net_up() 
 }
 
 #[test]
-fn shutdown_takes_every_peer_down() {
-    let mut n = up_node(1, 41017, at(0));
-    n.handle_beacon(at(0), ip(2), b"beacon 5000");
-    n.handle_beacon(at(0), ip(3), b"beacon 5000");
-    drain(&mut n);
-    n.shutdown(at(100));
-    let downs = drain(&mut n)
-        .into_iter()
-        .filter(|o| matches!(o, Output::Disconnect(_)))
-        .count();
-    assert_eq!(downs, 2);
-    assert_eq!(n.peers().count(), 0);
-    assert_eq!(n.poll_timeout(), None, "a stopped node has no timers");
-}
-
-#[test]
-fn moving_onto_an_address_a_peer_held_drops_that_stale_peer() {
-    let mut n = up_node(1, 41017, at(0));
-    n.handle_beacon(at(0), ip(2), b"beacon 41017");
-    drain(&mut n);
-    n.handle_net_up(at(100), ip(2));
-    let stale: SocketAddr = "10.0.0.2:41017".parse().unwrap();
-    assert!(drain(&mut n).contains(&Output::Disconnect(stale)));
-    assert_eq!(n.peers().count(), 0, "never connected to its own endpoint");
-}
-
-#[test]
-fn a_zero_beacon_interval_is_rejected_by_validate_and_never_spins_a_node() {
-    use dkv_proto::{Config, Node, Timings, TimingsError};
-    let mut timings = Timings {
-        beacon_interval: std::time::Duration::ZERO,
-        ..Timings::default()
-    };
-    assert_eq!(
-        timings.validate(),
-        Err(TimingsError::BeaconIntervalTooShort)
-    );
-    let mut config = Config::new(id(1), 1);
-    config.timings = timings.clone();
-    let mut n = Node::new(config);
-    n.handle_net_up(at(0), ip(1));
-    drain(&mut n);
-    assert!(
-        n.poll_timeout().unwrap() > at(0),
-        "the next beacon is in the future"
-    );
-    timings.beacon_interval = timings.peer_timeout;
-    assert_eq!(
-        timings.validate(),
-        Err(TimingsError::PeerTimeoutNotAboveBeaconInterval)
-    );
-    assert_eq!(Timings::default().validate(), Ok(()));
-}
-
-#[test]
 fn a_new_address_redials_every_live_peer_but_the_same_address_does_not() {
-    let mut n = up_node(1, 41017, at(0));
+    let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(0), ip(2), b"beacon 5000");
     drain(&mut n);
-    let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
-    let dials = |out: Vec<Output>| -> Vec<Output> {
-        out.into_iter()
-            .filter(|o| matches!(o, Output::Connect(_) | Output::Disconnect(_)))
-            .collect()
-    };
+    let peer = addr(2, 5000);
     n.handle_net_down(at(100));
     n.handle_net_up(at(200), ip(1));
     assert!(
-        dials(drain(&mut n)).is_empty(),
+        dials(&drain(&mut n)).is_empty(),
         "same address: connections still good"
     );
     n.handle_net_down(at(300));
     n.handle_net_up(at(400), ip(7));
     assert_eq!(
-        dials(drain(&mut n)),
+        dials(&drain(&mut n)),
         vec![Output::Disconnect(peer), Output::Connect(peer)]
     );
     assert_eq!(n.peers().collect::<Vec<_>>(), vec![peer]);
@@ -328,5 +483,124 @@ fn a_new_address_redials_every_live_peer_but_the_same_address_does_not() {
         n.stats().peers_down,
         0,
         "a re-dial is not a peer going down"
+    );
+}
+
+#[test]
+fn a_new_address_reconciles_with_every_dkv_peer_again() {
+    let mut n = quiet_node();
+    n.handle_beacon(at(0), ip(2), &hello(2, 5000));
+    n.handle_beacon(at(0), ip(3), &hello(3, 5000));
+    let out = drain(&mut n);
+    agree(&mut n, &out, at(10));
+    assert_eq!(n.stats().sync_sessions_completed, 2);
+    n.handle_net_up(at(500), ip(1));
+    assert!(syncs_to(&drain(&mut n)).is_empty(), "the same address");
+    n.handle_net_up(at(600), ip(7));
+    let mut to = syncs_to(&drain(&mut n));
+    to.sort();
+    assert_eq!(to, vec![id(2), id(3)]);
+}
+
+#[test]
+fn shutdown_takes_every_peer_down() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(0), ip(2), b"beacon 5000");
+    n.handle_beacon(at(0), ip(3), &hello(3, 5000));
+    drain(&mut n);
+    n.shutdown(at(100));
+    let out = drain(&mut n);
+    let mut downs = dials(&out);
+    downs.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        downs,
+        vec![
+            Output::Disconnect(addr(2, 5000)),
+            Output::Disconnect(addr(3, 5000))
+        ]
+    );
+    assert_eq!(n.peers().count(), 0);
+    assert_eq!(
+        n.poll_timeout(),
+        None,
+        "a stopped node with no tombstones has no timers"
+    );
+}
+
+#[test]
+fn moving_onto_an_address_a_peer_held_drops_that_stale_peer() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(0), ip(2), b"beacon 41017");
+    drain(&mut n);
+    n.handle_net_up(at(100), ip(2));
+    let stale: SocketAddr = addr(2, PORT);
+    assert!(drain(&mut n).contains(&Output::Disconnect(stale)));
+    assert_eq!(n.peers().count(), 0, "never connected to its own endpoint");
+}
+
+// ---- timings ----
+
+#[test]
+fn too_short_intervals_are_rejected_by_validate_and_never_spin_a_node() {
+    let mut timings = Timings {
+        beacon_interval: Duration::ZERO,
+        sync_interval: Duration::ZERO,
+        sync_timeout: Duration::ZERO,
+        ..Timings::default()
+    };
+    assert_eq!(
+        timings.validate(),
+        Err(TimingsError::BeaconIntervalTooShort)
+    );
+    let mut config: Config = config(1, 1);
+    config.timings = timings.clone();
+    let mut n = Node::new(config);
+    n.handle_net_up(at(0), ip(1));
+    n.handle_beacon(at(0), ip(2), &hello(2, 2));
+    drain(&mut n);
+    assert!(
+        n.poll_timeout().unwrap() > at(0),
+        "the next timer is in the future"
+    );
+    timings.beacon_interval = Duration::from_secs(1);
+    assert_eq!(timings.validate(), Err(TimingsError::SyncTooShort));
+    timings.sync_interval = Duration::from_secs(1);
+    timings.sync_timeout = Duration::from_secs(1);
+    timings.peer_timeout = timings.beacon_interval;
+    assert_eq!(
+        timings.validate(),
+        Err(TimingsError::PeerTimeoutNotAboveBeaconInterval)
+    );
+}
+
+#[test]
+fn timings_default_to_the_prototype_and_dkv_values() {
+    let t = Timings::default();
+    assert_eq!(t.validate(), Ok(()));
+    assert_eq!(
+        (t.beacon_interval, t.peer_timeout, t.get_timeout),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(4),
+            Duration::from_millis(100)
+        )
+    );
+    assert_eq!(
+        (t.bootstrap_delay, t.bootstrap_settle),
+        (Duration::from_secs(2), Duration::from_secs(2))
+    );
+    assert_eq!(
+        (
+            t.sync_interval,
+            t.sync_timeout,
+            t.max_clock_offset,
+            t.tombstone_horizon
+        ),
+        (
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            Duration::from_millis(500),
+            Duration::from_secs(24 * 3600)
+        )
     );
 }

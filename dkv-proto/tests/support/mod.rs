@@ -1,12 +1,20 @@
-//! Test support: a clock, output draining, and a tiny in-memory LAN wiring cores
-//! together (broadcast beacons, PUB/SUB with prefix subscriptions, FIFO delivery).
+//! Single-node test helpers: a fixed epoch and wall clock, ids and addresses, nodes
+//! built with that wall clock, output draining and filtering, and entry builders.
+//! Multi-node LAN tests run on the simulator (`dkv-sim`), not here.
 #![allow(dead_code)]
 
-use dkv_proto::{Config, GetDone, GetId, Message, Node, NodeId, Output, Timings};
-use std::collections::{BTreeSet, VecDeque};
+use bytes::Bytes;
+use dkv_proto::wire::v2::{Body, Envelope, Record};
+use dkv_proto::{
+    encode_hello, Applied, Config, Entry, GetDone, Message, Node, NodeId, Output, Timestamp,
+    Version, WallClock,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// Unix milliseconds the wall clock reads at [`t0`].
+pub const WALL_MS: u64 = 1_700_000_000_000;
 
 /// A fixed epoch so every test speaks in offsets.
 pub fn t0() -> Instant {
@@ -14,20 +22,85 @@ pub fn t0() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// `ms` milliseconds after [`t0`].
 pub fn at(ms: u64) -> Instant {
     t0() + Duration::from_millis(ms)
+}
+
+/// The wall clock every test node starts with: [`WALL_MS`] at [`t0`].
+pub fn wall() -> WallClock {
+    WallClock {
+        at: t0(),
+        unix_ms: WALL_MS,
+    }
+}
+
+/// A timestamp `ms` milliseconds after [`WALL_MS`] (negative: before).
+pub fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(WALL_MS.checked_add_signed(ms).unwrap())
+}
+
+/// The version node `n` gives a write `ms` after [`WALL_MS`].
+pub fn version(ms: i64, n: u8) -> Version {
+    Version {
+        ts: ts(ms),
+        node: id(n),
+    }
+}
+
+/// An entry of node `n`'s write `ms` after [`WALL_MS`]; `None` is a delete.
+pub fn entry(ms: i64, n: u8, value: Option<&str>) -> Entry {
+    Entry {
+        version: version(ms, n),
+        value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+    }
+}
+
+pub fn record(key: &str, entry: Entry) -> Record {
+    Record {
+        key: key.into(),
+        entry,
+    }
 }
 
 pub fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
 }
 
+pub fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(ip(last), port)
+}
+
 pub fn id(n: u8) -> NodeId {
     NodeId([n; 8])
 }
 
+/// Node `n`'s config: PUB port `port`, the fixed [`wall`] clock, seed `n`.
+pub fn config(n: u8, port: u16) -> Config {
+    let mut c = Config::new(id(n), port, wall());
+    c.seed = u64::from(n);
+    c
+}
+
 pub fn node(n: u8, port: u16) -> Node {
-    Node::new(Config::new(id(n), port))
+    Node::new(config(n, port))
+}
+
+/// Node `n` with its net up at `ip(n)` at `now`, first outputs drained.
+pub fn up_node(n: u8, port: u16, now: Instant) -> Node {
+    up(Node::new(config(n, port)), n, now)
+}
+
+/// `node` with its net up at `ip(n)` at `now`, first outputs drained.
+pub fn up(mut node: Node, n: u8, now: Instant) -> Node {
+    node.handle_net_up(now, ip(n));
+    drain(&mut node);
+    node
+}
+
+/// The hello of node `n` with its PUB socket on `port`.
+pub fn hello(n: u8, port: u16) -> Vec<u8> {
+    encode_hello(port, id(n))
 }
 
 pub fn drain(node: &mut Node) -> Vec<Output> {
@@ -44,6 +117,25 @@ pub fn published(outputs: &[Output]) -> Vec<Message> {
         .collect()
 }
 
+/// The published prototype messages.
+pub fn legacy(outputs: &[Output]) -> Vec<Message> {
+    published(outputs)
+        .into_iter()
+        .filter(|m| !matches!(m, Message::Dkv(_)))
+        .collect()
+}
+
+/// The published dkv/2 messages.
+pub fn dkv(outputs: &[Output]) -> Vec<Envelope> {
+    published(outputs)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Dkv(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn completions(outputs: &[Output]) -> Vec<GetDone> {
     outputs
         .iter()
@@ -54,208 +146,64 @@ pub fn completions(outputs: &[Output]) -> Vec<GetDone> {
         .collect()
 }
 
-/// A node that is up at `ip(n)` with its first outputs drained.
-pub fn up_node(n: u8, port: u16, now: Instant) -> Node {
-    let mut node = node(n, port);
-    node.handle_net_up(now, ip(n));
-    drain(&mut node);
-    node
+pub fn applied(outputs: &[Output]) -> Vec<Applied> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Applied(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
-/// One host of the [`Lan`]: a core plus what its SUB socket is connected to.
-pub struct Host {
-    pub node: Node,
-    pub ip: IpAddr,
-    pub link_up: bool,
-    pub connected: BTreeSet<SocketAddr>,
-    pub done: Vec<GetDone>,
+pub fn datagrams(outputs: &[Output]) -> Vec<Vec<u8>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Beacon(p) => Some(p.to_vec()),
+            _ => None,
+        })
+        .collect()
 }
 
-impl Host {
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.ip, self.node.config().pub_port)
-    }
+/// A dkv/2 message from node `from` to every dkv node.
+pub fn to_all(from: u8, body: Body) -> Message {
+    Message::Dkv(Envelope {
+        to: None,
+        from: id(from),
+        body,
+    })
 }
 
-enum Delivery {
-    Beacon {
-        to: usize,
-        src: IpAddr,
-        payload: Vec<u8>,
-    },
-    Message {
-        to: usize,
-        frames: Vec<bytes::Bytes>,
-    },
+/// A dkv/2 message from node `from` to node `to`.
+pub fn to_one(from: u8, to: u8, body: Body) -> Message {
+    Message::Dkv(Envelope {
+        to: Some(id(to)),
+        from: id(from),
+        body,
+    })
 }
 
-/// An in-memory LAN with zero latency: every output is carried out in FIFO order
-/// and time jumps to the earliest deadline.
-pub struct Lan {
-    pub hosts: Vec<Host>,
-    pub now: Instant,
-    queue: VecDeque<Delivery>,
-    pub timings: Timings,
-    /// Subscribe `list` like the prototype instead of dkv's `list `.
-    pub prototype_subscriptions: bool,
+/// A `put` of `records` from node `from`, without prototype copies.
+pub fn put(from: u8, records: Vec<Record>) -> Message {
+    to_all(
+        from,
+        Body::Put {
+            echo: false,
+            records,
+        },
+    )
 }
 
-impl Lan {
-    pub fn new(timings: Timings) -> Lan {
-        Lan {
-            hosts: Vec::new(),
-            now: t0(),
-            queue: VecDeque::new(),
-            timings,
-            prototype_subscriptions: false,
-        }
-    }
+/// Delivers `msg` to `node` through the codec, as the SUB socket would.
+pub fn deliver(node: &mut Node, now: Instant, msg: &Message) {
+    node.handle_message(now, &msg.encode());
+}
 
-    /// Adds a host with its link up and the net up at the current time.
-    pub fn add(&mut self) -> usize {
-        let n = self.hosts.len();
-        let mut config = Config::new(id(n as u8 + 1), 7000 + n as u16);
-        config.timings = self.timings.clone();
-        let mut node = Node::new(config);
-        node.handle_net_up(self.now, ip(n as u8 + 1));
-        self.hosts.push(Host {
-            node,
-            ip: ip(n as u8 + 1),
-            link_up: true,
-            connected: BTreeSet::new(),
-            done: Vec::new(),
-        });
-        self.flush();
-        n
-    }
+pub fn bytes(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
 
-    pub fn set(&mut self, h: usize, key: &str, value: &str) {
-        let now = self.now;
-        self.hosts[h].node.set(
-            now,
-            key.into(),
-            bytes::Bytes::copy_from_slice(value.as_bytes()),
-        );
-        self.flush();
-    }
-
-    pub fn get(&mut self, h: usize, key: &str) -> GetId {
-        let now = self.now;
-        let id = self.hosts[h].node.get(now, key.into(), None);
-        self.flush();
-        id
-    }
-
-    /// The completion of get `id` on host `h`, once it happened.
-    pub fn completion(&self, h: usize, id: GetId) -> Option<&GetDone> {
-        self.hosts[h].done.iter().find(|d| d.id == id)
-    }
-
-    pub fn value(&self, h: usize, key: &str) -> Option<&[u8]> {
-        self.hosts[h].node.value(key).map(|v| &v[..])
-    }
-
-    /// Carries out every pending output and delivery, at the current time.
-    pub fn flush(&mut self) {
-        for _ in 0..10_000_000 {
-            let mut progressed = false;
-            for h in 0..self.hosts.len() {
-                while let Some(output) = self.hosts[h].node.poll_output() {
-                    progressed = true;
-                    self.carry_out(h, output);
-                }
-            }
-            if let Some(delivery) = self.queue.pop_front() {
-                progressed = true;
-                let now = self.now;
-                match delivery {
-                    Delivery::Beacon { to, src, payload } => {
-                        self.hosts[to].node.handle_beacon(now, src, &payload)
-                    }
-                    Delivery::Message { to, frames } => {
-                        self.hosts[to].node.handle_message(now, &frames)
-                    }
-                }
-            }
-            if !progressed {
-                return;
-            }
-        }
-        panic!("the LAN never went quiet");
-    }
-
-    fn carry_out(&mut self, h: usize, output: Output) {
-        match output {
-            Output::Beacon(payload) => {
-                if !self.hosts[h].link_up {
-                    return;
-                }
-                let src = self.hosts[h].ip;
-                for to in 0..self.hosts.len() {
-                    if self.hosts[to].link_up {
-                        let payload = payload.to_vec();
-                        self.queue.push_back(Delivery::Beacon { to, src, payload });
-                    }
-                }
-            }
-            Output::Publish(msg) => {
-                let from = self.hosts[h].addr();
-                let frames = msg.encode();
-                for to in 0..self.hosts.len() {
-                    let host = &self.hosts[to];
-                    let reachable = host.link_up && self.hosts[h].link_up;
-                    let subscribed = host.node.subscriptions().iter().any(|p| {
-                        let p = match &p[..] {
-                            b"list " if self.prototype_subscriptions => &b"list"[..],
-                            p => p,
-                        };
-                        frames[0].starts_with(p)
-                    });
-                    if reachable && subscribed && host.connected.contains(&from) {
-                        let frames = frames.clone();
-                        self.queue.push_back(Delivery::Message { to, frames });
-                    }
-                }
-            }
-            Output::Connect(addr) => {
-                assert!(self.hosts[h].connected.insert(addr), "double connect");
-            }
-            Output::Disconnect(addr) => {
-                assert!(self.hosts[h].connected.remove(&addr), "stray disconnect");
-            }
-            Output::GetDone(done) => self.hosts[h].done.push(done),
-        }
-    }
-
-    /// Advances time deadline by deadline up to `until`, carrying everything out.
-    pub fn run_until(&mut self, until: Instant) {
-        self.flush();
-        for _ in 0..10_000_000 {
-            let next = self
-                .hosts
-                .iter()
-                .filter_map(|h| h.node.poll_timeout())
-                .min()
-                .filter(|&t| t <= until);
-            let Some(next) = next else { break };
-            self.now = self.now.max(next);
-            let now = self.now;
-            for host in &mut self.hosts {
-                if host.node.poll_timeout().is_some_and(|t| t <= now) {
-                    host.node.handle_timeout(now);
-                }
-            }
-            self.flush();
-        }
-        self.now = self.now.max(until);
-    }
-
-    pub fn run_for(&mut self, d: Duration) {
-        let until = self.now + d;
-        self.run_until(until);
-    }
-
-    pub fn peers(&self, h: usize) -> Vec<SocketAddr> {
-        self.hosts[h].node.peers().collect()
-    }
+pub fn value<'a>(node: &'a Node, key: &str) -> Option<&'a [u8]> {
+    node.value(key).map(|v| &v[..])
 }

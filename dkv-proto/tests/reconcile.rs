@@ -1,0 +1,482 @@
+//! Anti-entropy between nodes driven directly, in lockstep: every dkv/2 message one
+//! node publishes is delivered (through the codec) to its addressee before the next
+//! round. Pins convergence, cost that grows with differences rather than store size,
+//! joiners, timeouts and retries, and pulling from one peer at a time.
+
+mod support;
+
+use bytes::Bytes;
+use dkv_proto::wire::v2::{Body, Envelope, Range, Record};
+use dkv_proto::{BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Version};
+use proptest::prelude::*;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The writer whose puts fill stores before a test.
+const WRITER: u8 = 99;
+
+/// Nodes wired to each other's dkv/2 messages, with lockstep delivery.
+struct Mesh {
+    nodes: Vec<Node>,
+    now: Instant,
+    /// Bytes of dkv/2 frames each node sent.
+    sent: Vec<usize>,
+    /// Every dkv/2 message delivered, with its sender's index.
+    log: Vec<(usize, Envelope)>,
+    /// How many of [`log`](Self::log)'s messages each round had delivered.
+    round_ends: Vec<usize>,
+    /// Delivery rounds that carried at least one message.
+    rounds: usize,
+}
+
+impl Mesh {
+    /// Nodes 1..=n, up at `ip(i)` with PUB port `i`, knowing nobody yet.
+    fn new(n: u8) -> Mesh {
+        let nodes: Vec<Node> = (1..=n).map(|i| up_node(i, u16::from(i), at(0))).collect();
+        Mesh {
+            sent: vec![0; nodes.len()],
+            nodes,
+            now: at(0),
+            log: Vec::new(),
+            round_ends: Vec::new(),
+            rounds: 0,
+        }
+    }
+
+    fn index(&self, id: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id() == id)
+    }
+
+    /// Node `i` hears node `j`'s hello (and so reconciles with it if new).
+    fn hear(&mut self, i: usize, j: usize) {
+        let n = (j + 1) as u8;
+        let now = self.now;
+        self.nodes[i].handle_beacon(now, ip(n), &hello(n, u16::from(n)));
+    }
+
+    /// Runs due timers, then delivers messages round by round until none is sent;
+    /// `keep(from, message)` decides which are delivered.
+    fn settle(&mut self, mut keep: impl FnMut(usize, &Envelope) -> bool) {
+        for _ in 0..100_000 {
+            let now = self.now;
+            let mut batch = Vec::new();
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                if node.poll_timeout().is_some_and(|t| t <= now) {
+                    node.handle_timeout(now);
+                }
+                for o in std::iter::from_fn(|| node.poll_output()) {
+                    if let Output::Publish(Message::Dkv(e)) = o {
+                        batch.push((i, e));
+                    }
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
+            self.rounds += 1;
+            for (from, e) in batch {
+                let frames = Message::Dkv(e.clone()).encode();
+                self.sent[from] += frames.iter().map(Bytes::len).sum::<usize>();
+                if !keep(from, &e) {
+                    continue;
+                }
+                let to: Vec<usize> = match e.to {
+                    Some(id) => self.index(id).into_iter().collect(),
+                    None => (0..self.nodes.len()).filter(|&i| i != from).collect(),
+                };
+                for i in to {
+                    self.nodes[i].handle_message(now, &frames);
+                }
+                self.log.push((from, e));
+            }
+            self.round_ends.push(self.log.len());
+        }
+        panic!("the nodes never went quiet");
+    }
+
+    fn run(&mut self) {
+        self.settle(|_, _| true);
+    }
+
+    /// Moves time to `ms` after t0 in 100 ms steps: timers fire, every node hears
+    /// the hellos of the peers it knows once a second (so none goes down), and
+    /// `keep` filters the messages as in [`settle`](Self::settle).
+    fn advance_to(&mut self, ms: u64, mut keep: impl FnMut(usize, &Envelope) -> bool) {
+        let mut t = self.now;
+        while t < at(ms) {
+            t = (t + Duration::from_millis(100)).min(at(ms));
+            self.now = t;
+            if (t - t0()).as_millis() % 1_000 == 0 {
+                for i in 0..self.nodes.len() {
+                    for j in 0..self.nodes.len() {
+                        if i != j
+                            && self.nodes[i]
+                                .peer_id(addr((j + 1) as u8, (j + 1) as u16))
+                                .is_some()
+                        {
+                            self.hear(i, j);
+                        }
+                    }
+                }
+            }
+            self.settle(&mut keep);
+        }
+    }
+}
+
+/// Fills `node` with `records` as puts from [`WRITER`], in batches.
+fn load(node: &mut Node, now: Instant, records: impl IntoIterator<Item = Record>) {
+    let mut batch = Vec::new();
+    let flush = |node: &mut Node, batch: &mut Vec<Record>| {
+        let records = std::mem::take(batch);
+        node.handle_decoded(now, put(WRITER, records));
+        while node.poll_output().is_some() {}
+    };
+    for r in records {
+        batch.push(r);
+        if batch.len() == 1_000 {
+            flush(node, &mut batch);
+        }
+    }
+    flush(node, &mut batch);
+}
+
+/// `n` keys of 100-byte values, written by [`WRITER`] before t0.
+fn keys(n: usize) -> impl Iterator<Item = Record> {
+    let value = Bytes::from(vec![b'v'; 100]);
+    (0..n).map(move |i| Record {
+        key: format!("key-{i:06}"),
+        entry: Entry {
+            version: Version {
+                ts: Timestamp(ts(-1_000_000).0 + i as u64),
+                node: id(WRITER),
+            },
+            value: Some(value.clone()),
+        },
+    })
+}
+
+fn same_entries(a: &Node, b: &Node) -> bool {
+    a.entries().count() == b.entries().count() && a.entries().all(|(k, e)| b.entry(k) == Some(e))
+}
+
+/// Two nodes holding the same `n` keys, then `diffs` differences (updates on node 1,
+/// new keys and deletes on node 2); node 1 reconciles with node 2. Returns the
+/// bytes both sent and the delivery rounds.
+fn cost(n: usize, diffs: usize) -> (usize, usize) {
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[0], at(0), keys(n));
+    load(&mut m.nodes[1], at(0), keys(n));
+    for i in 0..diffs {
+        let key = format!("key-{:06}", (i * 7_919) % n);
+        match i % 3 {
+            0 => m.nodes[0].set(at(0), key, bytes("updated on 1")),
+            1 => m.nodes[1].set(at(0), format!("new-{i}"), bytes("new on 2")),
+            _ => m.nodes[1].delete(at(0), key),
+        }
+    }
+    m.nodes.iter_mut().for_each(|n| drop(drain(n)));
+    m.hear(0, 1);
+    m.run();
+    assert_eq!(m.nodes[0].summary(), m.nodes[1].summary());
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    (m.sent[0] + m.sent[1], m.rounds)
+}
+
+#[test]
+fn identical_stores_agree_in_one_round_trip_of_one_fingerprint() {
+    for n in [0, 1_000] {
+        let mut m = Mesh::new(2);
+        load(&mut m.nodes[0], at(0), keys(n));
+        load(&mut m.nodes[1], at(0), keys(n));
+        m.hear(0, 1);
+        m.run();
+        assert_eq!(m.rounds, 2, "one message each way");
+        assert!(m.sent[0] <= 80 && m.sent[1] <= 80, "{:?}", m.sent);
+        let s = m.nodes[0].stats();
+        assert_eq!((s.sync_sessions_started, s.sync_sessions_completed), (1, 1));
+        assert_eq!(m.nodes[0].ready_peers().count(), 1);
+    }
+}
+
+#[test]
+fn the_cost_grows_with_the_differences_not_the_store_size() {
+    let (small, _) = cost(1_000, 10);
+    let (large, _) = cost(20_000, 10);
+    let (many, _) = cost(1_000, 100);
+    println!("10 diffs: {small} B in 1,000 keys, {large} B in 20,000; 100 diffs: {many} B");
+    // A 20 times larger store costs one more tree level per difference, not 20x.
+    assert!(large < 3 * small, "{large} vs {small}");
+    // Far below shipping the store (20,000 records of over 100 bytes).
+    assert!(large < 20_000 * 100 / 100, "{large}");
+    assert!(many > 3 * small, "{many} vs {small}");
+}
+
+#[test]
+fn an_empty_joiner_pulls_everything_in_pages() {
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(3_000));
+    m.hear(0, 1);
+    m.run();
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    assert_eq!(m.nodes[0].summary(), m.nodes[1].summary());
+    let s = m.nodes[0].stats();
+    assert!(
+        s.sync_pull_pages >= 2,
+        "3,000 x 100 B is more than one page: {s:?}"
+    );
+    assert_eq!(s.entries_applied, 3_000, "each entry once");
+    assert_eq!(s.sync_pulls_timed_out, 0);
+}
+
+#[test]
+fn a_joiner_of_a_large_store_pulls_sub_ranges_a_window_at_a_time() {
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(5_000));
+    m.hear(0, 1);
+    m.run();
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    let mut start = 0;
+    let mut ranges = std::collections::BTreeSet::new();
+    for &end in &m.round_ends {
+        let pulls: Vec<Range> = m.log[start..end]
+            .iter()
+            .filter_map(|(_, e)| match e.body {
+                Body::Pull { range, .. } => Some(range),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            pulls.len() <= 8,
+            "{} pulls in flight in one round",
+            pulls.len()
+        );
+        ranges.extend(pulls);
+        start = end;
+    }
+    assert!(ranges.len() >= 16, "split into sub-ranges: {ranges:?}");
+    assert!(ranges.iter().all(|r| r.level() >= 1));
+    assert_eq!(m.nodes[0].stats().entries_applied, 5_000);
+}
+
+#[test]
+fn a_record_larger_than_a_page_still_transfers() {
+    let mut m = Mesh::new(2);
+    let big = Bytes::from(vec![7u8; 600 * 1024]);
+    for i in 0..3 {
+        m.nodes[1].set(at(0), format!("big-{i}"), big.clone());
+    }
+    m.nodes[1].set(at(0), "small".into(), bytes("s"));
+    drain(&mut m.nodes[1]);
+    m.hear(0, 1);
+    m.run();
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    assert_eq!(m.nodes[0].len(), 4);
+}
+
+#[test]
+fn a_joiner_pulls_from_one_peer_at_a_time() {
+    let mut m = Mesh::new(3);
+    load(&mut m.nodes[1], at(0), keys(500));
+    load(&mut m.nodes[2], at(0), keys(500));
+    m.hear(0, 1);
+    m.hear(0, 2);
+    m.run();
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    let pulls_to = |n: u8| {
+        m.log
+            .iter()
+            .filter(|(_, e)| e.to == Some(id(n)) && matches!(e.body, Body::Pull { .. }))
+            .count()
+    };
+    assert!(pulls_to(2) > 0);
+    assert_eq!(
+        pulls_to(3),
+        0,
+        "node 3's session waited, then found nothing to pull"
+    );
+    let records_in: usize = m
+        .log
+        .iter()
+        .filter(|(_, e)| e.to == Some(id(1)))
+        .map(|(_, e)| match &e.body {
+            Body::Push { records, .. } => records.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(records_in, 500, "everything once, not once per peer");
+    let s = m.nodes[0].stats();
+    assert_eq!((s.sync_sessions_started, s.sync_sessions_completed), (3, 3));
+}
+
+#[test]
+fn a_session_whose_replies_are_lost_times_out_and_is_retried() {
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(50));
+    m.hear(0, 1);
+    let silent = |from: usize, _: &Envelope| from != 1;
+    m.settle(silent);
+    m.advance_to(999, silent);
+    assert_eq!(m.nodes[0].stats().sync_sessions_timed_out, 0);
+    m.advance_to(1_000, silent);
+    assert_eq!(m.nodes[0].stats().sync_sessions_timed_out, 1);
+    m.advance_to(2_000, silent);
+    assert_eq!(m.nodes[0].stats().sync_sessions_started, 2, "retried");
+    assert!(m.nodes[0].is_empty());
+    m.advance_to(5_000, |_, _| true);
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    let s = m.nodes[0].stats();
+    assert!(
+        s.sync_sessions_completed >= 1 && s.sync_sessions_timed_out >= 2,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_pull_whose_pages_are_lost_is_retried_by_a_later_session() {
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(50));
+    m.hear(0, 1);
+    let no_pages =
+        |_: usize, e: &Envelope| !matches!(e.body, Body::Push { request, .. } if request != 0);
+    m.settle(no_pages);
+    assert_eq!(m.nodes[0].stats().sync_sessions_completed, 1);
+    m.advance_to(1_000, no_pages);
+    assert_eq!(m.nodes[0].stats().sync_pulls_timed_out, 1);
+    assert!(m.nodes[0].is_empty());
+    m.advance_to(4_100, |_, _| true);
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+}
+
+#[test]
+fn a_lost_put_is_repaired_by_the_periodic_session() {
+    let mut m = Mesh::new(2);
+    m.hear(0, 1);
+    m.hear(1, 0);
+    m.run();
+    let now = m.now;
+    m.nodes[0].set(now, "k".into(), bytes("v"));
+    m.settle(|_, e| !matches!(e.body, Body::Put { .. }));
+    assert_eq!(m.nodes[1].entry("k"), None, "the put was lost");
+    m.advance_to(2_100, |_, _| true);
+    assert_eq!(m.nodes[1].entry("k"), m.nodes[0].entry("k"));
+}
+
+#[test]
+fn bootstrap_is_done_once_every_dkv_peer_found_during_the_delay_is_reconciled() {
+    for replies in [true, false] {
+        let mut m = Mesh::new(2);
+        load(&mut m.nodes[1], at(0), keys(100));
+        m.hear(0, 1);
+        let keep = |from: usize, _: &Envelope| replies || from != 1;
+        m.settle(keep);
+        m.advance_to(2_000, keep);
+        let want = if replies {
+            BootstrapPhase::Done
+        } else {
+            BootstrapPhase::Fetching
+        };
+        assert_eq!(m.nodes[0].bootstrap().phase, want, "replies: {replies}");
+        assert_eq!(m.nodes[0].len(), if replies { 100 } else { 0 });
+    }
+}
+
+#[test]
+fn no_deadline_is_left_due_while_a_session_with_the_due_peer_runs() {
+    let mut n = up_node(1, 1, at(0));
+    n.handle_beacon(at(0), ip(2), &hello(2, 2));
+    drain(&mut n);
+    // A session with node 2 is under way (unanswered, 1 s timeout) when the address
+    // changes, which makes node 2 due for reconciliation again.
+    n.handle_net_up(at(10), ip(7));
+    drain(&mut n);
+    n.handle_timeout(at(10));
+    drain(&mut n);
+    let next = n.poll_timeout().unwrap();
+    assert!(
+        next > at(10),
+        "handle_timeout(now) left a deadline {:?} in the past: a transport spins until the session ends",
+        at(10) - next
+    );
+}
+
+/// One change to one side's store before the two reconcile.
+#[derive(Clone, Debug)]
+enum Change {
+    Set(usize, u16, u8),
+    Delete(usize, u16),
+    /// A prototype answer: unversioned, so equal versions with different content.
+    Answer(usize, u16, u8),
+    /// A put of one fixed version with side-specific content.
+    SameVersion(usize, u16, u8),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    let side = 0usize..2;
+    let key = 0u16..400;
+    prop_oneof![
+        (side.clone(), key.clone(), any::<u8>()).prop_map(|(s, k, v)| Change::Set(s, k, v)),
+        (side.clone(), key.clone()).prop_map(|(s, k)| Change::Delete(s, k)),
+        (side.clone(), key.clone(), any::<u8>()).prop_map(|(s, k, v)| Change::Answer(s, k, v)),
+        (side, key, any::<u8>()).prop_map(|(s, k, v)| Change::SameVersion(s, k, v)),
+    ]
+}
+
+fn apply(m: &mut Mesh, change: &Change) {
+    let now = m.now;
+    let key = |k: &u16| format!("key-{k:06}");
+    match change {
+        Change::Set(s, k, v) => m.nodes[*s].set(now, key(k), Bytes::from(vec![*v])),
+        Change::Delete(s, k) => m.nodes[*s].delete(now, key(k)),
+        Change::Answer(s, k, v) => {
+            let asker = m.nodes[*s].id();
+            m.nodes[*s].handle_decoded(
+                now,
+                Message::Answer {
+                    asker,
+                    key: key(k),
+                    value: Bytes::from(vec![*v]),
+                },
+            );
+        }
+        Change::SameVersion(s, k, v) => {
+            let e = Entry {
+                version: Version {
+                    ts: ts(-500),
+                    node: id(WRITER),
+                },
+                value: (*v % 4 != 0).then(|| Bytes::from(vec![*v])),
+            };
+            m.nodes[*s].handle_decoded(now, put(WRITER, vec![record(&key(k), e)]));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn random_differences_always_end_in_equal_stores(
+        shared in prop_oneof![3 => 0usize..60, 1 => 300usize..1_500],
+        changes in prop::collection::vec(change(), 0..60),
+        both_start in any::<bool>(),
+    ) {
+        let mut m = Mesh::new(2);
+        for node in &mut m.nodes {
+            load(node, at(0), keys(shared));
+        }
+        for c in &changes {
+            apply(&mut m, c);
+        }
+        m.nodes.iter_mut().for_each(|n| drop(drain(n)));
+        m.hear(0, 1);
+        if both_start {
+            m.hear(1, 0);
+        }
+        m.run();
+        let (a, b) = (&m.nodes[0], &m.nodes[1]);
+        prop_assert_eq!(a.summary(), b.summary());
+        prop_assert!(same_entries(a, b));
+        prop_assert!(m.rounds <= 16, "{} rounds", m.rounds);
+    }
+}
