@@ -608,15 +608,14 @@ impl Node {
     fn write(&mut self, now: Instant, key: String, value: Option<Bytes>) {
         let ts = self.hlc.tick(self.wall_ms(now));
         let entry = self.entry_at(ts, value);
-        let echo = self.peers.any_prototype();
-        self.queue_put(
-            echo,
-            Record {
-                key: key.clone(),
-                entry: entry.clone(),
-            },
-        );
+        let record = Record {
+            key: key.clone(),
+            entry: entry.clone(),
+        };
+        // Stored (and reported) first, then published: a transport that persists
+        // writes has one on disk before any peer can hold it.
         self.apply(now, key, entry, true);
+        self.queue_put(self.peers.any_prototype(), record);
         self.sync_step(now);
     }
 
@@ -738,8 +737,12 @@ impl Node {
             self.complete_get(id, key);
         }
         let waiting = self.bootstrap.progress().phase == BootstrapPhase::Waiting;
-        let send = self.bootstrap.on_timeout(now, self.peers.any_prototype());
-        send.into_iter().for_each(|m| self.publish(m));
+        for msg in self.bootstrap.on_timeout(now, self.peers.any_prototype()) {
+            if let Message::List { .. } = msg {
+                self.announce();
+            }
+            self.publish(msg);
+        }
         if waiting && self.bootstrap.progress().phase != BootstrapPhase::Waiting {
             self.catch_up.peers = Some(self.peers.dkv_peers().collect());
         }
@@ -804,6 +807,22 @@ impl Node {
         self.out.push_back(Output::Publish(msg));
     }
 
+    /// Tells every dkv subscriber this node's id on the data plane, with an empty
+    /// `put`, before a prototype `list`. The `list` follows on the same pipe, so no
+    /// dkv node can take this node for a prototype and answer it: its
+    /// `list_answer` would reach every prototype (their `list` subscription) and
+    /// kill their workers. (Hellos say the same, but travel by UDP and may be lost.)
+    fn announce(&mut self) {
+        self.publish(Message::Dkv(Envelope {
+            to: None,
+            from: self.config.id,
+            body: Body::Put {
+                echo: false,
+                records: Vec::new(),
+            },
+        }));
+    }
+
     fn send_to(&mut self, to: NodeId, body: Body) {
         self.publish(Message::Dkv(Envelope {
             to: Some(to),
@@ -834,17 +853,18 @@ impl Node {
         if entry.is_tombstone() {
             self.schedule_gc(now, entry.version.ts);
         }
-        for id in self.gets.take_key(&key) {
-            self.stats.gets_answered += 1;
-            self.out.push_back(Output::GetDone(GetDone {
-                id,
-                key: key.clone(),
-                value: entry.value.clone(),
-                version: Some(entry.version),
-            }));
-        }
+        let waiting = self.gets.take_key(&key);
+        let done = |id| GetDone {
+            id,
+            key: key.clone(),
+            value: entry.value.clone(),
+            version: Some(entry.version),
+        };
+        let done: Vec<GetDone> = waiting.into_iter().map(done).collect();
+        self.stats.gets_answered += done.len() as u64;
         self.out
             .push_back(Output::Applied(Applied { key, entry, local }));
+        self.out.extend(done.into_iter().map(Output::GetDone));
     }
 
     /// Arms tombstone collection for when a tombstone of `ts` expires.
