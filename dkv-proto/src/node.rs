@@ -494,8 +494,15 @@ impl Node {
                 }
             }
             Message::List { asker } => {
-                let keys = self.keys().map(str::to_owned).collect();
-                self.publish(Message::ListAnswer { asker, keys });
+                // Every prototype receives every list_answer (its `list`
+                // subscription) and dies on one meant for another: with a second
+                // prototype about, that one answers instead.
+                if self.peers.prototypes() > 1 {
+                    self.stats.drop_list_many_prototypes += 1;
+                } else {
+                    let keys = self.keys().map(str::to_owned).collect();
+                    self.publish(Message::ListAnswer { asker, keys });
+                }
             }
             Message::ListAnswer { keys, .. } => {
                 let store = &self.store;

@@ -132,7 +132,12 @@ impl Peers {
 
     /// Whether some live peer has not said hello: a prototype node, so far as known.
     pub(crate) fn any_prototype(&self) -> bool {
-        self.by_addr.len() > self.by_id.len()
+        self.prototypes() > 0
+    }
+
+    /// Live peers that have not said hello: prototype nodes, so far as known.
+    pub(crate) fn prototypes(&self) -> usize {
+        self.by_addr.len() - self.by_id.len()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -299,7 +299,10 @@ fn check_outputs(n: &mut Node, model: &mut Model) -> Result<(), TestCaseError> {
             }
             Output::Collected(key) => {
                 let was = model.applied.remove(&key);
-                prop_assert!(was.is_some_and(|e| e.is_tombstone()), "only tombstones are collected");
+                prop_assert!(
+                    was.is_some_and(|e| e.is_tombstone()),
+                    "only tombstones are collected"
+                );
             }
         }
     }

@@ -17,7 +17,6 @@ const USAGE: &str = "usage: dkv-sim [--seed S] [--nodes N] [--duration SECS] [--
   --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI; T at least 1)
   --soak                like --seeds-for-secs 86400, printing every seed
   --no-determinism-check  do not rerun seeds to compare trace hashes
-  --prototype-list-subscription  subscribe `list` like the prototype (crossfire)
   --quiet               one line per passing seed";
 
 /// The fewest nodes a run may have: with one, no peer, replication or bootstrap
@@ -38,7 +37,6 @@ struct Args {
     budget: Option<Duration>,
     determinism: bool,
     quiet: bool,
-    prototype_subscriptions: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -92,7 +90,6 @@ fn parse() -> Result<Args, String> {
             }
             "--soak" => a.budget = Some(Duration::from_secs(86_400)),
             "--no-determinism-check" => a.determinism = false,
-            "--prototype-list-subscription" => a.prototype_subscriptions = true,
             "--quiet" => a.quiet = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -120,13 +117,12 @@ fn fresh_seed() -> u64 {
 
 /// The parameters of `seed` under the command's overrides.
 fn params(args: &Args, seed: u64) -> Params {
-    let mut params = Params::from_seed(seed, args.nodes, args.duration);
-    params.net.prototype_list_subscription = args.prototype_subscriptions;
-    params
+    Params::from_seed(seed, args.nodes, args.duration)
 }
 
-/// Runs one seed, twice if asked, and prints what happened. True if it passed.
-fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
+/// Runs one seed, twice if asked, and prints what happened. Whether it passed, and
+/// how long after the faults ended its dkv nodes first held identical stores.
+fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> (bool, Option<Duration>) {
     let params = params(args, seed);
     if verbose {
         println!("{}", params.describe());
@@ -158,7 +154,7 @@ fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> bool {
         );
     }
     print_outcome(&report, ok, &det, verbose);
-    ok
+    (ok, report.converged_after)
 }
 
 fn print_outcome(report: &RunReport, ok: bool, det: &str, verbose: bool) {
@@ -201,11 +197,18 @@ fn main() -> ExitCode {
         let mut state = args.seed.unwrap_or_else(fresh_seed);
         println!("random seeds for {budget:?}, seed stream from {state}");
         let (mut ran, mut failed) = (0u64, Vec::new());
+        let mut slowest: Option<(Duration, u64)> = None;
         while started.elapsed() < budget {
             let seed = splitmix64(&mut state);
             let det = args.determinism && ran % 4 == 0;
-            if !one(&args, seed, det, false) {
+            let (ok, converged) = one(&args, seed, det, false);
+            if !ok {
                 failed.push(seed);
+            }
+            if let Some(c) = converged {
+                if slowest.is_none_or(|(d, _)| c > d) {
+                    slowest = Some((c, seed));
+                }
             }
             ran += 1;
         }
@@ -215,6 +218,12 @@ fn main() -> ExitCode {
             ran - failed.len() as u64,
             failed.len()
         );
+        if let Some((d, seed)) = slowest {
+            println!(
+                "slowest convergence after the faults ended: {:.1} s (seed {seed})",
+                d.as_secs_f64()
+            );
+        }
         for s in &failed {
             println!("failed seed {s}: {}", params(&args, *s).reproduce());
         }
@@ -233,7 +242,7 @@ fn main() -> ExitCode {
         if verbose && count > 1 {
             println!("---");
         }
-        if !one(&args, seed, args.determinism, verbose) {
+        if !one(&args, seed, args.determinism, verbose).0 {
             failed.push(seed);
         }
     }

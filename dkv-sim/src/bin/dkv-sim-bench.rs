@@ -3,13 +3,11 @@
 //! a steady cluster (no faults, a light workload) at several sizes.
 //!
 //! `faults` is the randomised run of seed 1 at that size; `steady` a fault-free
-//! cluster with a light workload. Both use the subscriptions `Node::subscriptions`
-//! gives; the `-proto` rows subscribe `list` like the prototype instead, so every
-//! bootstrap's list answers reach every node (the crossfire).
-//! `dkv-sim-bench` runs the default sizes; `--big` adds 1000 nodes.
+//! cluster with a light workload. `dkv-sim-bench` runs the default sizes; `--big`
+//! adds 1000 nodes.
 
 use dkv_proto::Timings;
-use dkv_sim::{run_seed, NetConfig, Params, Sim};
+use dkv_sim::{run_seed, Clock, NetConfig, Params, Sim};
 use std::time::{Duration, Instant};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -36,16 +34,12 @@ fn report(label: &str, nodes: usize, samples: Vec<Sample>) {
 }
 
 /// A fault-free cluster of `nodes` with 20 sets and 20 gets per second for `secs`.
-fn steady(nodes: usize, secs: u64, prototype_subscriptions: bool) -> Sample {
+fn steady(nodes: usize, secs: u64) -> Sample {
     let started = Instant::now();
-    let net = NetConfig {
-        prototype_list_subscription: prototype_subscriptions,
-        ..NetConfig::default()
-    };
-    let mut sim = Sim::new(net, Timings::default(), 7);
+    let mut sim = Sim::new(NetConfig::default(), Timings::default(), 7);
     for i in 0..nodes {
         let h = sim.add_host();
-        sim.add_node(h, 0);
+        sim.add_node(h, Clock::default());
         if i % 50 == 49 {
             sim.run_for(Duration::from_millis(100));
         }
@@ -69,9 +63,8 @@ fn steady(nodes: usize, secs: u64, prototype_subscriptions: bool) -> Sample {
     }
 }
 
-fn faults(nodes: usize, prototype_subscriptions: bool) -> Sample {
-    let mut params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(60)));
-    params.net.prototype_list_subscription = prototype_subscriptions;
+fn faults(nodes: usize) -> Sample {
+    let params = Params::from_seed(1, Some(nodes), Some(Duration::from_secs(60)));
     let r = run_seed(&params);
     if !r.passed() {
         eprintln!("warning: bench run failed checks: {:?}", r.failures.first());
@@ -90,25 +83,17 @@ fn main() {
         ("faults", 10, 5),
         ("faults", 100, 5),
         ("steady", 100, 5),
-        ("steady-proto", 100, 5),
         ("faults", 300, 3),
         ("steady", 300, 3),
     ];
     if big {
-        rows.extend([
-            ("faults-proto", 300, 1),
-            ("steady-proto", 300, 1),
-            ("steady", 1000, 1),
-            ("faults", 1000, 1),
-        ]);
+        rows.extend([("steady", 1000, 1), ("faults", 1000, 1)]);
     }
     for (mode, nodes, runs) in rows {
         let samples = (0..runs)
             .map(|_| match mode {
-                "faults" => faults(nodes, false),
-                "faults-proto" => faults(nodes, true),
-                "steady" => steady(nodes, 60, false),
-                _ => steady(nodes, 60, true),
+                "faults" => faults(nodes),
+                _ => steady(nodes, 60),
             })
             .collect();
         report(mode, nodes, samples);

@@ -1,0 +1,219 @@
+//! A simulated node: a dkv core or the prototype model, behind one interface, and
+//! its clocks (a monotonic clock with a rate error, a wall clock with an offset).
+
+use crate::prototype::Prototype;
+use crate::queue::SimTime;
+use bytes::Bytes;
+use dkv_proto::{GetId, Message, Node, NodeId, Output};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Wall-clock milliseconds at virtual time 0 (2026-01-01T00:00:00Z).
+pub const SIM_UNIX_MS: u64 = 1_767_225_600_000;
+
+/// A node's clocks. The monotonic clock runs at `1 + ppm / 1_000_000` times the true
+/// rate; the wall clock reads true time plus `offset_ms`, as an NTP-disciplined
+/// clock with a constant error would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Rate error of the monotonic clock, in parts per million, clamped to
+    /// `±500_000`.
+    pub ppm: i64,
+    /// Wall-clock error in milliseconds (positive: ahead).
+    pub offset_ms: i64,
+}
+
+impl Clock {
+    fn rate(&self) -> i128 {
+        1_000_000 + i128::from(self.ppm.clamp(-500_000, 500_000))
+    }
+
+    /// The monotonic reading (nanoseconds) at true time `t`.
+    pub fn local(&self, t: SimTime) -> u64 {
+        (i128::from(t) * self.rate() / 1_000_000) as u64
+    }
+
+    /// The earliest true time at which the monotonic reading reaches `local`.
+    pub fn sim(&self, local: u64) -> SimTime {
+        let rate = self.rate();
+        let mut t = ((i128::from(local) * 1_000_000 + rate - 1) / rate) as u64;
+        while self.local(t) < local {
+            t += 1;
+        }
+        while t > 0 && self.local(t - 1) >= local {
+            t -= 1;
+        }
+        t
+    }
+
+    /// The wall clock's reading, in milliseconds since the Unix epoch, at true time
+    /// `t`.
+    pub fn wall_ms(&self, t: SimTime) -> u64 {
+        (SIM_UNIX_MS + t / 1_000_000).saturating_add_signed(self.offset_ms)
+    }
+}
+
+/// What runs in a slot.
+#[derive(Debug)]
+pub enum Core {
+    /// A dkv node.
+    Dkv(Box<Node>),
+    /// The prototype model.
+    Prototype(Box<Prototype>),
+}
+
+impl Core {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        match self {
+            Core::Dkv(n) => n.id(),
+            Core::Prototype(p) => p.id(),
+        }
+    }
+
+    pub(crate) fn subscriptions(&self) -> Vec<Bytes> {
+        match self {
+            Core::Dkv(n) => n.subscriptions(),
+            Core::Prototype(p) => p.subscriptions(),
+        }
+    }
+
+    /// The node's local address while its net is up.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        match self {
+            Core::Dkv(n) => n.local_ip(),
+            Core::Prototype(p) => p.local_ip(),
+        }
+    }
+
+    /// The node's live peers.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        match self {
+            Core::Dkv(n) => n.peers().collect(),
+            Core::Prototype(p) => p.peers().collect(),
+        }
+    }
+
+    /// The value the node holds for `key` (none for a deleted key).
+    pub fn value(&self, key: &str) -> Option<&Bytes> {
+        match self {
+            Core::Dkv(n) => n.value(key),
+            Core::Prototype(p) => p.value(key),
+        }
+    }
+
+    pub(crate) fn handle_beacon(&mut self, now: Instant, src: IpAddr, datagram: &[u8]) {
+        match self {
+            Core::Dkv(n) => n.handle_beacon(now, src, datagram),
+            Core::Prototype(p) => p.handle_beacon(now, src, datagram),
+        }
+    }
+
+    pub(crate) fn handle_decoded(&mut self, now: Instant, msg: Message) {
+        match self {
+            Core::Dkv(n) => n.handle_decoded(now, msg),
+            Core::Prototype(p) => p.handle_decoded(now, msg),
+        }
+    }
+
+    pub(crate) fn handle_net_up(&mut self, now: Instant, ip: IpAddr) {
+        match self {
+            Core::Dkv(n) => n.handle_net_up(now, ip),
+            Core::Prototype(p) => p.handle_net_up(now, ip),
+        }
+    }
+
+    pub(crate) fn handle_net_down(&mut self, now: Instant) {
+        match self {
+            Core::Dkv(n) => n.handle_net_down(now),
+            Core::Prototype(p) => p.handle_net_down(now),
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Core::Dkv(n) => n.handle_timeout(now),
+            Core::Prototype(p) => p.handle_timeout(now),
+        }
+    }
+
+    pub(crate) fn set(&mut self, now: Instant, key: String, value: Bytes) {
+        match self {
+            Core::Dkv(n) => n.set(now, key, value),
+            Core::Prototype(p) => p.set(now, key, value),
+        }
+    }
+
+    pub(crate) fn get(&mut self, now: Instant, key: String, timeout: Option<Duration>) -> GetId {
+        match self {
+            Core::Dkv(n) => n.get(now, key, timeout),
+            Core::Prototype(p) => p.get(now, key),
+        }
+    }
+
+    pub(crate) fn shutdown(&mut self, now: Instant) {
+        match self {
+            Core::Dkv(n) => n.shutdown(now),
+            Core::Prototype(p) => p.shutdown(now),
+        }
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        match self {
+            Core::Dkv(n) => n.poll_output(),
+            Core::Prototype(p) => p.poll_output(),
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Core::Dkv(n) => n.poll_timeout(),
+            Core::Prototype(p) => p.poll_timeout(),
+        }
+    }
+
+    /// The dkv node, if this is one.
+    pub fn dkv(&self) -> Option<&Node> {
+        match self {
+            Core::Dkv(n) => Some(n),
+            Core::Prototype(_) => None,
+        }
+    }
+
+    /// The prototype model, if this is one.
+    pub fn prototype(&self) -> Option<&Prototype> {
+        match self {
+            Core::Dkv(_) => None,
+            Core::Prototype(p) => Some(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skewed_clocks_are_monotonic_and_invert_exactly() {
+        for ppm in [-50_000, -1, 0, 1, 999, 50_000] {
+            let c = Clock { ppm, offset_ms: 0 };
+            let mut last = 0;
+            for t in (0..5_000_000_000u64).step_by(333_333_333) {
+                let l = c.local(t);
+                assert!(l >= last);
+                last = l;
+                let back = c.sim(l);
+                assert!(c.local(back) >= l && back <= t);
+            }
+        }
+    }
+
+    #[test]
+    fn the_wall_clock_is_true_time_plus_its_offset() {
+        let c = Clock {
+            ppm: 50_000,
+            offset_ms: -1_500,
+        };
+        assert_eq!(c.wall_ms(2_000_000_000), SIM_UNIX_MS + 2_000 - 1_500);
+    }
+}

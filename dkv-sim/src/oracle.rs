@@ -1,0 +1,654 @@
+//! The oracle: every safety and liveness check of the simulation, in one place.
+//!
+//! Safety is checked on every node output as it happens:
+//! - every publish re-encodes and decodes to itself;
+//! - every entry anywhere (published, applied, returned by a get) is one some node
+//!   wrote: a dkv node's own write with that version and value, a prototype's value
+//!   that a dkv node stamped with its own version, or an unversioned value some node
+//!   set; a prototype's `set` or `answer` carries a value some node set;
+//! - a node's own writes have strictly increasing versions (its clock never runs
+//!   backward);
+//! - per node and key, every applied entry is above the one held before under the
+//!   merge order: the highest version wins and a deleted key never comes back (only
+//!   tombstone collection, reported, lets an older write in again);
+//! - gets complete exactly once; no node connects to itself or twice to one
+//!   endpoint; every disconnect matches a connect; a stopped node left nothing
+//!   connected and no get pending; a prototype worker never dies.
+//!
+//! Liveness is checked after the faults end, by the run driver, through the
+//! `Sim::check_*` methods that call into this module.
+
+use crate::sim::Sim;
+use bytes::Bytes;
+use dkv_proto::wire::{Body, Envelope};
+use dkv_proto::{BootstrapPhase, Entry, GetId, Message, Node, NodeId, Output, Version};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// A violation: what went wrong, where and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time.
+    pub at: Duration,
+    /// The node slot.
+    pub slot: usize,
+    /// What was wrong.
+    pub what: String,
+}
+
+/// What the oracle follows of one slot's current node.
+#[derive(Debug, Default)]
+struct Watch {
+    id: Option<NodeId>,
+    dkv: bool,
+    last_local: Option<Version>,
+    held: BTreeMap<String, Entry>,
+    conns: BTreeSet<SocketAddr>,
+    gets: BTreeSet<GetId>,
+}
+
+/// Where a node is, for the connection checks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Whereabouts {
+    /// The node's PUB endpoint on its host.
+    pub(crate) endpoint: SocketAddr,
+    /// The address the node believes it has.
+    pub(crate) local_ip: Option<IpAddr>,
+}
+
+/// Every write ever made, every node's view, and the violations found.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    writes: BTreeMap<(String, Version), Option<Bytes>>,
+    values: BTreeMap<String, BTreeSet<Bytes>>,
+    prototype_values: BTreeMap<String, BTreeSet<Bytes>>,
+    watches: Vec<Watch>,
+    violations: Vec<Violation>,
+    checks: u64,
+    now: Duration,
+}
+
+impl Oracle {
+    /// Violations found so far, in order.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Safety checks performed so far.
+    pub fn checks(&self) -> u64 {
+        self.checks
+    }
+
+    /// Records a violation.
+    pub fn violate(&mut self, slot: usize, what: String) {
+        self.violations.push(Violation {
+            at: self.now,
+            slot,
+            what,
+        });
+    }
+
+    pub(crate) fn set_time(&mut self, now: Duration) {
+        self.now = now;
+    }
+
+    fn watch(&mut self, slot: usize) -> &mut Watch {
+        if self.watches.len() <= slot {
+            self.watches.resize_with(slot + 1, Watch::default);
+        }
+        &mut self.watches[slot]
+    }
+
+    /// A node started in `slot` (fresh state).
+    pub(crate) fn boot(&mut self, slot: usize, id: NodeId, dkv: bool) {
+        *self.watch(slot) = Watch {
+            id: Some(id),
+            dkv,
+            ..Watch::default()
+        };
+    }
+
+    /// The node in `slot` stopped gracefully: it must have undone every connect and
+    /// completed every get.
+    pub(crate) fn stopped(&mut self, slot: usize) {
+        let w = self.watch(slot);
+        let (conns, gets) = (w.conns.len(), w.gets.len());
+        if conns > 0 {
+            self.violate(
+                slot,
+                format!("after shutdown {conns} connect(s) were never disconnected"),
+            );
+        }
+        if gets > 0 {
+            self.violate(
+                slot,
+                format!("after shutdown {gets} get(s) never completed"),
+            );
+        }
+        self.crashed(slot);
+    }
+
+    /// The node in `slot` is gone (its state with it).
+    pub(crate) fn crashed(&mut self, slot: usize) {
+        *self.watch(slot) = Watch::default();
+    }
+
+    /// The workload made `slot` write `key` (`None`: delete). Prototype copies of
+    /// writes carry the value, or an empty one for a delete.
+    pub(crate) fn wrote(&mut self, slot: usize, key: &str, value: Option<&Bytes>) {
+        let v = value.cloned().unwrap_or_default();
+        self.values
+            .entry(key.to_owned())
+            .or_default()
+            .insert(v.clone());
+        if !self.watch(slot).dkv {
+            self.prototype_values
+                .entry(key.to_owned())
+                .or_default()
+                .insert(v);
+        }
+    }
+
+    /// A get started on `slot`.
+    pub(crate) fn get_started(&mut self, slot: usize, id: GetId) {
+        self.watch(slot).gets.insert(id);
+    }
+
+    /// The prototype in `slot` reports its worker dead for `why`.
+    pub(crate) fn prototype_died(&mut self, slot: usize, why: &str) {
+        self.violate(slot, format!("the prototype's worker died: {why}"));
+    }
+
+    /// Checks one output of the node in `slot`.
+    pub(crate) fn output(&mut self, slot: usize, at: Whereabouts, out: &Output) {
+        self.checks += 1;
+        match out {
+            Output::Publish(msg) => self.published(slot, msg),
+            Output::Applied(a) => self.applied(slot, &a.key, &a.entry, a.local),
+            Output::Collected(key) => {
+                let was = self.watch(slot).held.remove(key);
+                if !was.as_ref().is_some_and(Entry::is_tombstone) {
+                    self.violate(
+                        slot,
+                        format!("collected {key:?}, which held {was:?}, not a tombstone"),
+                    );
+                }
+            }
+            Output::GetDone(done) => {
+                if !self.watch(slot).gets.remove(&done.id) {
+                    self.violate(
+                        slot,
+                        format!("get {:?} completed twice or never started", done.id),
+                    );
+                }
+                match (done.version, &done.value) {
+                    (Some(version), value) => {
+                        let entry = Entry {
+                            version,
+                            value: value.clone(),
+                        };
+                        self.entry_known(slot, &done.key, &entry, "a get returned");
+                    }
+                    (None, Some(v)) if !self.watch(slot).dkv => {
+                        self.value_known(slot, &done.key, v, "a get returned")
+                    }
+                    (None, Some(v)) => self.violate(
+                        slot,
+                        format!("get of {:?} returned {v:?} without a version", done.key),
+                    ),
+                    (None, None) => {}
+                }
+            }
+            Output::Connect(addr) => {
+                if *addr == at.endpoint
+                    || at
+                        .local_ip
+                        .is_some_and(|ip| *addr == SocketAddr::new(ip, at.endpoint.port()))
+                {
+                    self.violate(slot, format!("connects to itself at {addr}"));
+                }
+                if !self.watch(slot).conns.insert(*addr) {
+                    self.violate(
+                        slot,
+                        format!("connects to {addr} twice without a disconnect"),
+                    );
+                }
+            }
+            Output::Disconnect(addr) => {
+                if !self.watch(slot).conns.remove(addr) {
+                    self.violate(slot, format!("disconnects from {addr}, never connected"));
+                }
+            }
+            Output::Beacon(_) => {}
+        }
+    }
+
+    fn published(&mut self, slot: usize, msg: &Message) {
+        match Message::decode(&msg.encode()) {
+            Ok(back) if back == *msg => {}
+            other => self.violate(
+                slot,
+                format!("published {msg:?}, which re-decodes as {other:?}"),
+            ),
+        }
+        match msg {
+            Message::Set { key, value } | Message::Answer { key, value, .. } => {
+                self.value_known(slot, key, value, "published")
+            }
+            Message::Dkv(Envelope {
+                body: Body::Put { records, .. } | Body::Push { records, .. },
+                ..
+            }) => {
+                for r in records {
+                    self.entry_known(slot, &r.key, &r.entry, "published");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn applied(&mut self, slot: usize, key: &str, entry: &Entry, local: bool) {
+        let own = self.watch(slot).id;
+        if local {
+            let w = self.watch(slot);
+            let last = w.last_local.replace(entry.version);
+            if Some(entry.version.node) != own {
+                self.violate(slot, format!("wrote {key:?} as {}", entry.version.node));
+            }
+            if last.is_some_and(|l| entry.version <= l) {
+                self.violate(
+                    slot,
+                    format!(
+                        "clock ran backward: wrote {key:?} at {} after {}",
+                        entry.version,
+                        last.unwrap_or_default()
+                    ),
+                );
+            }
+            let k = (key.to_owned(), entry.version);
+            if self.writes.insert(k, entry.value.clone()).is_some() {
+                self.violate(slot, format!("two writes of {key:?} at {}", entry.version));
+            }
+        } else if Some(entry.version.node) == own {
+            // A prototype's write, stamped with this node's version.
+            match &entry.value {
+                Some(v)
+                    if self
+                        .prototype_values
+                        .get(key)
+                        .is_some_and(|s| s.contains(v)) =>
+                {
+                    self.writes
+                        .insert((key.to_owned(), entry.version), entry.value.clone());
+                }
+                _ => self.violate(
+                    slot,
+                    format!(
+                        "stamped {key:?} = {:?}, which no prototype set",
+                        entry.value
+                    ),
+                ),
+            }
+        } else {
+            self.entry_known(slot, key, entry, "applied");
+        }
+        let previous = self.watch(slot).held.insert(key.to_owned(), entry.clone());
+        if let Some(prev) = previous {
+            if entry.merge_order(&prev) != Ordering::Greater {
+                let what = if prev.is_tombstone() {
+                    "a deleted key came back"
+                } else {
+                    "a lower version replaced a higher one"
+                };
+                self.violate(
+                    slot,
+                    format!(
+                        "{what}: {key:?} {} ({:?}) after {} ({:?})",
+                        entry.version, entry.value, prev.version, prev.value
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Whether `entry` is one some node wrote, reporting it if not.
+    fn entry_known(&mut self, slot: usize, key: &str, entry: &Entry, doing: &str) {
+        if entry.version == Version::UNVERSIONED {
+            match &entry.value {
+                Some(v) => self.value_known(slot, key, v, doing),
+                None => self.violate(slot, format!("{doing} an unversioned delete of {key:?}")),
+            }
+            return;
+        }
+        match self.writes.get(&(key.to_owned(), entry.version)) {
+            Some(v) if *v == entry.value => {}
+            other => self.violate(
+                slot,
+                format!(
+                    "{doing} {key:?} = {:?} at {}, which nobody wrote (wrote: {other:?})",
+                    entry.value, entry.version
+                ),
+            ),
+        }
+    }
+
+    fn value_known(&mut self, slot: usize, key: &str, value: &Bytes, doing: &str) {
+        if !self.values.get(key).is_some_and(|s| s.contains(value)) {
+            self.violate(
+                slot,
+                format!("{doing} {key:?} = {value:?}, which no node set"),
+            );
+        }
+    }
+
+    /// The entries the oracle saw the node in `slot` apply, still held.
+    pub(crate) fn held(&self, slot: usize) -> Option<&BTreeMap<String, Entry>> {
+        self.watches.get(slot).map(|w| &w.held)
+    }
+
+    /// Gets started on `slot`'s node and not completed.
+    pub(crate) fn pending_gets(&self, slot: usize) -> usize {
+        self.watches.get(slot).map_or(0, |w| w.gets.len())
+    }
+}
+
+/// Liveness checks, run by the driver once the faults have ended. Each returns how
+/// many checks passed and records a `liveness:` violation for each that failed.
+impl Sim {
+    fn fail(&mut self, slot: usize, what: String) {
+        self.report(slot, format!("liveness: {what}"));
+    }
+
+    /// Every node has its host's address, sees exactly every other live node as a
+    /// peer, and is connected to exactly those.
+    pub fn check_peers(&mut self) -> u64 {
+        let live = self.live();
+        let endpoints: BTreeMap<usize, SocketAddr> = live
+            .iter()
+            .filter_map(|&s| Some((s, self.endpoint(s)?)))
+            .collect();
+        let mut passed = 0;
+        for &s in &live {
+            let Some(core) = self.core(s) else {
+                continue;
+            };
+            let ip = self.host_ip(self.host_of(s));
+            if core.local_ip() != Some(ip) {
+                let got = core.local_ip();
+                self.fail(s, format!("node has address {got:?}, host has {ip}"));
+                continue;
+            }
+            let want: BTreeSet<SocketAddr> = endpoints
+                .iter()
+                .filter(|(&o, _)| o != s)
+                .map(|(_, &e)| e)
+                .collect();
+            let have: BTreeSet<SocketAddr> = core.peers().into_iter().collect();
+            let connected: BTreeSet<SocketAddr> = self.connected(s).into_iter().collect();
+            if have != want {
+                let missing: Vec<_> = want.difference(&have).take(3).collect();
+                let extra: Vec<_> = have.difference(&want).take(3).collect();
+                self.fail(
+                    s,
+                    format!(
+                        "sees {} peers, want {} live ones; missing e.g. {missing:?}, extra e.g. {extra:?}",
+                        have.len(),
+                        want.len()
+                    ),
+                );
+            } else if connected != have {
+                self.fail(s, "connected endpoints differ from its peers".into());
+            } else {
+                passed += 1;
+            }
+        }
+        passed
+    }
+
+    /// Every live node (prototypes included) holds each of `keys` with its value.
+    pub fn check_holds(&mut self, keys: &[(String, Bytes)]) -> u64 {
+        let mut passed = 0;
+        for s in self.live() {
+            for (key, value) in keys {
+                let got = self.core(s).and_then(|c| c.value(key)).cloned();
+                if got.as_ref() == Some(value) {
+                    passed += 1;
+                } else {
+                    self.fail(
+                        s,
+                        format!("fresh key {key:?} = {value:?} arrived as {got:?}"),
+                    );
+                }
+            }
+        }
+        passed
+    }
+
+    /// Whether every live dkv node holds the same entries (compared by summary).
+    pub fn identical_dkv_stores(&self) -> bool {
+        let mut summaries = self
+            .live_dkv()
+            .into_iter()
+            .filter_map(|s| self.node(s).map(Node::summary));
+        let Some(first) = summaries.next() else {
+            return true;
+        };
+        summaries.all(|s| s == first)
+    }
+
+    /// Every live dkv node holds identical entries, tombstones included, and each
+    /// node's store is what its applied changes left: for every key the highest
+    /// version it ever applied. So the winner of concurrent writes is the highest
+    /// version, and no deleted key came back.
+    pub fn check_converged(&mut self) -> u64 {
+        let live = self.live_dkv();
+        let mut failures = Vec::new();
+        for &s in &live {
+            let (Some(node), Some(held)) = (self.node(s), self.held(s)) else {
+                continue;
+            };
+            let stored: BTreeMap<&str, &Entry> = node.entries().collect();
+            if stored.len() != held.len()
+                || held.iter().any(|(k, e)| stored.get(k.as_str()) != Some(&e))
+            {
+                failures.push((
+                    s,
+                    format!(
+                        "its store ({} entries) is not what its applied changes left ({} entries)",
+                        stored.len(),
+                        held.len()
+                    ),
+                ));
+            }
+        }
+        if let Some((&first, rest)) = live.split_first() {
+            let reference: BTreeMap<String, Entry> = self
+                .node(first)
+                .map(|n| {
+                    n.entries()
+                        .map(|(k, e)| (k.to_owned(), e.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for &s in rest {
+                let Some(node) = self.node(s) else { continue };
+                let theirs: BTreeMap<&str, &Entry> = node.entries().collect();
+                let mut diffs: Vec<String> = reference
+                    .iter()
+                    .filter(|(k, e)| theirs.get(k.as_str()) != Some(e))
+                    .map(|(k, e)| {
+                        format!("{k:?}: {:?} here, {:?} there", theirs.get(k.as_str()), e)
+                    })
+                    .collect();
+                diffs.extend(
+                    theirs
+                        .keys()
+                        .filter(|k| !reference.contains_key(**k))
+                        .map(|k| format!("{k:?}: only here")),
+                );
+                if !diffs.is_empty() {
+                    let n = diffs.len();
+                    diffs.truncate(3);
+                    failures.push((
+                        s,
+                        format!(
+                            "store differs from node {first}'s in {n} key(s), e.g. {}",
+                            diffs.join("; ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let passed = if failures.is_empty() { 1 } else { 0 };
+        for (s, f) in failures {
+            self.fail(s, f);
+        }
+        passed
+    }
+
+    /// The dkv node in `slot` finished its bootstrap.
+    pub fn check_caught_up(&mut self, slot: usize) -> u64 {
+        let phase = self.node(slot).map(|n| n.bootstrap().phase);
+        if phase == Some(BootstrapPhase::Done) {
+            1
+        } else {
+            self.fail(slot, format!("bootstrap is {phase:?}, not Done"));
+            0
+        }
+    }
+
+    /// Gets started on `slot` and not completed.
+    pub fn pending_gets(&self, slot: usize) -> usize {
+        self.oracle().pending_gets(slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dkv_proto::{Applied, GetDone, Timestamp};
+
+    const SLOT: usize = 0;
+    const ID: NodeId = NodeId(*b"node-one");
+
+    fn here() -> Whereabouts {
+        Whereabouts {
+            endpoint: "10.0.0.1:7000".parse().unwrap(),
+            local_ip: Some("10.0.0.1".parse().unwrap()),
+        }
+    }
+
+    fn version(ms: u64) -> Version {
+        Version {
+            ts: Timestamp::from_millis(ms),
+            node: ID,
+        }
+    }
+
+    fn applied(o: &mut Oracle, key: &str, ms: u64, value: Option<&'static str>, local: bool) {
+        let entry = Entry {
+            version: version(ms),
+            value: value.map(|v| Bytes::from_static(v.as_bytes())),
+        };
+        let out = Output::Applied(Applied {
+            key: key.into(),
+            entry,
+            local,
+        });
+        o.output(SLOT, here(), &out);
+    }
+
+    fn oracle() -> Oracle {
+        let mut o = Oracle::default();
+        o.boot(SLOT, ID, true);
+        o
+    }
+
+    #[test]
+    fn a_clock_that_runs_backward_is_a_violation() {
+        let mut o = oracle();
+        applied(&mut o, "a", 10, Some("x"), true);
+        applied(&mut o, "b", 9, Some("y"), true);
+        assert!(o.violations()[0].what.contains("clock ran backward"));
+    }
+
+    /// Node 1 applies node 0's writes of `k` in the given order.
+    fn applied_elsewhere(o: &mut Oracle, order: &[(u64, Option<&'static str>)]) {
+        o.boot(1, NodeId(*b"node-two"), true);
+        for &(ms, value) in order {
+            let out = Output::Applied(Applied {
+                key: "k".into(),
+                entry: Entry {
+                    version: version(ms),
+                    value: value.map(|v| Bytes::from_static(v.as_bytes())),
+                },
+                local: false,
+            });
+            o.output(1, here(), &out);
+        }
+    }
+
+    #[test]
+    fn a_deleted_key_that_comes_back_is_a_violation() {
+        let mut o = oracle();
+        applied(&mut o, "k", 10, Some("old"), true);
+        applied(&mut o, "k", 20, None, true);
+        applied_elsewhere(&mut o, &[(20, None), (10, Some("old"))]);
+        assert!(o.violations()[0].what.contains("a deleted key came back"));
+    }
+
+    #[test]
+    fn a_lower_version_winning_is_a_violation() {
+        let mut o = oracle();
+        applied(&mut o, "k", 10, Some("a"), true);
+        applied(&mut o, "k", 20, Some("b"), true);
+        applied_elsewhere(&mut o, &[(20, Some("b")), (10, Some("a"))]);
+        assert!(o.violations()[0].what.contains("lower version"));
+    }
+
+    #[test]
+    fn an_entry_nobody_wrote_is_a_violation() {
+        let mut o = oracle();
+        applied(&mut o, "k", 10, Some("real"), true);
+        let forged = Output::GetDone(GetDone {
+            id: GetId(1),
+            key: "k".into(),
+            value: Some(Bytes::from_static(b"forged")),
+            version: Some(version(10)),
+        });
+        o.get_started(SLOT, GetId(1));
+        o.output(SLOT, here(), &forged);
+        assert!(o.violations()[0].what.contains("nobody wrote"));
+    }
+
+    #[test]
+    fn a_stamped_value_no_prototype_set_is_a_violation() {
+        let mut o = oracle();
+        o.wrote(SLOT, "k", Some(&Bytes::from_static(b"dkv value")));
+        applied(&mut o, "k", 10, Some("dkv value"), false);
+        assert!(o.violations()[0].what.contains("no prototype set"));
+    }
+
+    #[test]
+    fn connect_rules_are_checked() {
+        let mut o = oracle();
+        let me = here().endpoint;
+        let other: SocketAddr = "10.0.0.2:7000".parse().unwrap();
+        o.output(SLOT, here(), &Output::Connect(me));
+        o.output(SLOT, here(), &Output::Connect(other));
+        o.output(SLOT, here(), &Output::Connect(other));
+        o.output(
+            SLOT,
+            here(),
+            &Output::Disconnect("10.0.0.3:1".parse().unwrap()),
+        );
+        let what: Vec<&str> = o.violations().iter().map(|v| v.what.as_str()).collect();
+        assert!(what[0].contains("itself"), "{what:?}");
+        assert!(what[1].contains("twice"), "{what:?}");
+        assert!(what[2].contains("never connected"), "{what:?}");
+        o.stopped(SLOT);
+        assert!(o.violations()[3].what.contains("never disconnected"));
+    }
+}
