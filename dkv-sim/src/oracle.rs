@@ -13,7 +13,8 @@
 //!   tombstone collection, reported, lets an older write in again);
 //! - gets complete exactly once; no node connects to itself or twice to one
 //!   endpoint; every disconnect matches a connect; a stopped node left nothing
-//!   connected and no get pending; a prototype worker never dies.
+//!   connected and no get pending; a prototype worker never dies;
+//! - after `handle_timeout`, no deadline is still due (a transport would spin).
 //!
 //! Liveness is checked after the faults end, by the run driver, through the
 //! `Sim::check_*` methods that call into this module.
@@ -25,7 +26,7 @@ use dkv_proto::{BootstrapPhase, Entry, GetId, Message, Node, NodeId, Output, Ver
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A violation: what went wrong, where and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +155,15 @@ impl Oracle {
     /// A get started on `slot`.
     pub(crate) fn get_started(&mut self, slot: usize, id: GetId) {
         self.watch(slot).gets.insert(id);
+    }
+
+    /// The node in `slot` handled its timer at `now` and next wants `next`: a
+    /// deadline still due would make a real transport spin.
+    pub(crate) fn timer_fired(&mut self, slot: usize, now: Instant, next: Option<Instant>) {
+        self.checks += 1;
+        if next.is_some_and(|at| at <= now) {
+            self.violate(slot, "left a deadline due after handle_timeout".into());
+        }
     }
 
     /// The prototype in `slot` reports its worker dead for `why`.
@@ -629,6 +639,16 @@ mod tests {
         o.wrote(SLOT, "k", Some(&Bytes::from_static(b"dkv value")));
         applied(&mut o, "k", 10, Some("dkv value"), false);
         assert!(o.violations()[0].what.contains("no prototype set"));
+    }
+
+    #[test]
+    fn a_deadline_left_due_after_a_timer_is_a_violation() {
+        let mut o = oracle();
+        let now = Instant::now();
+        o.timer_fired(SLOT, now, Some(now + Duration::from_millis(1)));
+        assert!(o.violations().is_empty());
+        o.timer_fired(SLOT, now, Some(now));
+        assert!(o.violations()[0].what.contains("deadline due"));
     }
 
     #[test]

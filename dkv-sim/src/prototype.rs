@@ -241,7 +241,7 @@ impl Prototype {
             }
         }
         match self.phase {
-            Phase::Delay(at) if at <= now && self.local_ip.is_some() => {
+            Phase::Delay(at) if at <= now => {
                 self.publish(Message::List { asker: self.id });
                 self.phase = Phase::Fetching(now + POLL);
             }

@@ -460,11 +460,16 @@ impl Sim {
     // ---- running ----
 
     /// Processes every event due up to `until` (virtual time since the epoch), then
-    /// sets the clock to `until`.
+    /// sets the clock to `until`. Stops early at a new violation, so a core that
+    /// would spin a transport cannot hang the simulation.
     pub fn run_until(&mut self, until: Duration) {
         let until = ns(until);
+        let known = self.violations().len();
         while let Some((at, ev)) = self.q.pop_until(until) {
             self.process(at, ev);
+            if self.violations().len() > known {
+                return;
+            }
         }
         self.q.now = self.q.now.max(until);
     }
@@ -475,9 +480,10 @@ impl Sim {
     }
 
     /// Runs until `done` holds (checked after every event) or `limit` of virtual
-    /// time passes; returns whether `done` held.
+    /// time passes; returns whether `done` held. Stops early at a new violation.
     pub fn run_until_true(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
         let until = self.q.now + ns(limit);
+        let known = self.violations().len();
         loop {
             if done(self) {
                 return true;
@@ -486,6 +492,9 @@ impl Sim {
                 break;
             };
             self.process(at, ev);
+            if self.violations().len() > known {
+                return done(self);
+            }
         }
         self.q.now = self.q.now.max(until);
         done(self)
@@ -517,6 +526,9 @@ impl Sim {
                     Some(core) => core.handle_timeout(local),
                     None => {}
                 }
+                let next = self.slots[slot].core.as_ref().and_then(Core::poll_timeout);
+                self.oracle.set_time(self.now());
+                self.oracle.timer_fired(slot, local, next);
                 self.drain(slot);
             }
             Ev::Detect { slot, inc } => self.detect(slot as usize, inc),
