@@ -19,7 +19,7 @@ use crate::store::Store;
 use crate::wire::v2::{Body, Envelope, Item, Range, Record, Step, Summary};
 use crate::wire::NodeId;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A range where both sides hold at most this many entries is listed item by item.
 pub const LEAF: u64 = 32;
@@ -80,6 +80,8 @@ pub(crate) struct Reconciler {
     after_pull: BTreeSet<NodeId>,
     /// Peers to reconcile with at or after a time.
     due: BTreeMap<NodeId, Instant>,
+    /// Sessions in a row that timed out, by peer.
+    failed: BTreeMap<NodeId, u32>,
     next_periodic: Option<Instant>,
     pub(crate) counters: SyncCounters,
 }
@@ -104,6 +106,7 @@ impl Reconciler {
             synced: BTreeSet::new(),
             after_pull: BTreeSet::new(),
             due: BTreeMap::new(),
+            failed: BTreeMap::new(),
             next_periodic: None,
             counters: SyncCounters::default(),
         }
@@ -152,6 +155,7 @@ impl Reconciler {
     pub(crate) fn peer_down(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
         self.due.remove(&peer);
+        self.failed.remove(&peer);
         self.after_pull.remove(&peer);
         self.sessions.remove(&peer);
         self.fetches.retain(|_, (p, _)| *p != peer);
@@ -212,7 +216,8 @@ impl Reconciler {
         for peer in expired {
             self.sessions.remove(&peer);
             self.counters.sessions_timed_out += 1;
-            self.due.insert(peer, later(now, self.timings.sync_timeout));
+            *self.failed.entry(peer).or_default() += 1;
+            self.due.insert(peer, now);
         }
         let before = self.fetches.len();
         self.fetches.retain(|_, (_, at)| *at > now);
@@ -248,15 +253,26 @@ impl Reconciler {
         send
     }
 
+    /// How long a new session waits for its first reply: a sixteenth of the sync
+    /// timeout, doubling with each session in a row that got none, up to the
+    /// timeout. A peer that just came up has often not connected its SUB socket to
+    /// this node yet, so the first request is lost; it is retried soon.
+    fn first_reply_wait(&self, peer: NodeId) -> Duration {
+        let failed = self.failed.get(&peer).copied().unwrap_or(0).min(4);
+        let wait = (self.timings.sync_timeout / 16) * (1 << failed);
+        wait.clamp(Timings::MIN_BEACON_INTERVAL, self.timings.sync_timeout)
+    }
+
     fn start(&mut self, now: Instant, peer: NodeId, store: &Store) -> Envelope {
         let id = self.random();
         self.counters.sessions_started += 1;
+        let deadline = later(now, self.first_reply_wait(peer));
         self.sessions.insert(
             peer,
             Session {
                 id,
                 outstanding: 1,
-                deadline: later(now, self.timings.sync_timeout),
+                deadline,
             },
         );
         let steps = vec![Step::Fingerprint {
@@ -367,6 +383,7 @@ impl Reconciler {
             }
             if self.sessions.get(&from).is_some_and(|s| s.outstanding == 0) {
                 self.sessions.remove(&from);
+                self.failed.remove(&from);
                 self.synced.insert(from);
                 self.counters.sessions_completed += 1;
             }
