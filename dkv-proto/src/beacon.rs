@@ -5,8 +5,8 @@
 //! `dkv2\0`, the wire version, the PUB port (`u16`, big-endian) and the 8-byte node
 //! id, 16 bytes in all. The prototype ignores it: it does not start with `beacon `.
 
+use crate::node_id::NodeId;
 use crate::wire::v2::WIRE_VERSION;
-use crate::wire::NodeId;
 
 /// Every beacon starts with these bytes.
 pub const BEACON_PREFIX: &[u8] = b"beacon ";

@@ -2,7 +2,7 @@
 //! wall-clock milliseconds plus a logical counter, a [`Version`] adds the writer's
 //! id as the tie-break, and [`WallClock`] is how physical time reaches the pure core.
 
-use crate::wire::NodeId;
+use crate::node_id::NodeId;
 use std::fmt;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! Timing defaults are the prototype's values where the prototype has them.
 
 use crate::clock::WallClock;
-use crate::wire::NodeId;
+use crate::node_id::NodeId;
 use std::time::{Duration, Instant};
 
 /// Everything a [`Node`](crate::Node) is told at creation.

@@ -1,7 +1,7 @@
 //! Live peers: who beaconed from which PUB endpoint and when, which of them are dkv
 //! nodes (they say hello, with their id), and which ids belong to dkv nodes at all.
 
-use crate::wire::NodeId;
+use crate::node_id::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

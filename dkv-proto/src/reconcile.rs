@@ -15,9 +15,10 @@
 
 use crate::clock::Hlc;
 use crate::config::{later, Timings};
-use crate::store::Store;
-use crate::wire::v2::{Body, Envelope, Item, Range, Record, Step, Summary};
-use crate::wire::NodeId;
+use crate::node_id::NodeId;
+use crate::range::{Item, Range, Summary};
+use crate::store::{Record, Store};
+use crate::wire::v2::{Body, Envelope, Step};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -8,21 +8,15 @@
 //! holds a few dozen entries, so any range's summary costs O(1) or a short scan.
 
 use crate::clock::{Timestamp, Version};
-use crate::wire::v2::{record_len, Item, Range, Record, Summary};
+use crate::range::{key_hash, Item, Range, Summary};
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
+use xxhash_rust::xxh3::Xxh3;
 
-/// Fixed seeds, so every node on every platform and version hashes alike.
-const KEY_SEED: u64 = 0x646b_762f_6b65_7973; // "dkv/keys"
+/// The fixed seed of entry digests, so every node on every platform and version
+/// digests alike.
 const DIGEST_SEED: u64 = 0x646b_762f_6469_6773; // "dkv/digs"
-
-/// The hash that places `key` in the range tree. Stable across platforms and
-/// versions (xxh3 with a fixed seed).
-pub fn key_hash(key: &str) -> u64 {
-    xxh3_64_with_seed(key.as_bytes(), KEY_SEED)
-}
 
 /// A key's state on one node: its version and its value, or `None` for a tombstone
 /// (the key was deleted).
@@ -64,6 +58,15 @@ impl Entry {
         }
         h.digest()
     }
+}
+
+/// A key with its entry, as replicated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The key.
+    pub key: String,
+    /// Its version and value (or tombstone).
+    pub entry: Entry,
 }
 
 #[derive(Debug)]
@@ -379,7 +382,7 @@ impl Store {
     }
 
     /// A page of `range`: the entries after key hash `after`, whole key hashes at a
-    /// time, until `max_bytes` of records. Also the last hash included, if the range
+    /// time, until `max_bytes` of keys and values. Also the last hash included, if the range
     /// holds more after it.
     pub(crate) fn page(
         &self,
@@ -403,7 +406,7 @@ impl Store {
                 return (records, last);
             }
             for slot in bucket.slots() {
-                bytes += record_len(&slot.key, &slot.entry);
+                bytes += slot.key.len() + slot.entry.value.as_ref().map_or(0, Bytes::len);
                 records.push(record(slot));
             }
             last = Some(hash);
@@ -422,7 +425,7 @@ fn record(slot: &Slot) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::NodeId;
+    use crate::node_id::NodeId;
 
     fn entry(ts: u64, value: Option<&str>) -> Entry {
         Entry {

@@ -369,7 +369,7 @@ impl Net {
 
     /// The station's node stopped: its endpoint vanishes, its SUB connections go
     /// and the connections of its subscribers break.
-    pub(crate) fn retire(&mut self, slot: usize, q: &mut Queue) {
+    pub(crate) fn retire<E: From<NetEv>>(&mut self, slot: usize, q: &mut Queue<E>) {
         let ip = self.hosts[self.stations[slot].host].ip;
         let port = self.stations[slot].port;
         if self.listeners.get(&SocketAddr::new(ip, port)) == Some(&slot) {
@@ -473,14 +473,14 @@ impl Net {
         id
     }
 
-    pub(crate) fn heal(&mut self, id: u64, q: &mut Queue) {
+    pub(crate) fn heal<E: From<NetEv>>(&mut self, id: u64, q: &mut Queue<E>) {
         if self.cuts.remove(&id).is_some() {
             self.trace.word(0x4EA1 ^ id);
             self.resume_pipes(q);
         }
     }
 
-    pub(crate) fn heal_all(&mut self, q: &mut Queue) {
+    pub(crate) fn heal_all<E: From<NetEv>>(&mut self, q: &mut Queue<E>) {
         let ids: Vec<u64> = self.cuts.keys().copied().collect();
         for id in ids {
             self.heal(id, q);
@@ -492,7 +492,7 @@ impl Net {
         self.hosts[host].link_up = false;
     }
 
-    pub(crate) fn link_up(&mut self, host: usize, q: &mut Queue) {
+    pub(crate) fn link_up<E: From<NetEv>>(&mut self, host: usize, q: &mut Queue<E>) {
         self.trace.word(0x11A0 ^ host as u64);
         if !self.hosts[host].link_up {
             self.hosts[host].link_up = true;
@@ -501,7 +501,7 @@ impl Net {
     }
 
     /// Gives a host a new address: every connection from or to it breaks.
-    pub(crate) fn change_ip(&mut self, host: usize, q: &mut Queue) {
+    pub(crate) fn change_ip<E: From<NetEv>>(&mut self, host: usize, q: &mut Queue<E>) {
         let old = self.hosts[host].ip;
         let new = self.fresh_ip();
         self.trace.word(0x1BC ^ host as u64);
@@ -548,7 +548,12 @@ impl Net {
 
     /// Broadcasts `payload` from `slot`'s host. False if the send fails: the link is
     /// down or the transport's address is no longer the host's.
-    pub(crate) fn broadcast(&mut self, slot: usize, payload: Bytes, q: &mut Queue) -> bool {
+    pub(crate) fn broadcast<E: From<NetEv>>(
+        &mut self,
+        slot: usize,
+        payload: Bytes,
+        q: &mut Queue<E>,
+    ) -> bool {
         let s = &self.stations[slot];
         let host = &self.hosts[s.host];
         if !host.link_up || s.transport_ip != Some(host.ip) {
@@ -567,14 +572,19 @@ impl Net {
             dgram: dgram.clone(),
             to: LOOPBACK,
         };
-        q.net(q.now + 20_000, ev);
+        q.schedule(q.now + 20_000, ev);
         let at = q.now + ns(self.config.beacon_latency);
-        q.net(at, NetEv::Beacon { dgram, to: ALL });
+        q.schedule(at, NetEv::Beacon { dgram, to: ALL });
         true
     }
 
     /// Which slots a beacon event reaches (duplicates and late copies are scheduled).
-    fn beacon_arrival(&mut self, dgram: &Rc<Datagram>, to: u32, q: &mut Queue) -> Vec<usize> {
+    fn beacon_arrival<E: From<NetEv>>(
+        &mut self,
+        dgram: &Rc<Datagram>,
+        to: u32,
+        q: &mut Queue<E>,
+    ) -> Vec<usize> {
         let from = dgram.host as usize;
         self.trace.word(3 ^ ((from as u64) << 8));
         let mut reached = Vec::new();
@@ -618,7 +628,7 @@ impl Net {
                             dgram: dgram.clone(),
                             to: slot as u32,
                         };
-                        q.net(q.now + extra, ev);
+                        q.schedule(q.now + extra, ev);
                     }
                 }
                 if !late.is_empty() {
@@ -627,7 +637,7 @@ impl Net {
                         dgram: dgram.clone(),
                         to: late,
                     };
-                    q.net(at, wave);
+                    q.schedule(at, wave);
                 }
             }
             // One delayed or duplicated copy.
@@ -648,7 +658,13 @@ impl Net {
     // ---- PUB/SUB ----
 
     /// `msg` published by `slot`: queued on every matching subscriber's pipe.
-    pub(crate) fn publish(&mut self, slot: usize, msg: Rc<Message>, topic: &[u8], q: &mut Queue) {
+    pub(crate) fn publish<E: From<NetEv>>(
+        &mut self,
+        slot: usize,
+        msg: Rc<Message>,
+        topic: &[u8],
+        q: &mut Queue<E>,
+    ) {
         self.counters.published += 1;
         let hwm = self.config.hwm;
         let my_host = self.stations[slot].host;
@@ -698,7 +714,7 @@ impl Net {
         ns(self.config.latency) + self.rng.below(ns(self.config.jitter) + 1)
     }
 
-    fn arm(&mut self, c: u32, q: &mut Queue) {
+    fn arm<E: From<NetEv>>(&mut self, c: u32, q: &mut Queue<E>) {
         let conn = &mut self.conns[c as usize];
         let Some(&(ready, _)) = conn.queue.front() else {
             return;
@@ -706,11 +722,11 @@ impl Net {
         conn.armed = true;
         let gen = conn.gen;
         let at = ready.max(q.now);
-        q.net(at, NetEv::Deliver { conn: c, gen });
+        q.schedule(at, NetEv::Deliver { conn: c, gen });
     }
 
     /// Re-arms every stalled pipe whose path works again.
-    fn resume_pipes(&mut self, q: &mut Queue) {
+    fn resume_pipes<E: From<NetEv>>(&mut self, q: &mut Queue<E>) {
         for c in 0..self.conns.len() {
             let conn = &self.conns[c];
             if !conn.alive || conn.armed || conn.queue.is_empty() {
@@ -726,7 +742,12 @@ impl Net {
 
     /// `slot`'s SUB socket connects to `addr`. False if it already is (the caller's
     /// checker reports that); nothing changes then.
-    pub(crate) fn connect(&mut self, slot: usize, addr: SocketAddr, q: &mut Queue) -> bool {
+    pub(crate) fn connect<E: From<NetEv>>(
+        &mut self,
+        slot: usize,
+        addr: SocketAddr,
+        q: &mut Queue<E>,
+    ) -> bool {
         self.trace.word(5 ^ ((slot as u64) << 8));
         self.trace.word(hash_addr(addr));
         if self.stations[slot].conns.contains_key(&addr) {
@@ -760,7 +781,7 @@ impl Net {
         conn.subs = self.stations[slot].subs.clone();
         let gen = conn.gen;
         self.stations[slot].conns.insert(addr, c);
-        q.net(q.now, NetEv::Attempt { conn: c, gen });
+        q.schedule(q.now, NetEv::Attempt { conn: c, gen });
         true
     }
 
@@ -816,7 +837,7 @@ impl Net {
 
     /// The TCP connection under a pipe died: what it held is lost and ZeroMQ
     /// reconnects after its reconnect interval.
-    fn break_conn(&mut self, c: u32, q: &mut Queue) {
+    fn break_conn<E: From<NetEv>>(&mut self, c: u32, q: &mut Queue<E>) {
         self.unsubscribe(c);
         let conn = &mut self.conns[c as usize];
         self.counters.dropped_pipe += conn.queue.len() as u64;
@@ -826,10 +847,10 @@ impl Net {
         conn.state = State::Connecting;
         let gen = conn.gen;
         let at = q.now + ns(self.config.reconnect_interval);
-        q.net(at, NetEv::Attempt { conn: c, gen });
+        q.schedule(at, NetEv::Attempt { conn: c, gen });
     }
 
-    fn attempt(&mut self, c: u32, gen: u32, q: &mut Queue) {
+    fn attempt<E: From<NetEv>>(&mut self, c: u32, gen: u32, q: &mut Queue<E>) {
         let conn = &self.conns[c as usize];
         if !conn.alive || conn.gen != gen {
             return;
@@ -844,7 +865,7 @@ impl Net {
                     let inc = self.stations[slot].inc;
                     self.conns[c as usize].state = State::Handshake { slot, inc };
                     let at = q.now + self.latency() + self.latency() + self.latency();
-                    q.net(at, NetEv::Handshake { conn: c, gen });
+                    q.schedule(at, NetEv::Handshake { conn: c, gen });
                     return;
                 }
                 // Refused: a RST comes back after a round trip.
@@ -852,10 +873,10 @@ impl Net {
             },
             _ => ns(self.config.syn_retry),
         };
-        q.net(q.now + retry, NetEv::Attempt { conn: c, gen });
+        q.schedule(q.now + retry, NetEv::Attempt { conn: c, gen });
     }
 
-    fn handshake(&mut self, c: u32, gen: u32, q: &mut Queue) {
+    fn handshake<E: From<NetEv>>(&mut self, c: u32, gen: u32, q: &mut Queue<E>) {
         let conn = &self.conns[c as usize];
         if !conn.alive || conn.gen != gen {
             return;
@@ -887,11 +908,16 @@ impl Net {
         } else {
             self.conns[c as usize].state = State::Connecting;
             let at = q.now + ns(self.config.reconnect_interval);
-            q.net(at, NetEv::Attempt { conn: c, gen });
+            q.schedule(at, NetEv::Attempt { conn: c, gen });
         }
     }
 
-    fn deliver(&mut self, c: u32, gen: u32, q: &mut Queue) -> Option<(usize, Rc<Message>)> {
+    fn deliver<E: From<NetEv>>(
+        &mut self,
+        c: u32,
+        gen: u32,
+        q: &mut Queue<E>,
+    ) -> Option<(usize, Rc<Message>)> {
         let conn = &mut self.conns[c as usize];
         if !conn.alive || conn.gen != gen {
             return None;
@@ -915,7 +941,7 @@ impl Net {
     }
 
     /// Carries out a network event; returns what arrives at nodes.
-    pub(crate) fn handle(&mut self, ev: NetEv, q: &mut Queue) -> Arrival {
+    pub(crate) fn handle<E: From<NetEv>>(&mut self, ev: NetEv, q: &mut Queue<E>) -> Arrival {
         match ev {
             NetEv::Beacon { dgram, to } => {
                 let slots = self.beacon_arrival(&dgram, to, q);

@@ -19,7 +19,7 @@
 //! Liveness is checked after the faults end, by the run driver, through the
 //! `Sim::check_*` methods that call into this module.
 
-use crate::sim::Sim;
+use crate::node::Core;
 use bytes::Bytes;
 use dkv_proto::wire::{Body, Envelope};
 use dkv_proto::{BootstrapPhase, Entry, GetId, Message, Node, NodeId, Output, Version};
@@ -364,44 +364,47 @@ impl Oracle {
     }
 }
 
+/// What a liveness check sees of one running node.
+pub(crate) struct NodeView<'a> {
+    pub(crate) slot: usize,
+    pub(crate) core: &'a Core,
+    pub(crate) endpoint: SocketAddr,
+    pub(crate) host_ip: IpAddr,
+    pub(crate) connected: Vec<SocketAddr>,
+}
+
 /// Liveness checks, run by the driver once the faults have ended. Each returns how
 /// many checks passed and records a `liveness:` violation for each that failed.
-impl Sim {
+impl Oracle {
     fn fail(&mut self, slot: usize, what: String) {
-        self.report(slot, format!("liveness: {what}"));
+        self.violate(slot, format!("liveness: {what}"));
     }
 
     /// Every node has its host's address, sees exactly every other live node as a
     /// peer, and is connected to exactly those.
-    pub fn check_peers(&mut self) -> u64 {
-        let live = self.live();
-        let endpoints: BTreeMap<usize, SocketAddr> = live
-            .iter()
-            .filter_map(|&s| Some((s, self.endpoint(s)?)))
-            .collect();
+    pub(crate) fn check_peers(&mut self, nodes: &[NodeView]) -> u64 {
         let mut passed = 0;
-        for &s in &live {
-            let Some(core) = self.core(s) else {
-                continue;
-            };
-            let ip = self.host_ip(self.host_of(s));
-            if core.local_ip() != Some(ip) {
-                let got = core.local_ip();
-                self.fail(s, format!("node has address {got:?}, host has {ip}"));
+        for n in nodes {
+            if n.core.local_ip() != Some(n.host_ip) {
+                let got = n.core.local_ip();
+                self.fail(
+                    n.slot,
+                    format!("node has address {got:?}, host has {}", n.host_ip),
+                );
                 continue;
             }
-            let want: BTreeSet<SocketAddr> = endpoints
+            let want: BTreeSet<SocketAddr> = nodes
                 .iter()
-                .filter(|(&o, _)| o != s)
-                .map(|(_, &e)| e)
+                .filter(|o| o.slot != n.slot)
+                .map(|o| o.endpoint)
                 .collect();
-            let have: BTreeSet<SocketAddr> = core.peers().into_iter().collect();
-            let connected: BTreeSet<SocketAddr> = self.connected(s).into_iter().collect();
+            let have: BTreeSet<SocketAddr> = n.core.peers().into_iter().collect();
+            let connected: BTreeSet<SocketAddr> = n.connected.iter().copied().collect();
             if have != want {
                 let missing: Vec<_> = want.difference(&have).take(3).collect();
                 let extra: Vec<_> = have.difference(&want).take(3).collect();
                 self.fail(
-                    s,
+                    n.slot,
                     format!(
                         "sees {} peers, want {} live ones; missing e.g. {missing:?}, extra e.g. {extra:?}",
                         have.len(),
@@ -409,7 +412,7 @@ impl Sim {
                     ),
                 );
             } else if connected != have {
-                self.fail(s, "connected endpoints differ from its peers".into());
+                self.fail(n.slot, "connected endpoints differ from its peers".into());
             } else {
                 passed += 1;
             }
@@ -417,17 +420,17 @@ impl Sim {
         passed
     }
 
-    /// Every live node (prototypes included) holds each of `keys` with its value.
-    pub fn check_holds(&mut self, keys: &[(String, Bytes)]) -> u64 {
+    /// Every node (prototypes included) holds each of `keys` with its value.
+    pub(crate) fn check_holds(&mut self, nodes: &[NodeView], keys: &[(String, Bytes)]) -> u64 {
         let mut passed = 0;
-        for s in self.live() {
+        for n in nodes {
             for (key, value) in keys {
-                let got = self.core(s).and_then(|c| c.value(key)).cloned();
-                if got.as_ref() == Some(value) {
+                let got = n.core.value(key);
+                if got == Some(value) {
                     passed += 1;
                 } else {
                     self.fail(
-                        s,
+                        n.slot,
                         format!("fresh key {key:?} = {value:?} arrived as {got:?}"),
                     );
                 }
@@ -436,33 +439,22 @@ impl Sim {
         passed
     }
 
-    /// Whether every live dkv node holds the same entries (compared by summary).
-    pub fn identical_dkv_stores(&self) -> bool {
-        let mut summaries = self
-            .live_dkv()
-            .into_iter()
-            .filter_map(|s| self.node(s).map(Node::summary));
-        let Some(first) = summaries.next() else {
-            return true;
-        };
-        summaries.all(|s| s == first)
-    }
-
-    /// Every live dkv node holds identical entries, tombstones included, and each
-    /// node's store is what its applied changes left: for every key the highest
-    /// version it ever applied. So the winner of concurrent writes is the highest
-    /// version, and no deleted key came back.
-    pub fn check_converged(&mut self) -> u64 {
-        let live = self.live_dkv();
+    /// Every dkv node holds identical entries, tombstones included, and each node's
+    /// store is what its applied changes left: for every key the highest version it
+    /// ever applied. So the winner of concurrent writes is the highest version, and
+    /// no deleted key came back.
+    pub(crate) fn check_converged(&mut self, nodes: &[NodeView]) -> u64 {
+        let dkv: Vec<(usize, &Node)> = nodes
+            .iter()
+            .filter_map(|n| Some((n.slot, n.core.dkv()?)))
+            .collect();
         let mut failures = Vec::new();
-        for &s in &live {
-            let (Some(node), Some(held)) = (self.node(s), self.held(s)) else {
-                continue;
-            };
+        for &(s, node) in &dkv {
+            let held = self.held(s).cloned().unwrap_or_default();
             let stored: BTreeMap<&str, &Entry> = node.entries().collect();
-            if stored.len() != held.len()
-                || held.iter().any(|(k, e)| stored.get(k.as_str()) != Some(&e))
-            {
+            let same = stored.len() == held.len()
+                && held.iter().all(|(k, e)| stored.get(k.as_str()) == Some(&e));
+            if !same {
                 failures.push((
                     s,
                     format!(
@@ -473,29 +465,19 @@ impl Sim {
                 ));
             }
         }
-        if let Some((&first, rest)) = live.split_first() {
-            let reference: BTreeMap<String, Entry> = self
-                .node(first)
-                .map(|n| {
-                    n.entries()
-                        .map(|(k, e)| (k.to_owned(), e.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for &s in rest {
-                let Some(node) = self.node(s) else { continue };
+        if let Some((&(first, reference), rest)) = dkv.split_first() {
+            let reference: BTreeMap<&str, &Entry> = reference.entries().collect();
+            for &(s, node) in rest {
                 let theirs: BTreeMap<&str, &Entry> = node.entries().collect();
                 let mut diffs: Vec<String> = reference
                     .iter()
-                    .filter(|(k, e)| theirs.get(k.as_str()) != Some(e))
-                    .map(|(k, e)| {
-                        format!("{k:?}: {:?} here, {:?} there", theirs.get(k.as_str()), e)
-                    })
+                    .filter(|(k, e)| theirs.get(*k) != Some(e))
+                    .map(|(k, e)| format!("{k:?}: {:?} here, {e:?} there", theirs.get(k)))
                     .collect();
                 diffs.extend(
                     theirs
                         .keys()
-                        .filter(|k| !reference.contains_key(**k))
+                        .filter(|k| !reference.contains_key(*k))
                         .map(|k| format!("{k:?}: only here")),
                 );
                 if !diffs.is_empty() {
@@ -511,7 +493,7 @@ impl Sim {
                 }
             }
         }
-        let passed = if failures.is_empty() { 1 } else { 0 };
+        let passed = u64::from(failures.is_empty());
         for (s, f) in failures {
             self.fail(s, f);
         }
@@ -519,19 +501,14 @@ impl Sim {
     }
 
     /// The dkv node in `slot` finished its bootstrap.
-    pub fn check_caught_up(&mut self, slot: usize) -> u64 {
-        let phase = self.node(slot).map(|n| n.bootstrap().phase);
+    pub(crate) fn check_caught_up(&mut self, slot: usize, node: Option<&Node>) -> u64 {
+        let phase = node.map(|n| n.bootstrap().phase);
         if phase == Some(BootstrapPhase::Done) {
             1
         } else {
             self.fail(slot, format!("bootstrap is {phase:?}, not Done"));
             0
         }
-    }
-
-    /// Gets started on `slot` and not completed.
-    pub fn pending_gets(&self, slot: usize) -> usize {
-        self.oracle().pending_gets(slot)
     }
 }
 

@@ -8,11 +8,11 @@
 //! and report net up when they find one, as `dkv-mio` does; a beacon that cannot be
 //! sent is net down.
 
-use crate::net::{ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, Shape};
+use crate::net::{ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, NetEv, Shape};
 use crate::node::{Clock, Core};
-use crate::oracle::{Oracle, Violation, Whereabouts};
+use crate::oracle::{NodeView, Oracle, Violation, Whereabouts};
 use crate::prototype::Prototype;
-use crate::queue::{Ev, Queue, SimTime};
+use crate::queue::{Queue, SimTime};
 use crate::rng::Rng;
 use crate::trace::TraceHash;
 use bytes::Bytes;
@@ -21,6 +21,23 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// Something that happens at a virtual time.
+#[derive(Debug)]
+enum Ev {
+    /// A node's timer: call `handle_timeout` if it is still the armed one.
+    Wake { slot: u32, inc: u32 },
+    /// A node's transport looks for a local address.
+    Detect { slot: u32, inc: u32 },
+    /// Something in the network.
+    Net(NetEv),
+}
+
+impl From<NetEv> for Ev {
+    fn from(ev: NetEv) -> Ev {
+        Ev::Net(ev)
+    }
+}
 
 #[derive(Debug)]
 struct Slot {
@@ -41,7 +58,7 @@ struct Slot {
 /// made on it, so the same calls give the same [`trace_hash`](Self::trace_hash).
 #[derive(Debug)]
 pub struct Sim {
-    q: Queue,
+    q: Queue<Ev>,
     net: Net,
     ids: Rng,
     timings: Timings,
@@ -308,8 +325,52 @@ impl Sim {
         self.oracle.violate(slot, what);
     }
 
-    pub(crate) fn oracle(&self) -> &Oracle {
-        &self.oracle
+    /// Gets started on `slot` and not completed.
+    pub fn pending_gets(&self, slot: usize) -> usize {
+        self.oracle.pending_gets(slot)
+    }
+
+    /// Whether every live dkv node holds the same entries (compared by summary).
+    pub fn identical_dkv_stores(&self) -> bool {
+        let mut summaries = self
+            .live_dkv()
+            .into_iter()
+            .filter_map(|s| self.node(s).map(Node::summary));
+        let Some(first) = summaries.next() else {
+            return true;
+        };
+        summaries.all(|s| s == first)
+    }
+
+    // ---- liveness checks (the oracle's; each returns the checks that passed and
+    // records a violation for each that failed) ----
+
+    /// Every node has its host's address, sees exactly every other live node as a
+    /// peer, and is connected to exactly those.
+    pub fn check_peers(&mut self) -> u64 {
+        self.oracle.set_time(self.now());
+        self.oracle.check_peers(&views(&self.slots, &self.net))
+    }
+
+    /// Every live node (prototypes included) holds each of `keys` with its value.
+    pub fn check_holds(&mut self, keys: &[(String, Bytes)]) -> u64 {
+        self.oracle.set_time(self.now());
+        self.oracle
+            .check_holds(&views(&self.slots, &self.net), keys)
+    }
+
+    /// Every live dkv node holds identical entries, each the highest version it
+    /// ever applied for its key.
+    pub fn check_converged(&mut self) -> u64 {
+        self.oracle.set_time(self.now());
+        self.oracle.check_converged(&views(&self.slots, &self.net))
+    }
+
+    /// The dkv node in `slot` finished its bootstrap.
+    pub fn check_caught_up(&mut self, slot: usize) -> u64 {
+        self.oracle.set_time(self.now());
+        let node = self.slots[slot].core.as_ref().and_then(Core::dkv);
+        self.oracle.check_caught_up(slot, node)
     }
 
     // ---- workload ----
@@ -696,6 +757,23 @@ impl Sim {
             },
         );
     }
+}
+
+/// What the liveness checks see of every running node.
+fn views<'a>(slots: &'a [Slot], net: &Net) -> Vec<NodeView<'a>> {
+    slots
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, s)| {
+            Some(NodeView {
+                slot,
+                core: s.core.as_ref()?,
+                endpoint: net.endpoint(slot),
+                host_ip: net.host_ip(net.host_of(slot)),
+                connected: net.connected(slot),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,31 +13,8 @@ pub mod v2;
 
 pub use v2::{Body, Envelope, Item, Range, Record, Step, Summary};
 
+pub use crate::node_id::NodeId;
 use bytes::Bytes;
-use std::fmt;
-
-/// A node's identity on the wire: 8 raw bytes, any values, fresh at each start.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct NodeId(pub [u8; 8]);
-
-impl NodeId {
-    /// The id as lowercase hex, for logs and humans.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({})", self.to_hex())
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
 
 /// Every message kind: the prototype's five topics, then dkv/2's bodies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
