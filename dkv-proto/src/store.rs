@@ -12,7 +12,7 @@ use crate::range::{key_hash, Item, Range, Summary};
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// The fixed seed of entry digests, so every node on every platform and version
 /// digests alike.
@@ -45,18 +45,19 @@ impl Entry {
 
     /// The digest that summarises this entry of `key_hash` in fingerprints.
     pub fn digest(&self, key_hash: u64) -> u64 {
-        let mut h = Xxh3::with_seed(DIGEST_SEED);
-        h.update(&key_hash.to_be_bytes());
-        h.update(&self.version.ts.0.to_be_bytes());
-        h.update(&self.version.node.0);
-        match &self.value {
-            None => h.update(&[0]),
-            Some(v) => {
-                h.update(&[1]);
-                h.update(v);
-            }
-        }
-        h.digest()
+        // Two one-shot hashes on the stack: the value, then a fixed-size record of
+        // everything else and the value's hash.
+        let (tag, value) = match &self.value {
+            None => (0, &[][..]),
+            Some(v) => (1, &v[..]),
+        };
+        let mut fixed = [0u8; 33];
+        fixed[..8].copy_from_slice(&xxh3_64_with_seed(value, DIGEST_SEED).to_be_bytes());
+        fixed[8..16].copy_from_slice(&key_hash.to_be_bytes());
+        fixed[16..24].copy_from_slice(&self.version.ts.0.to_be_bytes());
+        fixed[24..32].copy_from_slice(&self.version.node.0);
+        fixed[32] = tag;
+        xxh3_64_with_seed(&fixed, DIGEST_SEED)
     }
 }
 
@@ -202,18 +203,18 @@ impl Store {
             .map(|s| (&*s.key, &s.entry))
     }
 
-    /// Whether `entry` would replace what is held for `key`.
-    pub(crate) fn wins(&self, key: &str, entry: &Entry) -> bool {
-        self.get(key)
-            .is_none_or(|held| entry.merge_order(held) == Ordering::Greater)
+    /// Whether `entry` would replace what is held for `key` (whose hash is `hash`).
+    fn wins_at(&self, hash: u64, key: &str, entry: &Entry) -> bool {
+        self.slot(hash, key)
+            .is_none_or(|held| entry.merge_order(&held.entry) == Ordering::Greater)
     }
 
     /// Keeps `entry` for `key` if it wins the merge; returns whether it did.
     pub(crate) fn merge(&mut self, key: &str, entry: &Entry) -> bool {
-        if !self.wins(key, entry) {
+        let hash = key_hash(key);
+        if !self.wins_at(hash, key, entry) {
             return false;
         }
-        let hash = key_hash(key);
         let digest = entry.digest(hash);
         if let Some(old) = self.take(hash, key) {
             self.unindex(hash, &old);
