@@ -63,6 +63,17 @@ pub enum Output {
     Collected(String),
 }
 
+/// Where an entry being applied comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// This node's own write.
+    Local,
+    /// A prototype's write, versioned by this node's clock.
+    Stamped,
+    /// Another node's entry, with that node's version.
+    Remote,
+}
+
 /// Prototype `set` copies of dkv/2 writes that are expected to arrive: a dkv node
 /// publishes them after the `put` with the same records, on the same socket, so a
 /// receiver learns of them from the `put` first. Bounded: the oldest are forgotten.
@@ -427,6 +438,9 @@ impl Node {
             self.stats.peers_up += 1;
             self.out.push_back(Output::Connect(addr));
         }
+        if let Some(old) = heard.replaced {
+            self.sync.peer_down(now, old);
+        }
         if let Some(id) = id {
             if heard.identified {
                 self.sync.peer_up(now, id);
@@ -478,7 +492,7 @@ impl Node {
                 } else {
                     // A prototype's write: it gets a version here.
                     let ts = self.hlc.tick(self.wall_ms(now));
-                    self.apply(now, key, self.entry_at(ts, Some(value)), false);
+                    self.apply(now, key, self.entry_at(ts, Some(value)), Origin::Stamped);
                 }
             }
             Message::Answer { key, value, .. } => {
@@ -486,7 +500,7 @@ impl Node {
                     version: Version::UNVERSIONED,
                     value: Some(value),
                 };
-                self.apply(now, key, entry, false);
+                self.apply(now, key, entry, Origin::Remote);
             }
             Message::Question { asker, key } => {
                 if let Some(value) = self.value(&key).filter(|v| !v.is_empty()) {
@@ -527,7 +541,7 @@ impl Node {
                         let copy = r.entry.value.as_deref().unwrap_or_default();
                         self.echoes.expect(&r.key, copy);
                     }
-                    self.apply(now, r.key, r.entry, false);
+                    self.apply(now, r.key, r.entry, Origin::Remote);
                 }
             }
             Body::Ask { key } => {
@@ -590,7 +604,7 @@ impl Node {
                 more,
             } => {
                 for r in records {
-                    self.apply(now, r.key, r.entry, false);
+                    self.apply(now, r.key, r.entry, Origin::Remote);
                 }
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
@@ -622,7 +636,7 @@ impl Node {
         };
         // Stored (and reported) first, then published: a transport that persists
         // writes has one on disk before any peer can hold it.
-        self.apply(now, key, entry, true);
+        self.apply(now, key, entry, Origin::Local);
         self.queue_put(self.peers.any_prototype(), record);
         self.sync_step(now);
     }
@@ -841,8 +855,9 @@ impl Node {
 
     /// Merges `entry` for `key`: a remote version too far ahead is refused; a winner
     /// is stored, completes gets on the key and is reported as [`Output::Applied`].
-    fn apply(&mut self, now: Instant, key: String, entry: Entry, local: bool) {
-        if !local && entry.version != Version::UNVERSIONED {
+    fn apply(&mut self, now: Instant, key: String, entry: Entry, origin: Origin) {
+        let local = origin == Origin::Local;
+        if origin == Origin::Remote && entry.version != Version::UNVERSIONED {
             let wall = self.wall_ms(now);
             if self.hlc.observe(entry.version.ts, wall).is_err() {
                 self.stats.drop_clock_ahead += 1;

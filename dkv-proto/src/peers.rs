@@ -22,6 +22,8 @@ pub(crate) struct Heard {
     pub(crate) new: bool,
     /// The peer's id became known (or changed) with this hello.
     pub(crate) identified: bool,
+    /// The id the endpoint had before this hello, if it changed: that node is gone.
+    pub(crate) replaced: Option<NodeId>,
     /// The peer had been silent for more than two of its intervals: messages to or
     /// from it may have been lost meanwhile.
     pub(crate) after_gap: bool,
@@ -73,6 +75,7 @@ impl Peers {
             if peer.id != Some(id) {
                 if let Some(old) = peer.id.replace(id) {
                     self.by_id.remove(&old);
+                    heard.replaced = Some(old);
                 }
                 if let Some(other) = self.by_id.insert(id, addr) {
                     // The id moved endpoints (a new address): the old one is stale.

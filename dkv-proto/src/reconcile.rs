@@ -24,8 +24,12 @@ use std::time::{Duration, Instant};
 
 /// A range where both sides hold at most this many entries is listed item by item.
 pub const LEAF: u64 = 32;
-/// A pulled range holding more than this is split into sub-ranges pulled in parallel.
+/// A pulled range holding more than this is split into sub-ranges pulled in parallel,
+/// at most two levels down (256 parts).
 const PULL_SPLIT: u64 = 4096;
+/// Ranges queued or in flight in one pull at most; what does not fit is found by the
+/// next session.
+const PULL_RANGES: usize = 4096;
 /// Pull requests in flight at once.
 const PULL_WINDOW: usize = 8;
 /// The most bytes of records one push carries (a larger single record goes alone).
@@ -62,6 +66,14 @@ struct Pulling {
     peer: NodeId,
     queue: VecDeque<(Range, Option<u64>)>,
     in_flight: BTreeMap<u64, (Range, Instant)>,
+    /// Every range queued or in flight, to skip ranges already covered.
+    ranges: BTreeSet<Range>,
+}
+
+impl Pulling {
+    fn covers(&self, r: Range) -> bool {
+        (0..=r.level()).any(|l| self.ranges.contains(&r.ancestor(l)))
+    }
 }
 
 /// Reconciliation state: sessions this node started, the pull under way, fetches in
@@ -226,7 +238,17 @@ impl Reconciler {
         let mut send = Vec::new();
         if let Some(pulling) = &mut self.pulling {
             let before = pulling.in_flight.len();
-            pulling.in_flight.retain(|_, (_, at)| *at > now);
+            let expired: Vec<u64> = pulling
+                .in_flight
+                .iter()
+                .filter(|(_, (_, at))| *at <= now)
+                .map(|(r, _)| *r)
+                .collect();
+            for request in expired {
+                if let Some((range, _)) = pulling.in_flight.remove(&request) {
+                    pulling.ranges.remove(&range);
+                }
+            }
             self.counters.pulls_timed_out += (before - pulling.in_flight.len()) as u64;
             send.extend(self.fill_window(now));
         }
@@ -501,14 +523,17 @@ impl Reconciler {
                     peer: from,
                     queue: VecDeque::new(),
                     in_flight: BTreeMap::new(),
+                    ranges: BTreeSet::new(),
                 });
             }
         }
         self.counters.ranges_pulled += 1;
-        // Split big ranges so pages of several sub-ranges flow at once.
+        // Split big ranges so pages of several sub-ranges flow at once. The count is
+        // the peer's claim: the split is bounded whatever it says.
+        let deepest = range.level().saturating_add(2).min(Range::MAX_LEVEL);
         let mut level = range.level();
         let mut expected = theirs.count;
-        while expected > PULL_SPLIT && level < Range::MAX_LEVEL {
+        while expected > PULL_SPLIT && level < deepest {
             level += 1;
             expected /= 16;
         }
@@ -519,13 +544,22 @@ impl Reconciler {
                 .flat_map(|r| r.children().into_iter().flatten())
                 .collect();
         }
+        let mut full = false;
         if let Some(p) = &mut self.pulling {
-            let covered = |r: &Range| {
-                p.queue.iter().any(|(q, _)| q.covers(*r))
-                    || p.in_flight.values().any(|(q, _)| q.covers(*r))
-            };
-            let fresh: Vec<Range> = parts.into_iter().filter(|r| !covered(r)).collect();
-            p.queue.extend(fresh.into_iter().map(|r| (r, None)));
+            for part in parts {
+                if p.covers(part) {
+                    continue;
+                }
+                if p.ranges.len() >= PULL_RANGES {
+                    full = true;
+                    break;
+                }
+                p.ranges.insert(part);
+                p.queue.push_back((part, None));
+            }
+        }
+        if full {
+            self.after_pull.insert(from);
         }
         self.fill_window(now)
     }
@@ -644,8 +678,11 @@ impl Reconciler {
             return Vec::new();
         };
         self.counters.pull_pages += 1;
-        if let Some(after) = more {
-            p.queue.push_front((range, Some(after)));
+        match more {
+            Some(after) => p.queue.push_front((range, Some(after))),
+            None => {
+                p.ranges.remove(&range);
+            }
         }
         self.fill_window(now)
     }
