@@ -130,6 +130,30 @@ fn a_peer_due_while_its_session_runs_leaves_a_deadline_in_the_past() {
 }
 
 #[test]
+fn an_id_replaced_at_its_endpoint_leaves_its_session_due_with_no_dkv_peer_live() {
+    // Found by the fuzzer (29 bytes, minimized): peer-one's session runs and a net
+    // up makes it due; a hello from the same endpoint with id "peer two" replaces
+    // the id without ending peer-one's reconciliation state; once peer two times
+    // out no dkv peer is live, yet peer-one's stale due entry keeps poll_timeout in
+    // the past until its session times out.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("regressions/node/known-bug-due-after-id-replaced");
+    let data = std::fs::read(path).expect("regression file");
+    let strict = KnownBugs {
+        due_while_session_runs: false,
+        ..KNOWN_BUGS
+    };
+    let failure = node_failure(&data, strict);
+    assert!(
+        failure
+            .as_deref()
+            .is_some_and(|m| m.contains("still due after handle_timeout")),
+        "the bug seems fixed in dkv-proto (strict run: {failure:?})"
+    );
+    assert_eq!(node_failure(&data, KNOWN_BUGS), None);
+}
+
+#[test]
 fn sync_steps_claiming_huge_counts_are_kept_as_regressions() {
     // Shown in tests/known_bug_pull_split.rs (strict, it exhausts memory); here the
     // inputs that trigger it are kept and pass tolerated.

@@ -37,8 +37,11 @@ pub struct KnownBugs {
     /// periodic pick) while a session with it runs stays in `due` with its past time:
     /// `poll_timeout` returns that instant until the session ends (up to
     /// `sync_timeout`), so a transport calls `handle_timeout` in a busy loop.
-    /// Tolerated: a deadline still due after `handle_timeout` passes if a dkv peer is
-    /// live and firing again changes nothing; time then moves on in 10 ms steps.
+    /// A hello that replaces an endpoint's id leaves the old id's session and `due`
+    /// entry behind too (no `peer_down` for it), so this also happens with no dkv
+    /// peer live. Tolerated: a deadline still due after `handle_timeout` passes if a
+    /// dkv id was heard and firing again changes nothing; time then moves on in
+    /// 10 ms steps.
     pub due_while_session_runs: bool,
 }
 
