@@ -359,12 +359,44 @@ impl Harness {
         self.wall.ms(self.now)
     }
 
+    /// Tombstones past the horizon may be collected (in `handle_timeout`, after get
+    /// timeouts and before reconciliation); nothing else vanishes. Removes what the
+    /// node collected from the model and the view, and returns it.
+    fn collect_gone(&mut self) -> BTreeMap<String, Entry> {
+        self.max_wall_ms = self.max_wall_ms.max(self.wall_ms());
+        let cutoff = ts_at(self.max_wall_ms.saturating_sub(self.horizon_ms));
+        // The view, not the model: the model already holds this step's predictions.
+        let gone: Vec<String> = self
+            .view
+            .keys()
+            .filter(|k| self.node.entry(k).is_none())
+            .cloned()
+            .collect();
+        let mut collected = BTreeMap::new();
+        for key in gone {
+            let entry = self.view.remove(&key).expect("a view key");
+            assert!(entry.value.is_none(), "{key:?} vanished, not a tombstone");
+            assert!(
+                entry.version.ts < cutoff,
+                "tombstone of {key:?} collected early"
+            );
+            if self.model.store.get(&key) == Some(&entry) {
+                self.model.store.remove(&key);
+            }
+            collected.insert(key, entry);
+        }
+        collected
+    }
+
     /// Drains the outputs, checking each in order, then checks the node-wide
     /// invariants. Returns what was published.
     fn drain(&mut self) -> Vec<Message> {
+        let collected = self.collect_gone();
         let outputs: Vec<Output> = std::iter::from_fn(|| self.node.poll_output()).collect();
         if self.trace {
             outputs.iter().for_each(|o| eprintln!("    -> {o:?}"));
+            let entries: Vec<_> = self.node.entries().collect();
+            eprintln!("    store {entries:?} summary {:?}", self.node.summary());
         }
         let mut published = Vec::new();
         let mut datagrams = Vec::new();
@@ -404,7 +436,11 @@ impl Harness {
                         done.value == e.and_then(|e| e.value.clone())
                             && done.version == e.map(|e| e.version)
                     };
-                    if !matches(self.view.get(&key)) {
+                    // A get that timed out as its tombstone was collected saw it.
+                    let seen = |e: Option<&Entry>| {
+                        matches(e) || collected.get(&key).is_some_and(|c| matches(Some(c)))
+                    };
+                    if !seen(self.view.get(&key)) {
                         // Completed by an arriving entry, whose Applied follows the
                         // completions it causes.
                         let next = outputs[i + 1..]
@@ -435,7 +471,7 @@ impl Harness {
         self.check_datagrams(&datagrams);
         self.check_puts(&published, &local);
         let changed = outputs.iter().any(|o| matches!(o, Output::Applied(_)));
-        self.check_state(changed);
+        self.check_state(changed, collected.len());
         published
     }
 
@@ -581,8 +617,7 @@ impl Harness {
     }
 
     /// Node-wide invariants, after every drain.
-    fn check_state(&mut self, store_changed: bool) {
-        self.max_wall_ms = self.max_wall_ms.max(self.wall_ms());
+    fn check_state(&mut self, store_changed: bool, collected_now: usize) {
         let stats = self.node.stats();
         let collected = if stats == self.stats {
             0
@@ -591,27 +626,8 @@ impl Harness {
             stats.tombstones_collected - self.stats.tombstones_collected
         };
         self.stats = stats;
+        assert_eq!(collected, collected_now as u64, "tombstones_collected");
 
-        // Tombstones past the horizon may be collected; nothing else vanishes.
-        let cutoff = ts_at(self.max_wall_ms.saturating_sub(self.horizon_ms));
-        let gone: Vec<String> = self
-            .model
-            .store
-            .keys()
-            .filter(|k| self.node.entry(k).is_none())
-            .cloned()
-            .collect();
-        for key in &gone {
-            let entry = &self.model.store[key];
-            assert!(entry.value.is_none(), "{key:?} vanished, not a tombstone");
-            assert!(
-                entry.version.ts < cutoff,
-                "tombstone of {key:?} collected early"
-            );
-            self.model.store.remove(key);
-            self.view.remove(key);
-        }
-        assert_eq!(collected, gone.len() as u64, "tombstones_collected");
         let mut held = 0;
         for (key, entry) in self.node.entries() {
             held += 1;
@@ -626,7 +642,7 @@ impl Harness {
             self.view, self.model.store,
             "the store differs from Applied"
         );
-        if store_changed || !gone.is_empty() {
+        if store_changed || collected_now > 0 {
             let store = &self.model.store;
             assert_eq!(self.node.summary(), summary(store, Range::ROOT), "summary");
             let tombstones = store.values().filter(|e| e.value.is_none()).count();
