@@ -1,5 +1,5 @@
 //! The byte format every target reads its structure from: single bytes,
-//! little-endian `u16`s and length-prefixed byte strings, read leniently so that
+//! little-endian `u16`s and `u64`s, and length-prefixed byte strings, read leniently so that
 //! any input at all is a valid (possibly short) program, and written by
 //! [`Writer`] so that seeds can be built from typed values.
 
@@ -34,6 +34,16 @@ impl<'a> Reader<'a> {
         let low = self.u8()?;
         let high = self.u8().unwrap_or(0);
         Some(u16::from_le_bytes([low, high]))
+    }
+
+    /// The next eight bytes as a little-endian `u64`; missing high bytes are zero.
+    pub fn u64(&mut self) -> Option<u64> {
+        let low = self.u8()?;
+        let mut bytes = [low, 0, 0, 0, 0, 0, 0, 0];
+        for b in &mut bytes[1..] {
+            *b = self.u8().unwrap_or(0);
+        }
+        Some(u64::from_le_bytes(bytes))
     }
 
     /// A length-prefixed byte string: a length byte below `0xff`, or `0xff` and a
@@ -74,6 +84,12 @@ impl Writer {
         self
     }
 
+    /// Appends a little-endian `u64`.
+    pub fn u64(mut self, value: u64) -> Writer {
+        self.data.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
     /// Appends a length-prefixed byte string.
     pub fn bytes(mut self, value: &[u8]) -> Writer {
         let value = &value[..value.len().min(usize::from(u16::MAX))];
@@ -106,6 +122,7 @@ mod tests {
         let data = Writer::new()
             .u8(9)
             .u16(0xbeef)
+            .u64(0x0123_4567_89ab_cdef)
             .bytes(b"abc")
             .bytes(&long)
             .bytes(&[0xff; 254])
@@ -113,11 +130,19 @@ mod tests {
         let mut r = Reader::new(&data);
         assert_eq!(r.u8(), Some(9));
         assert_eq!(r.u16(), Some(0xbeef));
+        assert_eq!(r.u64(), Some(0x0123_4567_89ab_cdef));
         assert_eq!(r.bytes(), Some(&b"abc"[..]));
         assert_eq!(r.bytes(), Some(&long[..]));
         assert_eq!(r.bytes(), Some(&[0xff; 254][..]));
         assert!(r.is_empty());
         assert_eq!(r.u8(), None);
+    }
+
+    #[test]
+    fn a_short_u64_takes_what_is_left_as_its_low_bytes() {
+        let mut r = Reader::new(&[1, 2]);
+        assert_eq!(r.u64(), Some(0x0201));
+        assert_eq!(r.u64(), None);
     }
 
     #[test]

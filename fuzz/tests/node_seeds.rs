@@ -61,3 +61,78 @@ fn shutdown_seed_disconnects_every_peer() {
     let s = stats_of("shutdown-with-peers");
     assert_eq!((s.peers_up, s.peers_down), (2, 2));
 }
+
+#[test]
+fn delete_seeds_complete_gets_and_hide_the_key_from_prototypes() {
+    let s = stats_of("delete-then-get-completes-deleted");
+    assert_eq!((s.deletes, s.gets_hit), (1, 1));
+    let s = stats_of("deleted-key-neither-listed-nor-answered");
+    assert_eq!((s.in_list, s.out_list_answer), (1, 1));
+    assert_eq!((s.in_question, s.out_answer), (1, 0));
+}
+
+#[test]
+fn tombstone_seeds_collect_the_tombstone_after_the_horizon() {
+    assert_eq!(
+        stats_of("short-horizon-collects-tombstone").tombstones_collected,
+        1
+    );
+    assert_eq!(
+        stats_of("wall-clock-forward-then-collect").tombstones_collected,
+        1
+    );
+}
+
+#[test]
+fn hello_seeds_identify_a_dkv_peer_and_reconcile_with_it() {
+    let s = stats_of("hello-identifies-and-syncs");
+    assert_eq!((s.hellos_in, s.peers_up), (1, 1));
+    assert!(s.sync_sessions_started >= 1);
+    assert_eq!(stats_of("hello-own-id-ignored").beacons_own, 1);
+    assert_eq!(
+        stats_of("legacy-question-from-dkv-dropped").drop_legacy_from_dkv,
+        1
+    );
+}
+
+#[test]
+fn put_seeds_apply_refuse_and_ignore_as_the_model_says() {
+    let s = stats_of("put-clock-edges");
+    // Refused: past the edge, an hour ahead, the largest timestamp. Applied: the
+    // edge (by peer two), the full edge, the unversioned entry, the same edge by
+    // peer-one (a higher id: '-' > ' ') and the tie (the same version, a higher value).
+    assert_eq!(s.drop_clock_ahead, 3);
+    assert_eq!(s.entries_applied, 5);
+    let s = stats_of("put-echo-then-set-copy-ignored");
+    assert_eq!((s.echoes_ignored, s.in_set), (2, 3));
+    assert_eq!(stats_of("put-not-ours-ignored").drop_not_ours, 2);
+}
+
+#[test]
+fn request_seeds_are_answered_with_pushes() {
+    assert_eq!(stats_of("ask-answered-with-push").out_push, 1);
+    assert_eq!(stats_of("pull-answered-in-pages").out_push, 2);
+    assert_eq!(stats_of("fetch-answered").out_push, 1);
+    assert_eq!(stats_of("get-answered-by-push").gets_answered, 1);
+}
+
+#[test]
+fn sync_seeds_reach_pulls_fetches_and_completed_sessions() {
+    let s = stats_of("sync-session-round-trip");
+    assert!(s.sync_fetches >= 1 && s.sync_pushes >= 1, "{s:?}");
+    assert!(s.sync_sessions_completed >= 1, "{s:?}");
+    let s = stats_of("sync-pull-of-empty-store");
+    assert_eq!(s.sync_ranges_pulled, 1);
+    assert_eq!(s.sync_pull_pages, 1);
+    assert!(s.out_pull >= 8, "{s:?}");
+    let s = stats_of("sync-responder-splits-and-lists");
+    assert_eq!(s.sync_steps_compared, 3);
+}
+
+#[test]
+fn writes_seeds_publish_puts_with_set_copies_for_prototype_peers() {
+    let s = stats_of("writes-echoed-to-prototype-peer");
+    assert_eq!(s.out_set, 2);
+    let s = stats_of("writes-batched");
+    assert_eq!((s.sets, s.deletes), (2, 1));
+}

@@ -24,7 +24,7 @@ proptest! {
     #[test]
     fn node_holds_for_random_ops_with_short_timings(
         ops in proptest::collection::vec(any::<u8>(), 0..1024),
-        timings in proptest::collection::vec(any::<u8>(), 8),
+        timings in proptest::collection::vec(any::<u8>(), 11),
     ) {
         let mut data = vec![1u8];
         data.extend(timings);

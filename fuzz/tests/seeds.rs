@@ -49,6 +49,85 @@ fn seed_directory_matches_the_generator() {
     }
 }
 
+/// The decode seeds' results.
+fn decoded_seeds() -> Vec<Result<dkv_proto::Message, dkv_proto::DecodeError>> {
+    dkv_fuzz::seeds::all()
+        .iter()
+        .filter(|s| s.target == "decode")
+        .map(|s| dkv_proto::Message::decode(&dkv_fuzz::split_frames(&s.data)))
+        .collect()
+}
+
+#[test]
+fn every_decode_error_has_a_decode_seed() {
+    use dkv_proto::DecodeError::*;
+    let results = decoded_seeds();
+    for err in [
+        Empty,
+        UnknownTopic,
+        BadId,
+        FrameCount,
+        KeyNotUtf8,
+        UnknownVersion,
+        BadBody,
+    ] {
+        assert!(
+            results.contains(&Err(err)),
+            "no decode seed fails with {err:?}"
+        );
+    }
+}
+
+#[test]
+fn dkv2_decode_seeds_reach_both_topics_and_both_step_kinds() {
+    use dkv_proto::wire::{Body, Step};
+    use dkv_proto::Message;
+    let dkv: Vec<_> = decoded_seeds()
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Message::Dkv(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(dkv.iter().any(|e| e.to.is_none()), "no dkv2.all seed");
+    assert!(dkv.iter().any(|e| e.to.is_some()), "no dkv2.to seed");
+    let steps: Vec<&Step> = dkv
+        .iter()
+        .flat_map(|e| match &e.body {
+            Body::Sync { steps, .. } => steps.iter().collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert!(steps.iter().any(|s| matches!(s, Step::Fingerprint { .. })));
+    assert!(steps.iter().any(|s| matches!(s, Step::Items { .. })));
+}
+
+#[test]
+fn every_datagram_outcome_has_a_beacon_seed() {
+    use dkv_proto::{parse_datagram, BeaconError, Datagram};
+    let outcomes: Vec<_> = dkv_fuzz::seeds::all()
+        .into_iter()
+        .filter(|s| s.target == "beacon")
+        .map(|s| parse_datagram(&s.data[1..]))
+        .collect();
+    assert!(outcomes
+        .iter()
+        .any(|o| matches!(o, Ok(Datagram::Beacon(_)))));
+    assert!(outcomes
+        .iter()
+        .any(|o| matches!(o, Ok(Datagram::Hello { .. }))));
+    for err in [
+        BeaconError::NotBeacon,
+        BeaconError::BadPort,
+        BeaconError::BadHello,
+    ] {
+        assert!(
+            outcomes.contains(&Err(err)),
+            "no beacon seed fails with {err:?}"
+        );
+    }
+}
+
 #[test]
 fn every_message_kind_has_a_decode_seed() {
     let seeds = dkv_fuzz::seeds::all();
