@@ -482,6 +482,13 @@ impl Node {
                 self.stats.drop_legacy_from_dkv += 1;
                 return;
             }
+            // Every prototype receives every list_answer (its `list` subscription)
+            // and dies on one meant for another: with a second prototype about, that
+            // one answers instead.
+            Message::List { .. } if self.peers.prototypes() > 1 => {
+                self.stats.drop_list_many_prototypes += 1;
+                return;
+            }
             _ => {}
         }
         self.stats.count_in(msg.kind());
@@ -509,15 +516,8 @@ impl Node {
                 }
             }
             Message::List { asker } => {
-                // Every prototype receives every list_answer (its `list`
-                // subscription) and dies on one meant for another: with a second
-                // prototype about, that one answers instead.
-                if self.peers.prototypes() > 1 {
-                    self.stats.drop_list_many_prototypes += 1;
-                } else {
-                    let keys = self.keys().map(str::to_owned).collect();
-                    self.publish(Message::ListAnswer { asker, keys });
-                }
+                let keys = self.keys().map(str::to_owned).collect();
+                self.publish(Message::ListAnswer { asker, keys });
             }
             Message::ListAnswer { keys, .. } => {
                 let store = &self.store;

@@ -106,7 +106,7 @@ pub enum Counter {
 /// counter added to `dkv-proto` fails the targets until it is classified here
 /// (instead of silently escaping the "exactly one counter" checks).
 pub fn counter(name: &str) -> Counter {
-    const MESSAGE_DROPS: [&str; 11] = [
+    const MESSAGE_DROPS: [&str; 12] = [
         "drop_empty",
         "drop_unknown_topic",
         "drop_bad_id",
@@ -118,6 +118,7 @@ pub fn counter(name: &str) -> Counter {
         "drop_list_answer_not_ours",
         "drop_not_ours",
         "drop_legacy_from_dkv",
+        "drop_list_many_prototypes",
     ];
     const DATAGRAM: [&str; 7] = [
         "beacons_in",

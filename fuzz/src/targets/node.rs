@@ -441,16 +441,23 @@ impl Harness {
                         matches(e) || collected.get(&key).is_some_and(|c| matches(Some(c)))
                     };
                     if !seen(self.view.get(&key)) {
-                        // Completed by an arriving entry, whose Applied follows the
-                        // completions it causes.
-                        let next = outputs[i + 1..]
+                        // Completed by an arriving entry, whose Applied comes just
+                        // before the completions it causes.
+                        let before = outputs[..i]
                             .iter()
+                            .rev()
                             .find(|o| !matches!(o, Output::GetDone(d) if d.key == key));
                         assert!(
-                            matches!(next, Some(Output::Applied(a)) if a.key == key && matches(Some(&a.entry))),
-                            "completion {done:?} matches neither the store nor the entry applied next"
+                            matches!(before, Some(Output::Applied(a)) if a.key == key && matches(Some(&a.entry))),
+                            "completion {done:?} matches neither the store nor the entry applied just before"
                         );
                     }
+                }
+                Output::Collected(key) => {
+                    assert!(
+                        collected.contains_key(key),
+                        "reported {key:?} collected, which it still holds or never held as a tombstone"
+                    );
                 }
                 Output::Applied(applied) => {
                     self.check_applied(applied);
