@@ -59,8 +59,11 @@ mod stats;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
-pub use dkv_proto::{BootstrapPhase, BootstrapProgress, NodeId, Timings, TimingsError};
+pub use dkv_proto::wire::Summary;
+pub use dkv_proto::{
+    BootstrapPhase, BootstrapProgress, Entry, NodeId, Timestamp, Timings, TimingsError, Version,
+};
 pub use error::Error;
-pub use handle::{Dkv, MAX_GET_TIMEOUT};
+pub use handle::{Dkv, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};
-pub use stats::{Stats, TransportStats};
+pub use stats::{Stats, Status, TransportStats};

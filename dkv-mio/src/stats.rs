@@ -1,5 +1,9 @@
-//! Transport counters (sockets, send queue, address checks) and the combined
-//! snapshot a handle returns.
+//! Transport counters (sockets, send queue, address checks), the combined
+//! counters a handle returns, and the operator's snapshot of a node ([`Status`]).
+
+use dkv_proto::wire::Summary;
+use dkv_proto::{BootstrapProgress, Timestamp};
+use std::net::IpAddr;
 
 /// Counters kept by the transport loop, beside the protocol's
 /// [`dkv_proto::Stats`]. All only grow, except the gauge `pub_backlog`. They
@@ -77,4 +81,29 @@ impl Stats {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.proto.iter().chain(self.transport.iter())
     }
+}
+
+/// What an operator needs to know about a node, taken at one instant
+/// ([`Dkv::status`](crate::Dkv::status)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The local address while the net is up.
+    pub local_ip: Option<IpAddr>,
+    /// Live peers.
+    pub peers: usize,
+    /// Live peers a write made now reaches ([`Dkv::ready_peers`](crate::Dkv::ready_peers)).
+    pub ready_peers: usize,
+    /// Keys holding a value.
+    pub keys: usize,
+    /// Deleted keys whose tombstones are still held.
+    pub tombstones: usize,
+    /// The whole store's fingerprint and entry count, tombstones included: two
+    /// nodes with equal summaries hold the same entries.
+    pub summary: Summary,
+    /// The node's clock: every version it issues from now on is above this.
+    pub clock: Timestamp,
+    /// Where the current bootstrap stands.
+    pub bootstrap: BootstrapProgress,
+    /// Every counter.
+    pub stats: Stats,
 }

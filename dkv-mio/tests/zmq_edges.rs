@@ -172,7 +172,8 @@ fn stalled_reader(context: &zmq::Context, node: &Dkv) -> zmq::Socket {
     reader.set_rcvhwm(1).unwrap();
     reader.set_rcvbuf(4096).unwrap();
     reader.set_linger(0).unwrap();
-    reader.set_subscribe(b"set").unwrap();
+    // A dkv node with no prototype peer publishes its writes as dkv/2 `put`s only.
+    reader.set_subscribe(b"dkv2.all").unwrap();
     reader.set_rcvtimeo(50).unwrap();
     reader
         .connect(&format!("tcp://127.0.0.1:{}", node.pub_port()))
@@ -212,7 +213,12 @@ fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
     assert!(t.pub_dropped > 0, "no drop after {sent} big sets: {t:?}");
     assert!(t.pub_backlog <= 8);
     // Every published message is accounted for: sent, waiting, dropped or failed.
-    let published = stats.proto.out_set;
+    let published: u64 = stats
+        .proto
+        .iter()
+        .filter(|(name, _)| name.starts_with("out_"))
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(
         published,
         t.zmq_out + t.pub_backlog + t.pub_dropped + t.pub_send_errors,
@@ -279,6 +285,36 @@ fn own_beacon_from_an_unknown_address_triggers_an_address_check_at_once() {
     assert_eq!(stats.address_checks, checks + 1);
     assert_eq!(stats.address_changes, 1, "the address did not change");
     assert_eq!(node.local_ip().unwrap(), Some(Ipv4Addr::LOCALHOST.into()));
+}
+
+#[test]
+fn own_hello_from_an_unknown_address_triggers_an_address_check_at_once() {
+    // dkv/2 nodes beacon twice per interval: the prototype beacon and a hello with
+    // their id. Either one heard back from an address not ours means the address
+    // may have changed.
+    let node = Dkv::start(sleepy_config()).unwrap();
+    wait_until("the node to be up", || node.local_ip().unwrap().is_some());
+    let before = node.stats().unwrap();
+    let socket = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket
+        .send_to(
+            &dkv_proto::encode_hello(node.pub_port(), node.id()),
+            (dkv_mio::LOOPBACK_BROADCAST, node.beacon_port()),
+        )
+        .unwrap();
+    wait_until("the address to be re-checked", || {
+        node.stats().unwrap().transport.address_checks > before.transport.address_checks
+    });
+    let after = node.stats().unwrap();
+    assert_eq!(
+        after.transport.address_checks,
+        before.transport.address_checks + 1
+    );
+    assert_eq!(after.transport.address_changes, 1, "the address did not change");
+    // The hello carries this node's id: the core knows it for its own.
+    assert_eq!(after.proto.beacons_own, before.proto.beacons_own + 1);
+    assert!(node.peers().unwrap().is_empty());
 }
 
 #[test]
