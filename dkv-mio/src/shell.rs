@@ -116,9 +116,7 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
             }
         }
         "del" => match words(rest).as_slice() {
-            [key] => Request::Del {
-                key: (*key).into(),
-            },
+            [key] => Request::Del { key: (*key).into() },
             _ => return Err("usage: del KEY".into()),
         },
         "get" => {
@@ -446,10 +444,7 @@ mod tests {
 
     #[test]
     fn del_takes_exactly_one_key() {
-        assert_eq!(
-            parse("del k\n"),
-            Ok(Some(Request::Del { key: "k".into() }))
-        );
+        assert_eq!(parse("del k\n"), Ok(Some(Request::Del { key: "k".into() })));
         assert!(parse("del").unwrap_err().contains("usage: del KEY"));
         assert!(parse("del a b").is_err());
         assert!(HELP.contains("del KEY"));

@@ -311,7 +311,10 @@ fn own_hello_from_an_unknown_address_triggers_an_address_check_at_once() {
         after.transport.address_checks,
         before.transport.address_checks + 1
     );
-    assert_eq!(after.transport.address_changes, 1, "the address did not change");
+    assert_eq!(
+        after.transport.address_changes, 1,
+        "the address did not change"
+    );
     // The hello carries this node's id: the core knows it for its own.
     assert_eq!(after.proto.beacons_own, before.proto.beacons_own + 1);
     assert!(node.peers().unwrap().is_empty());
