@@ -327,6 +327,7 @@ fn the_demo_tells_its_story_and_exits_zero() {
     for step in [
         "Discovery",
         "A replicated set",
+        "A replicated delete",
         "A late joiner arrives",
         "A remote get",
         "bootstraps",
