@@ -3,7 +3,8 @@
 //!
 //! Each turn services every source once, whether or not it was signalled: the
 //! command channel, the beacon socket (until `WouldBlock`), the SUB socket (until
-//! a receive finds nothing), the address re-check (which also re-reads the wall
+//! a receive finds nothing), the PUB socket's subscription changes, the address
+//! re-check (which also re-reads the wall
 //! clock) and the node's timers. Every source is drained in bounded batches; the
 //! node's outputs are carried out once per batch of commands, so writes made back
 //! to back can travel in one message. Last, both ZeroMQ sockets are settled
@@ -98,6 +99,7 @@ impl EventLoop {
             }
             busy |= self.read_beacons();
             busy |= self.read_messages();
+            busy |= self.zmq.read_subscriptions(BATCH, &mut self.stats);
             let now = Instant::now();
             if now >= self.next_address_check {
                 self.check_address(now);

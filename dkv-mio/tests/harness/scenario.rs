@@ -350,14 +350,14 @@ pub fn prototype_beside_dkv_nodes(places: [Place; 4], t: Timings) {
         stats.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
     };
     assert!(count(&joiner, "sync_sessions_completed") >= 2, "{joiner:?}");
-    for i in 0..2 {
-        let stats = d[i].stats();
-        assert!(count(&stats, "in_sync") >= 1, "{}: {stats:?}", d[i].name());
+    for node in d[..2].iter_mut() {
+        let stats = node.stats();
+        assert!(count(&stats, "in_sync") >= 1, "{}: {stats:?}", node.name());
         // The joiner's `list` (it saw a prototype peer) is the prototype's to answer.
         assert!(
             count(&stats, "drop_legacy_from_dkv") >= 1,
             "{}: {stats:?}",
-            d[i].name()
+            node.name()
         );
     }
     // Whatever list answers the joiner's bootstrap caused have crossed by now.
