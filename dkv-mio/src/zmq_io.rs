@@ -26,9 +26,10 @@
 //!
 //! # Dead connections
 //! Both sockets send ZMTP heartbeats every beacon interval and drop a connection
-//! silent for a peer timeout, so a half-open TCP connection (a host that vanished,
-//! a cable unplugged at the switch) is closed and re-opened by ZeroMQ instead of
-//! blackholing messages, and never holds the PUB backlog for long.
+//! that leaves one unanswered for half a peer timeout, so a half-open TCP
+//! connection (a host that vanished, a cable unplugged at the switch, a split
+//! switch) is closed and re-opened by ZeroMQ instead of blackholing messages, is
+//! gone before its peer is declared down, and never holds the PUB backlog for long.
 
 #![allow(unsafe_code)]
 
@@ -86,15 +87,18 @@ fn zmq_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-/// Heartbeats every beacon interval; a connection silent for a peer timeout is
-/// dropped (and, on the SUB side, re-opened by ZeroMQ).
+/// Heartbeats every beacon interval; a connection silent for half a peer timeout
+/// after a heartbeat is dropped (and, on the SUB side, re-opened by ZeroMQ). So a
+/// connection cut by a partition is gone before its peer is declared down: when
+/// the peer comes back, its new subscription is reported afresh, and nothing is
+/// sent into the dead connection meanwhile.
 fn set_heartbeats(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
     let ms = |d: Duration| zmq_ms(d).max(1);
     socket
         .set_heartbeat_ivl(ms(config.timings.beacon_interval))
         .map_err(Error::zmq("set ZMQ_HEARTBEAT_IVL"))?;
     socket
-        .set_heartbeat_timeout(ms(config.timings.peer_timeout))
+        .set_heartbeat_timeout(ms(config.timings.peer_timeout / 2))
         .map_err(Error::zmq("set ZMQ_HEARTBEAT_TIMEOUT"))
 }
 
