@@ -5,7 +5,9 @@
 //! command channel, the beacon socket (until `WouldBlock`), the SUB socket (until
 //! a receive finds nothing), the PUB socket's subscription changes, the address
 //! re-check (which also re-reads the wall
-//! clock) and the node's timers. Every source is drained in bounded batches; the
+//! clock) and the node's timers. Every source is drained in bounded batches
+//! (commands and SUB messages also within a time budget, so beacons and timers are
+//! never starved for long); the
 //! node's outputs are carried out once per batch of commands, so writes made back
 //! to back can travel in one message. Last, both ZeroMQ sockets are settled
 //! (pending commands processed, the PUB backlog flushed until `EAGAIN`; see
@@ -34,6 +36,12 @@ pub(crate) const WAKER: Token = Token(3);
 /// At most this many inputs of one source are handled per turn, so no source can
 /// starve the others.
 const BATCH: usize = 1024;
+
+/// Commands and SUB messages stop being handled for the turn after this long, even
+/// short of a batch: a batch of large messages (bootstrap pages) can take seconds,
+/// during which no beacon would be read, yet peer timeouts would fire at the end of
+/// the turn.
+const BUDGET: Duration = Duration::from_millis(5);
 
 /// A read-only look at the node, for queries from the handle.
 pub(crate) type Query = Box<dyn FnOnce(&Node, &TransportStats) + Send>;
@@ -140,7 +148,11 @@ impl EventLoop {
     /// whether to go on, and whether commands remain.
     fn handle_commands(&mut self) -> (Flow, bool) {
         let mut result = (Flow::Continue, true);
+        let start = Instant::now();
         for _ in 0..BATCH {
+            if start.elapsed() >= BUDGET {
+                break;
+            }
             let command = match self.commands.try_recv() {
                 Ok(command) => command,
                 Err(TryRecvError::Empty) => {
@@ -209,9 +221,14 @@ impl EventLoop {
         true
     }
 
-    /// Reads SUB messages until none is ready, or a batch. True if more may wait.
+    /// Reads SUB messages until none is ready, a batch, or [`BUDGET`]. True if more
+    /// may wait.
     fn read_messages(&mut self) -> bool {
+        let start = Instant::now();
         for _ in 0..BATCH {
+            if start.elapsed() >= BUDGET {
+                return true;
+            }
             let Some(frames) = self.zmq.recv() else {
                 return false;
             };
