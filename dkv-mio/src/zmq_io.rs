@@ -102,6 +102,15 @@ fn set_heartbeats(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
         .map_err(Error::zmq("set ZMQ_HEARTBEAT_TIMEOUT"))
 }
 
+/// One received frame, still in ZeroMQ's buffer.
+pub(crate) struct Frame(zmq::Message);
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A dkv node id, as its directed topic carries it.
 type PeerId = [u8; 8];
 
@@ -354,17 +363,31 @@ impl ZmqIo {
         }
     }
 
-    /// Receives one multipart message if one is ready. A non-blocking receive
-    /// that finds nothing processes ZeroMQ's pending commands itself (unthrottled)
-    /// before it reports `EAGAIN`, so no `ZMQ_EVENTS` read is needed per message;
+    /// Receives one multipart message if one is ready, its frames left in
+    /// ZeroMQ's buffers (no copy). A non-blocking receive that finds nothing
+    /// processes ZeroMQ's pending commands itself (unthrottled) before it reports
+    /// `EAGAIN`, so no `ZMQ_EVENTS` read is needed per message;
     /// [`settle`](Self::settle) re-reads it once before the loop sleeps.
-    pub(crate) fn recv(&self) -> Option<Vec<Vec<u8>>> {
-        match self.subscriber.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => Some(frames),
-            Err(zmq::Error::EAGAIN) => None,
-            Err(err) => {
-                tracing::warn!(%err, "SUB receive failed");
-                None
+    pub(crate) fn recv(&self) -> Option<Vec<Frame>> {
+        let mut frames = Vec::new();
+        loop {
+            match self.subscriber.recv_msg(zmq::DONTWAIT) {
+                Ok(frame) => frames.push(Frame(frame)),
+                Err(zmq::Error::EAGAIN) if frames.is_empty() => return None,
+                Err(err) => {
+                    tracing::warn!(%err, "SUB receive failed");
+                    return None;
+                }
+            }
+            // The rest of a multipart message is always there once its first
+            // frame is.
+            match self.subscriber.get_rcvmore() {
+                Ok(true) => {}
+                Ok(false) => return Some(frames),
+                Err(err) => {
+                    tracing::warn!(%err, "SUB receive failed");
+                    return None;
+                }
             }
         }
     }
