@@ -429,12 +429,13 @@ fn own_hello_from_an_unknown_address_triggers_an_address_check_at_once() {
 
 #[test]
 fn a_subscriber_stalled_past_the_peer_timeout_is_cut_off_and_the_backlog_drains() {
-    // Heartbeats every 50 ms; a subscriber that answers none for 1 s is dropped.
+    // Heartbeats every 50 ms; a subscriber that answers none for half a peer
+    // timeout (1.5 s: time enough to fill the queues first) is dropped.
     let config = Config {
         send_hwm: 4,
         send_backlog: 8,
         timings: Timings {
-            peer_timeout: Duration::from_secs(1),
+            peer_timeout: Duration::from_secs(3),
             ..support::timings()
         },
         ..support::config()
