@@ -74,6 +74,10 @@ fn a_scripted_session_prints_exactly_one_line_per_command() {
 get greeting\n\
 get missing 20\n\
 set k2 v2\n\
+set doomed v\n\
+del doomed\n\
+get doomed\n\
+del\n\
 keys\n\
 peers\n\
 \n\
@@ -96,6 +100,10 @@ help\n"
         "hello  world",
         "(nil)",
         "OK",
+        "OK",
+        "OK",
+        "(nil)",
+        "ERR usage: del KEY",
         "greeting k2",
         "", // no peers: an empty line
         // the blank line is no command: no reply
@@ -107,7 +115,7 @@ help\n"
         "ERR timeout: 0 of 1 peers",
         "OK",
         "id=",
-        "commands:",
+        "commands: set KEY VALUE | del KEY |",
         "ERR the line is not valid UTF-8",
         "OK",
         "value",
@@ -122,14 +130,21 @@ help\n"
         assert!(line.starts_with(prefix), "{line:?} should start {prefix:?}");
     }
     assert_eq!(lines[1], "hello  world");
-    assert_eq!(lines[5], "");
-    let stats = &lines[13];
+    assert_eq!(lines[9], "");
+    assert!(lines[15].contains("0 of 1 peers ready"), "{}", lines[15]);
+    let stats = &lines[17];
     for field in [
-        "local_ip=127.0.0.1",
-        "keys=2",
-        "sets=2",
-        "pub_dropped=0",
-        "beacons_sent=",
+        " local_ip=127.0.0.1 ",
+        " keys=2 ",
+        " tombstones=1 ",
+        " fingerprint=",
+        " clock=",
+        " ready_peers=0 ",
+        " sets=3 ",
+        " deletes=1 ",
+        " pub_dropped=0 ",
+        " pub_held=0 ",
+        " beacons_sent=",
     ] {
         assert!(stats.contains(field), "stats lacks {field}: {stats}");
     }
