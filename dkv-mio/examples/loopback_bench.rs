@@ -1,87 +1,192 @@
 //! Figures for dkv-mio on this host over loopback broadcast: replication
-//! throughput, remote get latency, and how fast a late joiner bootstraps many keys.
-//! It prints figures and asserts nothing about speed.
+//! throughput, remote get latency, and how fast a joiner bootstraps a node holding
+//! many keys. It prints figures and asserts nothing about speed.
 //!
-//! Run: `cargo run --release -p dkv-mio --example loopback_bench -- [KEYS]`
-//! (KEYS defaults to 100000).
+//! Run: `cargo run --release -p dkv-mio --example loopback_bench -- [SECTION] [N...]`
+//! - `replication [KEYS]` (default 100000): one node sets KEYS keys, another
+//!   receives them;
+//! - `get [KEYS]` (default 100000): 1000 gets that miss locally, each answered by a
+//!   peer's push;
+//! - `bootstrap [N...]` (default 100000 1000000): a joiner starts next to one node
+//!   holding N keys with 100-byte values; time to hold them all, median of 3 runs;
+//! - `all` (the default): the three, with their defaults.
+//!
+//! `BENCH_RUNS=R` sets the bootstrap runs per size; `BENCH_DEBUG=1` prints the
+//! joiner's status when its bootstrap is done and when it holds every key.
 
-use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv};
+use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, LOOPBACK_BROADCAST};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LIMIT: Duration = Duration::from_secs(120);
+const LIMIT: Duration = Duration::from_secs(300);
+/// Runs per bootstrap size (`BENCH_RUNS` overrides).
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
 
-fn wait(what: &str, mut done: impl FnMut() -> bool) -> Duration {
+/// Polls `done` every `every` until it holds; panics after LIMIT.
+fn wait_every(what: &str, every: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < LIMIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(every);
     }
     start.elapsed()
 }
 
-fn main() {
-    let keys: usize = std::env::args()
-        .nth(1)
-        .map(|arg| arg.parse().expect("KEYS must be a number"))
-        .unwrap_or(100_000);
+fn wait(what: &str, done: impl FnMut() -> bool) -> Duration {
+    wait_every(what, Duration::from_millis(2), done)
+}
+
+fn config() -> Config {
     let port = unused_udp_port().expect("a free UDP port");
     let mut config = Config {
         timings: Config::fast_timings(),
         ..Config::loopback(port)
     };
     config.timings.peer_timeout = Duration::from_secs(2);
-    let a = Dkv::start(config.clone()).unwrap();
-    let b = Dkv::start(config.clone()).unwrap();
-    wait("a and b to meet", || {
-        a.peers().unwrap().len() == 1 && b.peers().unwrap().len() == 1
-    });
-    wait("a's sets to reach b", || {
-        a.set("probe", "x").unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-        b.get_local("probe").unwrap().is_some()
-    });
-    println!("dkv-mio loopback figures ({keys} keys, debug build unless --release)");
+    config
+}
 
-    // Replication: a sets, b receives.
-    let before = b.stats().unwrap().proto.in_set;
+fn keys_held(node: &Dkv) -> usize {
+    node.status().expect("running").keys
+}
+
+/// CPU time the node's thread (named `dkv-<id hex>`, cut to 15 bytes) has used,
+/// from `/proc/self/task/*/schedstat`; `None` where that is not available.
+fn thread_cpu(node: &Dkv) -> Option<Duration> {
+    let name = format!("dkv-{}", node.id().to_hex());
+    let name = &name[..15.min(name.len())];
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+        if comm.trim_end() == name {
+            let sched = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            let ns = sched.split_whitespace().next()?.parse().ok()?;
+            return Some(Duration::from_nanos(ns));
+        }
+    }
+    None
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map_or("n/a".into(), |d| format!("{:.3} s", d.as_secs_f64()))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let section = args.first().map_or("all", String::as_str);
+    let numbers: Vec<usize> = args
+        .iter()
+        .skip(1)
+        .map(|arg| arg.parse().expect("N must be a number"))
+        .collect();
+    let first = |default| numbers.first().copied().unwrap_or(default);
+    println!("dkv-mio loopback figures (debug build unless --release)");
+    match section {
+        "replication" => replication(first(100_000)),
+        "get" => remote_get(first(100_000)),
+        "bootstrap" if numbers.is_empty() => bootstrap(&[100_000, 1_000_000]),
+        "bootstrap" => bootstrap(&numbers),
+        "all" => {
+            replication(100_000);
+            remote_get(100_000);
+            bootstrap(&[100_000, 1_000_000]);
+        }
+        other => panic!("unknown section {other:?}: replication, get, bootstrap or all"),
+    }
+}
+
+/// Two ready nodes; one sets `keys` keys, the other receives them.
+fn replication(keys: usize) {
+    let config = config();
+    let a = Dkv::start(config.clone()).unwrap();
+    let b = Dkv::start(config).unwrap();
+    wait("a and b to be ready", || {
+        a.ready_peers().unwrap().len() == 1 && b.ready_peers().unwrap().len() == 1
+    });
     let start = Instant::now();
     for i in 0..keys {
         a.set(format!("key/{i:07}"), format!("value-{i:07}"))
             .unwrap();
     }
     let queued = start.elapsed();
-    wait("b to receive every set", || {
-        b.stats().unwrap().proto.in_set - before >= keys as u64
-    });
+    wait("b to receive every set", || keys_held(&b) >= keys);
     let took = start.elapsed();
-    let t = a.stats().unwrap().transport;
+    let stats = a.stats().unwrap();
+    let t = &stats.transport;
     println!(
         "replication: {keys} sets a -> b in {:.3} s ({:.0} sets/s; handle calls took {:.3} s; \
-         a's PUB backlogged {} and dropped {})",
+         {} put messages; a's PUB backlogged {} and dropped {})",
         took.as_secs_f64(),
         keys as f64 / took.as_secs_f64(),
         queued.as_secs_f64(),
+        stats.proto.out_put,
         t.pub_backlogged,
         t.pub_dropped
     );
+}
 
-    // Remote get latency: a node that never bootstraps asks for keys it lacks.
-    let mut asker_config = config.clone();
+/// Sends each node the other's prototype beacon (no hello) every 100 ms until
+/// `stop`: each takes the other for a prototype peer, so neither reconciles, and a
+/// get that misses is answered only by the other's reply to its `ask`.
+fn cross_beacons(a: &Dkv, b: &Dkv, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let pairs = [
+        (a.pub_port(), b.beacon_port()),
+        (b.pub_port(), a.beacon_port()),
+    ];
+    std::thread::spawn(move || {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket.set_broadcast(true).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            for (pub_port, beacon_port) in pairs {
+                let beacon = format!("beacon {pub_port}");
+                let _ = socket.send_to(beacon.as_bytes(), (LOOPBACK_BROADCAST, beacon_port));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// Remote gets: a server holding `keys` keys and an asker on beacon ports of their
+/// own, introduced to each other by hand-made beacons so that they do not
+/// reconcile; each get misses locally and is answered by the server's push.
+fn remote_get(keys: usize) {
+    let server = Dkv::start(config()).unwrap();
+    for i in 0..keys {
+        server
+            .set(format!("key/{i:07}"), format!("value-{i:07}"))
+            .unwrap();
+    }
+    wait("the server to hold every key", || {
+        keys_held(&server) >= keys
+    });
+    // No prototype bootstrap (list, then questions) either: only gets ask.
+    let mut asker_config = config();
     asker_config.timings.bootstrap_delay = Duration::from_secs(3600);
     let asker = Dkv::start(asker_config).unwrap();
-    wait("the asker to meet a and b", || {
-        asker.peers().unwrap().len() == 2 && [&a, &b].iter().all(|n| n.peers().unwrap().len() == 2)
-    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let beacons = cross_beacons(&server, &asker, Arc::clone(&stop));
     wait("the asker's first remote get", || {
         asker
-            .get("probe", Some(Duration::from_millis(100)))
+            .get("key/0000000", Some(Duration::from_millis(100)))
             .unwrap()
             .is_some()
     });
-    let samples = 1000.min(keys);
+    let samples = 1000.min(keys - 1);
     let mut latencies = Vec::with_capacity(samples);
     let mut misses = 0;
-    for i in 0..samples {
+    for i in 1..=samples {
         let start = Instant::now();
         let value = asker
             .get(format!("key/{i:07}"), Some(Duration::from_secs(1)))
@@ -89,57 +194,120 @@ fn main() {
         latencies.push(start.elapsed());
         misses += usize::from(value.is_none());
     }
+    stop.store(true, Ordering::Relaxed);
+    beacons.join().unwrap();
     latencies.sort();
     let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100].as_secs_f64() * 1e6;
+    let stats = asker.stats().unwrap().proto;
     println!(
-        "remote get: {samples} gets, p50 {:.0} us, p99 {:.0} us, max {:.0} us, {misses} unanswered",
+        "remote get: {samples} gets that missed locally, p50 {:.0} us, p99 {:.0} us, max {:.0} us, \
+         {misses} unanswered ({} answered by a push; {} pages pulled, {} bootstrap questions)",
         pct(50),
         pct(99),
-        pct(100)
+        pct(100),
+        stats.gets_answered,
+        stats.sync_pull_pages,
+        stats.bootstrap_keys_requested
     );
-    drop(asker);
+}
 
-    // Bootstrap: a late joiner fetches every key.
-    // A list answer of many keys takes a while to cross; settle long enough for it.
-    let mut late_config = config.clone();
-    late_config.timings.bootstrap_settle = Duration::from_secs(1);
-    let late = Dkv::start(late_config).unwrap();
-    let started = Instant::now();
-    let mut fetching_at = None;
-    let mut settled_at = None;
-    wait("the late joiner's bootstrap", || {
-        let phase = late.bootstrap().unwrap().phase;
-        if phase == BootstrapPhase::Fetching && fetching_at.is_none() {
-            fetching_at = Some(started.elapsed());
+/// Bootstrap of `n` keys with 100-byte values for each `n`: a holder is loaded
+/// once; each run starts a fresh joiner next to it and times it from its start and
+/// from when it first sees the holder to holding all `n` keys (and to bootstrap
+/// done).
+fn bootstrap(sizes: &[usize]) {
+    for &n in sizes {
+        let config = config();
+        let holder = Dkv::start(config.clone()).unwrap();
+        let load = Instant::now();
+        let value = "v".repeat(100);
+        for i in 0..n {
+            holder.set(format!("key/{i:08}"), value.clone()).unwrap();
         }
-        if phase == BootstrapPhase::Fetching {
-            // The last moment still fetching; phases may repeat as list answers come.
-            settled_at = Some(started.elapsed());
-        }
-        phase == BootstrapPhase::Done
-    });
-    let held = late.keys().unwrap().len();
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!(
-            "late peers {:?} stats {:?}",
-            late.peers().unwrap(),
-            late.stats().unwrap()
+        wait_every(
+            "the holder to hold every key",
+            Duration::from_millis(20),
+            || keys_held(&holder) >= n,
         );
-        eprintln!("a stats {:?}", a.stats().unwrap());
+        println!(
+            "bootstrap {n}: holder loaded in {:.2} s",
+            load.elapsed().as_secs_f64()
+        );
+        let (mut from_start, mut from_seen, mut done_after) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut joiner_cpu, mut holder_cpu) = (Vec::new(), Vec::new());
+        for run in 1..=runs() {
+            let holder_before = thread_cpu(&holder);
+            let started = Instant::now();
+            let joiner = Dkv::start(config.clone()).unwrap();
+            let mut seen = None;
+            let mut done = None;
+            wait_every(
+                "the joiner to hold every key",
+                Duration::from_millis(1),
+                || {
+                    if seen.is_none() && !joiner.peers().unwrap().is_empty() {
+                        seen = Some(started.elapsed());
+                    }
+                    let status = joiner.status().unwrap();
+                    if done.is_none() && status.bootstrap.phase == BootstrapPhase::Done {
+                        done = Some(started.elapsed());
+                        if std::env::var_os("BENCH_DEBUG").is_some() {
+                            eprintln!("done at {:?}: {status:?}", started.elapsed());
+                        }
+                    }
+                    status.keys >= n
+                },
+            );
+            let all = started.elapsed();
+            let cpu = (thread_cpu(&joiner), thread_cpu(&holder));
+            let cpu = (cpu.0, cpu.1.zip(holder_before).map(|(a, b)| a - b));
+            let seen = seen.unwrap_or(all);
+            wait("the joiner's bootstrap to be done", || {
+                joiner.bootstrap().unwrap().phase == BootstrapPhase::Done
+            });
+            let done = done.unwrap_or_else(|| started.elapsed());
+            let stats = joiner.stats().unwrap();
+            if std::env::var_os("BENCH_DEBUG").is_some() {
+                eprintln!("all keys: {:?}", joiner.status().unwrap());
+            }
+            println!(
+                "bootstrap {n} run {run}: all keys {:.3} s after start, {:.3} s after seeing the \
+                 holder (seen at {:.3} s); bootstrap done at {:.3} s; {} pages, {} pull timeouts, \
+                 {} messages in; thread CPU until then: joiner {}, holder {}",
+                all.as_secs_f64(),
+                (all - seen).as_secs_f64(),
+                seen.as_secs_f64(),
+                done.as_secs_f64(),
+                stats.proto.sync_pull_pages,
+                stats.proto.sync_pulls_timed_out,
+                stats.transport.zmq_in,
+                secs(cpu.0),
+                secs(cpu.1)
+            );
+            joiner_cpu.extend(cpu.0.map(|d| d.as_secs_f64()));
+            holder_cpu.extend(cpu.1.map(|d| d.as_secs_f64()));
+            from_start.push(all.as_secs_f64());
+            from_seen.push((all - seen).as_secs_f64());
+            done_after.push(done.as_secs_f64());
+            joiner.shutdown().unwrap();
+        }
+        let cpu = |v: &mut Vec<f64>| {
+            if v.is_empty() {
+                "n/a".to_string()
+            } else {
+                format!("{:.3} s", median(v))
+            }
+        };
+        println!(
+            "bootstrap {n}: median of {}: {:.3} s from the joiner's start, {:.3} s from \
+             seeing the holder; bootstrap done {:.3} s after start; thread CPU: joiner {}, \
+             holder {}",
+            runs(),
+            median(&mut from_start),
+            median(&mut from_seen),
+            median(&mut done_after),
+            cpu(&mut joiner_cpu),
+            cpu(&mut holder_cpu)
+        );
     }
-    let stats = late.stats().unwrap().proto;
-    let fetch = match (fetching_at, settled_at) {
-        (Some(from), Some(to)) => format!("about {:.3} s", (to - from).as_secs_f64()),
-        _ => "n/a (phase changes too quick to observe)".into(),
-    };
-    println!(
-        "bootstrap: late joiner holds {held} keys; list -> all fetched in {fetch} \
-         ({} listed, {} received, {} unanswered; done {:.3} s after start incl. {} ms delay and {} ms settle)",
-        stats.bootstrap_keys_listed,
-        stats.bootstrap_keys_received,
-        stats.bootstrap_keys_unanswered,
-        started.elapsed().as_secs_f64(),
-        config.timings.bootstrap_delay.as_millis(),
-        1000
-    );
 }

@@ -3,8 +3,13 @@
 //!
 //! Each turn services every source once, whether or not it was signalled: the
 //! command channel, the beacon socket (until `WouldBlock`), the SUB socket (until
-//! a receive finds nothing), the address re-check and the node's timers. Every
-//! source is drained in bounded batches. Last, both ZeroMQ sockets are settled
+//! a receive finds nothing), the PUB socket's subscription changes, the address
+//! re-check (which also re-reads the wall
+//! clock) and the node's timers. Every source is drained in bounded batches
+//! (commands and SUB messages also within a time budget, so beacons and timers are
+//! never starved for long); the
+//! node's outputs are carried out once per batch of commands, so writes made back
+//! to back can travel in one message. Last, both ZeroMQ sockets are settled
 //! (pending commands processed, the PUB backlog flushed until `EAGAIN`; see
 //! `ZmqIo::settle`). The loop then sleeps in `poll` until the nearest deadline,
 //! unless the SUB socket still holds a message or a source stopped at its batch
@@ -15,7 +20,7 @@ use crate::net;
 use crate::stats::TransportStats;
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
-use dkv_proto::{GetId, Node, Output, MAX_BEACON_LEN};
+use dkv_proto::{GetId, Node, Output, Version, MAX_BEACON_LEN};
 use mio::{Events, Poll, Token};
 use std::collections::HashMap;
 use std::io;
@@ -32,8 +37,18 @@ pub(crate) const WAKER: Token = Token(3);
 /// starve the others.
 const BATCH: usize = 1024;
 
+/// Commands and SUB messages stop being handled for the turn after this long, even
+/// short of a batch: a batch of large messages (bootstrap pages) can take seconds,
+/// during which no beacon would be read, yet peer timeouts would fire at the end of
+/// the turn.
+const BUDGET: Duration = Duration::from_millis(5);
+
 /// A read-only look at the node, for queries from the handle.
 pub(crate) type Query = Box<dyn FnOnce(&Node, &TransportStats) + Send>;
+
+/// What a completed get hands back: the live value and the version of the entry
+/// held (a tombstone's too).
+pub(crate) type GetReply = (Option<Bytes>, Option<Version>);
 
 /// What a handle asks of the loop.
 pub(crate) enum Command {
@@ -41,10 +56,13 @@ pub(crate) enum Command {
         key: String,
         value: Bytes,
     },
+    Delete {
+        key: String,
+    },
     Get {
         key: String,
         timeout: Option<Duration>,
-        reply: mpsc::Sender<Option<Bytes>>,
+        reply: mpsc::Sender<GetReply>,
     },
     Query(Query),
     Shutdown,
@@ -63,10 +81,10 @@ pub(crate) struct EventLoop {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) address_check_interval: Duration,
     pub(crate) next_address_check: Instant,
-    pub(crate) gets: HashMap<GetId, mpsc::Sender<Option<Bytes>>>,
+    pub(crate) gets: HashMap<GetId, mpsc::Sender<GetReply>>,
     pub(crate) stats: TransportStats,
-    /// This node's beacon payload, to recognise it when heard back.
-    pub(crate) own_beacon: Vec<u8>,
+    /// This node's beacon and hello payloads, to recognise them when heard back.
+    pub(crate) own_datagrams: [Vec<u8>; 2],
 }
 
 enum Flow {
@@ -89,6 +107,7 @@ impl EventLoop {
             }
             busy |= self.read_beacons();
             busy |= self.read_messages();
+            busy |= self.zmq.read_subscriptions(BATCH, &mut self.stats);
             let now = Instant::now();
             if now >= self.next_address_check {
                 self.check_address(now);
@@ -123,18 +142,32 @@ impl EventLoop {
         self.stop();
     }
 
-    /// Handles up to a batch of commands. Returns whether to go on, and whether
-    /// commands remain.
+    /// Handles up to a batch of commands, then carries out the node's outputs
+    /// (before a query too, so what it reads is consistent). Outputs of back-to-back
+    /// writes are thus carried out together, which lets the node batch them. Returns
+    /// whether to go on, and whether commands remain.
     fn handle_commands(&mut self) -> (Flow, bool) {
+        let mut result = (Flow::Continue, true);
+        let start = Instant::now();
         for _ in 0..BATCH {
+            if start.elapsed() >= BUDGET {
+                break;
+            }
             let command = match self.commands.try_recv() {
                 Ok(command) => command,
-                Err(TryRecvError::Empty) => return (Flow::Continue, false),
-                Err(TryRecvError::Disconnected) => return (Flow::Stop, false),
+                Err(TryRecvError::Empty) => {
+                    result = (Flow::Continue, false);
+                    break;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    result = (Flow::Stop, false);
+                    break;
+                }
             };
             let now = Instant::now();
             match command {
                 Command::Set { key, value } => self.node.set(now, key, value),
+                Command::Delete { key } => self.node.delete(now, key),
                 Command::Get {
                     key,
                     timeout,
@@ -143,12 +176,18 @@ impl EventLoop {
                     let id = self.node.get(now, key, timeout);
                     self.gets.insert(id, reply);
                 }
-                Command::Query(query) => query(&self.node, &self.stats),
-                Command::Shutdown => return (Flow::Stop, false),
+                Command::Query(query) => {
+                    self.drain_outputs();
+                    query(&self.node, &self.stats);
+                }
+                Command::Shutdown => {
+                    result = (Flow::Stop, false);
+                    break;
+                }
             }
-            self.drain_outputs();
         }
-        (Flow::Continue, true)
+        self.drain_outputs();
+        result
     }
 
     /// Reads beacon datagrams until `WouldBlock`, or a batch. True if more may wait.
@@ -160,10 +199,10 @@ impl EventLoop {
                     self.stats.datagrams_in += 1;
                     // recv_from: len <= buf.len()
                     let datagram = &buf[..len];
-                    // Our own beacon from an address we do not know as ours: the
-                    // address changed since the last check. Look now, before the
-                    // node takes its own beacon for a peer's.
-                    if datagram == self.own_beacon.as_slice()
+                    // Our own beacon or hello from an address we do not know as
+                    // ours: the address changed since the last check. Look now,
+                    // before the node takes its own beacon for a peer's.
+                    if self.own_datagrams.iter().any(|own| own == datagram)
                         && self.node.local_ip() != Some(src.ip())
                     {
                         self.check_address(Instant::now());
@@ -182,9 +221,14 @@ impl EventLoop {
         true
     }
 
-    /// Reads SUB messages until none is ready, or a batch. True if more may wait.
+    /// Reads SUB messages until none is ready, a batch, or [`BUDGET`]. True if more
+    /// may wait.
     fn read_messages(&mut self) -> bool {
+        let start = Instant::now();
         for _ in 0..BATCH {
+            if start.elapsed() >= BUDGET {
+                return true;
+            }
             let Some(frames) = self.zmq.recv() else {
                 return false;
             };
@@ -195,10 +239,12 @@ impl EventLoop {
         true
     }
 
-    /// Re-checks the local address and tells the node about a change. (On a new
-    /// address the node re-dials every peer, so SUB connections leave from it.)
+    /// Re-reads the wall clock for the node, re-checks the local address and tells
+    /// the node about a change. (On a new address the node re-dials every peer, so
+    /// SUB connections leave from it.)
     fn check_address(&mut self, now: Instant) {
         self.stats.address_checks += 1;
+        self.node.handle_wall_clock(now, net::unix_ms_now());
         // Cannot overflow: the interval is at most a day
         // (Config::effective_address_check_interval).
         self.next_address_check = now + self.address_check_interval;
@@ -243,9 +289,11 @@ impl EventLoop {
                 Output::GetDone(done) => {
                     if let Some(reply) = self.gets.remove(&done.id) {
                         // The asker may have given up; nothing to do then.
-                        let _ = reply.send(done.value);
+                        let _ = reply.send((done.value, done.version));
                     }
                 }
+                // Nothing is persisted or watched yet.
+                Output::Applied(_) => {}
             }
         }
     }

@@ -5,10 +5,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
 use crate::net;
-use crate::stats::{Stats, TransportStats};
+use crate::stats::{Stats, Status, TransportStats};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
-use dkv_proto::{BootstrapPhase, BootstrapProgress, Node, NodeId};
+use dkv_proto::{BootstrapProgress, Entry, Node, NodeId, Version, WallClock};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 use std::collections::HashMap;
@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 /// The longest timeout [`Dkv::get`] accepts.
 pub const MAX_GET_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest peer timeout (hence beacon interval) [`Dkv::start`] accepts. The
+/// core multiplies both by small factors; far longer ones overflow there.
+pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A running dkv node: one thread that owns its sockets and protocol state.
 ///
@@ -51,7 +55,8 @@ impl Dkv {
     /// the node's thread. On success the node looks for its local address at once
     /// and, once it has one, beacons and bootstraps. On error nothing is left
     /// running. Refused with [`Error::InvalidArgument`]: an empty send backlog,
-    /// a default get timeout above [`MAX_GET_TIMEOUT`], beacon port 0, and a
+    /// a default get timeout above [`MAX_GET_TIMEOUT`], a peer timeout above
+    /// [`MAX_PEER_TIMEOUT`], beacon port 0, and a
     /// bind address that is unspecified, broadcast or
     /// multicast; with [`Error::InvalidTimings`]: timings
     /// [`Timings::validate`](dkv_proto::Timings::validate) rejects.
@@ -66,6 +71,9 @@ impl Dkv {
             return Err(Error::InvalidArgument(
                 "the default get timeout is above 24 hours",
             ));
+        }
+        if config.timings.peer_timeout > MAX_PEER_TIMEOUT {
+            return Err(Error::InvalidArgument("the peer timeout is above 24 hours"));
         }
         if config.beacon_port == 0 {
             return Err(Error::InvalidArgument("the beacon port must be 1..=65535"));
@@ -85,9 +93,15 @@ impl Dkv {
             Some(id) => id,
             None => NodeId(net::random_id().map_err(Error::Random)?),
         };
+        let seed = u64::from_le_bytes(net::random_id().map_err(Error::Random)?);
         let zmq = ZmqIo::new(&config)?;
         let pub_port = zmq.pub_port();
-        let mut proto = dkv_proto::Config::new(id, pub_port);
+        let wall = WallClock {
+            at: Instant::now(),
+            unix_ms: net::unix_ms_now(),
+        };
+        let mut proto = dkv_proto::Config::new(id, pub_port, wall);
+        proto.seed = seed;
         proto.timings = config.timings.clone();
         let node = Node::new(proto);
         zmq.subscribe(&node.subscriptions())?;
@@ -130,7 +144,10 @@ impl Dkv {
             next_address_check: Instant::now(),
             gets: HashMap::new(),
             stats: TransportStats::default(),
-            own_beacon: dkv_proto::encode_beacon(pub_port),
+            own_datagrams: [
+                dkv_proto::encode_beacon(pub_port),
+                dkv_proto::encode_hello(pub_port, id),
+            ],
         };
         let thread = std::thread::Builder::new()
             .name(format!("dkv-{}", id.to_hex()))
@@ -162,7 +179,8 @@ impl Dkv {
         self.beacon_port
     }
 
-    /// Stores `key = value` here and publishes it to every connected peer. Returns
+    /// Stores `key = value` here with a fresh version and publishes it to every
+    /// connected peer; it wins over every write of `key` this node has seen. Returns
     /// once the node has the request, before it is carried out.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
         self.send(Command::Set {
@@ -171,36 +189,80 @@ impl Dkv {
         })
     }
 
+    /// Deletes `key`: stores a tombstone with a fresh version and publishes it. The
+    /// delete replicates and wins like a set (a later set brings the key back);
+    /// prototype peers receive it as a set of an empty value, the closest they
+    /// have. Deleting a key not held is still a delete (it wins over older writes
+    /// elsewhere). Returns once the node has the request, before it is carried out.
+    pub fn delete(&self, key: impl Into<String>) -> Result<(), Error> {
+        self.send(Command::Delete { key: key.into() })
+    }
+
     /// The value of `key`: the local one at once if held, else the first value a
     /// peer answers within `timeout` (`None`: the configured get timeout), which is
-    /// then kept locally. `Ok(None)` when no value arrived in time. Blocks until
-    /// then. A timeout above [`MAX_GET_TIMEOUT`] is an [`Error::InvalidArgument`].
+    /// then kept locally. `Ok(None)` when no value arrived in time, and at once when
+    /// the key is deleted here. Blocks until then. A timeout above
+    /// [`MAX_GET_TIMEOUT`] is an [`Error::InvalidArgument`].
     pub fn get(
         &self,
         key: impl Into<String>,
         timeout: Option<Duration>,
     ) -> Result<Option<Bytes>, Error> {
+        Ok(self.get_entry(key.into(), timeout)?.0)
+    }
+
+    /// Like [`get`](Self::get), with the version of the value: `Some((value,
+    /// version))` when a value is held once the get completes, `None` when the key
+    /// is absent (nothing arrived in time) or deleted. Values learned from a
+    /// prototype's answer carry [`Version::UNVERSIONED`].
+    pub fn get_versioned(
+        &self,
+        key: impl Into<String>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Bytes, Version)>, Error> {
+        Ok(match self.get_entry(key.into(), timeout)? {
+            (Some(value), Some(version)) => Some((value, version)),
+            _ => None,
+        })
+    }
+
+    fn get_entry(
+        &self,
+        key: String,
+        timeout: Option<Duration>,
+    ) -> Result<(Option<Bytes>, Option<Version>), Error> {
         if timeout.is_some_and(|t| t > MAX_GET_TIMEOUT) {
             return Err(Error::InvalidArgument("the get timeout is above 24 hours"));
         }
         let (reply, answer) = mpsc::channel();
         self.send(Command::Get {
-            key: key.into(),
+            key,
             timeout,
             reply,
         })?;
         answer.recv().map_err(|_| Error::Stopped)
     }
 
-    /// The value held locally for `key`, without asking peers.
+    /// The value held locally for `key`, without asking peers; `None` if absent or
+    /// deleted.
     pub fn get_local(&self, key: impl Into<String>) -> Result<Option<Bytes>, Error> {
         let key = key.into();
         self.query(move |node, _| node.value(&key).cloned())
     }
 
-    /// Every key held locally, in key order.
+    /// The entry held locally for `key`, tombstones included (a deleted key gives
+    /// an entry with `value: None`), without asking peers.
+    pub fn entry(&self, key: impl Into<String>) -> Result<Option<Entry>, Error> {
+        let key = key.into();
+        self.query(move |node, _| node.entry(&key).cloned())
+    }
+
+    /// Every key holding a value here (deleted keys left out), sorted by key.
     pub fn keys(&self) -> Result<Vec<String>, Error> {
-        self.query(|node, _| node.keys().map(str::to_owned).collect())
+        let mut keys: Vec<String> =
+            self.query(|node, _| node.keys().map(str::to_owned).collect())?;
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     /// Live peers' PUB endpoints (`ip:port`), in address order.
@@ -208,20 +270,32 @@ impl Dkv {
         self.query(|node, _| node.peers().collect())
     }
 
+    /// The live peers a write made now reaches, in address order: prototype peers,
+    /// and dkv peers this node has completed a reconciliation with since they came
+    /// up (which proves their SUB socket receives this node's messages). A subset
+    /// of [`peers`](Self::peers).
+    pub fn ready_peers(&self) -> Result<Vec<SocketAddr>, Error> {
+        self.query(|node, _| node.ready_peers().collect())
+    }
+
     /// The protocol's and the transport's counters.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.query(snapshot_stats)
     }
 
-    /// Counters, state and sizes taken together in one turn of the loop, for the
-    /// shell's `stats` line (one request instead of five, no key list copied).
-    pub(crate) fn summary(&self) -> Result<Summary, Error> {
-        self.query(|node, transport| Summary {
-            stats: snapshot_stats(node, transport),
-            bootstrap: node.bootstrap().phase,
+    /// Counters, state, sizes, the store's fingerprint and the clock, all taken in
+    /// one turn of the node's loop (no key list copied).
+    pub fn status(&self) -> Result<Status, Error> {
+        self.query(|node, transport| Status {
             local_ip: node.local_ip(),
             peers: node.peers().count(),
-            keys: node.keys().count(),
+            ready_peers: node.ready_peers().count(),
+            keys: node.len(),
+            tombstones: node.tombstones(),
+            summary: node.summary(),
+            clock: node.clock(),
+            bootstrap: node.bootstrap(),
+            stats: snapshot_stats(node, transport),
         })
     }
 
@@ -274,18 +348,9 @@ impl Dkv {
     }
 }
 
-/// A node's counters, bootstrap phase, address and sizes at one instant.
-pub(crate) struct Summary {
-    pub(crate) stats: Stats,
-    pub(crate) bootstrap: BootstrapPhase,
-    pub(crate) local_ip: Option<IpAddr>,
-    pub(crate) peers: usize,
-    pub(crate) keys: usize,
-}
-
 fn snapshot_stats(node: &Node, transport: &TransportStats) -> Stats {
     Stats {
-        proto: node.stats().clone(),
+        proto: node.stats(),
         transport: transport.clone(),
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! This crate runs the [`dkv_proto`] state machine on a real network: UDP broadcast
 //! beacons for discovery and ZeroMQ PUB/SUB for data, all in one thread around a
-//! `mio::Poll`. It speaks the Python prototype's protocol, so dkv nodes and
-//! prototype nodes on one LAN form one cluster.
+//! `mio::Poll`. Values are versioned (last writer wins), deletes replicate, and
+//! peers reconcile their whole stores, so replicas converge after any outage. It
+//! also speaks the Python prototype's protocol, so dkv nodes and prototype nodes on
+//! one LAN form one cluster.
 //!
 //! [`Dkv::start`] starts a node and returns a handle to it; the handle is
 //! `Send + Sync`. The `dkv` binary wraps it in a command line (`dkv node`, `dkv demo`).
@@ -34,6 +36,16 @@
 //! }
 //! assert_eq!(value.as_deref(), Some(&b"hello"[..]));
 //! assert_eq!(bob.keys()?, vec!["greeting".to_string()]);
+//! // Every value carries a version: who wrote it, and when (the last writer wins).
+//! let (_, version) = bob.get_versioned("greeting", None)?.expect("held");
+//! assert_eq!(version.node, alice.id());
+//!
+//! // A delete replicates like a set.
+//! alice.delete("greeting")?;
+//! while bob.get_local("greeting")?.is_some() && Instant::now() < deadline {
+//!     std::thread::sleep(Duration::from_millis(10));
+//! }
+//! assert_eq!(bob.get("greeting", None)?, None);
 //!
 //! bob.shutdown()?;
 //! alice.shutdown()?;
@@ -59,8 +71,11 @@ mod stats;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
-pub use dkv_proto::{BootstrapPhase, BootstrapProgress, NodeId, Timings, TimingsError};
+pub use dkv_proto::wire::Summary;
+pub use dkv_proto::{
+    BootstrapPhase, BootstrapProgress, Entry, NodeId, Timestamp, Timings, TimingsError, Version,
+};
 pub use error::Error;
-pub use handle::{Dkv, MAX_GET_TIMEOUT};
+pub use handle::{Dkv, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};
-pub use stats::{Stats, TransportStats};
+pub use stats::{Stats, Status, TransportStats};

@@ -1,5 +1,6 @@
-//! The UDP side: the beacon socket, local address detection that sends nothing,
-//! and the OS randomness a node id is drawn from.
+//! The UDP side and the host facts a node starts from: the beacon socket, local
+//! address detection that sends nothing, the OS randomness a node id and seed are
+//! drawn from, and the wall clock.
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read};
@@ -59,11 +60,19 @@ pub(crate) fn is_net_down_error(err: &io::Error) -> bool {
     )
 }
 
-/// 8 random bytes from the OS, for a fresh node id.
+/// 8 random bytes from the OS, for a fresh node id or seed.
 pub(crate) fn random_id() -> io::Result<[u8; 8]> {
     let mut id = [0u8; 8];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut id)?;
     Ok(id)
+}
+
+/// The wall clock now, in milliseconds since the Unix epoch (0 for a clock set
+/// before 1970).
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A UDP port that was free a moment ago on `0.0.0.0`, for a beacon port unique to
@@ -96,6 +105,11 @@ mod tests {
             let err = io::Error::from_raw_os_error(errno);
             assert_eq!(is_net_down_error(&err), down, "errno {errno}");
         }
+    }
+
+    #[test]
+    fn the_wall_clock_reads_after_2020() {
+        assert!(unix_ms_now() > 1_577_836_800_000);
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! | request | reply |
 //! | --- | --- |
 //! | `set KEY VALUE` (VALUE: the rest of the line after one space) | `OK` |
-//! | `get KEY [TIMEOUT_MS]` | the value, or `(nil)` |
+//! | `del KEY` | `OK` (the delete replicates like a set) |
+//! | `get KEY [TIMEOUT_MS]` | the value, or `(nil)` (absent or deleted) |
 //! | `keys` | the keys held locally, space-separated; a key that is empty, starts with `"` or holds spaces or control characters is shown quoted and escaped (`"a b"`) |
 //! | `peers` | live peers as `ip:port`, space-separated |
-//! | `stats` | `name=value` pairs, space-separated |
-//! | `wait peers N [TIMEOUT_MS]` | `OK` once at least N peers are up |
+//! | `stats` | `name=value` pairs, space-separated: identity, sizes, `fingerprint=`, `clock=`, every counter |
+//! | `wait peers N [TIMEOUT_MS]` | `OK` once at least N peers are ready (a set made next reaches them) |
 //! | `wait key KEY [TIMEOUT_MS]` | `OK` once KEY is held locally |
 //! | `wait bootstrap [TIMEOUT_MS]` | `OK` once bootstrap is done |
 //! | `help` | the list of requests |
@@ -31,8 +32,9 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// The reply to `help`: every request on one line.
-pub const HELP: &str = "commands: set KEY VALUE | get KEY [TIMEOUT_MS] | keys | peers | stats \
-| wait peers N [TIMEOUT_MS] | wait key KEY [TIMEOUT_MS] | wait bootstrap [TIMEOUT_MS] | help | quit";
+pub const HELP: &str = "commands: set KEY VALUE | del KEY | get KEY [TIMEOUT_MS] | keys | peers \
+| stats | wait peers N [TIMEOUT_MS] | wait key KEY [TIMEOUT_MS] | wait bootstrap [TIMEOUT_MS] \
+| help | quit";
 
 /// One parsed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +45,11 @@ pub enum Request {
         key: String,
         /// The value: the rest of the line.
         value: String,
+    },
+    /// `del KEY`.
+    Del {
+        /// The key.
+        key: String,
     },
     /// `get KEY [TIMEOUT_MS]`.
     Get {
@@ -59,7 +66,7 @@ pub enum Request {
     Stats,
     /// `wait peers N [TIMEOUT_MS]`.
     WaitPeers {
-        /// Peers to wait for.
+        /// Ready peers to wait for.
         count: usize,
         /// How long to wait.
         timeout: Duration,
@@ -108,6 +115,10 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
                 _ => return Err("usage: set KEY VALUE (missing VALUE)".into()),
             }
         }
+        "del" => match words(rest).as_slice() {
+            [key] => Request::Del { key: (*key).into() },
+            _ => return Err("usage: del KEY".into()),
+        },
         "get" => {
             let args = words(rest);
             match args.as_slice() {
@@ -221,6 +232,10 @@ fn run(dkv: &Dkv, request: &Request) -> Result<String, crate::Error> {
             dkv.set(key.clone(), value.clone())?;
             "OK".into()
         }
+        Request::Del { key } => {
+            dkv.delete(key.clone())?;
+            "OK".into()
+        }
         Request::Get { key, timeout } => match dkv.get(key.clone(), *timeout)? {
             Some(value) => display_value(&value),
             None => "(nil)".into(),
@@ -234,16 +249,17 @@ fn run(dkv: &Dkv, request: &Request) -> Result<String, crate::Error> {
             .join(" "),
         Request::Stats => stats_line(dkv)?,
         Request::WaitPeers { count, timeout } => {
-            let mut seen = 0;
+            let (mut ready, mut up) = (0, 0);
             let met = wait_until(*timeout, || {
-                seen = dkv.peers()?.len();
-                Ok(seen >= *count)
+                let status = dkv.status()?;
+                (ready, up) = (status.ready_peers, status.peers);
+                Ok(ready >= *count)
             })?;
             if met {
                 "OK".into()
             } else {
                 let ms = timeout.as_millis();
-                format!("ERR timeout: {seen} of {count} peers after {ms} ms")
+                format!("ERR timeout: {ready} of {count} peers ready after {ms} ms ({up} up)")
             }
         }
         Request::WaitKey { key, timeout } => {
@@ -303,23 +319,32 @@ pub fn phase_name(phase: BootstrapPhase) -> &'static str {
 }
 
 /// The `stats` reply: identity and state first, then every counter.
+/// `fingerprint=` is the whole store's fingerprint (16 hex digits), a dash and its
+/// entry count, tombstones included: two nodes showing the same hold the same
+/// entries.
 fn stats_line(dkv: &Dkv) -> Result<String, crate::Error> {
-    let summary = dkv.summary()?;
-    let local_ip = match summary.local_ip {
+    let status = dkv.status()?;
+    let local_ip = match status.local_ip {
         Some(ip) => ip.to_string(),
         None => "none".into(),
     };
     let mut line = format!(
-        "id={} local_ip={} pub_port={} beacon_port={} peers={} keys={} bootstrap={}",
+        "id={} local_ip={} pub_port={} beacon_port={} peers={} ready_peers={} keys={} \
+         tombstones={} fingerprint={:016x}-{} clock={} bootstrap={}",
         dkv.id(),
         local_ip,
         dkv.pub_port(),
         dkv.beacon_port(),
-        summary.peers,
-        summary.keys,
-        phase_name(summary.bootstrap),
+        status.peers,
+        status.ready_peers,
+        status.keys,
+        status.tombstones,
+        status.summary.fingerprint,
+        status.summary.count,
+        status.clock,
+        phase_name(status.bootstrap.phase),
     );
-    for (name, value) in summary.stats.iter() {
+    for (name, value) in status.stats.iter() {
         let _ = write!(line, " {name}={value}");
     }
     Ok(line)
@@ -415,6 +440,36 @@ mod tests {
     fn huge_timeouts_are_refused_not_overflowed() {
         assert!(parse(&format!("get k {}", u64::MAX)).is_err());
         assert!(parse(&format!("wait peers 1 {}", u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn del_takes_exactly_one_key() {
+        assert_eq!(parse("del k\n"), Ok(Some(Request::Del { key: "k".into() })));
+        assert!(parse("del").unwrap_err().contains("usage: del KEY"));
+        assert!(parse("del a b").is_err());
+        assert!(HELP.contains("del KEY"));
+    }
+
+    #[test]
+    fn a_deleted_key_reads_nil_and_leaves_keys_and_shows_as_a_tombstone() {
+        let port = crate::unused_udp_port().unwrap();
+        let dkv = Dkv::start(crate::Config::loopback(port)).unwrap();
+        for line in ["set a 1", "set b 2", "del a"] {
+            assert_eq!(respond(&dkv, line).0.as_deref(), Some("OK"));
+        }
+        assert_eq!(execute(&dkv, &parse("get a 0").unwrap().unwrap()), "(nil)");
+        assert_eq!(execute(&dkv, &Request::Keys), "b");
+        let stats = execute(&dkv, &Request::Stats);
+        for field in [" keys=1 ", " tombstones=1 ", " deletes=1 ", " sets=2 "] {
+            assert!(stats.contains(field), "no {field:?} in {stats}");
+        }
+        let fingerprint = stats
+            .split(' ')
+            .find_map(|pair| pair.strip_prefix("fingerprint="))
+            .unwrap();
+        let (hex, count) = fingerprint.split_once('-').unwrap();
+        assert_eq!((hex.len(), count), (16, "2"), "{fingerprint}");
+        assert!(u64::from_str_radix(hex, 16).is_ok());
     }
 
     #[test]

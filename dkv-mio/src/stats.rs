@@ -1,8 +1,13 @@
-//! Transport counters (sockets, send queue, address checks) and the combined
-//! snapshot a handle returns.
+//! Transport counters (sockets, send queue, address checks), the combined
+//! counters a handle returns, and the operator's snapshot of a node ([`Status`]).
+
+use dkv_proto::wire::Summary;
+use dkv_proto::{BootstrapProgress, Timestamp};
+use std::net::IpAddr;
 
 /// Counters kept by the transport loop, beside the protocol's
-/// [`dkv_proto::Stats`]. All only grow, except the gauge `pub_backlog`. They
+/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_backlog` and
+/// `pub_holding`. They
 /// are `u64` and grow by one per event, so `+= 1` cannot overflow in practice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
@@ -24,6 +29,17 @@ pub struct TransportStats {
     pub pub_send_errors: u64,
     /// Messages waiting in the local backlog now (a gauge).
     pub pub_backlog: u64,
+    /// Messages for a dkv peer that had not subscribed yet, held until it did.
+    pub pub_held: u64,
+    /// Held messages dropped: their peer did not subscribe within a peer timeout,
+    /// too many were held, or the node stopped.
+    pub pub_held_dropped: u64,
+    /// Messages held now (a gauge).
+    pub pub_holding: u64,
+    /// dkv peers' subscriptions to this node's messages, as the PUB socket saw them.
+    pub subscribes: u64,
+    /// dkv peers' subscriptions withdrawn (their connection closed).
+    pub unsubscribes: u64,
     /// SUB connects to peers.
     pub sub_connects: u64,
     /// SUB disconnects from peers.
@@ -51,6 +67,11 @@ impl TransportStats {
             ("pub_dropped", self.pub_dropped),
             ("pub_send_errors", self.pub_send_errors),
             ("pub_backlog", self.pub_backlog),
+            ("pub_held", self.pub_held),
+            ("pub_held_dropped", self.pub_held_dropped),
+            ("pub_holding", self.pub_holding),
+            ("subscribes", self.subscribes),
+            ("unsubscribes", self.unsubscribes),
             ("sub_connects", self.sub_connects),
             ("sub_disconnects", self.sub_disconnects),
             ("sub_errors", self.sub_errors),
@@ -77,4 +98,29 @@ impl Stats {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.proto.iter().chain(self.transport.iter())
     }
+}
+
+/// What an operator needs to know about a node, taken at one instant
+/// ([`Dkv::status`](crate::Dkv::status)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The local address while the net is up.
+    pub local_ip: Option<IpAddr>,
+    /// Live peers.
+    pub peers: usize,
+    /// Live peers a write made now reaches ([`Dkv::ready_peers`](crate::Dkv::ready_peers)).
+    pub ready_peers: usize,
+    /// Keys holding a value.
+    pub keys: usize,
+    /// Deleted keys whose tombstones are still held.
+    pub tombstones: usize,
+    /// The whole store's fingerprint and entry count, tombstones included: two
+    /// nodes with equal summaries hold the same entries.
+    pub summary: Summary,
+    /// The node's clock: every version it issues from now on is above this.
+    pub clock: Timestamp,
+    /// Where the current bootstrap stands.
+    pub bootstrap: BootstrapProgress,
+    /// Every counter.
+    pub stats: Stats,
 }

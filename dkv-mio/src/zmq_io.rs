@@ -1,5 +1,15 @@
-//! The ZeroMQ side: one PUB socket on a random port and one SUB socket, their
-//! readiness as ZeroMQ reports it, and the PUB send policy.
+//! The ZeroMQ side: one publishing socket on a random port and one SUB socket,
+//! their readiness as ZeroMQ reports it, the send policy, and which dkv peers
+//! subscribe to this node.
+//!
+//! # Who listens
+//! The publishing socket is an XPUB, which to peers is a PUB like the prototype's,
+//! but also reports the subscriptions its subscribers make. Every dkv node
+//! subscribes `dkv2.to <its id>`, so this node knows exactly which dkv peers receive
+//! its messages. A message addressed to a dkv peer that has not subscribed yet (it
+//! has not heard this node's beacon, or its connection is still being made) would
+//! be lost, costing the protocol a session timeout; instead it waits, in order, until
+//! that peer subscribes, for at most a peer timeout (then it is dropped and counted).
 //!
 //! # Send policy
 //! A plain PUB socket silently drops messages for a subscriber whose queue is full.
@@ -16,9 +26,10 @@
 //!
 //! # Dead connections
 //! Both sockets send ZMTP heartbeats every beacon interval and drop a connection
-//! silent for a peer timeout, so a half-open TCP connection (a host that vanished,
-//! a cable unplugged at the switch) is closed and re-opened by ZeroMQ instead of
-//! blackholing messages, and never holds the PUB backlog for long.
+//! that leaves one unanswered for half a peer timeout, so a half-open TCP
+//! connection (a host that vanished, a cable unplugged at the switch, a split
+//! switch) is closed and re-opened by ZeroMQ instead of blackholing messages, is
+//! gone before its peer is declared down, and never holds the PUB backlog for long.
 
 #![allow(unsafe_code)]
 
@@ -26,7 +37,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::stats::TransportStats;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use dkv_proto::wire::v2::TOPIC_TO;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::{c_int, c_void};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -75,24 +87,46 @@ fn zmq_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-/// Heartbeats every beacon interval; a connection silent for a peer timeout is
-/// dropped (and, on the SUB side, re-opened by ZeroMQ).
+/// Heartbeats every beacon interval; a connection silent for half a peer timeout
+/// after a heartbeat is dropped (and, on the SUB side, re-opened by ZeroMQ). So a
+/// connection cut by a partition is gone before its peer is declared down: when
+/// the peer comes back, its new subscription is reported afresh, and nothing is
+/// sent into the dead connection meanwhile.
 fn set_heartbeats(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
     let ms = |d: Duration| zmq_ms(d).max(1);
     socket
         .set_heartbeat_ivl(ms(config.timings.beacon_interval))
         .map_err(Error::zmq("set ZMQ_HEARTBEAT_IVL"))?;
     socket
-        .set_heartbeat_timeout(ms(config.timings.peer_timeout))
+        .set_heartbeat_timeout(ms(config.timings.peer_timeout / 2))
         .map_err(Error::zmq("set ZMQ_HEARTBEAT_TIMEOUT"))
 }
 
-/// The node's two ZeroMQ sockets and the PUB backlog.
+/// One received frame, still in ZeroMQ's buffer.
+pub(crate) struct Frame(zmq::Message);
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A dkv node id, as its directed topic carries it.
+type PeerId = [u8; 8];
+
+/// The node's two ZeroMQ sockets, the PUB backlog, and messages held for dkv peers
+/// not subscribed yet.
 pub(crate) struct ZmqIo {
     publisher: zmq::Socket,
     subscriber: zmq::Socket,
     backlog: VecDeque<Vec<Bytes>>,
     backlog_cap: usize,
+    /// dkv peers whose `dkv2.to <id>` subscription is live on the XPUB socket.
+    subscribed: HashSet<PeerId>,
+    /// Messages for dkv peers not subscribed yet, oldest first, with when held.
+    held: VecDeque<(Instant, PeerId, Vec<Bytes>)>,
+    /// How long a message may be held.
+    hold_limit: Duration,
     pub_port: u16,
     /// How long [`close`](Self::close) gives the last messages.
     close_linger: Duration,
@@ -107,7 +141,7 @@ impl ZmqIo {
     pub(crate) fn new(config: &Config) -> Result<ZmqIo, Error> {
         let context = zmq::Context::new();
         let mut publisher = context
-            .socket(zmq::PUB)
+            .socket(zmq::XPUB)
             .map_err(Error::zmq("create the PUB socket"))?;
         publisher
             .set_linger(0)
@@ -154,6 +188,9 @@ impl ZmqIo {
             subscriber,
             backlog: VecDeque::new(),
             backlog_cap: config.send_backlog,
+            subscribed: HashSet::new(),
+            held: VecDeque::new(),
+            hold_limit: config.timings.peer_timeout,
             pub_port,
             close_linger: config.timings.peer_timeout.min(CLOSE_LINGER_MAX),
             _context: context,
@@ -204,8 +241,25 @@ impl ZmqIo {
         }
     }
 
-    /// Publishes one multipart message under the send policy (module docs).
+    /// Publishes one multipart message under the send policy (module docs); one for
+    /// a dkv peer not subscribed yet is held until it is.
     pub(crate) fn publish(&mut self, frames: Vec<Bytes>, stats: &mut TransportStats) {
+        if let Some(peer) = directed_to(&frames) {
+            if !self.subscribed.contains(&peer) {
+                stats.pub_held += 1;
+                self.held.push_back((Instant::now(), peer, frames));
+                while self.held.len() > self.backlog_cap {
+                    self.held.pop_front();
+                    stats.pub_held_dropped += 1;
+                }
+                stats.pub_holding = self.held.len() as u64;
+                return;
+            }
+        }
+        self.send_or_backlog(frames, stats);
+    }
+
+    fn send_or_backlog(&mut self, frames: Vec<Bytes>, stats: &mut TransportStats) {
         self.flush(stats);
         if self.backlog.is_empty() && self.try_send(&frames, stats) {
             return;
@@ -217,6 +271,67 @@ impl ZmqIo {
             stats.pub_dropped += 1;
         }
         stats.pub_backlog = self.backlog.len() as u64;
+    }
+
+    /// Reads the subscription changes the XPUB socket reports, up to `batch`; a dkv
+    /// peer's new subscription releases the messages held for it, in order. True if
+    /// more may wait.
+    pub(crate) fn read_subscriptions(&mut self, batch: usize, stats: &mut TransportStats) -> bool {
+        for _ in 0..batch {
+            let event = match self.publisher.recv_bytes(zmq::DONTWAIT) {
+                Ok(event) => event,
+                Err(zmq::Error::EAGAIN) => return false,
+                Err(err) => {
+                    tracing::warn!(%err, "XPUB receive failed");
+                    return false;
+                }
+            };
+            // A subscription change: 1 (subscribe) or 0 (unsubscribe), then the topic.
+            let Some((&kind, topic)) = event.split_first() else {
+                continue;
+            };
+            let Some(peer) = peer_of_topic(topic) else {
+                continue;
+            };
+            if kind == 1 {
+                stats.subscribes += 1;
+                self.subscribed.insert(peer);
+                self.release(peer, stats);
+            } else if kind == 0 {
+                stats.unsubscribes += 1;
+                self.subscribed.remove(&peer);
+            }
+        }
+        true
+    }
+
+    /// Publishes, in order, every message held for `peer`.
+    fn release(&mut self, peer: PeerId, stats: &mut TransportStats) {
+        if !self.held.iter().any(|(_, p, _)| *p == peer) {
+            return;
+        }
+        let (mine, others): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, p, _)| *p == peer);
+        self.held = others;
+        stats.pub_holding = self.held.len() as u64;
+        for (_, _, frames) in mine {
+            self.send_or_backlog(frames, stats);
+        }
+    }
+
+    /// Drops held messages older than the hold limit.
+    fn expire_held(&mut self, stats: &mut TransportStats) {
+        let now = Instant::now();
+        while self
+            .held
+            .front()
+            .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) > self.hold_limit)
+        {
+            self.held.pop_front();
+            stats.pub_held_dropped += 1;
+        }
+        stats.pub_holding = self.held.len() as u64;
     }
 
     /// Sends backlogged messages, in order, while the PUB socket takes them.
@@ -248,17 +363,31 @@ impl ZmqIo {
         }
     }
 
-    /// Receives one multipart message if one is ready. A non-blocking receive
-    /// that finds nothing processes ZeroMQ's pending commands itself (unthrottled)
-    /// before it reports `EAGAIN`, so no `ZMQ_EVENTS` read is needed per message;
+    /// Receives one multipart message if one is ready, its frames left in
+    /// ZeroMQ's buffers (no copy). A non-blocking receive that finds nothing
+    /// processes ZeroMQ's pending commands itself (unthrottled) before it reports
+    /// `EAGAIN`, so no `ZMQ_EVENTS` read is needed per message;
     /// [`settle`](Self::settle) re-reads it once before the loop sleeps.
-    pub(crate) fn recv(&self) -> Option<Vec<Vec<u8>>> {
-        match self.subscriber.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => Some(frames),
-            Err(zmq::Error::EAGAIN) => None,
-            Err(err) => {
-                tracing::warn!(%err, "SUB receive failed");
-                None
+    pub(crate) fn recv(&self) -> Option<Vec<Frame>> {
+        let mut frames = Vec::new();
+        loop {
+            match self.subscriber.recv_msg(zmq::DONTWAIT) {
+                Ok(frame) => frames.push(Frame(frame)),
+                Err(zmq::Error::EAGAIN) if frames.is_empty() => return None,
+                Err(err) => {
+                    tracing::warn!(%err, "SUB receive failed");
+                    return None;
+                }
+            }
+            // The rest of a multipart message is always there once its first
+            // frame is.
+            match self.subscriber.get_rcvmore() {
+                Ok(true) => {}
+                Ok(false) => return Some(frames),
+                Err(err) => {
+                    tracing::warn!(%err, "SUB receive failed");
+                    return None;
+                }
             }
         }
     }
@@ -274,11 +403,14 @@ impl ZmqIo {
     /// flushed: a send that still meets `EAGAIN` comes after the commands were
     /// processed, so the pipe's "room again" command arrives later and signals
     /// the descriptor.
+    ///
+    /// The XPUB socket's `POLLIN` (subscription changes to read) is the truth too.
     pub(crate) fn settle(&mut self, stats: &mut TransportStats) -> bool {
+        self.expire_held(stats);
         let sub_ready = has_event(&self.subscriber, zmq::POLLIN);
-        let _ = has_event(&self.publisher, zmq::POLLOUT); // processes PUB commands
+        let pub_ready = has_event(&self.publisher, zmq::POLLIN); // processes its commands
         self.flush(stats);
-        sub_ready
+        sub_ready || pub_ready
     }
 
     /// Before the sockets close: gives the backlog and the messages ZeroMQ still
@@ -297,11 +429,24 @@ impl ZmqIo {
         stats.pub_dropped += self.backlog.len() as u64;
         self.backlog.clear();
         stats.pub_backlog = 0;
+        stats.pub_held_dropped += self.held.len() as u64;
+        self.held.clear();
+        stats.pub_holding = 0;
         let left = deadline.saturating_duration_since(Instant::now());
         if let Err(err) = self.publisher.set_linger(zmq_ms(left)) {
             tracing::warn!(%err, "cannot set PUB linger; queued messages may be lost");
         }
     }
+}
+
+/// The dkv peer a message is addressed to (topic `dkv2.to <id>`), if any.
+fn directed_to(frames: &[Bytes]) -> Option<PeerId> {
+    peer_of_topic(frames.first()?)
+}
+
+/// The id in a `dkv2.to <id>` topic.
+fn peer_of_topic(topic: &[u8]) -> Option<PeerId> {
+    topic.strip_prefix(TOPIC_TO)?.try_into().ok()
 }
 
 /// Reads `ZMQ_EVENTS` (processing the socket's pending commands) and tells whether

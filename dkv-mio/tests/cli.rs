@@ -74,6 +74,10 @@ fn a_scripted_session_prints_exactly_one_line_per_command() {
 get greeting\n\
 get missing 20\n\
 set k2 v2\n\
+set doomed v\n\
+del doomed\n\
+get doomed\n\
+del\n\
 keys\n\
 peers\n\
 \n\
@@ -96,6 +100,10 @@ help\n"
         "hello  world",
         "(nil)",
         "OK",
+        "OK",
+        "OK",
+        "(nil)",
+        "ERR usage: del KEY",
         "greeting k2",
         "", // no peers: an empty line
         // the blank line is no command: no reply
@@ -107,7 +115,7 @@ help\n"
         "ERR timeout: 0 of 1 peers",
         "OK",
         "id=",
-        "commands:",
+        "commands: set KEY VALUE | del KEY |",
         "ERR the line is not valid UTF-8",
         "OK",
         "value",
@@ -122,14 +130,21 @@ help\n"
         assert!(line.starts_with(prefix), "{line:?} should start {prefix:?}");
     }
     assert_eq!(lines[1], "hello  world");
-    assert_eq!(lines[5], "");
-    let stats = &lines[13];
+    assert_eq!(lines[9], "");
+    assert!(lines[15].contains("0 of 1 peers ready"), "{}", lines[15]);
+    let stats = &lines[17];
     for field in [
-        "local_ip=127.0.0.1",
-        "keys=2",
-        "sets=2",
-        "pub_dropped=0",
-        "beacons_sent=",
+        " local_ip=127.0.0.1 ",
+        " keys=2 ",
+        " tombstones=1 ",
+        " fingerprint=",
+        " clock=",
+        " ready_peers=0 ",
+        " sets=3 ",
+        " deletes=1 ",
+        " pub_dropped=0 ",
+        " pub_held=0 ",
+        " beacons_sent=",
     ] {
         assert!(stats.contains(field), "stats lacks {field}: {stats}");
     }
@@ -269,6 +284,49 @@ fn two_node_processes_replicate_and_answer_through_their_pipes() {
     b.quit();
 }
 
+/// `stats` as `name -> value` for its numeric fields.
+fn counters(line: &str) -> std::collections::BTreeMap<String, u64> {
+    line.split(' ')
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+/// The user report "a set made just after `wait peers 1` missed the other node in 4
+/// runs of 6": `wait peers N` now waits for N *ready* peers (this node completed a
+/// reconciliation with them, so their SUB socket receives its messages). A set made
+/// right after it must reach the other node as the set's own `put`, not later by
+/// reconciliation. Six runs, fresh processes each time.
+#[test]
+fn a_set_made_right_after_wait_peers_reaches_the_other_node_in_its_own_put() {
+    for run in 0..6 {
+        let port = dkv_mio::unused_udp_port().unwrap();
+        let mut a = NodeProc::spawn(port);
+        let mut b = NodeProc::spawn(port);
+        assert_eq!(a.cmd("wait peers 1 10000"), "OK", "run {run}");
+        let (a0, b0) = (counters(&a.cmd("stats")), counters(&b.cmd("stats")));
+        assert_eq!(a.cmd("set right-after wait"), "OK");
+        assert_eq!(b.cmd("wait key right-after 5000"), "OK", "run {run}");
+        let (a1, b1) = (counters(&a.cmd("stats")), counters(&b.cmd("stats")));
+        assert!(b1["in_put"] > b0["in_put"], "run {run}: no put arrived");
+        // Not carried by a reconciliation: b pulled and fetched nothing, a pushed
+        // nothing.
+        for (node, before, after, name) in [
+            ("b", &b0, &b1, "sync_ranges_pulled"),
+            ("b", &b0, &b1, "sync_fetches"),
+            ("a", &a0, &a1, "sync_pushes"),
+        ] {
+            assert_eq!(
+                after[name], before[name],
+                "run {run}: {node}'s {name} moved: the set's put was lost"
+            );
+        }
+        assert_eq!(b.cmd("get right-after"), "wait");
+        a.quit();
+        b.quit();
+    }
+}
+
 #[test]
 fn the_demo_tells_its_story_and_exits_zero() {
     let child = dkv()
@@ -284,6 +342,7 @@ fn the_demo_tells_its_story_and_exits_zero() {
     for step in [
         "Discovery",
         "A replicated set",
+        "A replicated delete",
         "A late joiner arrives",
         "A remote get",
         "bootstraps",

@@ -5,7 +5,7 @@
 mod support;
 
 use bytes::Bytes;
-use dkv_mio::{BootstrapPhase, Config, Dkv, Error, MAX_GET_TIMEOUT};
+use dkv_mio::{BootstrapPhase, Config, Dkv, Error, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{cluster, config, connect_fully, wait_until};
@@ -134,7 +134,11 @@ fn a_late_joiner_bootstraps_every_key() {
     );
     let stats = late.stats().unwrap().proto;
     assert_eq!(stats.bootstraps_done, 1);
-    assert!(stats.bootstrap_keys_received >= 300);
+    // Between dkv nodes, bootstrap is reconciliation: the keys are pulled in pages,
+    // not asked for one by one.
+    assert!(stats.entries_applied >= 300, "{stats:?}");
+    assert!(stats.sync_pull_pages >= 1, "{stats:?}");
+    assert_eq!(stats.out_question + stats.out_list, 0, "{stats:?}");
 }
 
 #[test]
@@ -294,7 +298,18 @@ fn a_bind_address_not_on_this_host_fails_to_start_with_a_typed_error() {
 #[test]
 fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
     // A re-check interval (or a beacon interval) too long to add to "now" once
-    // made the loop thread panic at start, and every request after failed.
+    // made the loop thread panic at start, and every request after failed. The
+    // dkv/2 core multiplies the peer timeout, so one above a day is refused.
+    let huge = Config {
+        timings: dkv_mio::Timings {
+            beacon_interval: Duration::MAX / 2,
+            peer_timeout: Duration::MAX,
+            ..support::timings()
+        },
+        ..config()
+    };
+    let err = Dkv::start(huge).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     for config in [
         Config {
             address_check_interval: Some(Duration::MAX),
@@ -302,8 +317,8 @@ fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
         },
         Config {
             timings: dkv_mio::Timings {
-                beacon_interval: Duration::MAX / 2,
-                peer_timeout: Duration::MAX,
+                beacon_interval: MAX_PEER_TIMEOUT / 2,
+                peer_timeout: MAX_PEER_TIMEOUT,
                 ..support::timings()
             },
             ..config()
@@ -391,4 +406,121 @@ fn a_set_made_just_before_shutdown_still_reaches_the_peers() {
         reader.get_local("last words").unwrap().is_some()
     });
     assert_eq!(reader.get_local("last words").unwrap(), Some(value));
+}
+
+#[test]
+fn a_delete_replicates_as_a_tombstone_and_reads_as_none_everywhere() {
+    let config = config();
+    let nodes = cluster(&config, 2);
+    connect_fully(&nodes);
+    nodes[0].set("doomed", "v").unwrap();
+    nodes[0].set("kept", "v").unwrap();
+    wait_until("both keys to reach the other node", || {
+        nodes[1].keys().unwrap().contains(&"kept".to_string())
+            && nodes[1].get_local("doomed").unwrap().is_some()
+    });
+    nodes[1].delete("doomed").unwrap();
+    wait_until("the delete to reach the writer", || {
+        nodes[0]
+            .entry("doomed")
+            .unwrap()
+            .is_some_and(|e| e.is_tombstone())
+    });
+    for node in &nodes {
+        assert_eq!(node.get("doomed", Some(Duration::ZERO)).unwrap(), None);
+        assert_eq!(node.get_versioned("doomed", None).unwrap(), None);
+        assert!(!node.keys().unwrap().contains(&"doomed".to_string()));
+        let entry = node.entry("doomed").unwrap().unwrap();
+        assert_eq!(entry.version.node, nodes[1].id(), "the delete's version");
+        let status = node.status().unwrap();
+        assert_eq!(status.tombstones, 1);
+        assert_eq!(
+            status.stats.proto.deletes,
+            u64::from(node.id() == nodes[1].id())
+        );
+    }
+    wait_until("both stores to have the same summary", || {
+        nodes[0].status().unwrap().summary == nodes[1].status().unwrap().summary
+    });
+    // A later set brings the key back.
+    nodes[0].set("doomed", "again").unwrap();
+    wait_until("the key to come back on the deleter", || {
+        nodes[1].get_local("doomed").unwrap().as_deref() == Some(&b"again"[..])
+    });
+}
+
+#[test]
+fn get_versioned_gives_the_writer_and_a_later_write_a_higher_version() {
+    let config = config();
+    let nodes = cluster(&config, 2);
+    connect_fully(&nodes);
+    nodes[0].set("k", "one").unwrap();
+    let (value, first) = nodes[0].get_versioned("k", None).unwrap().unwrap();
+    assert_eq!((&value[..], first.node), (&b"one"[..], nodes[0].id()));
+    wait_until("the set to replicate", || {
+        nodes[1].get_local("k").unwrap().is_some()
+    });
+    let (_, there) = nodes[1].get_versioned("k", None).unwrap().unwrap();
+    assert_eq!(there, first, "a replica keeps the writer's version");
+    nodes[1].set("k", "two").unwrap();
+    let (value, second) = nodes[1].get_versioned("k", None).unwrap().unwrap();
+    assert_eq!(&value[..], b"two");
+    assert!(second > first, "{second} not above {first}");
+    assert_eq!(second.node, nodes[1].id());
+    assert!(nodes[1].status().unwrap().clock >= second.ts);
+    assert_eq!(
+        nodes[0]
+            .get_versioned("nobody-has-this", Some(Duration::from_millis(50)))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn keys_come_sorted_and_the_status_counts_what_is_held() {
+    let node = Dkv::start(config()).unwrap();
+    for key in ["zebra", "apple", "mango", "banana"] {
+        node.set(key, "v").unwrap();
+    }
+    node.delete("mango").unwrap();
+    assert_eq!(node.keys().unwrap(), vec!["apple", "banana", "zebra"]);
+    let status = node.status().unwrap();
+    assert_eq!((status.keys, status.tombstones), (3, 1));
+    assert_eq!(status.summary.count, 4, "the tombstone counts as an entry");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // The clock stamps versions with wall time.
+    assert!(
+        status.clock.millis().abs_diff(now_ms) < 60_000,
+        "{}",
+        status.clock
+    );
+    assert_eq!((status.peers, status.ready_peers), (0, 0));
+}
+
+#[test]
+fn every_peer_becomes_ready_and_ready_peers_are_live_peers() {
+    let config = config();
+    let nodes = cluster(&config, 3);
+    wait_until("every node to have two ready peers", || {
+        nodes.iter().all(|n| n.ready_peers().unwrap().len() == 2)
+    });
+    for node in &nodes {
+        let peers = node.peers().unwrap();
+        assert!(node
+            .ready_peers()
+            .unwrap()
+            .iter()
+            .all(|p| peers.contains(p)));
+        assert_eq!(node.status().unwrap().ready_peers, 2);
+    }
+    // Ready means a write reaches them now: no repetition needed.
+    nodes[2].set("once", "x").unwrap();
+    wait_until("the one set to reach both others", || {
+        nodes[..2]
+            .iter()
+            .all(|n| n.get_local("once").unwrap().is_some())
+    });
 }

@@ -11,7 +11,9 @@
 mod harness;
 
 use harness::nodes::{Kind, Place, Timings};
-use harness::scenario::{crossfire, interop, must_start, wait_get, wait_keys, worker_dead};
+use harness::scenario::{
+    crossfire, interop, must_start, prototype_beside_dkv_nodes, wait_get, wait_keys, worker_dead,
+};
 use harness::{dkv_or_skip, eventually, free_udp_port, python_or_skip};
 use std::time::{Duration, Instant};
 
@@ -115,6 +117,18 @@ fn dkv_survives_the_list_answer_crossfire_that_kills_the_prototype() {
         "still here"
     );
     assert!(dkv.is_running(), "dkv exited after the crossfire");
+}
+
+/// The rule: one prototype node survives beside any number of dkv nodes, and
+/// they serve each other both ways (see the scenario).
+#[test]
+fn one_prototype_survives_and_interoperates_beside_three_dkv_nodes_over_loopback() {
+    let test = "one_prototype_survives_and_interoperates_beside_three_dkv_nodes_over_loopback";
+    if !python_or_skip(test) || !dkv_or_skip(test) {
+        return;
+    }
+    let p = Place::Loopback(free_udp_port());
+    prototype_beside_dkv_nodes([p; 4], Timings::fast());
 }
 
 /// dkv's pipelined bootstrap against a real prototype peer: the prototype answers a

@@ -1,10 +1,14 @@
 //! The ZeroMQ side under stress, against a raw peer the test controls: bursts must
 //! be drained although ZMQ_FD only signals edges, malformed messages are dropped
-//! and counted, and a full PUB socket backlogs, then drops and counts.
+//! and counted, a full PUB socket backlogs, then drops and counts, and a message for
+//! a dkv peer waits for that peer's subscription (for at most a peer timeout).
 
 mod support;
 
 use dkv_mio::{Config, Dkv, Timings};
+use dkv_proto::wire::v2::TOPIC_TO;
+use dkv_proto::wire::{Body, Envelope};
+use dkv_proto::{Message, NodeId};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +143,104 @@ fn malformed_messages_are_dropped_and_counted_and_the_node_carries_on() {
     assert!(node.keys().unwrap().iter().all(|k| k != "k"));
 }
 
+/// Publishes an `ask` for `key` from dkv id `from` through the raw peer.
+fn ask(peer: &RawPeer, from: [u8; 8], key: &str) {
+    let frames = Message::Dkv(Envelope {
+        to: None,
+        from: NodeId(from),
+        body: Body::Ask { key: key.into() },
+    })
+    .encode();
+    let frames: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+    peer.send(&frames);
+}
+
+/// A SUB socket on the node's PUB socket, subscribed to messages for `id` only.
+fn directed_reader(context: &zmq::Context, node: &Dkv, id: [u8; 8]) -> zmq::Socket {
+    let reader = context.socket(zmq::SUB).unwrap();
+    reader.set_linger(0).unwrap();
+    reader.set_rcvtimeo(5000).unwrap();
+    let mut topic = TOPIC_TO.to_vec();
+    topic.extend_from_slice(&id);
+    reader.set_subscribe(&topic).unwrap();
+    reader
+        .connect(&format!("tcp://127.0.0.1:{}", node.pub_port()))
+        .unwrap();
+    reader
+}
+
+#[test]
+fn a_reply_to_a_dkv_peer_not_subscribed_yet_waits_for_its_subscription() {
+    // A dkv node's SUB socket subscribes only once it has heard this node's beacon:
+    // a reply published before then would be lost and cost a session timeout.
+    let node = Dkv::start(sleepy_config()).unwrap();
+    node.set("k", "held for a while").unwrap();
+    let peer = RawPeer::new();
+    peer.connect_to(&node);
+    let asker = *b"asker-01";
+    ask(&peer, asker, "k");
+    wait_until("the reply to be held", || {
+        node.stats().unwrap().transport.pub_holding == 1
+    });
+    let context = zmq::Context::new();
+    let reader = directed_reader(&context, &node, asker);
+    let frames = reader
+        .recv_multipart(0)
+        .expect("the held reply, once subscribed");
+    match Message::decode(&frames).unwrap() {
+        Message::Dkv(Envelope {
+            to,
+            body: Body::Push { records, .. },
+            ..
+        }) => {
+            assert_eq!(to, Some(NodeId(asker)));
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].key, "k");
+            assert_eq!(
+                records[0].entry.value.as_deref(),
+                Some(&b"held for a while"[..])
+            );
+        }
+        other => panic!("not a push: {other:?}"),
+    }
+    let t = node.stats().unwrap().transport;
+    assert_eq!(
+        (t.pub_held, t.pub_holding, t.subscribes),
+        (1, 0, 1),
+        "{t:?}"
+    );
+    // Subscribed now: the next reply goes out at once.
+    ask(&peer, asker, "k");
+    reader.recv_multipart(0).expect("a second reply");
+    assert_eq!(node.stats().unwrap().transport.pub_held, 1);
+    drop(reader);
+    wait_until("the reader's subscription to be withdrawn", || {
+        node.stats().unwrap().transport.unsubscribes == 1
+    });
+}
+
+#[test]
+fn a_held_message_whose_peer_never_subscribes_is_dropped_after_a_peer_timeout() {
+    let config = Config {
+        timings: Timings {
+            peer_timeout: Duration::from_millis(300),
+            beacon_interval: Duration::from_millis(50),
+            ..sleepy_config().timings
+        },
+        ..sleepy_config()
+    };
+    let node = Dkv::start(config).unwrap();
+    node.set("k", "v").unwrap();
+    let peer = RawPeer::new();
+    peer.connect_to(&node);
+    ask(&peer, *b"never-01", "k");
+    wait_until("the held reply to be dropped", || {
+        node.stats().unwrap().transport.pub_held_dropped == 1
+    });
+    let t = node.stats().unwrap().transport;
+    assert_eq!((t.pub_held, t.pub_holding), (1, 0), "{t:?}");
+}
+
 #[test]
 fn bad_beacons_are_dropped_and_counted() {
     let node = Dkv::start(support::config()).unwrap();
@@ -172,7 +274,8 @@ fn stalled_reader(context: &zmq::Context, node: &Dkv) -> zmq::Socket {
     reader.set_rcvhwm(1).unwrap();
     reader.set_rcvbuf(4096).unwrap();
     reader.set_linger(0).unwrap();
-    reader.set_subscribe(b"set").unwrap();
+    // A dkv node with no prototype peer publishes its writes as dkv/2 `put`s only.
+    reader.set_subscribe(b"dkv2.all").unwrap();
     reader.set_rcvtimeo(50).unwrap();
     reader
         .connect(&format!("tcp://127.0.0.1:{}", node.pub_port()))
@@ -212,10 +315,20 @@ fn a_subscriber_that_stops_reading_fills_the_backlog_then_drops_are_counted() {
     assert!(t.pub_dropped > 0, "no drop after {sent} big sets: {t:?}");
     assert!(t.pub_backlog <= 8);
     // Every published message is accounted for: sent, waiting, dropped or failed.
-    let published = stats.proto.out_set;
+    let published: u64 = stats
+        .proto
+        .iter()
+        .filter(|(name, _)| name.starts_with("out_"))
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(
         published,
-        t.zmq_out + t.pub_backlog + t.pub_dropped + t.pub_send_errors,
+        t.zmq_out
+            + t.pub_backlog
+            + t.pub_dropped
+            + t.pub_send_errors
+            + t.pub_holding
+            + t.pub_held_dropped,
         "{t:?}"
     );
     // Once the stalled reader is gone the backlog drains.
@@ -282,13 +395,47 @@ fn own_beacon_from_an_unknown_address_triggers_an_address_check_at_once() {
 }
 
 #[test]
+fn own_hello_from_an_unknown_address_triggers_an_address_check_at_once() {
+    // dkv/2 nodes beacon twice per interval: the prototype beacon and a hello with
+    // their id. Either one heard back from an address not ours means the address
+    // may have changed.
+    let node = Dkv::start(sleepy_config()).unwrap();
+    wait_until("the node to be up", || node.local_ip().unwrap().is_some());
+    let before = node.stats().unwrap();
+    let socket = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket
+        .send_to(
+            &dkv_proto::encode_hello(node.pub_port(), node.id()),
+            (dkv_mio::LOOPBACK_BROADCAST, node.beacon_port()),
+        )
+        .unwrap();
+    wait_until("the address to be re-checked", || {
+        node.stats().unwrap().transport.address_checks > before.transport.address_checks
+    });
+    let after = node.stats().unwrap();
+    assert_eq!(
+        after.transport.address_checks,
+        before.transport.address_checks + 1
+    );
+    assert_eq!(
+        after.transport.address_changes, 1,
+        "the address did not change"
+    );
+    // The hello carries this node's id: the core knows it for its own.
+    assert_eq!(after.proto.beacons_own, before.proto.beacons_own + 1);
+    assert!(node.peers().unwrap().is_empty());
+}
+
+#[test]
 fn a_subscriber_stalled_past_the_peer_timeout_is_cut_off_and_the_backlog_drains() {
-    // Heartbeats every 50 ms; a subscriber that answers none for 1 s is dropped.
+    // Heartbeats every 50 ms; a subscriber that answers none for half a peer
+    // timeout (1.5 s: time enough to fill the queues first) is dropped.
     let config = Config {
         send_hwm: 4,
         send_backlog: 8,
         timings: Timings {
-            peer_timeout: Duration::from_secs(1),
+            peer_timeout: Duration::from_secs(3),
             ..support::timings()
         },
         ..support::config()

@@ -28,6 +28,20 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
+/// Prints a figure a test measured (a time, a count) where the user sees it, past
+/// libtest's capture, prefixed `FIGURE`.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "FIGURE {line}");
+}
+
+/// The median of `values` (the upper one of an even count); panics if empty.
+pub fn median(values: &[std::time::Duration]) -> std::time::Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
 /// The `dkv` binary built for this test run, if the crate has one.
 pub fn dkv_bin() -> Option<&'static str> {
     option_env!("CARGO_BIN_EXE_dkv")

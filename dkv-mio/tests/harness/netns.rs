@@ -5,6 +5,11 @@
 //! Each host has a default route on its LAN interface, as a DHCP-configured host
 //! would, so the prototype's broadcast address 255.255.255.255 is reachable.
 //!
+//! Faults with every link up: [`Lan::split`] cuts the switch in two or more (each
+//! group of hosts on a bridge of its own, as if the switch were two switches) and
+//! [`Lan::join`] puts it back together; [`Lan::deafen`] stops broadcasts reaching one
+//! host (it hears no beacons, while unicast still flows both ways).
+//!
 //! A [`Lan`] owns its namespaces: dropping it (also while unwinding from a panic)
 //! kills every process left inside them and deletes them. Namespaces left behind by
 //! a test process that died without unwinding are swept by the next [`Lan::new`].
@@ -49,6 +54,8 @@ pub struct Lan {
     hosts: Vec<Host>,
     net: u8,
     namespaces: Vec<String>,
+    /// Bridges made by [`Lan::split`] beside `br0`, deleted by [`Lan::join`].
+    extra_bridges: Vec<String>,
 }
 
 /// Runs `ip` with `args`; the error carries its stderr.
@@ -124,6 +131,7 @@ impl Lan {
             hosts: Vec::new(),
             net,
             namespaces: Vec::new(),
+            extra_bridges: Vec::new(),
         };
         // From here on, an early return drops `lan`, which deletes what exists.
         let br = lan.bridge_ns.clone();
@@ -200,6 +208,91 @@ impl Lan {
         let port = &self.hosts[i].bridge_port;
         ip(&["-n", &self.bridge_ns, "link", "set", port, "up"])?;
         Ok(())
+    }
+
+    /// Splits the switch: the hosts of `groups[0]` stay on `br0`, those of each later
+    /// group move (their bridge ports, links up) to a new bridge of that group's own,
+    /// so each group hears only itself. Hosts in no group stay on `br0`. Undone by
+    /// [`Lan::join`]; a LAN already split is joined first.
+    pub fn split(&mut self, groups: &[&[usize]]) -> Result<(), String> {
+        self.join()?;
+        for (g, group) in groups.iter().enumerate().skip(1) {
+            let bridge = format!("br{g}");
+            ip(&[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "add",
+                &bridge,
+                "type",
+                "bridge",
+            ])?;
+            self.extra_bridges.push(bridge.clone());
+            ip(&["-n", &self.bridge_ns, "link", "set", &bridge, "up"])?;
+            for &i in group.iter() {
+                let port = &self.hosts[i].bridge_port;
+                ip(&[
+                    "-n",
+                    &self.bridge_ns,
+                    "link",
+                    "set",
+                    port,
+                    "master",
+                    &bridge,
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts every host back on `br0` and deletes the bridges [`Lan::split`] made.
+    pub fn join(&mut self) -> Result<(), String> {
+        for host in &self.hosts {
+            ip(&[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "set",
+                &host.bridge_port,
+                "master",
+                "br0",
+            ])?;
+        }
+        for bridge in std::mem::take(&mut self.extra_bridges) {
+            ip(&["-n", &self.bridge_ns, "link", "del", &bridge])?;
+        }
+        Ok(())
+    }
+
+    /// Stops the switch flooding broadcasts, multicast and unknown unicast to host
+    /// `i`: it hears no beacons (so its peers time out for it), while the others
+    /// still hear its beacons and unicast (TCP) still flows both ways. A one-way
+    /// partition of discovery. [`Lan::undeafen`] reverses it.
+    pub fn deafen(&self, i: usize) -> Result<(), String> {
+        self.flood(i, "off")
+    }
+
+    /// Lets broadcasts reach host `i` again.
+    pub fn undeafen(&self, i: usize) -> Result<(), String> {
+        self.flood(i, "on")
+    }
+
+    fn flood(&self, i: usize, on: &str) -> Result<(), String> {
+        let port = &self.hosts[i].bridge_port;
+        let out = Command::new("bridge")
+            .args(["-n", &self.bridge_ns, "link", "set", "dev", port])
+            .args(["flood", on, "mcast_flood", on, "bcast_flood", on])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("bridge link set {port}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "bridge link set {port} flood {on} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
 
     /// Renumbers host `i` to 10.231.x.(100+i) (old address removed, new one added,

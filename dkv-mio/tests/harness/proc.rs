@@ -133,6 +133,51 @@ impl NodeProc {
         assert_eq!(reply, "OK", "{}: set {key} answered {reply:?}", self.name);
     }
 
+    /// `del KEY`; panics unless the reply is `OK`.
+    pub fn del(&mut self, key: &str) {
+        let reply = self.cmd(&format!("del {key}"));
+        assert_eq!(reply, "OK", "{}: del {key} answered {reply:?}", self.name);
+    }
+
+    /// Writes every line at once (as a pipe would deliver them), then collects one
+    /// reply per line; panics if one is missing after [`REPLY_LIMIT`].
+    pub fn pipeline(&mut self, lines: &[String]) -> Vec<String> {
+        if let Ok(stray) = self.lines.try_recv() {
+            panic!("{}: unexpected extra line {stray:?}", self.name);
+        }
+        let mut replies = Vec::with_capacity(lines.len());
+        // Written in chunks, with replies read in between, so neither pipe fills.
+        for chunk in lines.chunks(1000) {
+            let stdin = self.stdin.as_mut().expect("stdin open");
+            let text: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+            stdin
+                .write_all(text.as_bytes())
+                .and_then(|_| stdin.flush())
+                .unwrap_or_else(|e| panic!("{}: writing a pipeline: {e}", self.name));
+            for _ in chunk {
+                match self.lines.recv_timeout(REPLY_LIMIT) {
+                    Ok(reply) => replies.push(reply),
+                    Err(e) => panic!(
+                        "{}: reply {} of a pipeline missing: {e}\n{}",
+                        self.name,
+                        replies.len() + 1,
+                        self.stderr_tail()
+                    ),
+                }
+            }
+        }
+        replies
+    }
+
+    /// The `fingerprint=` field of `stats` (the store's fingerprint and entry count).
+    pub fn fingerprint(&mut self) -> String {
+        let stats = self.stats();
+        stats
+            .get("fingerprint")
+            .cloned()
+            .unwrap_or_else(|| panic!("{}: no fingerprint in stats {stats:?}", self.name))
+    }
+
     /// `get KEY TIMEOUT_MS`: the value, or `None` for `(nil)`.
     pub fn get(&mut self, key: &str, timeout_ms: u64) -> Option<String> {
         let reply = self.cmd(&format!("get {key} {timeout_ms}"));

@@ -1,11 +1,12 @@
 //! Scenarios shared by the loopback and namespace-LAN tests, written once over node
 //! [`Kind`]s and [`Place`]s: interoperation (discovery, sets both ways, remote gets,
-//! bootstrap both ways) and the three-node `list_answer` crossfire.
+//! bootstrap both ways), the three-node `list_answer` crossfire, and one prototype
+//! beside several dkv nodes; plus waits for readiness and for replicas to converge.
 
 use super::eventually;
 use super::nodes::{start, Kind, Place, Timings};
 use super::proc::NodeProc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Poll period for every wait.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -233,4 +234,146 @@ pub fn set_until_seen(
             to.stderr_tail()
         )
     });
+}
+
+/// Waits until `node` (`dkv node`) has `n` ready peers: `wait peers N`.
+pub fn wait_ready(node: &mut NodeProc, n: usize, limit: Duration) {
+    let reply = node.cmd(&format!("wait peers {n} {}", limit.as_millis()));
+    assert_eq!(
+        reply,
+        "OK",
+        "{} never had {n} ready peers\n{}",
+        node.name(),
+        node.stderr_tail()
+    );
+}
+
+/// Asserts a prototype fixture node's worker thread is alive.
+pub fn assert_worker_alive(node: &mut NodeProc, when: &str) {
+    let stats = node.stats();
+    assert_eq!(
+        stats.get("worker_alive").map(String::as_str),
+        Some("1"),
+        "{}'s worker died {when}: {stats:?}\n{}",
+        node.name(),
+        node.stderr_tail()
+    );
+}
+
+/// Polls every node's `fingerprint=` every 20 ms until all are equal; returns how
+/// long that took. Panics after `limit`, showing every node's fingerprint.
+pub fn wait_converged(nodes: &mut [NodeProc], limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = Vec::new();
+    while start.elapsed() < limit {
+        last = nodes.iter_mut().map(|n| n.fingerprint()).collect();
+        if last.windows(2).all(|w| w[0] == w[1]) {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tails: Vec<String> = nodes
+        .iter_mut()
+        .map(|n| {
+            let stats = n.cmd("stats");
+            format!("--- {} ---\n{stats}\n{}", n.name(), n.stderr_tail())
+        })
+        .collect();
+    panic!(
+        "no convergence within {limit:?}: fingerprints {last:?}\n{}",
+        tails.join("\n")
+    );
+}
+
+/// One prototype node beside dkv nodes (`places`: the prototype, two dkv nodes, a
+/// late dkv joiner): the prototype's worker stays alive throughout, while
+/// - a prototype `set` reaches both dkv nodes, and a dkv `set` the prototype;
+/// - a key deleted on a dkv node reads as an empty value on the prototype (the
+///   delete's `set` copy) and `(nil)` on the dkv nodes;
+/// - the dkv nodes converge to one fingerprint (a prototype's set gets a version
+///   of its own at each of them);
+/// - a late dkv joiner bootstraps by reconciliation; the dkv nodes ignore its
+///   `list` (only the prototype answers it, so no `list_answer` for another node
+///   reaches the prototype), and all three converge;
+/// - a fresh prototype, once the first has quit, has its get of a dkv key answered,
+///   bootstraps every live key, and is never offered the deleted one.
+pub fn prototype_beside_dkv_nodes(places: [Place; 4], t: Timings) {
+    let mut p = must_start(Kind::Prototype, "p", places[0], t);
+    let mut d = vec![
+        must_start(Kind::Dkv, "d1", places[1], t),
+        must_start(Kind::Dkv, "d2", places[2], t),
+    ];
+    for node in d.iter_mut() {
+        wait_peers(node, "saw two peers", t.within(6), |peers| peers.len() == 2);
+        wait_ready(node, 2, t.within(8));
+    }
+    wait_peers(&mut p, "saw both dkv nodes", t.within(6), |peers| {
+        peers.len() == 2
+    });
+    assert_worker_alive(&mut p, "at discovery");
+
+    set_until_seen(&mut p, &mut d[0], "from-p", "set on p", t.within(6));
+    wait_keys(&mut d[1], &["from-p".to_string()], t.within(4));
+    set_until_seen(&mut d[0], &mut p, "from-d1", "set on d1", t.within(6));
+    wait_keys(&mut d[1], &["from-d1".to_string()], t.within(4));
+    for node in d.iter_mut() {
+        assert_eq!(node.get("from-p", 0).as_deref(), Some("set on p"));
+        assert_eq!(node.get("from-d1", 0).as_deref(), Some("set on d1"));
+    }
+    assert_eq!(p.get("from-d1", 0).as_deref(), Some("set on d1"));
+
+    d[1].set("doomed", "soon deleted");
+    wait_keys(&mut p, &["doomed".to_string()], t.within(4));
+    wait_keys(&mut d[0], &["doomed".to_string()], t.within(4));
+    d[1].del("doomed");
+    eventually(t.within(4), POLL, || {
+        let (on_p, on_d1) = (p.get("doomed", 0), d[0].get("doomed", 0));
+        if on_p.as_deref() == Some("") && on_d1.is_none() {
+            Ok(())
+        } else {
+            Err(format!("doomed: p {on_p:?}, d1 {on_d1:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("the delete did not reach both: {e}"));
+    assert_worker_alive(&mut p, "after sets and a delete");
+    wait_converged(&mut d, t.within(20));
+
+    d.push(must_start(Kind::Dkv, "d3", places[3], t));
+    let limit = t.within(20).as_millis();
+    assert_eq!(d[2].cmd(&format!("wait bootstrap {limit}")), "OK");
+    let live = ["from-p".to_string(), "from-d1".to_string()];
+    wait_keys(&mut d[2], &live, t.within(4));
+    assert_eq!(d[2].get("doomed", 0), None);
+    wait_converged(&mut d, t.within(20));
+    let joiner = d[2].stats();
+    let count = |stats: &std::collections::BTreeMap<String, String>, name: &str| -> u64 {
+        stats.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    assert!(count(&joiner, "sync_sessions_completed") >= 2, "{joiner:?}");
+    for node in d[..2].iter_mut() {
+        let stats = node.stats();
+        assert!(count(&stats, "in_sync") >= 1, "{}: {stats:?}", node.name());
+        // The joiner's `list` (it saw a prototype peer) is the prototype's to answer.
+        assert!(
+            count(&stats, "drop_legacy_from_dkv") >= 1,
+            "{}: {stats:?}",
+            node.name()
+        );
+    }
+    // Whatever list answers the joiner's bootstrap caused have crossed by now.
+    std::thread::sleep(t.beacon_interval * 4);
+    assert_worker_alive(&mut p, "after a dkv node joined and bootstrapped");
+
+    assert!(p.quit(Duration::from_secs(5)), "p did not exit on quit");
+    let mut p2 = must_start(Kind::Prototype, "p2", places[0], t);
+    assert_eq!(wait_get(&mut p2, "from-d1", t.within(6)), "set on d1");
+    wait_bootstrapped(&mut p2, t);
+    wait_keys(&mut p2, &live, t.within(4));
+    assert!(
+        !p2.keys().iter().any(|k| k == "doomed"),
+        "the deleted key was offered to a fresh prototype"
+    );
+    assert_eq!(p2.get("doomed", 300), None);
+    assert_worker_alive(&mut p2, "after its bootstrap beside three dkv nodes");
+    wait_converged(&mut d, t.within(4));
 }

@@ -2,7 +2,7 @@
 //! narrated step by step. Every step waits for its condition with a bounded
 //! timeout; a step that times out ends the demo with a failure.
 
-use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, Error};
+use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, Error, Summary};
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -62,6 +62,22 @@ fn wait_for<T>(
     }
 }
 
+/// Waits until every member's store has the same summary (fingerprint and count)
+/// and returns it.
+fn same_summary(members: &[Member]) -> Result<Summary, String> {
+    let (summary, _) = wait_for("every store to have the same fingerprint", || {
+        let mut first = None;
+        for m in members {
+            let summary = m.dkv.status()?.summary;
+            if *first.get_or_insert(summary) != summary {
+                return Ok(None);
+            }
+        }
+        Ok(first)
+    })?;
+    Ok(summary)
+}
+
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
@@ -87,7 +103,7 @@ fn story(nodes: usize) -> Result<(), String> {
     say!("(loopback only: nothing leaves this machine; beacons every 100 ms, peers down after 500 ms of silence)");
 
     // 1. Discovery.
-    say!("\n[1/6] Discovery");
+    say!("\n[1/7] Discovery");
     let founders = nodes - 1;
     let mut members = Vec::new();
     for i in 1..=founders {
@@ -120,29 +136,33 @@ fn story(nodes: usize) -> Result<(), String> {
             list.join(", ")
         );
     }
+    for m in &members {
+        let what = format!("{} to have {} ready peers", m.name, founders - 1);
+        let (_, took) = wait_for(&what, || {
+            Ok((m.dkv.ready_peers()?.len() >= founders - 1).then_some(()))
+        })?;
+        say!(
+            "  {} reconciled with each of them: all ready after {} (a write now reaches them)",
+            m.name,
+            ms(took)
+        );
+    }
 
     // 2. A replicated set.
-    say!("\n[2/6] A replicated set");
+    say!("\n[2/7] A replicated set");
     let writer = &members[0];
     let greeting = format!("hello from {}", writer.name);
-    // A set reaches peers whose connection is complete; repeat it (bounded) until
-    // every founder holds it, as connections finish forming.
     let start = Instant::now();
     say!("  {}: set greeting = {greeting:?}", writer.name);
-    loop {
-        writer.dkv.set("greeting", greeting.clone()).map_err(fail)?;
-        let mut all = true;
+    writer.dkv.set("greeting", greeting.clone()).map_err(fail)?;
+    wait_for("the set to reach every founder", || {
         for m in &members[1..] {
-            all &= m.dkv.get_local("greeting").map_err(fail)?.is_some();
+            if m.dkv.get_local("greeting")?.is_none() {
+                return Ok(None);
+            }
         }
-        if all {
-            break;
-        }
-        if start.elapsed() > STEP_LIMIT {
-            return Err("timed out waiting for the set to replicate".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Ok(Some(()))
+    })?;
     for m in &members[1..] {
         let value = m
             .dkv
@@ -182,14 +202,39 @@ fn story(nodes: usize) -> Result<(), String> {
         ms(took)
     );
 
-    // 3. A late joiner arrives.
-    say!("\n[3/6] A late joiner arrives");
-    let mut late_config = config.clone();
-    // Hold its bootstrap back a little so step 4 can show a remote get first.
-    late_config.timings.bootstrap_delay = Duration::from_millis(1500);
+    // 3. A delete.
+    say!("\n[3/7] A replicated delete");
+    let deleter = &members[founders - 1];
+    say!("  {}: del city/000", deleter.name);
+    deleter.dkv.delete("city/000").map_err(fail)?;
+    let expected = expected - 1;
+    let (_, took) = wait_for("the delete to reach every founder", || {
+        for m in &members {
+            if m.dkv.get_local("city/000")?.is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })?;
+    let entry = members[0].dkv.entry("city/000").map_err(fail)?;
+    let version = entry.map(|e| e.version.to_string()).unwrap_or_default();
+    say!(
+        "  every founder reads city/000 as (nil) after {}: a tombstone with version {version} \
+         (a newer write would bring the key back; an older one loses to it)",
+        ms(took)
+    );
+    let summary = same_summary(&members)?;
+    say!(
+        "  every founder's store fingerprint: {:016x} over {} entries (the tombstone included)",
+        summary.fingerprint,
+        summary.count
+    );
+
+    // 4. A late joiner arrives.
+    say!("\n[4/7] A late joiner arrives");
     let late = Member {
         name: format!("node-{nodes}"),
-        dkv: Dkv::start(late_config).map_err(fail)?,
+        dkv: Dkv::start(config.clone()).map_err(fail)?,
     };
     say!(
         "  started {}: id {}, PUB port {}, holding {} keys",
@@ -216,8 +261,8 @@ fn story(nodes: usize) -> Result<(), String> {
         ms(took)
     );
 
-    // 4. A remote get.
-    say!("\n[4/6] A remote get");
+    // 5. A remote get.
+    say!("\n[5/7] A remote get");
     let before = late.dkv.stats().map_err(fail)?.proto.gets_answered;
     let start = Instant::now();
     let mut value = None;
@@ -240,38 +285,44 @@ fn story(nodes: usize) -> Result<(), String> {
         if answered {
             "not held locally, so it asked the cluster and a peer answered"
         } else {
-            "already fetched by bootstrap"
+            "already held: reconciling with its peers got there first"
         }
     );
     say!("  the answer is now kept locally too");
 
-    // 5. Bootstrap.
-    say!("\n[5/6] The late joiner bootstraps");
-    say!("  it lists its peers' keys, then fetches them with many questions in flight");
+    // 6. Bootstrap.
+    say!("\n[6/7] The late joiner bootstraps");
+    say!("  it compares range fingerprints with its peers and pulls what it lacks in pages");
     let (_, took) = wait_for("the late joiner's bootstrap to finish", || {
         Ok((late.dkv.bootstrap()?.phase == BootstrapPhase::Done).then_some(()))
     })?;
     let held = late.dkv.keys().map_err(fail)?.len();
     let stats = late.dkv.stats().map_err(fail)?.proto;
     say!(
-        "  bootstrap done {} after its peers were found: {} keys listed, {} fetched, {} unanswered",
+        "  bootstrap done {} after its peers were found: {} sessions, {} ranges pulled in {} pages, \
+         {} entries applied",
         ms(took),
-        stats.bootstrap_keys_listed,
-        stats.bootstrap_keys_received,
-        stats.bootstrap_keys_unanswered
+        stats.sync_sessions_completed,
+        stats.sync_ranges_pulled,
+        stats.sync_pull_pages,
+        stats.entries_applied
     );
-    if held < expected {
+    if held != expected || late.dkv.get_local("city/000").map_err(fail)?.is_some() {
         return Err(format!(
-            "the late joiner holds {held} keys after bootstrap, expected {expected}"
+            "the late joiner holds {held} keys after bootstrap, expected {expected} (city/000 deleted)"
         ));
     }
+    members.push(late);
+    let summary = same_summary(&members)?;
     say!(
-        "  {} now holds all {held} keys, like every founder",
-        late.name
+        "  node-{nodes} now holds all {held} keys and the tombstone of city/000: every store's \
+         fingerprint is {:016x}",
+        summary.fingerprint
     );
+    let late = members.pop().ok_or("no late joiner")?;
 
-    // 6. A peer goes down.
-    say!("\n[6/6] A node stops");
+    // 7. A peer goes down.
+    say!("\n[7/7] A node stops");
     let gone = members.remove(0);
     let gone_endpoint = std::net::SocketAddr::from(([127, 0, 0, 1], gone.dkv.pub_port()));
     gone.dkv.shutdown().map_err(fail)?;

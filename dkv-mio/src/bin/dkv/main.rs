@@ -27,8 +27,8 @@ enum Cmd {
     /// line per command on stdout (type `help`). Logs go to stderr.
     Node(NodeArgs),
     /// Run a small cluster in this process over the loopback broadcast address and
-    /// narrate discovery, a replicated set, a remote get, a late joiner's bootstrap
-    /// and a peer going down. Needs no root and no network.
+    /// narrate discovery, a replicated set, a replicated delete, a remote get, a late
+    /// joiner's bootstrap and a peer going down. Needs no root and no network.
     Demo(DemoArgs),
 }
 
