@@ -293,7 +293,7 @@ impl EventLoop {
                     }
                 }
                 // Nothing is persisted or watched yet.
-                Output::Applied(_) => {}
+                Output::Applied(_) | Output::Collected(_) => {}
             }
         }
     }
