@@ -429,8 +429,8 @@ fn fixture_prototypes_interoperate_on_a_namespace_lan() {
 }
 
 #[test]
-fn dkv_survives_the_list_answer_crossfire_on_a_namespace_lan() {
-    let test = "dkv_survives_the_list_answer_crossfire_on_a_namespace_lan";
+fn a_dkv_node_beside_two_prototypes_kills_neither_on_a_namespace_lan() {
+    let test = "a_dkv_node_beside_two_prototypes_kills_neither_on_a_namespace_lan";
     if !can_build_lans(test) || !dkv_or_skip(test) || !python_or_skip(test) {
         return;
     }

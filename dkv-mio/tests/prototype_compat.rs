@@ -93,16 +93,16 @@ fn prototype_late_joiner_and_dkv_late_joiner_interoperate_over_loopback() {
 }
 
 #[test]
-fn dkv_survives_the_list_answer_crossfire_that_kills_the_prototype() {
-    let test = "dkv_survives_the_list_answer_crossfire_that_kills_the_prototype";
+fn a_dkv_node_beside_two_prototypes_kills_neither_and_serves_both() {
+    let test = "a_dkv_node_beside_two_prototypes_kills_neither_and_serves_both";
     if !python_or_skip(test) || !dkv_or_skip(test) {
         return;
     }
     let t = Timings::fast();
     let p = Place::Loopback(free_udp_port());
     let (_p1, mut dkv, mut p2) = crossfire(Kind::Dkv, [p, p, p], t);
-    // dkv received p1's list_answer addressed to p2 and still serves: it answers
-    // p2's bootstrap (p1 no longer can), and replicates both ways.
+    // p2 bootstrapped from p1's list answer (dkv left that list to p1, so p1's worker
+    // lives), and dkv serves both ways.
     wait_keys(
         &mut p2,
         &["warm-s".to_string(), "warm-p1".to_string()],

@@ -483,9 +483,10 @@ impl Node {
                 return;
             }
             // Every prototype receives every list_answer (its `list` subscription)
-            // and dies on one meant for another: with a second prototype about, that
-            // one answers instead.
-            Message::List { .. } if self.peers.prototypes() > 1 => {
+            // and dies on one meant for another: with a second prototype beaconing,
+            // that one answers instead. (One that just quit is still a peer until it
+            // times out, but beacons no more, so it does not count.)
+            Message::List { .. } if self.prototypes_beaconing(now) > 1 => {
                 self.stats.drop_list_many_prototypes += 1;
                 return;
             }
@@ -815,6 +816,13 @@ impl Node {
     }
 
     // ---- internals ----
+
+    /// Prototype peers heard within the last one and a half beacon intervals.
+    fn prototypes_beaconing(&self, now: Instant) -> usize {
+        let recent = self.config.timings.beacon_interval.saturating_mul(3) / 2;
+        let since = now.checked_sub(recent).unwrap_or(now);
+        self.peers.prototypes_heard_since(since)
+    }
 
     fn wall_ms(&self, now: Instant) -> u64 {
         self.wall.millis_at(now)

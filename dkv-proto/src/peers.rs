@@ -143,6 +143,14 @@ impl Peers {
         self.by_addr.len() - self.by_id.len()
     }
 
+    /// Prototype peers heard at or after `since`.
+    pub(crate) fn prototypes_heard_since(&self, since: Instant) -> usize {
+        self.by_addr
+            .values()
+            .filter(|p| p.id.is_none() && p.last_seen >= since)
+            .count()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_addr.len()
     }

@@ -103,8 +103,8 @@ counters! {
     drop_not_ours,
     /// Dropped: a prototype `question` or `list` from a dkv node (it reconciles instead).
     drop_legacy_from_dkv,
-    /// Dropped: a prototype `list` while several prototype peers are live (an answer
-    /// would kill the others' workers).
+    /// Dropped: a prototype `list` while several prototype peers are beaconing (an
+    /// answer would kill the others' workers).
     drop_list_many_prototypes,
     /// Dropped: a datagram that is neither a beacon nor a hello.
     drop_not_beacon,

@@ -141,12 +141,13 @@ pub fn interop(
 }
 
 /// The three-node crossfire: prototype `p1` and a node `s` of `kind_s` are connected;
-/// a third node, prototype `p2`, joins and bootstraps, so `p1` and `s` both publish a
-/// `list_answer` addressed to `p2`, and each receives the other's through its `list`
-/// subscription. The prototype's worker dies on that (the fixture keeps the bug).
-/// Waits until `p1` has died, or, when `s` is a prototype too, until either has:
-/// which prototype dies first is a race, and the first to die answers no more, so
-/// the other may live. Returns `p1`, `s` and `p2` for the caller's checks.
+/// a third node, prototype `p2`, joins and bootstraps. Two prototypes `p1` and `s`
+/// both publish a `list_answer` addressed to `p2`, and each receives the other's
+/// through its `list` subscription: the prototype's worker dies on that (the fixture
+/// keeps the bug), so with `s` a prototype this waits until one of them has died
+/// (which first is a race). A dkv `s` leaves the list to `p1` while two prototypes
+/// beacon, so then this checks that no worker dies while `p2` bootstraps. Returns
+/// `p1`, `s` and `p2` for the caller's checks.
 pub fn crossfire(kind_s: Kind, places: [Place; 3], t: Timings) -> (NodeProc, NodeProc, NodeProc) {
     let mut p1 = must_start(Kind::Prototype, "p1", places[0], t);
     let mut s = must_start(kind_s, "s", places[1], t);
@@ -170,10 +171,21 @@ pub fn crossfire(kind_s: Kind, places: [Place; 3], t: Timings) -> (NodeProc, Nod
     let settle = t.beacon_interval * 5;
     std::thread::sleep(settle.saturating_sub(started.elapsed()));
 
-    let p2 = must_start(Kind::Prototype, "p2", places[2], t);
+    let mut p2 = must_start(Kind::Prototype, "p2", places[2], t);
+    if kind_s == Kind::Dkv {
+        wait_bootstrapped(&mut p2, t);
+        std::thread::sleep(t.beacon_interval * 4);
+        assert!(
+            !worker_dead(&mut p1) && !worker_dead(&mut p2),
+            "a dkv node beside two prototypes killed a worker\n--- p1 ---\n{}\n--- s ---\n{}\n--- p2 ---\n{}",
+            p1.stderr_tail(),
+            s.stderr_tail(),
+            p2.stderr_tail()
+        );
+        return (p1, s, p2);
+    }
     eventually(t.within(6), POLL, || {
-        let p1_dead = worker_dead(&mut p1);
-        if p1_dead || (kind_s == Kind::Prototype && worker_dead(&mut s)) {
+        if worker_dead(&mut p1) || worker_dead(&mut s) {
             Ok(())
         } else {
             Err("every prototype worker but p2's still alive".to_string())
