@@ -11,7 +11,7 @@ use crate::clock::{Timestamp, Version};
 use crate::range::{key_hash, Item, Range, Summary};
 use bytes::Bytes;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{btree_map, BTreeMap, BTreeSet};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// The fixed seed of entry digests, so every node on every platform and version
@@ -77,6 +77,16 @@ struct Slot {
     digest: u64,
 }
 
+impl Slot {
+    fn new(key: &str, entry: &Entry, digest: u64) -> Slot {
+        Slot {
+            key: key.into(),
+            entry: entry.clone(),
+            digest,
+        }
+    }
+}
+
 /// The entries of one key hash: almost always one.
 #[derive(Debug)]
 enum Bucket {
@@ -90,6 +100,24 @@ impl Bucket {
             Bucket::One(s) => std::slice::from_ref(s),
             Bucket::Many(v) => v,
         }
+    }
+
+    fn slots_mut(&mut self) -> &mut [Slot] {
+        match self {
+            Bucket::One(s) => std::slice::from_mut(s),
+            Bucket::Many(v) => v,
+        }
+    }
+
+    /// Adds a slot for another key of the same hash.
+    fn push(&mut self, slot: Slot) {
+        let previous = std::mem::replace(self, Bucket::Many(Vec::new()));
+        let mut slots = match previous {
+            Bucket::One(s) => vec![s],
+            Bucket::Many(v) => v,
+        };
+        slots.push(slot);
+        *self = Bucket::Many(slots);
     }
 }
 
@@ -203,42 +231,40 @@ impl Store {
             .map(|s| (&*s.key, &s.entry))
     }
 
-    /// Whether `entry` would replace what is held for `key` (whose hash is `hash`).
-    fn wins_at(&self, hash: u64, key: &str, entry: &Entry) -> bool {
-        self.slot(hash, key)
-            .is_none_or(|held| entry.merge_order(&held.entry) == Ordering::Greater)
-    }
-
-    /// Keeps `entry` for `key` if it wins the merge; returns whether it did.
+    /// Keeps `entry` for `key` if it wins the merge; returns whether it did. One
+    /// lookup in the map, whether the key is new or held.
     pub(crate) fn merge(&mut self, key: &str, entry: &Entry) -> bool {
         let hash = key_hash(key);
-        if !self.wins_at(hash, key, entry) {
-            return false;
-        }
-        let digest = entry.digest(hash);
-        if let Some(old) = self.take(hash, key) {
-            self.unindex(hash, &old);
-        }
-        let slot = Slot {
-            key: key.into(),
-            entry: entry.clone(),
-            digest,
+        let (digest, replaced) = match self.map.entry(hash) {
+            btree_map::Entry::Vacant(v) => {
+                let digest = entry.digest(hash);
+                v.insert(Bucket::One(Slot::new(key, entry, digest)));
+                (digest, None)
+            }
+            btree_map::Entry::Occupied(mut o) => {
+                let bucket = o.get_mut();
+                match bucket.slots_mut().iter_mut().find(|s| &*s.key == key) {
+                    Some(slot) => {
+                        if entry.merge_order(&slot.entry) != Ordering::Greater {
+                            return false;
+                        }
+                        let digest = entry.digest(hash);
+                        let old_digest = std::mem::replace(&mut slot.digest, digest);
+                        let old = std::mem::replace(&mut slot.entry, entry.clone());
+                        (digest, Some((old_digest, old)))
+                    }
+                    None => {
+                        let digest = entry.digest(hash);
+                        bucket.push(Slot::new(key, entry, digest));
+                        (digest, None)
+                    }
+                }
+            }
         };
-        self.index(hash, &slot);
-        match self.map.get_mut(&hash) {
-            None => {
-                self.map.insert(hash, Bucket::One(slot));
-            }
-            Some(bucket) => {
-                let previous = std::mem::replace(bucket, Bucket::Many(Vec::new()));
-                let mut slots = match previous {
-                    Bucket::One(s) => vec![s],
-                    Bucket::Many(v) => v,
-                };
-                slots.push(slot);
-                *bucket = Bucket::Many(slots);
-            }
+        if let Some((old_digest, old)) = replaced {
+            self.unindex(hash, old_digest, &old);
         }
+        self.index(hash, digest, entry);
         self.grow();
         true
     }
@@ -267,24 +293,24 @@ impl Store {
         }
     }
 
-    fn index(&mut self, hash: u64, slot: &Slot) {
-        self.tree.add(hash, slot.digest);
+    fn index(&mut self, hash: u64, digest: u64, entry: &Entry) {
+        self.tree.add(hash, digest);
         self.len += 1;
-        match slot.entry.value {
+        match entry.value {
             Some(_) => self.live += 1,
             None => {
-                self.tombstones.insert((slot.entry.version.ts, hash));
+                self.tombstones.insert((entry.version.ts, hash));
             }
         }
     }
 
-    fn unindex(&mut self, hash: u64, slot: &Slot) {
-        self.tree.remove(hash, slot.digest);
+    fn unindex(&mut self, hash: u64, digest: u64, entry: &Entry) {
+        self.tree.remove(hash, digest);
         self.len -= 1;
-        match slot.entry.value {
+        match entry.value {
             Some(_) => self.live -= 1,
             None => {
-                self.tombstones.remove(&(slot.entry.version.ts, hash));
+                self.tombstones.remove(&(entry.version.ts, hash));
             }
         }
     }
@@ -325,7 +351,7 @@ impl Store {
             self.tombstones.remove(&(ts, hash));
             for key in keys {
                 if let Some(slot) = self.take(hash, &key) {
-                    self.unindex(hash, &slot);
+                    self.unindex(hash, slot.digest, &slot.entry);
                     removed.push(key.into());
                 }
             }
