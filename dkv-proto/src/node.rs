@@ -77,10 +77,15 @@ enum Origin {
 /// Prototype `set` copies of dkv/2 writes that are expected to arrive: a dkv node
 /// publishes them after the `put` with the same records, on the same socket, so a
 /// receiver learns of them from the `put` first. Bounded: the oldest are forgotten.
+/// Every operation is logarithmic.
 #[derive(Debug, Default)]
 struct Echoes {
-    expected: BTreeMap<(String, u64), u32>,
-    order: VecDeque<(String, u64)>,
+    /// Expectations by (key, value hash): their sequence numbers, oldest first.
+    expected: BTreeMap<(String, u64), VecDeque<u64>>,
+    /// Every expectation still remembered, oldest first (consumed ones are skipped
+    /// when they reach the front).
+    order: VecDeque<(u64, (String, u64))>,
+    next: u64,
 }
 
 impl Echoes {
@@ -92,11 +97,13 @@ impl Echoes {
 
     fn expect(&mut self, key: &str, value: &[u8]) {
         let k = (key.to_owned(), Self::hash(value));
-        *self.expected.entry(k.clone()).or_default() += 1;
-        self.order.push_back(k);
+        let seq = self.next;
+        self.next += 1;
+        self.expected.entry(k.clone()).or_default().push_back(seq);
+        self.order.push_back((seq, k));
         while self.order.len() > Self::CAP {
-            if let Some(old) = self.order.pop_front() {
-                self.forget(&old);
+            if let Some((seq, k)) = self.order.pop_front() {
+                self.drop_if_first(&k, seq);
             }
         }
     }
@@ -107,20 +114,23 @@ impl Echoes {
             return false;
         }
         let k = (key.to_owned(), Self::hash(value));
-        if !self.expected.contains_key(&k) {
+        let Some(seqs) = self.expected.get_mut(&k) else {
             return false;
-        }
-        self.forget(&k);
-        if let Some(i) = self.order.iter().position(|o| *o == k) {
-            self.order.remove(i);
+        };
+        seqs.pop_front();
+        if seqs.is_empty() {
+            self.expected.remove(&k);
         }
         true
     }
 
-    fn forget(&mut self, k: &(String, u64)) {
-        if let Some(n) = self.expected.get_mut(k) {
-            *n -= 1;
-            if *n == 0 {
+    /// Forgets the expectation `seq` of `k` if it is still the oldest one of `k`.
+    fn drop_if_first(&mut self, k: &(String, u64), seq: u64) {
+        if let Some(seqs) = self.expected.get_mut(k) {
+            if seqs.front() == Some(&seq) {
+                seqs.pop_front();
+            }
+            if seqs.is_empty() {
                 self.expected.remove(k);
             }
         }
@@ -974,5 +984,42 @@ impl Node {
         }
         self.stats.peers_down += 1;
         self.out.push_back(Output::Disconnect(addr));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Echoes;
+
+    #[test]
+    fn each_expected_echo_is_recognised_once() {
+        let mut e = Echoes::default();
+        e.expect("k", b"v");
+        e.expect("k", b"v");
+        assert!(!e.consume("k", b"other"));
+        assert!(e.consume("k", b"v"));
+        assert!(e.consume("k", b"v"));
+        assert!(!e.consume("k", b"v"));
+    }
+
+    #[test]
+    fn the_oldest_expectations_are_forgotten_beyond_the_cap() {
+        let mut e = Echoes::default();
+        e.expect("first", b"v");
+        for i in 0..Echoes::CAP {
+            e.expect(&format!("k{i}"), b"v");
+        }
+        assert!(
+            !e.consume("first", b"v"),
+            "the oldest was kept past the cap"
+        );
+        assert!(e.consume("k0", b"v"));
+        assert!(e.consume(&format!("k{}", Echoes::CAP - 1), b"v"));
+        // A consumed one reaching the front forgets nothing newer of its key.
+        e.expect("k1", b"v");
+        for i in 0..Echoes::CAP - 1 {
+            e.expect(&format!("x{i}"), b"v");
+        }
+        assert!(e.consume("k1", b"v"));
     }
 }
