@@ -1015,7 +1015,7 @@ mod tests {
         );
         assert!(e.consume("k0", b"v"));
         assert!(e.consume(&format!("k{}", Echoes::CAP - 1), b"v"));
-        // A consumed one reaching the front forgets nothing newer of its key.
+        // Forgetting the oldest expectation of a key keeps its newer one.
         e.expect("k1", b"v");
         for i in 0..Echoes::CAP - 1 {
             e.expect(&format!("x{i}"), b"v");
