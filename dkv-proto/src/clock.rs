@@ -137,6 +137,12 @@ impl Hlc {
         Ok(())
     }
 
+    /// Raises the clock to at least `floor` (a restored entry's version), so no
+    /// version issued later is below it.
+    pub(crate) fn raise_to(&mut self, floor: Timestamp) {
+        self.last = self.last.max(floor);
+    }
+
     /// Whether `remote` is beyond the maximum offset ahead of `wall_ms`.
     pub(crate) fn too_far_ahead(&self, remote: Timestamp, wall_ms: u64) -> bool {
         remote.millis() > wall_ms.saturating_add(self.max_offset_ms)

@@ -624,6 +624,18 @@ impl Node {
         }
     }
 
+    /// Puts back an entry this node held before it stopped (read from disk by a
+    /// persisting transport), before its first net up. It is stored if it wins the
+    /// merge, with no output (it is not a change), and the clock is raised to its
+    /// version, so every version issued from now on is above every one restored.
+    /// Restored tombstones are collected at the horizon like any other.
+    pub fn restore(&mut self, now: Instant, key: &str, entry: Entry) {
+        self.hlc.raise_to(entry.version.ts);
+        if self.store.merge(key, &entry) && entry.is_tombstone() {
+            self.schedule_gc(now, entry.version.ts);
+        }
+    }
+
     /// Stores `key = value` locally with a fresh version and publishes it.
     pub fn set(&mut self, now: Instant, key: String, value: Bytes) {
         self.stats.sets += 1;

@@ -44,6 +44,8 @@ pub struct Violation {
 struct Watch {
     id: Option<NodeId>,
     dkv: bool,
+    /// The highest version restored from disk at start: every local write is above.
+    floor: Option<Version>,
     last_local: Option<Version>,
     held: BTreeMap<String, Entry>,
     conns: BTreeSet<SocketAddr>,
@@ -63,6 +65,10 @@ pub(crate) struct Whereabouts {
 #[derive(Debug, Default)]
 pub struct Oracle {
     writes: BTreeMap<(String, Version), Option<Bytes>>,
+    /// The newest local write of each key by a durable node, and whether it was a
+    /// delete: acknowledged once applied, never to be lost.
+    acknowledged: BTreeMap<String, (Version, bool)>,
+    durable: BTreeSet<usize>,
     values: BTreeMap<String, BTreeSet<Bytes>>,
     prototype_values: BTreeMap<String, BTreeSet<Bytes>>,
     watches: Vec<Watch>,
@@ -109,6 +115,14 @@ impl Oracle {
             dkv,
             ..Watch::default()
         };
+    }
+
+    /// The node in `slot` started from its disk, holding `entries`: a durable node.
+    pub(crate) fn restored(&mut self, slot: usize, entries: &BTreeMap<String, Entry>) {
+        self.durable.insert(slot);
+        let w = self.watch(slot);
+        w.floor = entries.values().map(|e| e.version).max();
+        w.held = entries.clone();
     }
 
     /// The node in `slot` stopped gracefully: it must have undone every connect and
@@ -266,6 +280,26 @@ impl Oracle {
             let last = w.last_local.replace(entry.version);
             if Some(entry.version.node) != own {
                 self.violate(slot, format!("wrote {key:?} as {}", entry.version.node));
+            }
+            let floor = self.watch(slot).floor;
+            if floor.is_some_and(|f| entry.version.ts <= f.ts) {
+                self.violate(
+                    slot,
+                    format!(
+                        "clock restarted below its disk: wrote {key:?} at {} after restoring {}",
+                        entry.version,
+                        floor.unwrap_or_default()
+                    ),
+                );
+            }
+            if self.durable.contains(&slot) {
+                let newest = self
+                    .acknowledged
+                    .entry(key.to_owned())
+                    .or_insert((entry.version, entry.is_tombstone()));
+                if entry.version >= newest.0 {
+                    *newest = (entry.version, entry.is_tombstone());
+                }
             }
             if last.is_some_and(|l| entry.version <= l) {
                 self.violate(
@@ -439,10 +473,10 @@ impl Oracle {
         passed
     }
 
-    /// Every dkv node holds identical entries, tombstones included, and each node's
-    /// store is what its applied changes left: for every key the highest version it
-    /// ever applied. So the winner of concurrent writes is the highest version, and
-    /// no deleted key came back.
+    /// Every dkv node holds identical entries, tombstones included; each node's store
+    /// is what its applied changes left: for every key the highest version it ever
+    /// applied (so the winner of concurrent writes is the highest version, and no
+    /// deleted key came back); and no write a durable node acknowledged is lost.
     pub(crate) fn check_converged(&mut self, nodes: &[NodeView]) -> u64 {
         let dkv: Vec<(usize, &Node)> = nodes
             .iter()
@@ -462,6 +496,26 @@ impl Oracle {
                         stored.len(),
                         held.len()
                     ),
+                ));
+            }
+        }
+        // No write a durable node acknowledged is lost: every node holds it or a
+        // newer entry (a delete may since have been forgotten past its horizon).
+        for &(s, node) in &dkv {
+            let lost: Vec<String> = self
+                .acknowledged
+                .iter()
+                .filter(|(key, &(version, deleted))| match node.entry(key) {
+                    Some(e) => e.version < version,
+                    None => !deleted,
+                })
+                .map(|(key, (version, _))| format!("{key:?} at {version}"))
+                .take(3)
+                .collect();
+            if !lost.is_empty() {
+                failures.push((
+                    s,
+                    format!("lost acknowledged writes, e.g. {}", lost.join(", ")),
                 ));
             }
         }
@@ -626,6 +680,47 @@ mod tests {
         assert!(o.violations().is_empty());
         o.timer_fired(SLOT, now, Some(now));
         assert!(o.violations()[0].what.contains("deadline due"));
+    }
+
+    #[test]
+    fn a_lost_acknowledged_write_fails_the_convergence_check() {
+        let mut o = oracle();
+        o.restored(SLOT, &BTreeMap::new());
+        applied(&mut o, "k", 10, Some("acknowledged"), true);
+        // Another node that never got it (as if the writer's disk were lost).
+        let wall = dkv_proto::WallClock {
+            at: Instant::now(),
+            unix_ms: 0,
+        };
+        let config = dkv_proto::Config::new(NodeId(*b"node-two"), 7001, wall);
+        let core = Core::Dkv(Box::new(Node::new(config)));
+        let view = NodeView {
+            slot: 1,
+            core: &core,
+            endpoint: "10.0.0.2:7001".parse().unwrap(),
+            host_ip: "10.0.0.2".parse().unwrap(),
+            connected: Vec::new(),
+        };
+        o.boot(1, NodeId(*b"node-two"), true);
+        assert_eq!(o.check_converged(&[view]), 0);
+        assert!(o.violations()[0].what.contains("lost acknowledged writes"));
+    }
+
+    #[test]
+    fn a_write_below_the_restored_disk_is_a_violation() {
+        let mut o = oracle();
+        let restored = BTreeMap::from([(
+            "k".to_string(),
+            Entry {
+                version: version(100),
+                value: None,
+            },
+        )]);
+        o.restored(SLOT, &restored);
+        applied(&mut o, "j", 50, Some("x"), true);
+        assert!(o.violations()[0]
+            .what
+            .contains("clock restarted below its disk"));
     }
 
     #[test]

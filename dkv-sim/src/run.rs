@@ -6,10 +6,12 @@
 //! - `0..3 s`: nodes start, staggered, some with fast or slow monotonic clocks and
 //!   wall clocks off by up to ±200 ms; in some seeds one node's wall clock is off
 //!   by up to ±3 s (beyond the 500 ms maximum offset), and in some one node is a
-//!   prototype.
+//!   prototype. In half the seeds every dkv node is durable (its disk survives
+//!   crashes and it restarts from it), in a quarter some are.
 //! - `0..F`: sets, deletes and gets at random nodes on a small key pool (so both
 //!   sides of partitions write the same keys), while partitions, link flaps,
-//!   address changes, crashes and graceful stops come and go.
+//!   address changes, crashes, graceful stops and (in some seeds) crashes of the
+//!   whole cluster at once come and go.
 //! - `F`: every fault ends: partitions heal, links come up, stopped nodes restart,
 //!   beacon loss stops and the high-water mark is ZeroMQ's default. The workload
 //!   stops. From here the run also records when all dkv nodes first hold identical
@@ -19,8 +21,9 @@
 //!   whose clock is within the maximum offset), and a new node joins.
 //! - `F + 16 s`: every node, the prototype included, must hold every fresh key.
 //! - `F + 24 s`: every live dkv node must hold identical entries (values, versions,
-//!   tombstones), each the highest version it ever applied for its key; the joiner's
-//!   bootstrap must be done.
+//!   tombstones), each the highest version it ever applied for its key, and none may
+//!   have lost a write a durable node acknowledged; the joiner's bootstrap must be
+//!   done.
 //! - `F + 26 s`: peers are checked again.
 //! - `duration`: every get must have completed; every node stops gracefully and
 //!   must disconnect everything it connected.
@@ -67,6 +70,10 @@ pub struct Params {
     pub bad_clock_ms: Option<i64>,
     /// Whether one of the nodes is a prototype node.
     pub prototype: bool,
+    /// Share of dkv nodes that keep their data on disk and restart from it.
+    pub durable_share: f64,
+    /// Crashes of every node at once per virtual second (a power cut).
+    pub cluster_crash_rate: f64,
     /// Partitions per virtual second.
     pub partition_rate: f64,
     /// Share of partitions that are one-way.
@@ -158,6 +165,12 @@ impl Params {
             .chance(0.15)
             .then(|| r.range(600, 3_000) as i64 * if r.chance(0.5) { 1 } else { -1 });
         let prototype = r.chance(0.2);
+        let durable_share = match r.below(4) {
+            0 | 1 => 1.0,
+            2 => r.unit(),
+            _ => 0.0,
+        };
+        let cluster_crash_rate = if r.chance(0.3) { r.unit() * 0.03 } else { 0.0 };
         let set_rate = 0.5 + r.unit() * 80.0;
         let delete_rate = rate(&mut r, 0.8, 20.0);
         let get_rate = 0.5 + r.unit() * 80.0;
@@ -174,6 +187,8 @@ impl Params {
             max_offset_ms,
             bad_clock_ms,
             prototype,
+            durable_share,
+            cluster_crash_rate,
             partition_rate,
             one_way_share,
             partition_max,
@@ -245,9 +260,10 @@ impl Params {
         let _ = writeln!(s, "ip changes      = {:.3}/s", self.ip_change_rate);
         let _ = writeln!(
             s,
-            "crashes         = {:.3}/s, {:.2} graceful, restart within {:?}",
-            self.crash_rate, self.stop_share, self.restart_max
+            "crashes         = {:.3}/s, {:.2} graceful, restart within {:?}; whole cluster {:.3}/s",
+            self.crash_rate, self.stop_share, self.restart_max, self.cluster_crash_rate
         );
+        let _ = writeln!(s, "durable nodes   = {:.2} of them", self.durable_share);
         let _ = write!(
             s,
             "workload        = {:.1} sets/s, {:.1} deletes/s, {:.1} gets/s over {} keys",
@@ -366,8 +382,14 @@ impl RunReport {
 
 #[derive(Debug, Clone)]
 enum Action {
-    AddNode { host: usize, clock: Clock },
-    AddPrototype { host: usize },
+    AddNode {
+        host: usize,
+        clock: Clock,
+        durable: bool,
+    },
+    AddPrototype {
+        host: usize,
+    },
     Set,
     Delete,
     Get,
@@ -433,7 +455,11 @@ impl Driver {
             Action::Delete => self.p.delete_rate,
             Action::Get => self.p.get_rate,
             _ => {
-                self.p.partition_rate + self.p.flap_rate + self.p.ip_change_rate + self.p.crash_rate
+                self.p.partition_rate
+                    + self.p.flap_rate
+                    + self.p.ip_change_rate
+                    + self.p.crash_rate
+                    + self.p.cluster_crash_rate
             }
         };
         if let Some(t) = self.after_rate(rate) {
@@ -449,8 +475,16 @@ impl Driver {
 
     fn perform(&mut self, a: Action) {
         match a {
-            Action::AddNode { host, clock } => {
-                self.sim.add_node(host, clock);
+            Action::AddNode {
+                host,
+                clock,
+                durable,
+            } => {
+                if durable {
+                    self.sim.add_durable_node(host, clock);
+                } else {
+                    self.sim.add_node(host, clock);
+                }
             }
             Action::AddPrototype { host } => {
                 self.sim.add_prototype(host);
@@ -523,7 +557,8 @@ impl Driver {
     fn fault(&mut self) {
         let p = self.p.clone();
         let p = &p;
-        let total = p.partition_rate + p.flap_rate + p.ip_change_rate + p.crash_rate;
+        let total =
+            p.partition_rate + p.flap_rate + p.ip_change_rate + p.crash_rate + p.cluster_crash_rate;
         let mut x = self.rng.unit() * total;
         let hosts = self.sim.hosts();
         let now = self.sim.now();
@@ -571,6 +606,18 @@ impl Driver {
         if x < p.ip_change_rate {
             let h = self.rng.below(hosts as u64) as usize;
             self.sim.change_ip(h);
+            return;
+        }
+        x -= p.ip_change_rate;
+        if x < p.cluster_crash_rate {
+            // A power cut: every node at once; each restarts on its own later.
+            for slot in self.sim.live() {
+                if Some(slot) != self.joiner {
+                    self.sim.crash(slot);
+                    let len = secs(0.05 + self.rng.unit() * p.restart_max.as_secs_f64());
+                    self.at(now + len, Action::Restart(slot));
+                }
+            }
             return;
         }
         let live = self.sim.live();
@@ -682,10 +729,18 @@ pub fn run_seed(params: &Params) -> RunReport {
             clock.offset_ms = params.bad_clock_ms.unwrap_or(0);
         }
         let when = secs(d.rng.unit() * 3.0);
+        let durable = d.rng.chance(params.durable_share);
         if prototype == Some(i) {
             d.at(when, Action::AddPrototype { host });
         } else {
-            d.at(when, Action::AddNode { host, clock });
+            d.at(
+                when,
+                Action::AddNode {
+                    host,
+                    clock,
+                    durable,
+                },
+            );
         }
     }
     let f = params.fault_end;

@@ -16,7 +16,7 @@ use crate::queue::{Queue, SimTime};
 use crate::rng::Rng;
 use crate::trace::TraceHash;
 use bytes::Bytes;
-use dkv_proto::{Config, GetId, Message, Node, NodeId, Output, Stats, Timings, WallClock};
+use dkv_proto::{Config, Entry, GetId, Message, Node, NodeId, Output, Stats, Timings, WallClock};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -43,6 +43,9 @@ impl From<NetEv> for Ev {
 struct Slot {
     core: Option<Core>,
     prototype: bool,
+    /// A durable node's disk: every change it applied, as a transport that
+    /// acknowledges a write only once it is committed keeps it. `None`: in memory.
+    disk: Option<BTreeMap<String, Entry>>,
     clock: Clock,
     inc: u32,
     wake: Option<SimTime>,
@@ -95,22 +98,30 @@ impl Sim {
         self.net.add_host()
     }
 
-    /// Starts a dkv node on `host` with `clock`; returns its slot. The node gets a
-    /// fresh id and port and finds its address at once.
+    /// Starts a dkv node on `host` with `clock`, keeping its data in memory only;
+    /// returns its slot. The node gets a fresh id and port and finds its address at
+    /// once.
     pub fn add_node(&mut self, host: usize, clock: Clock) -> usize {
-        self.add_slot(host, clock, false)
+        self.add_slot(host, clock, false, false)
+    }
+
+    /// Starts a durable dkv node: every change it applies is on its disk at once,
+    /// and after a crash or a stop it restarts from it (with a new id and port).
+    pub fn add_durable_node(&mut self, host: usize, clock: Clock) -> usize {
+        self.add_slot(host, clock, false, true)
     }
 
     /// Starts a prototype node on `host`; returns its slot.
     pub fn add_prototype(&mut self, host: usize) -> usize {
-        self.add_slot(host, Clock::default(), true)
+        self.add_slot(host, Clock::default(), true, false)
     }
 
-    fn add_slot(&mut self, host: usize, clock: Clock, prototype: bool) -> usize {
+    fn add_slot(&mut self, host: usize, clock: Clock, prototype: bool, durable: bool) -> usize {
         let slot = self.net.add_station(host);
         self.slots.push(Slot {
             core: None,
             prototype,
+            disk: durable.then(BTreeMap::new),
             clock,
             inc: 0,
             wake: None,
@@ -136,10 +147,18 @@ impl Sim {
             let mut config = Config::new(id, port, wall);
             config.seed = self.ids.next_u64();
             config.timings = self.timings.clone();
-            Core::Dkv(Box::new(Node::new(config)))
+            let mut node = Node::new(config);
+            for (key, entry) in s.disk.iter().flatten() {
+                node.restore(local, key, entry.clone());
+            }
+            Core::Dkv(Box::new(node))
         };
         self.net.boot(slot, port, core.subscriptions());
         self.oracle.boot(slot, id, !s.prototype);
+        if let Some(disk) = &s.disk {
+            self.trace.word(0xD15C ^ disk.len() as u64);
+            self.oracle.restored(slot, disk);
+        }
         let s = &mut self.slots[slot];
         s.core = Some(core);
         s.wake = None;
@@ -210,6 +229,11 @@ impl Sim {
         (0..self.slots.len())
             .filter(|&i| self.node(i).is_some())
             .collect()
+    }
+
+    /// Whether `slot`'s node keeps its data on a disk that survives it.
+    pub fn is_durable(&self, slot: usize) -> bool {
+        self.slots[slot].disk.is_some()
     }
 
     /// Whether `slot` runs (or ran) the prototype model.
@@ -469,7 +493,8 @@ impl Sim {
         self.slots[slot].clock = clock;
     }
 
-    /// Kills a node without a goodbye: its connections die and its store is lost.
+    /// Kills a node without a goodbye: its connections die and its memory is lost
+    /// (a durable node's disk is not).
     pub fn crash(&mut self, slot: usize) {
         if self.slots[slot].core.is_none() {
             return;
@@ -496,7 +521,8 @@ impl Sim {
         self.retire(slot);
     }
 
-    /// Starts a crashed or stopped node again: empty store, new id, new port.
+    /// Starts a crashed or stopped node again with a new id and port: from its
+    /// disk if it is durable, else empty.
     pub fn restart(&mut self, slot: usize) {
         if self.slots[slot].core.is_some() {
             return;
@@ -707,8 +733,16 @@ impl Sim {
                 Output::Applied(a) => {
                     self.trace.word(0xA9 ^ a.entry.version.ts.0);
                     self.trace.bytes(a.key.as_bytes());
+                    if let Some(disk) = &mut self.slots[slot].disk {
+                        disk.insert(a.key, a.entry);
+                    }
                 }
-                Output::Collected(key) => self.trace.bytes(key.as_bytes()),
+                Output::Collected(key) => {
+                    self.trace.bytes(key.as_bytes());
+                    if let Some(disk) = &mut self.slots[slot].disk {
+                        disk.remove(&key);
+                    }
+                }
             }
         }
         self.rearm(slot);
