@@ -1,8 +1,10 @@
 //! What a [`Dkv`](crate::Dkv) node is told at start: where beacons go, which
 //! interface it uses, its id, its timings and its send-queue limits.
 
+use crate::storage::SyncPolicy;
 use dkv_proto::{NodeId, Timings};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The prototype's beacon port.
@@ -51,6 +53,13 @@ pub struct Config {
     /// [`TransportStats::pub_dropped`](crate::TransportStats::pub_dropped).
     /// Default: 100 000.
     pub send_backlog: usize,
+    /// Where the node keeps its entries on disk (created if missing; one node per
+    /// dir). At start it holds everything it held when it stopped. `None` (the
+    /// default): in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// With a data dir, when writes reach the disk; acknowledgements always wait
+    /// for it. Default: [`SyncPolicy::Always`].
+    pub sync: SyncPolicy,
 }
 
 impl Default for Config {
@@ -65,6 +74,8 @@ impl Default for Config {
             send_hwm: 100_000,
             recv_hwm: 100_000,
             send_backlog: 100_000,
+            data_dir: None,
+            sync: SyncPolicy::Always,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The errors a node's handle reports.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Why starting or talking to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,50 @@ pub enum Error {
     /// A request argument is out of range; nothing was done.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The data dir is held by another process (another node on the same dir?);
+    /// nothing was started and the dir is untouched.
+    #[error("the data dir {} is in use by another process (another dkv node?)", path.display())]
+    DataDirLocked {
+        /// The data dir.
+        path: PathBuf,
+    },
+    /// The data dir was written by a newer dkv, in a format this one does not
+    /// know; nothing was started and the dir is untouched.
+    #[error(
+        "the data dir {} has format version {found}, newer than the {supported} this dkv \
+         reads: run a newer dkv on it, or use another dir",
+        path.display()
+    )]
+    DataDirNewer {
+        /// The data dir.
+        path: PathBuf,
+        /// The format version found.
+        found: i64,
+        /// The newest format version this build reads.
+        supported: u32,
+    },
+    /// The data dir's file is damaged or is not a dkv store; nothing was started
+    /// and the dir is untouched (move it away to start empty).
+    #[error("the data dir {} is corrupt or not dkv's: {reason}", path.display())]
+    DataDirCorrupt {
+        /// The data dir.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The data dir could not be created, opened or read (permissions, a full or
+    /// failing disk); nothing was started.
+    #[error("cannot use the data dir {}: {reason}", path.display())]
+    DataDir {
+        /// The data dir.
+        path: PathBuf,
+        /// What the OS or SQLite said.
+        reason: String,
+    },
+    /// The write was applied in memory but its commit to the data dir failed; the
+    /// node stops, and the write may be lost with it.
+    #[error("cannot commit to the data dir: {0}; the node stops")]
+    Commit(String),
 }
 
 impl Error {

@@ -18,6 +18,7 @@
 
 use crate::net;
 use crate::stats::TransportStats;
+use crate::storage::{Ack, Persistence};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
 use dkv_proto::{GetId, Node, Output, Version, MAX_BEACON_LEN};
@@ -55,9 +56,11 @@ pub(crate) enum Command {
     Set {
         key: String,
         value: Bytes,
+        ack: Ack,
     },
     Delete {
         key: String,
+        ack: Ack,
     },
     Get {
         key: String,
@@ -85,6 +88,8 @@ pub(crate) struct EventLoop {
     pub(crate) stats: TransportStats,
     /// This node's beacon and hello payloads, to recognise them when heard back.
     pub(crate) own_datagrams: [Vec<u8>; 2],
+    /// Where applied changes and write acknowledgements go (the data dir, if any).
+    pub(crate) persist: Persistence,
 }
 
 enum Flow {
@@ -104,6 +109,9 @@ impl EventLoop {
             let (flow, mut busy) = self.handle_commands();
             if let Flow::Stop = flow {
                 break;
+            }
+            if self.persist.failed() {
+                break; // the writer logged why
             }
             busy |= self.read_beacons();
             busy |= self.read_messages();
@@ -166,8 +174,14 @@ impl EventLoop {
             };
             let now = Instant::now();
             match command {
-                Command::Set { key, value } => self.node.set(now, key, value),
-                Command::Delete { key } => self.node.delete(now, key),
+                Command::Set { key, value, ack } => {
+                    self.node.set(now, key, value);
+                    self.persist.ack(ack);
+                }
+                Command::Delete { key, ack } => {
+                    self.node.delete(now, key);
+                    self.persist.ack(ack);
+                }
                 Command::Get {
                     key,
                     timeout,
@@ -178,6 +192,7 @@ impl EventLoop {
                 }
                 Command::Query(query) => {
                     self.drain_outputs();
+                    self.persist.fill_stats(&mut self.stats);
                     query(&self.node, &self.stats);
                 }
                 Command::Shutdown => {
@@ -292,10 +307,12 @@ impl EventLoop {
                         let _ = reply.send((done.value, done.version));
                     }
                 }
-                // Nothing is persisted or watched yet.
-                Output::Applied(_) | Output::Collected(_) => {}
+                Output::Applied(applied) => self.persist.applied(applied),
+                Output::Collected(key) => self.persist.collected(key),
             }
         }
+        // After the outputs: a write is acknowledged after the changes it made.
+        self.persist.flush();
     }
 
     /// Sends one beacon; a failure that means the address or route is gone is
@@ -325,6 +342,7 @@ impl EventLoop {
     fn stop(&mut self) {
         self.node.shutdown(Instant::now());
         self.drain_outputs();
+        self.persist.close();
         self.zmq.close(&mut self.stats);
         tracing::debug!("node stopped");
     }

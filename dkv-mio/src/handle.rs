@@ -6,9 +6,10 @@ use crate::error::Error;
 use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
 use crate::net;
 use crate::stats::{Stats, Status, TransportStats};
+use crate::storage::{self, Persistence, Store};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
-use dkv_proto::{BootstrapProgress, Entry, Node, NodeId, Version, WallClock};
+use dkv_proto::{BootstrapProgress, Entry, Node, NodeId, Timestamp, Version, WallClock};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 use std::collections::HashMap;
@@ -60,6 +61,13 @@ impl Dkv {
     /// bind address that is unspecified, broadcast or
     /// multicast; with [`Error::InvalidTimings`]: timings
     /// [`Timings::validate`](dkv_proto::Timings::validate) rejects.
+    ///
+    /// With [`Config::data_dir`] it first opens the dir (creating it if missing) and
+    /// puts every entry held there back into the node, before the node sees the
+    /// network; the node id is still a fresh one. A dir another process holds
+    /// ([`Error::DataDirLocked`]), from a newer dkv ([`Error::DataDirNewer`]),
+    /// damaged ([`Error::DataDirCorrupt`]) or unusable ([`Error::DataDir`]) is
+    /// refused and left untouched.
     pub fn start(config: Config) -> Result<Dkv, Error> {
         config.timings.validate()?;
         if config.send_backlog == 0 {
@@ -94,6 +102,8 @@ impl Dkv {
             None => NodeId(net::random_id().map_err(Error::Random)?),
         };
         let seed = u64::from_le_bytes(net::random_id().map_err(Error::Random)?);
+        // First, so that a data dir that cannot be used fails before any socket.
+        let mut store = config.data_dir.as_deref().map(Store::open).transpose()?;
         let zmq = ZmqIo::new(&config)?;
         let pub_port = zmq.pub_port();
         let wall = WallClock {
@@ -103,7 +113,23 @@ impl Dkv {
         let mut proto = dkv_proto::Config::new(id, pub_port, wall);
         proto.seed = seed;
         proto.timings = config.timings.clone();
-        let node = Node::new(proto);
+        let mut node = Node::new(proto);
+        let restored = match &mut store {
+            Some(store) => store.restore(&mut node, Instant::now())?,
+            None => Default::default(),
+        };
+        // The core's clock is above every restored version; a tombstone collected
+        // from disk is no longer among them. Only a wall clock stepped back by more
+        // than the tombstone horizon could issue a version below it.
+        let floor = node.clock().max(Timestamp::from_millis(wall.unix_ms));
+        if restored.collected_floor > floor {
+            tracing::warn!(
+                collected = %restored.collected_floor,
+                clock = %floor,
+                "the wall clock is behind a tombstone this node already collected: \
+                 new versions may be below it"
+            );
+        }
         zmq.subscribe(&node.subscriptions())?;
         let mut beacon =
             net::beacon_socket(config.beacon_port).map_err(|source| Error::BeaconSocket {
@@ -130,6 +156,16 @@ impl Dkv {
             .register(&mut SourceFd(&sub_fd), SUB, Interest::READABLE)
             .map_err(Error::EventLoop)?;
         let waker = Arc::new(Waker::new(registry, WAKER).map_err(Error::EventLoop)?);
+        let persist = match store {
+            Some(store) => {
+                let waker = Arc::clone(&waker);
+                let name = format!("dkvd-{}", id.to_hex());
+                Persistence::start(store, config.sync, restored, name, move || {
+                    let _ = waker.wake();
+                })?
+            }
+            None => Persistence::memory(),
+        };
         let (commands, receiver) = mpsc::channel();
         let event_loop = EventLoop {
             poll,
@@ -148,6 +184,7 @@ impl Dkv {
                 dkv_proto::encode_beacon(pub_port),
                 dkv_proto::encode_hello(pub_port, id),
             ],
+            persist,
         };
         let thread = std::thread::Builder::new()
             .name(format!("dkv-{}", id.to_hex()))
@@ -180,22 +217,32 @@ impl Dkv {
     }
 
     /// Stores `key = value` here with a fresh version and publishes it to every
-    /// connected peer; it wins over every write of `key` this node has seen. Returns
-    /// once the node has the request, before it is carried out.
+    /// connected peer; it wins over every write of `key` this node has seen.
+    /// Returns once the write is applied and, with a data dir, committed to disk
+    /// ([`SyncPolicy`](crate::SyncPolicy)); [`Error::Commit`] if that commit failed.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
+        let (ack, done) = mpsc::channel();
         self.send(Command::Set {
             key: key.into(),
             value: value.into(),
-        })
+            ack,
+        })?;
+        storage::wait(done)
     }
 
     /// Deletes `key`: stores a tombstone with a fresh version and publishes it. The
     /// delete replicates and wins like a set (a later set brings the key back);
     /// prototype peers receive it as a set of an empty value, the closest they
     /// have. Deleting a key not held is still a delete (it wins over older writes
-    /// elsewhere). Returns once the node has the request, before it is carried out.
+    /// elsewhere). Returns once the delete is applied and, with a data dir,
+    /// committed to disk, as [`set`](Self::set) does.
     pub fn delete(&self, key: impl Into<String>) -> Result<(), Error> {
-        self.send(Command::Delete { key: key.into() })
+        let (ack, done) = mpsc::channel();
+        self.send(Command::Delete {
+            key: key.into(),
+            ack,
+        })?;
+        storage::wait(done)
     }
 
     /// The value of `key`: the local one at once if held, else the first value a

@@ -68,6 +68,7 @@ mod handle;
 mod net;
 pub mod shell;
 mod stats;
+mod storage;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
@@ -79,3 +80,4 @@ pub use error::Error;
 pub use handle::{Dkv, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};
 pub use stats::{Stats, Status, TransportStats};
+pub use storage::{SyncPolicy, DATA_FILE, DEFAULT_GROUP_DELAY, FORMAT_VERSION, MAX_GROUP_DELAY};

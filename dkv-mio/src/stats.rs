@@ -52,6 +52,14 @@ pub struct TransportStats {
     pub address_changes: u64,
     /// Turns of the event loop.
     pub loop_turns: u64,
+    /// Entries read back from the data dir at start.
+    pub disk_restored: u64,
+    /// Commits to the data dir (each one fsync).
+    pub disk_commits: u64,
+    /// Entries written to the data dir.
+    pub disk_puts: u64,
+    /// Collected tombstones removed from the data dir.
+    pub disk_removes: u64,
 }
 
 impl TransportStats {
@@ -78,6 +86,10 @@ impl TransportStats {
             ("address_checks", self.address_checks),
             ("address_changes", self.address_changes),
             ("loop_turns", self.loop_turns),
+            ("disk_restored", self.disk_restored),
+            ("disk_commits", self.disk_commits),
+            ("disk_puts", self.disk_puts),
+            ("disk_removes", self.disk_removes),
         ]
         .into_iter()
     }

@@ -6,7 +6,7 @@ mod demo;
 
 use clap::{Args, Parser, Subcommand};
 use dkv_mio::shell;
-use dkv_mio::{Config, Dkv, DEFAULT_BEACON_PORT};
+use dkv_mio::{Config, Dkv, Error, SyncPolicy, DEFAULT_BEACON_PORT};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
@@ -66,6 +66,15 @@ struct NodeArgs {
     /// Log level on stderr: off, error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     log: LevelFilter,
+    /// Keep the node's entries on disk in DIR (created if missing; one node per
+    /// dir); a restart holds what the node held. Default: in memory only.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With --data-dir, when writes reach the disk: `always` (fsync each commit at
+    /// once) or `group[:MS]` (wait MS ms, default 5, so writes share an fsync).
+    /// Either way OK is printed only once the write is on disk.
+    #[arg(long, value_name = "POLICY", default_value = "always")]
+    sync: SyncPolicy,
 }
 
 #[derive(Args)]
@@ -129,6 +138,8 @@ fn node_config(args: &NodeArgs) -> Result<Config, String> {
         ));
     }
     config.bind = args.bind;
+    config.data_dir = args.data_dir.clone();
+    config.sync = args.sync;
     let ms = Duration::from_millis;
     let t = &mut config.timings;
     if let Some(v) = args.beacon_interval_ms {
@@ -160,7 +171,7 @@ fn run_node(config: Config) -> ExitCode {
         Ok(dkv) => dkv,
         Err(err) => {
             eprintln!("dkv node: cannot start: {err}");
-            return ExitCode::FAILURE;
+            return start_failure(&err);
         }
     };
     tracing::info!(id = %dkv.id(), pub_port = dkv.pub_port(), "node running");
@@ -178,6 +189,18 @@ fn run_node(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status of a node that could not start: a data dir in use (3), from a
+/// newer dkv (4), corrupt (5) or unusable (6) each has its own; else 1.
+fn start_failure(err: &Error) -> ExitCode {
+    ExitCode::from(match err {
+        Error::DataDirLocked { .. } => 3,
+        Error::DataDirNewer { .. } => 4,
+        Error::DataDirCorrupt { .. } => 5,
+        Error::DataDir { .. } => 6,
+        _ => 1,
+    })
 }
 
 /// The reply to an input line that is not UTF-8.

@@ -1,0 +1,599 @@
+//! The node's entries on disk, for a node with a data dir
+//! ([`Config::data_dir`](crate::Config::data_dir)): the store (one SQLite file,
+//! `DIR/dkv.sqlite`), reading it back into the core at start, and the writer
+//! thread that commits what the core applied and acknowledges local writes once
+//! the commit holding them is on disk, under the [`SyncPolicy`].
+//!
+//! The core stays pure: the loop hands this module every `Output::Applied` (a put)
+//! and `Output::Collected` (a remove), in order, and each local write's
+//! acknowledgement after the changes it made. The writer commits the changes in
+//! that order, one transaction per batch, and answers an acknowledgement only after
+//! the commit that holds every change queued before it.
+
+use crate::error::Error;
+use crate::stats::TransportStats;
+use dkv_proto::{Applied, Entry, Node, NodeId, Timestamp, Version};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The on-disk format this build writes and reads (SQLite's `user_version`). A
+/// data dir with a higher one is refused ([`Error::DataDirNewer`]), never changed.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The file inside the data dir.
+pub const DATA_FILE: &str = "dkv.sqlite";
+
+/// SQLite's `application_id` of a dkv data file: `dkv` and a zero byte.
+const APPLICATION_ID: i32 = 0x646b_7600;
+
+/// The longest group-commit delay [`SyncPolicy::Group`] accepts.
+pub const MAX_GROUP_DELAY: Duration = Duration::from_secs(10);
+
+/// The group-commit delay of a bare `group`.
+pub const DEFAULT_GROUP_DELAY: Duration = Duration::from_millis(5);
+
+/// At most this many changes go into one commit.
+const MAX_COMMIT: usize = 100_000;
+
+/// Batches of changes the loop may queue for the writer before it waits for it.
+const QUEUE: usize = 64;
+
+/// When a durable node's changes reach the disk. Under both policies a local write
+/// is acknowledged ([`Dkv::set`](crate::Dkv::set) returns, `OK` is printed) only
+/// once the commit holding it is fsynced, so no acknowledged write is lost to a
+/// crash or a power cut; they differ in how long a write may wait to share an
+/// fsync with others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Commit and fsync as soon as there is a change; writes that arrive while a
+    /// commit runs share the next one. One sequential writer gets one fsync per
+    /// write. The default.
+    #[default]
+    Always,
+    /// Group commit: wait this long after the first change of a batch before
+    /// committing it, so that many writes share one fsync. Each write waits up to
+    /// this much longer (plus the fsync); at most [`MAX_GROUP_DELAY`].
+    Group(Duration),
+}
+
+impl fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncPolicy::Always => write!(f, "always"),
+            SyncPolicy::Group(delay) => write!(f, "group:{}", delay.as_millis()),
+        }
+    }
+}
+
+impl FromStr for SyncPolicy {
+    type Err = String;
+
+    /// `always`, `group` (a delay of [`DEFAULT_GROUP_DELAY`]) or `group:MS`, MS
+    /// from 1 to 10000.
+    fn from_str(s: &str) -> Result<SyncPolicy, String> {
+        let usage = || format!("{s:?} is not a sync policy: always, group or group:MS");
+        match s.split_once(':') {
+            None if s == "always" => Ok(SyncPolicy::Always),
+            None if s == "group" => Ok(SyncPolicy::Group(DEFAULT_GROUP_DELAY)),
+            Some(("group", ms)) => {
+                let ms: u64 = ms.parse().map_err(|_| usage())?;
+                let delay = Duration::from_millis(ms);
+                if ms == 0 || delay > MAX_GROUP_DELAY {
+                    return Err(format!(
+                        "the group-commit delay must be 1..={} ms",
+                        MAX_GROUP_DELAY.as_millis()
+                    ));
+                }
+                Ok(SyncPolicy::Group(delay))
+            }
+            _ => Err(usage()),
+        }
+    }
+}
+
+/// Answers one local write: `Ok` once it is committed (for a node in memory: once
+/// applied), `Err(reason)` if its commit failed.
+pub(crate) type Ack = mpsc::Sender<Result<(), String>>;
+
+/// Waits for a write's acknowledgement.
+pub(crate) fn wait(done: mpsc::Receiver<Result<(), String>>) -> Result<(), Error> {
+    match done.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(Error::Commit(reason)),
+        Err(_) => Err(Error::Stopped),
+    }
+}
+
+/// One change to the store, as the core reported it.
+enum Change {
+    Put { key: String, entry: Entry },
+    Remove(String),
+}
+
+/// What the loop hands the writer at once: changes, then the acknowledgements
+/// that wait for them.
+struct Batch {
+    changes: Vec<Change>,
+    acks: Vec<Ack>,
+}
+
+/// What the store held when it was opened.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Restored {
+    /// Entries put back into the core, tombstones included.
+    pub(crate) entries: u64,
+    /// The highest version timestamp of a tombstone this store ever removed after
+    /// the horizon (`Timestamp::ZERO` if none).
+    pub(crate) collected_floor: Timestamp,
+}
+
+/// An open data dir: the SQLite file, locked for this process.
+pub(crate) struct Store {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+const PUT: &str = "INSERT OR REPLACE INTO entries (key, ts, node, value) VALUES (?1, ?2, ?3, ?4)";
+const REMOVE: &str = "DELETE FROM entries WHERE key = ?1 RETURNING ts";
+const FLOOR: &str = "INSERT INTO meta (name, value) VALUES ('collected_floor', ?1) \
+                     ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)";
+
+impl Store {
+    /// Opens (or creates) the data dir `dir` and takes it for this process. A dir
+    /// another process holds, from a newer format, or whose file is not a sound
+    /// dkv store is refused with its own error, and left as it is.
+    pub(crate) fn open(dir: &Path) -> Result<Store, Error> {
+        let fail = |reason: String| Error::DataDir {
+            path: dir.to_owned(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        let path = dir.join(DATA_FILE);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(dir, e))?;
+        let mut store = Store {
+            conn,
+            dir: dir.to_owned(),
+        };
+        let mode = store.setup().map_err(|e| classify(dir, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!(
+                "cannot turn on SQLite's write-ahead log (journal mode {mode})"
+            )));
+        }
+        store.check()?;
+        Ok(store)
+    }
+
+    /// Locks the file for this connection until it closes (no other process can
+    /// read or write it), turns on the write-ahead log and full syncs. Returns the
+    /// journal mode now in force.
+    fn setup(&mut self) -> rusqlite::Result<String> {
+        // Fail at once if another process holds the file, never wait.
+        self.conn.busy_timeout(Duration::ZERO)?;
+        self.conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        // The first read: a file that is not SQLite fails here.
+        let mode: String =
+            self.conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        // In WAL mode, FULL fsyncs the log at every commit.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(mode)
+    }
+
+    /// Creates the tables in a fresh file; checks an existing one's identity and
+    /// format. Takes the write lock, so a second opener fails here at the latest.
+    fn check(&mut self) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&dir, e))?;
+        let read = |tx: &rusqlite::Transaction| -> rusqlite::Result<(i32, i64, i64)> {
+            let app = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            let version = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let objects = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            Ok((app, version, objects))
+        };
+        let (app, version, objects) = read(&tx).map_err(|e| classify(&dir, e))?;
+        let corrupt = |reason: String| Error::DataDirCorrupt {
+            path: dir.clone(),
+            reason,
+        };
+        if app == 0 && version == 0 && objects == 0 {
+            tx.execute_batch(&format!(
+                "CREATE TABLE entries (key TEXT PRIMARY KEY NOT NULL, ts INTEGER NOT NULL, \
+                   node BLOB NOT NULL, value BLOB) WITHOUT ROWID;
+                 CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) \
+                   WITHOUT ROWID;
+                 PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = {FORMAT_VERSION};"
+            ))
+            .map_err(|e| classify(&dir, e))?;
+            tracing::info!(dir = %dir.display(), "created a data dir");
+        } else if app != APPLICATION_ID {
+            return Err(corrupt(format!(
+                "{DATA_FILE} is an SQLite file, but not dkv's (application id {app:#x})"
+            )));
+        } else if version > i64::from(FORMAT_VERSION) {
+            return Err(Error::DataDirNewer {
+                path: dir,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        } else if version < 1 {
+            return Err(corrupt(format!("format version {version} is not one")));
+        }
+        tx.commit().map_err(|e| classify(&dir, e))
+    }
+
+    /// Puts every entry back into `node` ([`Node::restore`]), before its first net
+    /// up. A row that cannot be an entry is corruption: nothing is skipped.
+    pub(crate) fn restore(&mut self, node: &mut Node, now: Instant) -> Result<Restored, Error> {
+        let dir = self.dir.clone();
+        let mut restored = Restored::default();
+        let mut read = || -> Result<(), RowError> {
+            let floor: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT value FROM meta WHERE name = 'collected_floor'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            restored.collected_floor = Timestamp(floor.map_or(0, |ts| ts as u64));
+            let mut select = self
+                .conn
+                .prepare("SELECT key, ts, node, value FROM entries")?;
+            let mut rows = select.query([])?;
+            while let Some(row) = rows.next()? {
+                let key = row.get_ref(0)?.as_str()?;
+                let ts = row.get_ref(1)?.as_i64()?;
+                let id: [u8; 8] = row.get_ref(2)?.as_blob()?.try_into().map_err(|_| {
+                    RowError::Shape(format!("the node id of {key:?} is not 8 bytes"))
+                })?;
+                let value = row.get_ref(3)?.as_blob_or_null()?;
+                let entry = Entry {
+                    version: Version {
+                        // Stored as the same 64 bits (SQLite integers are signed).
+                        ts: Timestamp(ts as u64),
+                        node: NodeId(id),
+                    },
+                    value: value.map(bytes::Bytes::copy_from_slice),
+                };
+                node.restore(now, key, entry);
+                restored.entries += 1;
+            }
+            Ok(())
+        };
+        read().map_err(|e| match e {
+            RowError::Sql(e) => classify(&dir, e),
+            RowError::Shape(reason) => Error::DataDirCorrupt { path: dir, reason },
+        })?;
+        Ok(restored)
+    }
+
+    /// Commits `changes` in one transaction (fsynced: `synchronous = FULL`).
+    fn commit(&mut self, changes: &[Change]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut put = tx.prepare_cached(PUT)?;
+            let mut remove = tx.prepare_cached(REMOVE)?;
+            let mut floor: Option<i64> = None;
+            for change in changes {
+                match change {
+                    Change::Put { key, entry } => {
+                        put.execute(params![
+                            key,
+                            entry.version.ts.0 as i64,
+                            &entry.version.node.0[..],
+                            entry.value.as_deref(),
+                        ])?;
+                    }
+                    Change::Remove(key) => {
+                        let ts: Option<i64> = remove.query_row([key], |r| r.get(0)).optional()?;
+                        // Compared as the unsigned timestamps they are.
+                        if let Some(ts) = ts {
+                            if floor.is_none_or(|f| (ts as u64) > (f as u64)) {
+                                floor = Some(ts);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(floor) = floor {
+                tx.execute(FLOOR, [floor])?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+/// Why a row could not be read back.
+enum RowError {
+    Sql(rusqlite::Error),
+    Shape(String),
+}
+
+impl From<rusqlite::Error> for RowError {
+    fn from(e: rusqlite::Error) -> RowError {
+        RowError::Sql(e)
+    }
+}
+
+impl From<rusqlite::types::FromSqlError> for RowError {
+    fn from(e: rusqlite::types::FromSqlError) -> RowError {
+        RowError::Shape(format!("a row is not an entry: {e}"))
+    }
+}
+
+/// Sorts SQLite's errors about a data dir into locked, corrupt and the rest.
+fn classify(dir: &Path, e: rusqlite::Error) -> Error {
+    let path = dir.to_owned();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::DataDirLocked { path },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::DataDirCorrupt {
+            path,
+            reason: e.to_string(),
+        },
+        _ => Error::DataDir {
+            path,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Counters the writer keeps for the loop's [`TransportStats`].
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    puts: AtomicU64,
+    removes: AtomicU64,
+    restored: AtomicU64,
+}
+
+/// The loop's side of persistence: changes and acknowledgements gathered while
+/// outputs are drained, handed to the writer (or, in memory, acknowledged) when
+/// the drain ends.
+pub(crate) struct Persistence {
+    disk: Option<Disk>,
+    changes: Vec<Change>,
+    acks: Vec<Ack>,
+}
+
+/// A running writer thread.
+struct Disk {
+    queue: Option<mpsc::SyncSender<Batch>>,
+    thread: Option<JoinHandle<()>>,
+    failed: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+impl Persistence {
+    /// A node in memory: writes are acknowledged once applied.
+    pub(crate) fn memory() -> Persistence {
+        Persistence {
+            disk: None,
+            changes: Vec::new(),
+            acks: Vec::new(),
+        }
+    }
+
+    /// Starts the writer thread on `store`. `wake` is called (from the writer)
+    /// when a commit fails, so the loop notices [`failed`](Self::failed).
+    pub(crate) fn start(
+        store: Store,
+        policy: SyncPolicy,
+        restored: Restored,
+        name: String,
+        wake: impl Fn() + Send + 'static,
+    ) -> Result<Persistence, Error> {
+        let (queue, batches) = mpsc::sync_channel(QUEUE);
+        let failed = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        counters.restored.store(restored.entries, Ordering::Relaxed);
+        let writer = Writer {
+            store,
+            policy,
+            batches,
+            failed: Arc::clone(&failed),
+            counters: Arc::clone(&counters),
+            wake: Box::new(wake),
+        };
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || writer.run())
+            .map_err(Error::EventLoop)?;
+        Ok(Persistence {
+            disk: Some(Disk {
+                queue: Some(queue),
+                thread: Some(thread),
+                failed,
+                counters,
+            }),
+            changes: Vec::new(),
+            acks: Vec::new(),
+        })
+    }
+
+    /// Records a change the core applied (persisted at the next [`flush`](Self::flush)).
+    pub(crate) fn applied(&mut self, applied: Applied) {
+        if self.disk.is_some() {
+            self.changes.push(Change::Put {
+                key: applied.key,
+                entry: applied.entry,
+            });
+        }
+    }
+
+    /// Records a tombstone the core forgot.
+    pub(crate) fn collected(&mut self, key: String) {
+        if self.disk.is_some() {
+            self.changes.push(Change::Remove(key));
+        }
+    }
+
+    /// Holds a local write's acknowledgement until every change recorded before it
+    /// is committed (in memory: until the next flush).
+    pub(crate) fn ack(&mut self, ack: Ack) {
+        self.acks.push(ack);
+    }
+
+    /// Hands what was recorded to the writer; in memory, acknowledges at once.
+    /// Blocks while the writer's queue is full (the disk is behind).
+    pub(crate) fn flush(&mut self) {
+        if self.changes.is_empty() && self.acks.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            changes: std::mem::take(&mut self.changes),
+            acks: std::mem::take(&mut self.acks),
+        };
+        match self.disk.as_ref().and_then(|d| d.queue.as_ref()) {
+            Some(queue) => {
+                // A writer that is gone has failed; dropping the acks tells the
+                // writers their node stopped.
+                let _ = queue.send(batch);
+            }
+            None => {
+                for ack in batch.acks {
+                    // The asker may have given up; nothing to do then.
+                    let _ = ack.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Whether a commit failed: the node must stop.
+    pub(crate) fn failed(&self) -> bool {
+        self.disk
+            .as_ref()
+            .is_some_and(|d| d.failed.load(Ordering::Relaxed))
+    }
+
+    /// Copies the writer's counters into `stats`.
+    pub(crate) fn fill_stats(&self, stats: &mut TransportStats) {
+        if let Some(disk) = &self.disk {
+            let c = &disk.counters;
+            stats.disk_commits = c.commits.load(Ordering::Relaxed);
+            stats.disk_puts = c.puts.load(Ordering::Relaxed);
+            stats.disk_removes = c.removes.load(Ordering::Relaxed);
+            stats.disk_restored = c.restored.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Flushes, then waits for the writer to commit everything and close the file.
+    pub(crate) fn close(&mut self) {
+        self.flush();
+        if let Some(disk) = &mut self.disk {
+            disk.queue = None;
+            if let Some(thread) = disk.thread.take() {
+                if thread.join().is_err() {
+                    tracing::error!("the disk writer thread panicked");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Persistence {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The writer thread: commits batches in order, then answers their acks.
+struct Writer {
+    store: Store,
+    policy: SyncPolicy,
+    batches: mpsc::Receiver<Batch>,
+    failed: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    wake: Box<dyn Fn() + Send>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut changes = Vec::new();
+        let mut acks = Vec::new();
+        // Until the loop closes the queue: take a batch, gather more (waiting
+        // for them under group commit), commit, answer.
+        while let Ok(first) = self.batches.recv() {
+            let mut open = true;
+            take(first, &mut changes, &mut acks);
+            if let SyncPolicy::Group(delay) = self.policy {
+                let deadline = Instant::now() + delay;
+                while changes.len() < MAX_COMMIT {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.batches.recv_timeout(left) {
+                        Ok(batch) => take(batch, &mut changes, &mut acks),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                }
+            }
+            while open && changes.len() < MAX_COMMIT {
+                match self.batches.try_recv() {
+                    Ok(batch) => take(batch, &mut changes, &mut acks),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            self.commit(&mut changes, &mut acks);
+        }
+    }
+
+    fn commit(&mut self, changes: &mut Vec<Change>, acks: &mut Vec<Ack>) {
+        let result = if self.failed.load(Ordering::Relaxed) {
+            Err("an earlier commit failed".to_string())
+        } else if changes.is_empty() {
+            Ok(())
+        } else {
+            self.store.commit(changes).map_err(|e| e.to_string())
+        };
+        match &result {
+            Ok(()) if !changes.is_empty() => {
+                let removes = changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Remove(_)))
+                    .count() as u64;
+                let c = &self.counters;
+                c.commits.fetch_add(1, Ordering::Relaxed);
+                c.removes.fetch_add(removes, Ordering::Relaxed);
+                c.puts
+                    .fetch_add(changes.len() as u64 - removes, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+            Err(reason) => {
+                if !self.failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        dir = %self.store.dir.display(),
+                        %reason,
+                        "cannot commit to the data dir; stopping the node"
+                    );
+                    (self.wake)();
+                }
+            }
+        }
+        changes.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+fn take(batch: Batch, changes: &mut Vec<Change>, acks: &mut Vec<Ack>) {
+    changes.extend(batch.changes);
+    acks.extend(batch.acks);
+}
