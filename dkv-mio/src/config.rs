@@ -57,8 +57,8 @@ pub struct Config {
     /// dir). At start it holds everything it held when it stopped. `None` (the
     /// default): in memory only.
     pub data_dir: Option<PathBuf>,
-    /// With a data dir, when writes reach the disk; acknowledgements always wait
-    /// for it. Default: [`SyncPolicy::Always`].
+    /// With a data dir, how writes share fsyncs; acknowledgements always wait for
+    /// the commit. Default: group commit with no added delay.
     pub sync: SyncPolicy,
 }
 
@@ -75,7 +75,7 @@ impl Default for Config {
             recv_hwm: 100_000,
             send_backlog: 100_000,
             data_dir: None,
-            sync: SyncPolicy::Always,
+            sync: SyncPolicy::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
 use crate::net;
 use crate::stats::{Stats, Status, TransportStats};
-use crate::storage::{self, Persistence, Store};
+use crate::storage::{self, Pending, Persistence, Store};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
 use dkv_proto::{BootstrapProgress, Entry, Node, NodeId, Timestamp, Version, WallClock};
@@ -221,13 +221,31 @@ impl Dkv {
     /// Returns once the write is applied and, with a data dir, committed to disk
     /// ([`SyncPolicy`](crate::SyncPolicy)); [`Error::Commit`] if that commit failed.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
-        let (ack, done) = mpsc::channel();
+        let (ack, done) = storage::ack();
         self.send(Command::Set {
             key: key.into(),
             value: value.into(),
             ack,
         })?;
         storage::wait(done)
+    }
+
+    /// Like [`set`](Self::set), but returns as soon as the node has the request,
+    /// with a [`Pending`] that waits for the acknowledgement. Requests are still
+    /// carried out in order (a later get sees the write), so one thread can keep
+    /// many writes in flight and let group commit put them under few fsyncs.
+    pub fn set_pending(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<Pending, Error> {
+        let (ack, done) = storage::ack();
+        self.send(Command::Set {
+            key: key.into(),
+            value: value.into(),
+            ack,
+        })?;
+        Ok(Pending(done))
     }
 
     /// Deletes `key`: stores a tombstone with a fresh version and publishes it. The
@@ -237,7 +255,7 @@ impl Dkv {
     /// elsewhere). Returns once the delete is applied and, with a data dir,
     /// committed to disk, as [`set`](Self::set) does.
     pub fn delete(&self, key: impl Into<String>) -> Result<(), Error> {
-        let (ack, done) = mpsc::channel();
+        let (ack, done) = storage::ack();
         self.send(Command::Delete {
             key: key.into(),
             ack,

@@ -80,4 +80,4 @@ pub use error::Error;
 pub use handle::{Dkv, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};
 pub use stats::{Stats, Status, TransportStats};
-pub use storage::{SyncPolicy, DATA_FILE, DEFAULT_GROUP_DELAY, FORMAT_VERSION, MAX_GROUP_DELAY};
+pub use storage::{Pending, SyncPolicy, DATA_FILE, FORMAT_VERSION, MAX_GROUP_DELAY};

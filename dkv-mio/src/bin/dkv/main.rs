@@ -70,10 +70,11 @@ struct NodeArgs {
     /// dir); a restart holds what the node held. Default: in memory only.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
-    /// With --data-dir, when writes reach the disk: `always` (fsync each commit at
-    /// once) or `group[:MS]` (wait MS ms, default 5, so writes share an fsync).
-    /// Either way OK is printed only once the write is on disk.
-    #[arg(long, value_name = "POLICY", default_value = "always")]
+    /// With --data-dir, how writes share fsyncs: `group` (writes that arrive while
+    /// a commit runs share the next one), `group:MS` (also wait MS ms for more to
+    /// join) or `always` (one fsync per write). Under each, OK is printed only once
+    /// the write is on disk.
+    #[arg(long, value_name = "POLICY", default_value = "group")]
     sync: SyncPolicy,
 }
 
