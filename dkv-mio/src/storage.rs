@@ -658,3 +658,300 @@ fn take(batch: Batch, changes: &mut Vec<Change>, acks: &mut Vec<Ack>) {
     changes.extend(batch.changes);
     acks.extend(batch.acks);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dkv_proto::WallClock;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn node() -> Node {
+        let wall = WallClock {
+            at: Instant::now(),
+            unix_ms: T0,
+        };
+        Node::new(dkv_proto::Config::new(NodeId(*b"restored"), 1, wall))
+    }
+
+    fn entry(ms: u64, writer: u8, value: Option<&'static str>) -> Entry {
+        Entry {
+            version: Version {
+                ts: Timestamp::from_millis(ms),
+                node: NodeId([writer; 8]),
+            },
+            value: value.map(|v| bytes::Bytes::from_static(v.as_bytes())),
+        }
+    }
+
+    fn put(key: &str, entry: Entry) -> Change {
+        Change::Put {
+            key: key.into(),
+            entry,
+            local: true,
+        }
+    }
+
+    /// Opens `dir` and reads it into a fresh node.
+    fn reopen(dir: &Path) -> Result<(Node, Restored), Error> {
+        let mut store = Store::open(dir)?;
+        let mut node = node();
+        let restored = store.restore(&mut node, Instant::now())?;
+        Ok((node, restored))
+    }
+
+    /// A raw connection to a closed data dir's file, to damage it.
+    fn raw(dir: &Path) -> Connection {
+        Connection::open(dir.join(DATA_FILE)).unwrap()
+    }
+
+    #[test]
+    fn sync_policies_parse_and_print_as_the_cli_takes_them() {
+        for (text, policy) in [
+            ("always", SyncPolicy::Always),
+            ("group", SyncPolicy::Group(Duration::ZERO)),
+            ("group:7", SyncPolicy::Group(Duration::from_millis(7))),
+        ] {
+            assert_eq!(text.parse::<SyncPolicy>(), Ok(policy));
+            assert_eq!(policy.to_string(), text);
+        }
+        assert_eq!("group:0".parse(), Ok(SyncPolicy::default()));
+        for bad in ["", "never", "group:", "group:x", "group:10001", "always:1"] {
+            assert!(bad.parse::<SyncPolicy>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn committed_entries_come_back_with_their_versions_and_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = T0 - 60_000;
+        let unversioned = Entry {
+            version: Version::UNVERSIONED,
+            value: Some(bytes::Bytes::from_static(b"from a prototype")),
+        };
+        let changes = [
+            put("a", entry(now, 1, Some("one"))),
+            put("gone", entry(now + 1, 2, None)),
+            put("proto", unversioned.clone()),
+            put("a", entry(now + 2, 3, Some("two"))),
+            put("b\n\u{e9} b", entry(now + 3, 4, Some(""))),
+        ];
+        Store::open(dir.path()).unwrap().commit(&changes).unwrap();
+        let (node, restored) = reopen(dir.path()).unwrap();
+        assert_eq!(restored.entries, 4);
+        assert_eq!(restored.collected_floor, Timestamp::ZERO);
+        assert_eq!(node.entry("a"), Some(&entry(now + 2, 3, Some("two"))));
+        assert_eq!(node.entry("gone"), Some(&entry(now + 1, 2, None)));
+        assert_eq!(node.value("gone"), None);
+        assert_eq!(node.entry("proto"), Some(&unversioned));
+        assert_eq!(
+            node.entry("b\n\u{e9} b"),
+            Some(&entry(now + 3, 4, Some("")))
+        );
+        assert_eq!((node.len(), node.tombstones()), (3, 1));
+        // The clock restarts above every restored version.
+        assert!(node.clock() >= Timestamp::from_millis(now + 3));
+    }
+
+    #[test]
+    fn a_restored_clock_is_above_versions_ahead_of_the_wall_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = entry(T0 + 3_600_000, 9, Some("from the future"));
+        Store::open(dir.path())
+            .unwrap()
+            .commit(&[put("k", ahead.clone())])
+            .unwrap();
+        let (mut node, _) = reopen(dir.path()).unwrap();
+        assert!(node.clock() >= ahead.version.ts);
+        node.set(Instant::now(), "k".into(), "now".into());
+        assert!(node.entry("k").unwrap().version > ahead.version);
+    }
+
+    #[test]
+    fn removes_drop_rows_and_raise_the_collected_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&[
+                put("old", entry(T0 - 10, 1, None)),
+                put("older", entry(T0 - 20, 1, None)),
+                put("kept", entry(T0 - 5, 1, Some("v"))),
+            ])
+            .unwrap();
+        let removes = [
+            Change::Remove("older".into()),
+            Change::Remove("old".into()),
+            Change::Remove("never held".into()),
+        ];
+        store.commit(&removes).unwrap();
+        // A lower floor later never lowers it.
+        store.commit(&[put("x", entry(T0 - 30, 1, None))]).unwrap();
+        store.commit(&[Change::Remove("x".into())]).unwrap();
+        drop(store);
+        let (node, restored) = reopen(dir.path()).unwrap();
+        assert_eq!(restored.entries, 1);
+        assert_eq!(node.keys().collect::<Vec<_>>(), ["kept"]);
+        assert_eq!(restored.collected_floor, Timestamp::from_millis(T0 - 10));
+    }
+
+    #[test]
+    fn a_second_open_of_a_held_dir_is_refused_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(Error::DataDirLocked { path }) => assert_eq!(path, dir.path()),
+            other => panic!("expected DataDirLocked, got {:?}", other.err()),
+        }
+        drop(held);
+        Store::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path())
+            .unwrap()
+            .commit(&[put("k", entry(T0, 1, Some("v")))])
+            .unwrap();
+        let newer = i64::from(FORMAT_VERSION) + 1;
+        raw(dir.path())
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        match reopen(dir.path()) {
+            Err(Error::DataDirNewer {
+                found, supported, ..
+            }) => assert_eq!((found, supported), (newer, FORMAT_VERSION)),
+            other => panic!("expected DataDirNewer, got {:?}", other.err()),
+        }
+        let conn = raw(dir.path());
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((version, rows), (newer, 1));
+    }
+
+    #[test]
+    fn garbage_and_foreign_files_are_corrupt_and_left_as_they_are() {
+        let garbage: Vec<u8> = (0..10_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DATA_FILE), &garbage).unwrap();
+        let err = reopen(dir.path()).err().expect("garbage opened");
+        assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(dir.path().join(DATA_FILE)).unwrap(), garbage);
+
+        let foreign = tempfile::tempdir().unwrap();
+        raw(foreign.path())
+            .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+        let err = reopen(foreign.path()).err().expect("a foreign file opened");
+        assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
+        assert!(err.to_string().contains("not dkv's"), "{err}");
+        let kept: String = raw(foreign.path())
+            .query_row("SELECT body FROM notes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "mine");
+    }
+
+    #[test]
+    fn a_damaged_page_is_reported_as_corruption_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let changes: Vec<Change> = (0..5_000)
+            .map(|i| {
+                put(
+                    &format!("key/{i:05}"),
+                    entry(T0, 1, Some("some value bytes")),
+                )
+            })
+            .collect();
+        Store::open(dir.path()).unwrap().commit(&changes).unwrap();
+        let path = dir.path().join(DATA_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let pages = bytes.len() / 4096;
+        assert!(pages > 10, "{pages} pages");
+        let middle = pages / 2 * 4096;
+        bytes[middle..middle + 4096].fill(0xa5);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = reopen(dir.path()).err().expect("a damaged store restored");
+        assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file was changed");
+    }
+
+    #[test]
+    fn a_row_that_is_not_an_entry_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        raw(dir.path())
+            .execute(
+                "INSERT INTO entries (key, ts, node, value) VALUES ('k', 1, x'0102', NULL)",
+                [],
+            )
+            .unwrap();
+        let err = reopen(dir.path()).err().expect("a bad row restored");
+        assert!(err.to_string().contains("not 8 bytes"), "{err}");
+        assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
+    }
+
+    /// Starts a writer on `dir`, makes `writes` local puts through it (each
+    /// acknowledged), closes it and returns its commit count.
+    fn write_through(dir: &Path, policy: SyncPolicy, writes: usize) -> u64 {
+        let store = Store::open(dir).unwrap();
+        let mut persist =
+            Persistence::start(store, policy, Restored::default(), "t".into(), || {}).unwrap();
+        let mut waits = Vec::new();
+        for i in 0..writes {
+            persist.applied(Applied {
+                key: format!("k{i}"),
+                entry: entry(T0 + i as u64, 1, Some("v")),
+                local: true,
+            });
+            let (ack, done) = ack();
+            persist.ack(ack);
+            waits.push(done);
+        }
+        persist.flush();
+        for done in waits {
+            wait(done).unwrap();
+        }
+        let mut stats = TransportStats::default();
+        persist.fill_stats(&mut stats);
+        assert_eq!(stats.disk_puts, writes as u64);
+        persist.close();
+        stats.disk_commits
+    }
+
+    #[test]
+    fn acknowledged_writes_are_committed_one_fsync_each_under_always() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(write_through(dir.path(), SyncPolicy::Always, 20), 20);
+        let (node, _) = reopen(dir.path()).unwrap();
+        assert_eq!(node.len(), 20);
+    }
+
+    #[test]
+    fn group_commit_puts_writes_queued_together_under_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = SyncPolicy::Group(Duration::from_millis(5));
+        assert_eq!(write_through(dir.path(), policy, 20), 1);
+        let (node, _) = reopen(dir.path()).unwrap();
+        assert_eq!(node.len(), 20);
+    }
+
+    #[test]
+    fn a_node_in_memory_acknowledges_at_the_flush() {
+        let mut persist = Persistence::memory();
+        let (ack, done) = ack();
+        persist.applied(Applied {
+            key: "k".into(),
+            entry: entry(T0, 1, Some("v")),
+            local: true,
+        });
+        persist.ack(ack);
+        assert!(done.try_recv().is_err(), "acknowledged before the flush");
+        persist.flush();
+        assert_eq!(done.try_recv(), Ok(Ok(())));
+        assert!(!persist.failed());
+    }
+}
