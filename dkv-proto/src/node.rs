@@ -944,11 +944,11 @@ impl Node {
 
     /// Starts the reconciliation sessions that are due.
     fn sync_step(&mut self, now: Instant) {
-        if self.local_ip.is_none() {
+        let due = self.sync.next_deadline().is_some_and(|at| at <= now);
+        if self.local_ip.is_none() || !due {
             return;
         }
-        let peers: Vec<NodeId> = self.peers.dkv_peers().collect();
-        for e in self.sync.on_timeout(now, &peers, &self.store) {
+        for e in self.sync.on_timeout(now, &self.peers, &self.store) {
             self.publish(Message::Dkv(e));
         }
     }
