@@ -4,8 +4,7 @@
 
 use super::model::{items, live_keys, summary, ts_at, Model, Prediction, Wall};
 use super::{
-    assert_publish_well_formed, assert_stats_monotonic, moved, moved_by, stats_delta,
-    trips_pull_split, Counter, KnownBugs, KNOWN_BUGS, SAFE_STEP_COUNT,
+    assert_publish_well_formed, assert_stats_monotonic, moved, moved_by, stats_delta, Counter,
 };
 use crate::input::Reader;
 use bytes::Bytes;
@@ -124,8 +123,6 @@ impl Stamp {
 
 /// Upper bound on timer firings one `Advance` may cause, so no input can hang.
 const MAX_FIRINGS_PER_ADVANCE: usize = 100_000;
-/// How far time moves while a tolerated stale deadline hides the next real one.
-const SPIN_STEP: Duration = Duration::from_millis(10);
 /// Session and request ids of the node's own messages remembered for replies.
 const RECENT_IDS: usize = 16;
 
@@ -282,7 +279,6 @@ fn read_config(r: &mut Reader<'_>) -> (Timings, u64) {
 /// The harness: the node, the clocks, and a model of what the outputs promised.
 struct Harness {
     node: Node,
-    known: KnownBugs,
     window: usize,
     horizon_ms: u64,
     offset_ms: u64,
@@ -320,10 +316,10 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(config: Config, known: KnownBugs) -> Harness {
+    fn new(config: Config) -> Harness {
         let now = config.wall.at;
         let t = &config.timings;
-        let model = Model::new(config.id, t.max_clock_offset, known);
+        let model = Model::new(config.id, t.max_clock_offset);
         let node = Node::new(config.clone());
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Harness {
@@ -333,7 +329,6 @@ impl Harness {
             stats: node.stats(),
             clock: node.clock(),
             node,
-            known,
             now,
             wall: Wall {
                 at: now,
@@ -578,9 +573,8 @@ impl Harness {
         }
     }
 
-    /// The step's local writes went out in `put`s, in order, batched (unless
-    /// tolerated as a known bug), each record followed by its prototype `set` copy
-    /// when prototype peers are live.
+    /// The step's local writes went out in `put`s, in order, batched, each record
+    /// followed by its prototype `set` copy when prototype peers are live.
     fn check_puts(&self, published: &[Message], local: &[Record]) {
         let mut puts = Vec::new();
         let mut copies = VecDeque::new();
@@ -615,9 +609,7 @@ impl Harness {
         for (i, put) in puts.iter().enumerate() {
             let bytes: usize = put.iter().map(size).sum();
             assert!(put.len() == 1 || bytes <= PAGE_BYTES, "put over a page");
-            if self.known.unbatched_puts {
-                assert_eq!(put.len(), 1, "tolerated: one put per write");
-            } else if let Some(next) = puts.get(i + 1) {
+            if let Some(next) = puts.get(i + 1) {
                 assert!(bytes + size(&next[0]) > PAGE_BYTES, "writes not batched");
             }
         }
@@ -695,37 +687,15 @@ impl Harness {
     }
 
     /// Calls `handle_timeout` at the current time and checks it fired everything due.
-    /// Returns whether a deadline stays due, as tolerated for
-    /// [`KnownBugs::due_while_session_runs`].
-    fn fire(&mut self) -> bool {
+    fn fire(&mut self) {
         self.node.handle_timeout(self.now);
         self.drain();
         for (id, (_, deadline)) in &self.pending {
             assert!(*deadline > self.now, "get {id:?} outlived its deadline");
         }
-        let Some(next) = self.node.poll_timeout().filter(|&at| at <= self.now) else {
-            return false;
-        };
-        // The session may be with an id no longer live: a hello that replaces an
-        // endpoint's id does not end the old id's reconciliation state.
-        assert!(
-            self.known.due_while_session_runs && !self.dkv_ids.is_empty(),
-            "deadline {next:?} still due after handle_timeout"
-        );
-        // Tolerated only as the bug behaves: firing again does nothing at all.
-        let stats = self.node.stats();
-        self.node.handle_timeout(self.now);
-        assert_eq!(
-            self.node.poll_output(),
-            None,
-            "a still-due deadline did something"
-        );
-        assert_eq!(
-            self.node.stats(),
-            stats,
-            "a still-due deadline counted something"
-        );
-        true
+        if let Some(next) = self.node.poll_timeout().filter(|&at| at <= self.now) {
+            panic!("deadline {next:?} still due after handle_timeout");
+        }
     }
 
     /// Moves the clock to `to`, firing each deadline on the way at its own time.
@@ -734,13 +704,7 @@ impl Harness {
             match self.node.poll_timeout() {
                 Some(at) if at <= to => {
                     self.now = self.now.max(at);
-                    if self.fire() {
-                        // A stale deadline hides the next real one: step past it.
-                        self.now = (self.now + SPIN_STEP).min(to);
-                        if self.now == to {
-                            break;
-                        }
-                    }
+                    self.fire();
                 }
                 _ => break,
             }
@@ -752,9 +716,6 @@ impl Harness {
     /// replies against the model.
     fn receive<F: AsRef<[u8]>>(&mut self, frames: &[F]) {
         let decoded = Message::decode(frames);
-        if self.known.pull_split_trusts_count && trips_pull_split(&decoded) {
-            return;
-        }
         let p: Prediction = self.model.receive(self.wall_ms(), &decoded);
         self.expected.extend(p.applied.iter().cloned());
         let before = self.stats.clone();
@@ -963,10 +924,6 @@ impl Harness {
                     _ => {
                         let fingerprint = r.u64()?;
                         let count = r.u64()?;
-                        let count = match self.known.pull_split_trusts_count {
-                            true => count % (SAFE_STEP_COUNT + 1),
-                            false => count,
-                        };
                         Summary { fingerprint, count }
                     }
                 };
@@ -1272,8 +1229,7 @@ fn read_message(r: &mut Reader<'_>) -> Option<Message> {
 /// - counters never go down; bootstrap stays within its window and idle without net.
 ///
 /// At the end, time passes every get's deadline (all must be complete) and the node
-/// shuts down (every peer must be disconnected). Known `dkv-proto` bugs are tolerated
-/// ([`KNOWN_BUGS`]).
+/// shuts down (every peer must be disconnected).
 pub fn node(data: &[u8]) {
     node_run(data);
 }
@@ -1281,11 +1237,6 @@ pub fn node(data: &[u8]) {
 /// Runs and checks `data` exactly as [`node`] does, and returns the node's final
 /// counters, so tests can show what an input reached.
 pub fn node_run(data: &[u8]) -> Stats {
-    node_run_with(data, KNOWN_BUGS)
-}
-
-/// Runs and checks `data` as [`node`] does, tolerating only the bugs in `known`.
-pub fn node_run_with(data: &[u8], known: KnownBugs) -> Stats {
     let mut r = Reader::new(data);
     let (timings, seed) = read_config(&mut r);
     let wall = WallClock {
@@ -1295,7 +1246,7 @@ pub fn node_run_with(data: &[u8], known: KnownBugs) -> Stats {
     let mut config = Config::new(OWN_ID, PUB_PORT, wall);
     config.timings = timings;
     config.seed = seed;
-    let mut harness = Harness::new(config, known);
+    let mut harness = Harness::new(config);
     while let Some(byte) = r.u8() {
         if harness.step(Op::from_byte(byte), &mut r).is_none() {
             break;
