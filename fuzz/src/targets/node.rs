@@ -354,39 +354,28 @@ impl Harness {
         self.wall.ms(self.now)
     }
 
-    /// Tombstones past the horizon may be collected (in `handle_timeout`, after get
-    /// timeouts and before reconciliation); nothing else vanishes. Removes what the
-    /// node collected from the model and the view, and returns it.
-    fn collect_gone(&mut self) -> BTreeMap<String, Entry> {
+    /// A tombstone reported collected: it must be one the view holds, past the
+    /// horizon of the latest wall time the node may have read. It leaves the view,
+    /// and the model too (which may already hold this step's next entry for it).
+    fn collected(&mut self, key: &str) {
         self.max_wall_ms = self.max_wall_ms.max(self.wall_ms());
         let cutoff = ts_at(self.max_wall_ms.saturating_sub(self.horizon_ms));
-        // The view, not the model: the model already holds this step's predictions.
-        let gone: Vec<String> = self
-            .view
-            .keys()
-            .filter(|k| self.node.entry(k).is_none())
-            .cloned()
-            .collect();
-        let mut collected = BTreeMap::new();
-        for key in gone {
-            let entry = self.view.remove(&key).expect("a view key");
-            assert!(entry.value.is_none(), "{key:?} vanished, not a tombstone");
-            assert!(
-                entry.version.ts < cutoff,
-                "tombstone of {key:?} collected early"
-            );
-            if self.model.store.get(&key) == Some(&entry) {
-                self.model.store.remove(&key);
-            }
-            collected.insert(key, entry);
+        let Some(entry) = self.view.remove(key) else {
+            panic!("reported {key:?} collected, which it does not hold");
+        };
+        assert!(entry.value.is_none(), "collected {key:?}, not a tombstone");
+        assert!(
+            entry.version.ts < cutoff,
+            "tombstone of {key:?} collected early"
+        );
+        if self.model.store.get(key) == Some(&entry) {
+            self.model.store.remove(key);
         }
-        collected
     }
 
     /// Drains the outputs, checking each in order, then checks the node-wide
     /// invariants. Returns what was published.
     fn drain(&mut self) -> Vec<Message> {
-        let collected = self.collect_gone();
         let outputs: Vec<Output> = std::iter::from_fn(|| self.node.poll_output()).collect();
         if self.trace {
             outputs.iter().for_each(|o| eprintln!("    -> {o:?}"));
@@ -396,7 +385,8 @@ impl Harness {
         let mut published = Vec::new();
         let mut datagrams = Vec::new();
         let mut local = Vec::new();
-        for (i, output) in outputs.iter().enumerate() {
+        let mut collected = 0;
+        for output in &outputs {
             match output {
                 Output::Publish(msg) => {
                     self.check_publish(msg);
@@ -427,32 +417,18 @@ impl Harness {
                         panic!("get {:?} completed twice", done.id);
                     };
                     assert_eq!(done.key, key, "completion for another key");
-                    let matches = |e: Option<&Entry>| {
-                        done.value == e.and_then(|e| e.value.clone())
-                            && done.version == e.map(|e| e.version)
-                    };
-                    // A get that timed out as its tombstone was collected saw it.
-                    let seen = |e: Option<&Entry>| {
-                        matches(e) || collected.get(&key).is_some_and(|c| matches(Some(c)))
-                    };
-                    if !seen(self.view.get(&key)) {
-                        // Completed by an arriving entry, whose Applied comes just
-                        // before the completions it causes.
-                        let before = outputs[..i]
-                            .iter()
-                            .rev()
-                            .find(|o| !matches!(o, Output::GetDone(d) if d.key == key));
-                        assert!(
-                            matches!(before, Some(Output::Applied(a)) if a.key == key && matches(Some(&a.entry))),
-                            "completion {done:?} matches neither the store nor the entry applied just before"
-                        );
-                    }
+                    // Completed with the entry held at this point: by a hit, a
+                    // timeout, or an arriving entry whose Applied came just before.
+                    let held = self.view.get(&key);
+                    assert!(
+                        done.value == held.and_then(|e| e.value.clone())
+                            && done.version == held.map(|e| e.version),
+                        "completion {done:?} does not match the entry held, {held:?}"
+                    );
                 }
                 Output::Collected(key) => {
-                    assert!(
-                        collected.contains_key(key),
-                        "reported {key:?} collected, which it still holds or never held as a tombstone"
-                    );
+                    self.collected(key);
+                    collected += 1;
                 }
                 Output::Applied(applied) => {
                     self.check_applied(applied);
@@ -473,7 +449,7 @@ impl Harness {
         self.check_datagrams(&datagrams);
         self.check_puts(&published, &local);
         let changed = outputs.iter().any(|o| matches!(o, Output::Applied(_)));
-        self.check_state(changed, collected.len());
+        self.check_state(changed, collected);
         published
     }
 
@@ -1247,17 +1223,20 @@ fn read_message(r: &mut Reader<'_>) -> Option<Message> {
 /// - connects and disconnects alternate per endpoint, never target the node's own
 ///   (local ip, PUB port), and match [`Node::peers`]; a hello identifies its peer;
 /// - every received message moves exactly one message-verdict counter (as the model
-///   predicts; `drop_legacy_from_dkv` only for an asker heard as a dkv node, and
-///   `drop_list_many_prototypes` for a `list` while two or more prototypes are live), its
-///   entry counters and `Applied` outputs are exactly the model's, which merges every
-///   accepted entry with `Entry::merge_order`, refuses versions beyond the clock
-///   offset, versions prototype `set`s from its own clock and ignores their echoes;
-/// - the store equals the model and the `Applied` outputs (tombstones aside that
-///   are past the horizon and counted collected); the summary equals a naive sum;
+///   predicts; `drop_legacy_from_dkv` only for an asker heard as a dkv node;
+///   `drop_list_many_prototypes` for a `list` while two or more prototypes are
+///   live); its entry counters and `Applied` outputs are exactly the model's, which
+///   merges every accepted entry with `Entry::merge_order`, refuses remote versions
+///   beyond the clock offset, versions prototype `set`s from its own clock (never
+///   refused) and ignores their echoes;
+/// - the store equals the model and what the `Applied` and `Collected` outputs
+///   say, in order (only tombstones past the horizon are collected, each reported
+///   once and counted); the summary equals a naive sum;
 /// - the clock never goes back and equals the model's; every local write's version
 ///   is above every version applied before;
-/// - every get completes exactly once, for its key, with the entry then held (or the
-///   one whose arrival completed it), no later than its deadline;
+/// - every get completes exactly once, for its key, with the entry held at that
+///   point of the outputs (after the `Applied` of one that completes it), no later
+///   than its deadline;
 /// - counters never go down; bootstrap stays within its window and idle without net.
 ///
 /// At the end, time passes every get's deadline (all must be complete) and the node
