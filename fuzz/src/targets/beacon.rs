@@ -94,9 +94,9 @@ fn peer_ids(node: &Node) -> BTreeMap<SocketAddr, Option<NodeId>> {
     node.peers().map(|a| (a, node.peer_id(a))).collect()
 }
 
-/// Checks one datagram. The first byte is flags (see [`flags`]): net up, heard
-/// before, the index of the source address in [`SOURCES`], and what else was heard
-/// before ([`PRE_NONE`], [`PRE_BEACON`], [`PRE_OTHER_HELLO`], [`PRE_OTHER_SOURCE`]);
+/// Checks one datagram. The first byte is flags (see `flags`): net up, heard
+/// before, the index of the source address in `SOURCES`, and what else was heard
+/// before (`PRE_NONE`, `PRE_BEACON`, `PRE_OTHER_HELLO`, `PRE_OTHER_SOURCE`);
 /// the rest is the datagram, heard 500 ms after those (or halfway to the node's
 /// next deadline if that comes sooner: the target fires no timer). Checks:
 /// - [`parse_datagram`] and [`parse_beacon`] never panic and agree with a reference

@@ -120,7 +120,7 @@ fn check_decoded(frames: &[&[u8]], decoded: &Result<Message, DecodeError>) {
 ///   `list_answer` for another node, a dkv/2 message to another node or claiming
 ///   the node's own id); its entry counters (`entries_applied`, `entries_stale`,
 ///   `drop_clock_ahead`, `echoes_ignored`), `Applied` outputs, store and clock are
-///   exactly what the [`Model`] predicts; otherwise only traffic counters move;
+///   exactly what the reference model predicts; otherwise only traffic counters move;
 /// - whatever the node publishes in reply is well-formed and from its own id.
 pub fn decode(data: &[u8]) {
     let frames = split_frames(data);
