@@ -306,6 +306,8 @@ struct Harness {
     clock: Timestamp,
     /// Ids the node may know as dkv nodes (from hellos and accepted dkv/2 messages).
     dkv_ids: BTreeSet<NodeId>,
+    /// When each endpoint was last heard (beacon or hello).
+    heard: BTreeMap<SocketAddr, Instant>,
     /// Session and request ids from the node's latest messages, newest last.
     recent_ids: VecDeque<u64>,
     stats: Stats,
@@ -344,6 +346,7 @@ impl Harness {
             echo: None,
             max_version: None,
             dkv_ids: BTreeSet::new(),
+            heard: BTreeMap::new(),
             recent_ids: VecDeque::new(),
             start: now,
             trace: std::env::var_os("DKV_FUZZ_TRACE").is_some(),
@@ -714,11 +717,15 @@ impl Harness {
         let decoded = Message::decode(frames);
         let mut p: Prediction = self.model.receive(self.wall_ms(), &decoded);
         // A prototype's list is left to another prototype while more than one is
-        // live: every prototype hears every list_answer and dies on one not its own.
+        // beaconing (heard within 1.5 beacon intervals): every prototype hears every
+        // list_answer and dies on one not its own.
+        let recent = self.node.config().timings.beacon_interval.saturating_mul(3) / 2;
+        let since = self.now.checked_sub(recent).unwrap_or(self.now);
         let prototypes = self
             .node
             .peers()
             .filter(|a| self.node.peer_id(*a).is_none())
+            .filter(|a| self.heard.get(a).is_some_and(|t| *t >= since))
             .count();
         if p.verdict == "in_list" && prototypes > 1 {
             p.verdict = "drop_list_many_prototypes";
@@ -805,6 +812,11 @@ impl Harness {
             matches!(verdicts[..], [(_, 1)]),
             "datagram counted {verdicts:?}"
         );
+        if let (Ok(d), [("beacons_in" | "hellos_in", 1)]) =
+            (parse_datagram(datagram), &verdicts[..])
+        {
+            self.heard.insert(SocketAddr::new(src, d.port()), self.now);
+        }
         if let (Ok(Datagram::Hello { port, id }), [("hellos_in", 1)]) =
             (parse_datagram(datagram), &verdicts[..])
         {
