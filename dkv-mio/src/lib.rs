@@ -68,6 +68,7 @@ mod handle;
 mod net;
 pub mod shell;
 mod stats;
+mod watch;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
@@ -76,6 +77,7 @@ pub use dkv_proto::{
     BootstrapPhase, BootstrapProgress, Entry, NodeId, Timestamp, Timings, TimingsError, Version,
 };
 pub use error::Error;
-pub use handle::{Dkv, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
+pub use handle::{Dkv, KeyValue, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};
 pub use stats::{Stats, Status, TransportStats};
+pub use watch::{Watch, WatchEvent, WATCH_CAPACITY};
