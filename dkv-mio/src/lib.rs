@@ -66,7 +66,6 @@ mod error;
 mod event_loop;
 mod handle;
 mod net;
-pub mod shell;
 mod stats;
 mod watch;
 mod zmq_io;
