@@ -34,7 +34,10 @@ fn a_watch_sees_local_sets_and_deletes_under_its_prefix_in_order() {
             version,
             local,
         } => {
-            assert_eq!((key.as_str(), &value[..], local), ("app/a", &b"1"[..], true));
+            assert_eq!(
+                (key.as_str(), &value[..], local),
+                ("app/a", &b"1"[..], true)
+            );
             versions.push(version);
         }
         other => panic!("{other:?}"),

@@ -1,17 +1,20 @@
-//! Logs on stderr through `tracing`; while the REPL reads a line they are handed
-//! to the line editor, which prints them above the prompt instead of through it.
+//! Logs on stderr through `tracing`. While the REPL waits for a line, a log line
+//! is printed above the prompt: the prompt line is cleared, the log line written,
+//! and the prompt with what was typed so far drawn again, all in one write.
+//!
+//! (rustyline's external printer would do this, but with it rustyline stalls on
+//! typed-ahead or pasted input until the next key: it waits for the terminal to
+//! be readable while the input sits in its own buffer.)
 
 use std::io::{self, IsTerminal, Write};
-use std::sync::mpsc::{self, SyncSender};
 use std::sync::Mutex;
 use tracing_subscriber::filter::LevelFilter;
 
-/// Where log lines go while the REPL runs; `None`: stderr.
-static REPL_SINK: Mutex<Option<SyncSender<String>>> = Mutex::new(None);
+/// The REPL's prompt.
+pub const PROMPT: &str = "dkv> ";
 
-/// Log lines the REPL's printer may fall behind by; more are dropped, so a
-/// logging thread (the node's) never waits for the terminal.
-const REPL_BACKLOG: usize = 1024;
+/// While the REPL waits for a line: what has been typed so far.
+static TYPED: Mutex<Option<String>> = Mutex::new(None);
 
 /// Sends logs at `level` and above to stderr.
 pub fn init(level: LevelFilter) {
@@ -22,30 +25,20 @@ pub fn init(level: LevelFilter) {
         .init();
 }
 
-/// From now on log lines go through `printer` (rustyline's external printer).
-pub fn start_repl_printer(mut printer: impl rustyline::ExternalPrinter + Send + 'static) {
-    let (tx, rx) = mpsc::sync_channel::<String>(REPL_BACKLOG);
-    let spawned = std::thread::Builder::new()
-        .name("dkv-log-printer".into())
-        .spawn(move || {
-            for line in rx {
-                if printer.print(line).is_err() {
-                    return;
-                }
-            }
-        });
-    if spawned.is_ok() {
-        *lock() = Some(tx);
+fn typed() -> std::sync::MutexGuard<'static, Option<String>> {
+    TYPED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The REPL now waits for a line at the prompt (`true`) or does not (`false`).
+pub fn prompt_shown(shown: bool) {
+    *typed() = shown.then(String::new);
+}
+
+/// The line being typed changed (called by the line editor on every edit).
+pub fn typed_line(line: &str) {
+    if let Some(typed) = typed().as_mut() {
+        line.clone_into(typed);
     }
-}
-
-/// Log lines go to stderr again.
-pub fn stop_repl_printer() {
-    *lock() = None;
-}
-
-fn lock() -> std::sync::MutexGuard<'static, Option<SyncSender<String>>> {
-    REPL_SINK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One event's formatted line (tracing-subscriber writes each in one call).
@@ -53,12 +46,17 @@ struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(sink) = lock().as_ref() {
-            // Full or gone: the line is dropped rather than block the caller.
-            let _ = sink.try_send(String::from_utf8_lossy(buf).into_owned());
-            return Ok(buf.len());
-        }
-        io::stderr().write(buf)
+        // Held while writing, so the prompt cannot change in between.
+        let typed = typed();
+        let Some(line) = typed.as_ref() else {
+            return io::stderr().write(buf);
+        };
+        let mut all = b"\r\x1b[K".to_vec();
+        all.extend_from_slice(buf);
+        all.extend_from_slice(PROMPT.as_bytes());
+        all.extend_from_slice(line.as_bytes());
+        io::stderr().write_all(&all)?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

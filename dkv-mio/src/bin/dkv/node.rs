@@ -173,7 +173,7 @@ pub fn run(config: Config, socket_choice: SocketChoice) -> ExitCode {
     };
     // The REPL may be inside a line read, with the terminal in raw mode.
     if let Some(saved) = saved_terminal {
-        logs::stop_repl_printer();
+        logs::prompt_shown(false);
         let _ =
             nix::sys::termios::tcsetattr(io::stdin(), nix::sys::termios::SetArg::TCSANOW, &saved);
     }
@@ -264,17 +264,14 @@ fn pipe(shell: &Shell) -> io::Result<()> {
 /// written, not `println!`ed, so a closed stdout ends the node quietly.
 fn repl(shell: &Arc<Shell>, running: &Running, socket: Option<PathBuf>) -> io::Result<()> {
     use rustyline::error::ReadlineError;
-    let mut editor = match rustyline::DefaultEditor::new() {
+    let mut editor = match rustyline::Editor::<TrackTyped, _>::new() {
         Ok(editor) => editor,
         Err(err) => {
             tracing::warn!(%err, "no line editor; reading plain lines");
             return pipe(shell);
         }
     };
-    // Log lines are printed above the prompt, not through it.
-    if let Ok(printer) = editor.create_external_printer() {
-        logs::start_repl_printer(printer);
-    }
+    editor.set_helper(Some(TrackTyped));
     let mut out = io::stdout();
     let dkv = &shell.dkv;
     let socket = match socket {
@@ -291,7 +288,11 @@ fn repl(shell: &Arc<Shell>, running: &Running, socket: Option<PathBuf>) -> io::R
     )?;
     let mut session = Session::default();
     loop {
-        match editor.readline("dkv> ") {
+        // Log lines are printed above the prompt meanwhile, not through it.
+        logs::prompt_shown(true);
+        let read = editor.readline(logs::PROMPT);
+        logs::prompt_shown(false);
+        match read {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
@@ -314,6 +315,25 @@ fn repl(shell: &Arc<Shell>, running: &Running, socket: Option<PathBuf>) -> io::R
             }
             Err(err) => return Err(io::Error::other(err)),
         }
+    }
+}
+
+/// A line-editor helper that only tells [`logs`] what is being typed.
+struct TrackTyped;
+
+impl rustyline::Helper for TrackTyped {}
+impl rustyline::highlight::Highlighter for TrackTyped {}
+impl rustyline::validate::Validator for TrackTyped {}
+impl rustyline::completion::Completer for TrackTyped {
+    type Candidate = String;
+}
+
+impl rustyline::hint::Hinter for TrackTyped {
+    type Hint = String;
+
+    fn hint(&self, line: &str, _pos: usize, _ctx: &rustyline::Context<'_>) -> Option<String> {
+        logs::typed_line(line);
+        None
     }
 }
 
