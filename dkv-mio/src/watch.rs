@@ -117,11 +117,25 @@ impl Shared {
         if state.closed {
             return true;
         }
-        if state.lost > 0 && state.queue.len() < self.capacity {
-            let count = std::mem::take(&mut state.lost);
-            state.queue.push_back(WatchEvent::Lost { count });
-        }
-        let kept = state.queue.len() < self.capacity;
+        let room = self.capacity - state.queue.len().min(self.capacity);
+        let kept = match (room, state.lost) {
+            (0, _) => false,
+            (_, 0) => true,
+            // Room for the report of the loss and this event.
+            (2.., _) => {
+                let count = std::mem::take(&mut state.lost);
+                state.queue.push_back(WatchEvent::Lost { count });
+                true
+            }
+            // Room for one: the report, counting this event too.
+            (1, _) => {
+                let count = std::mem::take(&mut state.lost) + 1;
+                state.queue.push_back(WatchEvent::Lost { count });
+                drop(state);
+                self.ready.notify_all();
+                return false;
+            }
+        };
         if kept {
             state.queue.push_back(event);
         } else {
@@ -284,16 +298,31 @@ mod tests {
         }
         let now = Some(Instant::now());
         assert_eq!(shared.next(now).unwrap(), Some(set(0)));
-        // Room for one: the loss is reported before the next change.
-        assert!(shared.push(set(10)));
+        // Room for one: the report of the loss takes it, counting this change.
+        assert!(!shared.push(set(10)));
         assert_eq!(shared.next(now).unwrap(), Some(set(1)));
+        // Room for the report and the change: both are queued, in order.
+        assert!(shared.push(set(11)));
         assert_eq!(shared.next(now).unwrap(), Some(set(2)));
         assert_eq!(
             shared.next(now).unwrap(),
-            Some(WatchEvent::Lost { count: 7 })
+            Some(WatchEvent::Lost { count: 8 })
         );
-        assert_eq!(shared.next(now).unwrap(), Some(set(10)));
+        assert_eq!(shared.next(now).unwrap(), Some(set(11)));
         assert_eq!(shared.next(now).unwrap(), None);
+        // Lost, then room for two.
+        for i in 20..25 {
+            shared.push(set(i));
+        }
+        assert_eq!(shared.next(now).unwrap(), Some(set(20)));
+        assert_eq!(shared.next(now).unwrap(), Some(set(21)));
+        assert!(shared.push(set(25)));
+        assert_eq!(shared.next(now).unwrap(), Some(set(22)));
+        assert_eq!(
+            shared.next(now).unwrap(),
+            Some(WatchEvent::Lost { count: 2 })
+        );
+        assert_eq!(shared.next(now).unwrap(), Some(set(25)));
         // A loss with no room ever made is still reported once drained.
         for i in 11..15 {
             shared.push(set(i));
