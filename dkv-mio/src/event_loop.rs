@@ -18,6 +18,7 @@
 
 use crate::net;
 use crate::stats::TransportStats;
+use crate::watch::{Shared, WatchEvent};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
 use dkv_proto::{GetId, Node, Output, Version, MAX_BEACON_LEN};
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::mpsc::{self, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) const BEACON: Token = Token(0);
@@ -65,6 +67,14 @@ pub(crate) enum Command {
         reply: mpsc::Sender<GetReply>,
     },
     Query(Query),
+    /// Starts delivering changes to `shared`; `ack` is answered once it is in place.
+    Watch {
+        id: u64,
+        shared: Arc<Shared>,
+        ack: mpsc::Sender<()>,
+    },
+    /// The watch `id` is gone.
+    Unwatch(u64),
     Shutdown,
 }
 
@@ -85,6 +95,8 @@ pub(crate) struct EventLoop {
     pub(crate) stats: TransportStats,
     /// This node's beacon and hello payloads, to recognise them when heard back.
     pub(crate) own_datagrams: [Vec<u8>; 2],
+    /// Live watches, by id.
+    pub(crate) watches: Vec<(u64, Arc<Shared>)>,
 }
 
 enum Flow {
@@ -179,6 +191,17 @@ impl EventLoop {
                 Command::Query(query) => {
                     self.drain_outputs();
                     query(&self.node, &self.stats);
+                }
+                Command::Watch { id, shared, ack } => {
+                    // Changes already made are delivered to earlier watches only.
+                    self.drain_outputs();
+                    self.watches.push((id, shared));
+                    self.stats.watches = self.watches.len() as u64;
+                    let _ = ack.send(());
+                }
+                Command::Unwatch(id) => {
+                    self.watches.retain(|(watch, _)| *watch != id);
+                    self.stats.watches = self.watches.len() as u64;
                 }
                 Command::Shutdown => {
                     result = (Flow::Stop, false);
@@ -292,8 +315,17 @@ impl EventLoop {
                         let _ = reply.send((done.value, done.version));
                     }
                 }
-                // Nothing is persisted or watched yet.
-                Output::Applied(_) | Output::Collected(_) => {}
+                Output::Applied(applied) => {
+                    for (_, watch) in &self.watches {
+                        if watch.matches(&applied.key)
+                            && !watch.push(WatchEvent::from_applied(&applied))
+                        {
+                            self.stats.watch_events_lost += 1;
+                        }
+                    }
+                }
+                // A forgotten tombstone changes no value; nothing is persisted yet.
+                Output::Collected(_) => {}
             }
         }
     }
@@ -326,6 +358,9 @@ impl EventLoop {
         self.node.shutdown(Instant::now());
         self.drain_outputs();
         self.zmq.close(&mut self.stats);
+        for (_, watch) in self.watches.drain(..) {
+            watch.close();
+        }
         tracing::debug!("node stopped");
     }
 }
