@@ -386,8 +386,10 @@ fn on_a_terminal(test: &str, shell_command: &str, typed: &[&[u8]]) -> Option<(Ou
 
 fn node_command_line() -> String {
     let port = dkv_mio::unused_udp_port().unwrap();
+    // `exec`: no shell stays between the terminal and the node, so a Ctrl-C
+    // reaches only the node (a non-interactive dash would die of it).
     format!(
-        "{} {}",
+        "exec {} {}",
         env!("CARGO_BIN_EXE_dkv"),
         node_args(port).join(" ")
     )
