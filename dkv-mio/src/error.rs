@@ -46,6 +46,16 @@ pub enum Error {
     /// [`Timings::validate`](dkv_proto::Timings::validate)); nothing was started.
     #[error("invalid timings: {0}")]
     InvalidTimings(#[from] dkv_proto::TimingsError),
+    /// A wait ended before what it waited for happened.
+    #[error("timed out waiting for {what}: {got} of {wanted}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// How many were wanted.
+        wanted: usize,
+        /// How many there were at the end.
+        got: usize,
+    },
     /// A request argument is out of range; nothing was done.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -19,6 +19,7 @@
 use crate::net;
 use crate::stats::TransportStats;
 use crate::storage::{Ack, Persistence};
+use crate::watch::{Shared, WatchEvent};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
 use dkv_proto::{GetId, Node, Output, Version, MAX_BEACON_LEN};
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::mpsc::{self, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) const BEACON: Token = Token(0);
@@ -68,6 +70,14 @@ pub(crate) enum Command {
         reply: mpsc::Sender<GetReply>,
     },
     Query(Query),
+    /// Starts delivering changes to `shared`; `ack` is answered once it is in place.
+    Watch {
+        id: u64,
+        shared: Arc<Shared>,
+        ack: mpsc::Sender<()>,
+    },
+    /// The watch `id` is gone.
+    Unwatch(u64),
     Shutdown,
 }
 
@@ -88,6 +98,8 @@ pub(crate) struct EventLoop {
     pub(crate) stats: TransportStats,
     /// This node's beacon and hello payloads, to recognise them when heard back.
     pub(crate) own_datagrams: [Vec<u8>; 2],
+    /// Live watches, by id.
+    pub(crate) watches: Vec<(u64, Arc<Shared>)>,
     /// Where applied changes and write acknowledgements go (the data dir, if any).
     pub(crate) persist: Persistence,
 }
@@ -194,6 +206,17 @@ impl EventLoop {
                     self.drain_outputs();
                     self.persist.fill_stats(&mut self.stats);
                     query(&self.node, &self.stats);
+                }
+                Command::Watch { id, shared, ack } => {
+                    // Changes already made are delivered to earlier watches only.
+                    self.drain_outputs();
+                    self.watches.push((id, shared));
+                    self.stats.watches = self.watches.len() as u64;
+                    let _ = ack.send(());
+                }
+                Command::Unwatch(id) => {
+                    self.watches.retain(|(watch, _)| *watch != id);
+                    self.stats.watches = self.watches.len() as u64;
                 }
                 Command::Shutdown => {
                     result = (Flow::Stop, false);
@@ -307,7 +330,17 @@ impl EventLoop {
                         let _ = reply.send((done.value, done.version));
                     }
                 }
-                Output::Applied(applied) => self.persist.applied(applied),
+                Output::Applied(applied) => {
+                    for (_, watch) in &self.watches {
+                        if watch.matches(&applied.key)
+                            && !watch.push(WatchEvent::from_applied(&applied))
+                        {
+                            self.stats.watch_events_lost += 1;
+                        }
+                    }
+                    self.persist.applied(applied);
+                }
+                // A forgotten tombstone changes no value: no watch hears of it.
                 Output::Collected(key) => self.persist.collected(key),
             }
         }
@@ -344,6 +377,9 @@ impl EventLoop {
         self.drain_outputs();
         self.persist.close();
         self.zmq.close(&mut self.stats);
+        for (_, watch) in self.watches.drain(..) {
+            watch.close();
+        }
         tracing::debug!("node stopped");
     }
 }

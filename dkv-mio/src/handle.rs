@@ -7,6 +7,7 @@ use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
 use crate::net;
 use crate::stats::{Stats, Status, TransportStats};
 use crate::storage::{self, Pending, Persistence, Store};
+use crate::watch::{Shared, Watch, WATCH_CAPACITY};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
 use dkv_proto::{BootstrapProgress, Entry, Node, NodeId, Timestamp, Version, WallClock};
@@ -14,6 +15,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +41,18 @@ pub struct Dkv {
     id: NodeId,
     pub_port: u16,
     beacon_port: u16,
+    next_watch: AtomicU64,
+}
+
+/// A live key with its value and version, as [`Dkv::scan`] returns them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyValue {
+    /// The key.
+    pub key: String,
+    /// Its value.
+    pub value: Bytes,
+    /// The version of the write that set it.
+    pub version: Version,
 }
 
 impl std::fmt::Debug for Dkv {
@@ -185,6 +199,7 @@ impl Dkv {
                 dkv_proto::encode_hello(pub_port, id),
             ],
             persist,
+            watches: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("dkv-{}", id.to_hex()))
@@ -198,6 +213,7 @@ impl Dkv {
             id,
             pub_port,
             beacon_port: config.beacon_port,
+            next_watch: AtomicU64::new(0),
         })
     }
 
@@ -330,6 +346,111 @@ impl Dkv {
         Ok(keys)
     }
 
+    /// Every key under `prefix` holding a value here (deleted keys left out),
+    /// sorted by key; `""` gives every key.
+    pub fn keys_with_prefix(&self, prefix: impl Into<String>) -> Result<Vec<String>, Error> {
+        let prefix = prefix.into();
+        let mut keys: Vec<String> = self.query(move |node, _| {
+            node.keys()
+                .filter(|key| key.starts_with(&prefix))
+                .map(str::to_owned)
+                .collect()
+        })?;
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// Every key under `prefix` holding a value here, with its value and version,
+    /// sorted by key; taken in one turn of the node's loop, so it is one
+    /// consistent view. `""` gives the whole store (deleted keys left out).
+    pub fn scan(&self, prefix: impl Into<String>) -> Result<Vec<KeyValue>, Error> {
+        let prefix = prefix.into();
+        let mut items: Vec<KeyValue> = self.query(move |node, _| {
+            node.entries()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .filter_map(|(key, entry)| {
+                    Some(KeyValue {
+                        key: key.to_owned(),
+                        value: entry.value.clone()?,
+                        version: entry.version,
+                    })
+                })
+                .collect()
+        })?;
+        items.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        Ok(items)
+    }
+
+    /// Subscribes to every change of the keys under `prefix` (`""`: every key)
+    /// applied from now on: see [`Watch`]. Its queue holds [`WATCH_CAPACITY`]
+    /// events; a consumer that falls further behind loses events and is told how
+    /// many ([`WatchEvent::Lost`](crate::WatchEvent::Lost)). The node never waits
+    /// for a watcher.
+    pub fn watch(&self, prefix: impl Into<String>) -> Result<Watch, Error> {
+        self.watch_with_capacity(prefix, WATCH_CAPACITY)
+    }
+
+    /// [`watch`](Self::watch) with a queue of `capacity` events (at least 1, else
+    /// [`Error::InvalidArgument`]).
+    pub fn watch_with_capacity(
+        &self,
+        prefix: impl Into<String>,
+        capacity: usize,
+    ) -> Result<Watch, Error> {
+        if capacity == 0 {
+            return Err(Error::InvalidArgument(
+                "a watch's queue must hold at least 1 event",
+            ));
+        }
+        let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
+        let shared = Shared::new(prefix.into(), capacity);
+        let (ack, acked) = mpsc::channel();
+        self.send(Command::Watch {
+            id,
+            shared: Arc::clone(&shared),
+            ack,
+        })?;
+        acked.recv().map_err(|_| Error::Stopped)?;
+        Ok(Watch::new(
+            shared,
+            id,
+            self.commands.clone(),
+            Arc::clone(&self.waker),
+        ))
+    }
+
+    /// Waits until at least `count` peers are ready
+    /// ([`ready_peers`](Self::ready_peers)), checking every 10 ms; returns at once
+    /// if they already are, and [`Error::Timeout`] if they are not within
+    /// `timeout`.
+    ///
+    /// What it promises: a set made after it returns is published on connections
+    /// those peers were proven to receive. For a dkv peer, this node completed a
+    /// reconciliation with it since it came up, so its SUB socket was receiving
+    /// this node's messages; the set reaches it in its own message unless that
+    /// peer goes down, the connection breaks, or the send queues overflow first
+    /// (anti-entropy repairs those later). Prototype peers count as ready as soon
+    /// as they are up, since nothing proves their connection; a set made at once
+    /// may miss one whose connection is still forming. It counts peers, not which
+    /// ones, and a peer may go down after it returned.
+    pub fn wait_for_peers(&self, count: usize, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let ready = self.query(|node, _| node.ready_peers().count())?;
+            if ready >= count {
+                return Ok(());
+            }
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Err(Error::Timeout {
+                    what: "ready peers",
+                    wanted: count,
+                    got: ready,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Live peers' PUB endpoints (`ip:port`), in address order.
     pub fn peers(&self) -> Result<Vec<SocketAddr>, Error> {
         self.query(|node, _| node.peers().collect())
@@ -453,6 +574,7 @@ mod tests {
             id: NodeId([0; 8]),
             pub_port: 1,
             beacon_port: 1,
+            next_watch: AtomicU64::new(0),
         });
         let first = {
             let dkv = Arc::clone(&dkv);

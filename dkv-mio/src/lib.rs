@@ -8,7 +8,11 @@
 //! one LAN form one cluster.
 //!
 //! [`Dkv::start`] starts a node and returns a handle to it; the handle is
-//! `Send + Sync`. The `dkv` binary wraps it in a command line (`dkv node`, `dkv demo`).
+//! `Send + Sync`. [`Dkv::watch`] follows changes, [`Dkv::scan`] lists a prefix and
+//! [`Dkv::wait_for_peers`] waits until writes reach peers. The `dkv` binary (the
+//! default feature `cli`; leave it out with `default-features = false`) wraps it in
+//! a command line: `dkv node` as a service with a control socket, one-shot clients
+//! (`dkv get`, `set`, `watch`, …) and `dkv demo`.
 //!
 //! # Example
 //! Two nodes on this host, talking over the loopback broadcast address on a beacon
@@ -66,9 +70,9 @@ mod error;
 mod event_loop;
 mod handle;
 mod net;
-pub mod shell;
 mod stats;
 mod storage;
+mod watch;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
@@ -77,7 +81,14 @@ pub use dkv_proto::{
     BootstrapPhase, BootstrapProgress, Entry, NodeId, Timestamp, Timings, TimingsError, Version,
 };
 pub use error::Error;
-pub use handle::{Dkv, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
+pub use handle::{Dkv, KeyValue, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
 pub use net::{detect_local_ip, unused_udp_port};
 pub use stats::{Stats, Status, TransportStats};
 pub use storage::{Pending, SyncPolicy, DATA_FILE, FORMAT_VERSION, MAX_GROUP_DELAY};
+pub use watch::{Watch, WatchEvent, WATCH_CAPACITY};
+
+/// The top-level README's Rust examples, compiled by `cargo test` as doctests (the
+/// library example is `no_run`: it would broadcast on the LAN).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}

@@ -6,8 +6,8 @@ use dkv_proto::{BootstrapProgress, Timestamp};
 use std::net::IpAddr;
 
 /// Counters kept by the transport loop, beside the protocol's
-/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_backlog` and
-/// `pub_holding`. They
+/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_backlog`,
+/// `pub_holding` and `watches`. They
 /// are `u64` and grow by one per event, so `+= 1` cannot overflow in practice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
@@ -52,6 +52,11 @@ pub struct TransportStats {
     pub address_changes: u64,
     /// Turns of the event loop.
     pub loop_turns: u64,
+    /// Live watches ([`Dkv::watch`](crate::Dkv::watch)) now (a gauge).
+    pub watches: u64,
+    /// Changes a watch's full queue could not take (each is reported to its
+    /// watcher as part of a [`WatchEvent::Lost`](crate::WatchEvent::Lost)).
+    pub watch_events_lost: u64,
     /// Entries read back from the data dir at start.
     pub disk_restored: u64,
     /// Commits to the data dir (each one fsync).
@@ -86,6 +91,8 @@ impl TransportStats {
             ("address_checks", self.address_checks),
             ("address_changes", self.address_changes),
             ("loop_turns", self.loop_turns),
+            ("watches", self.watches),
+            ("watch_events_lost", self.watch_events_lost),
             ("disk_restored", self.disk_restored),
             ("disk_commits", self.disk_commits),
             ("disk_puts", self.disk_puts),

@@ -1,6 +1,7 @@
 //! The `dkv` binary driven as a user or script would: `dkv node` through pipes
 //! (exactly one stdout line per command, `ERR` lines for bad input, EOF and `quit`
 //! end it) and `dkv demo` from start to exit.
+#![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -24,6 +25,7 @@ fn node_args(port: u16) -> Vec<String> {
         "50",
         "--peer-timeout-ms",
         "1000",
+        "--no-socket",
     ]
     .map(String::from)
     .to_vec()
@@ -111,7 +113,7 @@ help\n"
         "ERR usage: get",
         "ERR timeout \"soon\"",
         "ERR usage: set KEY VALUE",
-        "ERR keys takes no arguments",
+        "", // keys with the prefix "now": none
         "ERR timeout: 0 of 1 peers",
         "OK",
         "id=",
@@ -384,8 +386,10 @@ fn on_a_terminal(test: &str, shell_command: &str, typed: &[&[u8]]) -> Option<(Ou
 
 fn node_command_line() -> String {
     let port = dkv_mio::unused_udp_port().unwrap();
+    // `exec`: no shell stays between the terminal and the node, so a Ctrl-C
+    // reaches only the node (a non-interactive dash would die of it).
     format!(
-        "{} {}",
+        "exec {} {}",
         env!("CARGO_BIN_EXE_dkv"),
         node_args(port).join(" ")
     )
@@ -433,4 +437,107 @@ fn the_demo_ends_without_a_panic_when_its_reader_goes_away() {
     let out = finish(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_during_a_wait_cancels_the_wait_not_the_node() {
+    let test = "ctrl_c_during_a_wait_cancels_the_wait_not_the_node";
+    // Ctrl-C (\x03) reaches the node as SIGINT while the wait runs.
+    let typed: [&[u8]; 4] = [b"wait peers 5 60000\r", b"\x03", b"set a b\r", b"quit\r"];
+    let Some((out, shown)) = on_a_terminal(test, &node_command_line(), &typed) else {
+        return;
+    };
+    assert!(out.status.success(), "{:?}:\n{shown}", out.status);
+    let at = shown
+        .find("ERR interrupted")
+        .unwrap_or_else(|| panic!("the wait was not interrupted:\n{shown}"));
+    assert!(
+        shown[at..].contains("OK"),
+        "the node stopped answering:\n{shown}"
+    );
+}
+
+/// What a terminal shows for `raw` output: `\r` returns to column 0, `ESC[K`
+/// clears to the end of the line, `ESC[nC` moves right; other escapes are
+/// dropped. One string per line.
+fn render(raw: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for raw_line in raw.split('\n') {
+        let mut line: Vec<char> = Vec::new();
+        let mut cursor = 0;
+        let mut chars = raw_line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => cursor = 0,
+                '\x1b' => {
+                    if chars.next_if_eq(&'[').is_none() {
+                        continue;
+                    }
+                    let mut arg = String::new();
+                    let mut end = ' ';
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() || c == '~' {
+                            end = c;
+                            break;
+                        }
+                        arg.push(c);
+                    }
+                    match end {
+                        'K' => line.truncate(cursor),
+                        'C' => cursor += arg.parse::<usize>().unwrap_or(1),
+                        _ => {}
+                    }
+                }
+                c => {
+                    while line.len() < cursor {
+                        line.push(' ');
+                    }
+                    if cursor < line.len() {
+                        line[cursor] = c;
+                    } else {
+                        line.push(c);
+                    }
+                    cursor += 1;
+                }
+            }
+        }
+        lines.push(line.into_iter().collect::<String>().trim_end().to_string());
+    }
+    lines
+}
+
+#[test]
+fn log_lines_are_printed_above_the_prompt_not_through_it() {
+    let test = "log_lines_are_printed_above_the_prompt_not_through_it";
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let command = format!(
+        "{} {} --log info",
+        env!("CARGO_BIN_EXE_dkv"),
+        node_args(port).join(" ")
+    );
+    // A second node comes up while the first waits at its prompt with "se"
+    // typed, so the first logs "peer up" then; the rest of the line follows.
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(900));
+        NodeProc::spawn(port)
+    });
+    let mut typed: Vec<&[u8]> = vec![b"se"];
+    typed.extend([&b""[..]; 8]);
+    typed.extend([&b"t a b\r"[..], b"quit\r"]);
+    let shown = on_a_terminal(test, &command, &typed);
+    drop(other.join().unwrap());
+    let Some((out, shown)) = shown else { return };
+    assert!(out.status.success(), "{:?}:\n{shown}", out.status);
+    let screen = render(&shown);
+    let log = screen
+        .iter()
+        .position(|l| l.contains("peer up"))
+        .unwrap_or_else(|| panic!("no peer up log:\n{}", screen.join("\n")));
+    assert!(!screen[log].contains("dkv>"), "{}", screen.join("\n"));
+    // The typed line reads whole on the screen, below the log line.
+    assert!(
+        screen[log..].iter().any(|l| l == "dkv> set a b"),
+        "{}",
+        screen.join("\n")
+    );
 }

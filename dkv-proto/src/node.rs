@@ -190,7 +190,21 @@ pub struct Node {
     echoes: Echoes,
     next_gc: Option<Instant>,
     out: VecDeque<Output>,
+    /// Outputs drained so far: the outbox's position in the sequence of all outputs.
+    popped: u64,
+    /// The `put` of local writes still in the outbox, to append the next write to.
+    open_put: Option<OpenPut>,
     stats: Stats,
+}
+
+/// Where the `put` that collects local writes sits in the outbox.
+#[derive(Clone, Copy, Debug)]
+struct OpenPut {
+    /// Its position in the sequence of all outputs.
+    at: u64,
+    echo: bool,
+    /// Bytes of records it holds.
+    bytes: usize,
 }
 
 impl Node {
@@ -217,6 +231,8 @@ impl Node {
             echoes: Echoes::default(),
             next_gc: None,
             out: VecDeque::new(),
+            popped: 0,
+            open_put: None,
             stats: Stats::default(),
             config,
         }
@@ -674,48 +690,44 @@ impl Node {
         }
     }
 
-    /// Publishes a write: appended to the `put` still waiting in the outbox if there
-    /// is one (with only its prototype copies after it) and it has room; with `echo`,
-    /// followed by its prototype `set` copy.
+    /// Publishes a write: appended to the `put` of writes still waiting in the
+    /// outbox if there is one with room, else in a new one; with `echo`, followed by
+    /// its prototype `set` copy (always after the `put` that holds it).
     fn queue_put(&mut self, echo: bool, record: Record) {
         let copy = echo.then(|| Message::Set {
             key: record.key.clone(),
             value: record.entry.value.clone().unwrap_or_default(),
         });
         let size = record_len(&record.key, &record.entry);
-        let mut pending = None;
-        for output in self.out.iter_mut().rev() {
-            match output {
-                Output::Publish(Message::Set { .. }) if echo => continue,
-                Output::Applied(_) | Output::GetDone(_) | Output::Collected(_) => continue,
-                Output::Publish(Message::Dkv(Envelope {
+        let open = self
+            .open_put
+            .filter(|p| p.echo == echo && p.at >= self.popped && p.bytes + size <= PAGE_BYTES);
+        let held = open.and_then(|p| self.out.get_mut(usize::try_from(p.at - self.popped).ok()?));
+        match held {
+            Some(Output::Publish(Message::Dkv(Envelope {
+                body: Body::Put { records, .. },
+                ..
+            }))) => {
+                records.push(record);
+                if let Some(p) = &mut self.open_put {
+                    p.bytes += size;
+                }
+            }
+            _ => {
+                self.publish(Message::Dkv(Envelope {
                     to: None,
-                    body: Body::Put { echo: e, records },
-                    ..
-                })) if *e == echo => pending = Some(records),
-                _ => {}
-            }
-            break;
-        }
-        match pending {
-            Some(records)
-                if records
-                    .iter()
-                    .map(|r| record_len(&r.key, &r.entry))
-                    .sum::<usize>()
-                    + size
-                    <= PAGE_BYTES =>
-            {
-                records.push(record)
-            }
-            _ => self.publish(Message::Dkv(Envelope {
-                to: None,
-                from: self.config.id,
-                body: Body::Put {
+                    from: self.config.id,
+                    body: Body::Put {
+                        echo,
+                        records: vec![record],
+                    },
+                }));
+                self.open_put = Some(OpenPut {
+                    at: self.popped + self.out.len() as u64 - 1,
                     echo,
-                    records: vec![record],
-                },
-            })),
+                    bytes: size,
+                });
+            }
         }
         if let Some(copy) = copy {
             self.publish(copy);
@@ -817,7 +829,9 @@ impl Node {
     /// The next thing the transport must do, in order; `None` when drained.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let output = self.out.pop_front()?;
+        self.popped += 1;
+        Some(output)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None`
@@ -944,11 +958,11 @@ impl Node {
 
     /// Starts the reconciliation sessions that are due.
     fn sync_step(&mut self, now: Instant) {
-        if self.local_ip.is_none() {
+        let due = self.sync.next_deadline().is_some_and(|at| at <= now);
+        if self.local_ip.is_none() || !due {
             return;
         }
-        let peers: Vec<NodeId> = self.peers.dkv_peers().collect();
-        for e in self.sync.on_timeout(now, &peers, &self.store) {
+        for e in self.sync.on_timeout(now, &self.peers, &self.store) {
             self.publish(Message::Dkv(e));
         }
     }

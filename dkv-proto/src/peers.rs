@@ -133,6 +133,11 @@ impl Peers {
         self.by_id.keys().copied()
     }
 
+    /// Live dkv peers.
+    pub(crate) fn dkv_count(&self) -> usize {
+        self.by_id.len()
+    }
+
     /// Whether some live peer has not said hello: a prototype node, so far as known.
     pub(crate) fn any_prototype(&self) -> bool {
         self.prototypes() > 0

@@ -16,6 +16,7 @@
 use crate::clock::Hlc;
 use crate::config::{later, Timings};
 use crate::node_id::NodeId;
+use crate::peers::Peers;
 use crate::range::{Item, Range, Summary};
 use crate::store::{Record, Store};
 use crate::wire::v2::{Body, Envelope, Step};
@@ -212,12 +213,12 @@ impl Reconciler {
             .min()
     }
 
-    /// Expires what timed out, picks the periodic peer and starts due sessions.
-    /// `peers` are the live dkv peers.
+    /// Expires what timed out, picks the periodic peer among the live dkv `peers`,
+    /// and starts due sessions with live ones.
     pub(crate) fn on_timeout(
         &mut self,
         now: Instant,
-        peers: &[NodeId],
+        peers: &Peers,
         store: &Store,
     ) -> Vec<Envelope> {
         let expired: Vec<NodeId> = self
@@ -254,9 +255,12 @@ impl Reconciler {
         }
         if self.next_periodic.is_some_and(|at| at <= now) {
             self.next_periodic = Some(later(now, self.timings.sync_interval));
-            if !peers.is_empty() {
-                let pick = peers[(self.random() % peers.len() as u64) as usize];
-                self.due.entry(pick).or_insert(now);
+            let live = peers.dkv_count();
+            if live > 0 {
+                let n = (self.random() % live as u64) as usize;
+                if let Some(pick) = peers.dkv_peers().nth(n) {
+                    self.due.entry(pick).or_insert(now);
+                }
             }
         }
         let due: Vec<NodeId> = self
@@ -269,7 +273,7 @@ impl Reconciler {
             self.due.remove(&peer);
             // One session per peer: a running one compares the stores as they are
             // when each step arrives, so it serves this turn too.
-            if peers.contains(&peer) && !self.sessions.contains_key(&peer) {
+            if peers.addr_of(peer).is_some() && !self.sessions.contains_key(&peer) {
                 send.push(self.start(now, peer, store));
             }
         }

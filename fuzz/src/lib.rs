@@ -13,9 +13,6 @@
 //! - [`node`]: a whole sequence of inputs through one node, checking its contract
 //!   against a model of its store and clock.
 //!
-//! Bugs found in `dkv-proto` and not fixed yet are tolerated as [`KNOWN_BUGS`]
-//! describe, so that fuzzing keeps finding new ones.
-//!
 //! [`seeds`] builds the seed corpus from `dkv-proto`'s own encoders.
 
 #![forbid(unsafe_code)]
@@ -27,8 +24,7 @@ mod targets;
 
 pub use targets::beacon::beacon;
 pub use targets::decode::{decode, split_frames};
-pub use targets::node::{node, node_run, node_run_with, Op, Stamp};
-pub use targets::{KnownBugs, KNOWN_BUGS, SAFE_STEP_COUNT, STRICT};
+pub use targets::node::{node, node_run, Op, Stamp};
 
 /// A target: checks one input, panicking only if dkv is wrong.
 pub type Target = fn(&[u8]);

@@ -104,7 +104,9 @@ pub fn start(kind: Kind, name: &str, place: Place, timings: Timings) -> Result<N
     let (program, mut args): (String, Vec<String>) = match kind {
         Kind::Dkv => {
             let bin = dkv_bin().ok_or("dkv-mio has no `dkv` binary")?;
-            (bin.to_string(), vec!["node".into()])
+            // Driven through stdin; a control socket would only leave stale files
+            // behind the nodes a test kills.
+            (bin.to_string(), vec!["node".into(), "--no-socket".into()])
         }
         Kind::Prototype => {
             let python = pyenv::python()?;

@@ -94,10 +94,11 @@ fn peer_ids(node: &Node) -> BTreeMap<SocketAddr, Option<NodeId>> {
     node.peers().map(|a| (a, node.peer_id(a))).collect()
 }
 
-/// Checks one datagram. The first byte is flags (see [`flags`]): net up, heard
-/// before, the index of the source address in [`SOURCES`], and what else was heard
-/// before ([`PRE_NONE`], [`PRE_BEACON`], [`PRE_OTHER_HELLO`], [`PRE_OTHER_SOURCE`]);
-/// the rest is the datagram. Checks:
+/// Checks one datagram. The first byte is flags (see `flags`): net up, heard
+/// before, the index of the source address in `SOURCES`, and what else was heard
+/// before (`PRE_NONE`, `PRE_BEACON`, `PRE_OTHER_HELLO`, `PRE_OTHER_SOURCE`);
+/// the rest is the datagram, heard 500 ms after those (or halfway to the node's
+/// next deadline if that comes sooner: the target fires no timer). Checks:
 /// - [`parse_datagram`] and [`parse_beacon`] never panic and agree with a reference
 ///   parser: they accept exactly what [`encode_beacon`] and [`encode_hello`] produce
 ///   (ports 1..=65535), and name the right error (`NotBeacon` for neither prefix,
@@ -156,6 +157,9 @@ pub fn beacon(data: &[u8]) {
     if flags & FLAG_HEARD_BEFORE != 0 {
         node.handle_beacon(start, src, datagram);
     }
+    if node.poll_timeout().is_some_and(|at| at <= start) {
+        node.handle_timeout(start);
+    }
     // Sessions started by what was heard before: they still run at `now`.
     let mut sessions = BTreeSet::new();
     while let Some(output) = node.poll_output() {
@@ -168,7 +172,15 @@ pub fn beacon(data: &[u8]) {
             sessions.insert(to);
         }
     }
-    let now = start + Duration::from_millis(500);
+    // The target fires no timer, so the datagram comes before the next deadline
+    // (the contract has `handle_timeout` called at each): 500 ms later, or halfway
+    // to a deadline that comes sooner, such as a session's first reply wait (a
+    // sixteenth of the sync timeout), which would otherwise expire and be retried.
+    let mut now = start + Duration::from_millis(500);
+    if let Some(at) = node.poll_timeout().filter(|&at| at <= now) {
+        assert!(at > start, "deadline {at:?} still due after handle_timeout");
+        now = start + (at - start) / 2;
+    }
     let known_before = peer_ids(&node);
 
     let before = node.stats();

@@ -4,7 +4,6 @@
 use super::model::{summary, Model, Wall};
 use super::{
     assert_publish_well_formed, assert_stats_monotonic, moved, moved_by, stats_delta, Counter,
-    KNOWN_BUGS,
 };
 use crate::input::Reader;
 use dkv_proto::wire::v2::{TOPIC_ALL, TOPIC_TO, WIRE_VERSION};
@@ -121,15 +120,12 @@ fn check_decoded(frames: &[&[u8]], decoded: &Result<Message, DecodeError>) {
 ///   `list_answer` for another node, a dkv/2 message to another node or claiming
 ///   the node's own id); its entry counters (`entries_applied`, `entries_stale`,
 ///   `drop_clock_ahead`, `echoes_ignored`), `Applied` outputs, store and clock are
-///   exactly what the [`Model`] predicts; otherwise only traffic counters move;
+///   exactly what the reference model predicts; otherwise only traffic counters move;
 /// - whatever the node publishes in reply is well-formed and from its own id.
 pub fn decode(data: &[u8]) {
     let frames = split_frames(data);
     let decoded = Message::decode(&frames);
     check_decoded(&frames, &decoded);
-    if KNOWN_BUGS.pull_split_trusts_count && super::trips_pull_split(&decoded) {
-        return;
-    }
 
     let now = Instant::now();
     let wall = Wall {
@@ -144,7 +140,7 @@ pub fn decode(data: &[u8]) {
             unix_ms: DECODE_WALL_MS,
         },
     );
-    let mut model = Model::new(DECODE_NODE_ID, config.timings.max_clock_offset, KNOWN_BUGS);
+    let mut model = Model::new(DECODE_NODE_ID, config.timings.max_clock_offset);
     let mut node = Node::new(config);
     let predicted = model.receive(wall.ms(now), &decoded);
     let before = node.stats();

@@ -3,7 +3,6 @@
 //! echoes), not from `dkv-proto`'s code, and fed the same inputs as the node, so
 //! that it predicts every [`Applied`] output, every entry counter and the clock.
 
-use super::KnownBugs;
 use bytes::Bytes;
 use dkv_proto::wire::{Body, Envelope, Item, Range, Summary};
 use dkv_proto::{key_hash, Applied, DecodeError, Entry, Kind, Message, NodeId, Timestamp, Version};
@@ -148,7 +147,6 @@ impl Echoes {
 pub struct Model {
     own: NodeId,
     max_offset_ms: u64,
-    known: KnownBugs,
     /// The entries, by key.
     pub store: BTreeMap<String, Entry>,
     /// The clock: the highest timestamp issued or accepted.
@@ -158,13 +156,11 @@ pub struct Model {
 
 impl Model {
     /// The model of a fresh node with id `own` refusing remote versions more than
-    /// `max_offset` ahead of its wall time; `known` says which known `dkv-proto` bugs
-    /// it predicts instead of the documented behaviour.
-    pub fn new(own: NodeId, max_offset: Duration, known: KnownBugs) -> Model {
+    /// `max_offset` ahead of its wall time.
+    pub fn new(own: NodeId, max_offset: Duration) -> Model {
         Model {
             own,
             max_offset_ms: u64::try_from(max_offset.as_millis()).unwrap_or(u64::MAX),
-            known,
             store: BTreeMap::new(),
             clock: Timestamp(0),
             echoes: Echoes::default(),
@@ -253,16 +249,13 @@ impl Model {
                     p.echoes_ignored += 1;
                     return p;
                 }
-                // A prototype's write gets a version here, above everything seen.
+                // A prototype's write gets a version here, above everything seen;
+                // being this node's own, it is never refused as too far ahead.
                 let ts = self.tick(wall_ms);
                 let entry = Entry {
                     version: Version { ts, node: self.own },
                     value: Some(value.clone()),
                 };
-                if self.known.own_set_clock_ahead && self.too_far_ahead(ts, wall_ms) {
-                    p.clock_ahead += 1;
-                    return p;
-                }
                 self.store_if_wins(key, entry, false, &mut p);
             }
             Message::Answer { key, value, .. } => {

@@ -4,8 +4,7 @@
 
 use super::model::{items, live_keys, summary, ts_at, Model, Prediction, Wall};
 use super::{
-    assert_publish_well_formed, assert_stats_monotonic, moved, moved_by, stats_delta,
-    trips_pull_split, Counter, KnownBugs, KNOWN_BUGS, SAFE_STEP_COUNT,
+    assert_publish_well_formed, assert_stats_monotonic, moved, moved_by, stats_delta, Counter,
 };
 use crate::input::Reader;
 use bytes::Bytes;
@@ -124,8 +123,6 @@ impl Stamp {
 
 /// Upper bound on timer firings one `Advance` may cause, so no input can hang.
 const MAX_FIRINGS_PER_ADVANCE: usize = 100_000;
-/// How far time moves while a tolerated stale deadline hides the next real one.
-const SPIN_STEP: Duration = Duration::from_millis(10);
 /// Session and request ids of the node's own messages remembered for replies.
 const RECENT_IDS: usize = 16;
 
@@ -282,7 +279,6 @@ fn read_config(r: &mut Reader<'_>) -> (Timings, u64) {
 /// The harness: the node, the clocks, and a model of what the outputs promised.
 struct Harness {
     node: Node,
-    known: KnownBugs,
     window: usize,
     horizon_ms: u64,
     offset_ms: u64,
@@ -310,6 +306,8 @@ struct Harness {
     clock: Timestamp,
     /// Ids the node may know as dkv nodes (from hellos and accepted dkv/2 messages).
     dkv_ids: BTreeSet<NodeId>,
+    /// When each endpoint was last heard (beacon or hello).
+    heard: BTreeMap<SocketAddr, Instant>,
     /// Session and request ids from the node's latest messages, newest last.
     recent_ids: VecDeque<u64>,
     stats: Stats,
@@ -320,10 +318,10 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(config: Config, known: KnownBugs) -> Harness {
+    fn new(config: Config) -> Harness {
         let now = config.wall.at;
         let t = &config.timings;
-        let model = Model::new(config.id, t.max_clock_offset, known);
+        let model = Model::new(config.id, t.max_clock_offset);
         let node = Node::new(config.clone());
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Harness {
@@ -333,7 +331,6 @@ impl Harness {
             stats: node.stats(),
             clock: node.clock(),
             node,
-            known,
             now,
             wall: Wall {
                 at: now,
@@ -349,6 +346,7 @@ impl Harness {
             echo: None,
             max_version: None,
             dkv_ids: BTreeSet::new(),
+            heard: BTreeMap::new(),
             recent_ids: VecDeque::new(),
             start: now,
             trace: std::env::var_os("DKV_FUZZ_TRACE").is_some(),
@@ -359,39 +357,28 @@ impl Harness {
         self.wall.ms(self.now)
     }
 
-    /// Tombstones past the horizon may be collected (in `handle_timeout`, after get
-    /// timeouts and before reconciliation); nothing else vanishes. Removes what the
-    /// node collected from the model and the view, and returns it.
-    fn collect_gone(&mut self) -> BTreeMap<String, Entry> {
+    /// A tombstone reported collected: it must be one the view holds, past the
+    /// horizon of the latest wall time the node may have read. It leaves the view,
+    /// and the model too (which may already hold this step's next entry for it).
+    fn collected(&mut self, key: &str) {
         self.max_wall_ms = self.max_wall_ms.max(self.wall_ms());
         let cutoff = ts_at(self.max_wall_ms.saturating_sub(self.horizon_ms));
-        // The view, not the model: the model already holds this step's predictions.
-        let gone: Vec<String> = self
-            .view
-            .keys()
-            .filter(|k| self.node.entry(k).is_none())
-            .cloned()
-            .collect();
-        let mut collected = BTreeMap::new();
-        for key in gone {
-            let entry = self.view.remove(&key).expect("a view key");
-            assert!(entry.value.is_none(), "{key:?} vanished, not a tombstone");
-            assert!(
-                entry.version.ts < cutoff,
-                "tombstone of {key:?} collected early"
-            );
-            if self.model.store.get(&key) == Some(&entry) {
-                self.model.store.remove(&key);
-            }
-            collected.insert(key, entry);
+        let Some(entry) = self.view.remove(key) else {
+            panic!("reported {key:?} collected, which it does not hold");
+        };
+        assert!(entry.value.is_none(), "collected {key:?}, not a tombstone");
+        assert!(
+            entry.version.ts < cutoff,
+            "tombstone of {key:?} collected early"
+        );
+        if self.model.store.get(key) == Some(&entry) {
+            self.model.store.remove(key);
         }
-        collected
     }
 
     /// Drains the outputs, checking each in order, then checks the node-wide
     /// invariants. Returns what was published.
     fn drain(&mut self) -> Vec<Message> {
-        let collected = self.collect_gone();
         let outputs: Vec<Output> = std::iter::from_fn(|| self.node.poll_output()).collect();
         if self.trace {
             outputs.iter().for_each(|o| eprintln!("    -> {o:?}"));
@@ -401,7 +388,8 @@ impl Harness {
         let mut published = Vec::new();
         let mut datagrams = Vec::new();
         let mut local = Vec::new();
-        for (i, output) in outputs.iter().enumerate() {
+        let mut collected = 0;
+        for output in &outputs {
             match output {
                 Output::Publish(msg) => {
                     self.check_publish(msg);
@@ -432,32 +420,18 @@ impl Harness {
                         panic!("get {:?} completed twice", done.id);
                     };
                     assert_eq!(done.key, key, "completion for another key");
-                    let matches = |e: Option<&Entry>| {
-                        done.value == e.and_then(|e| e.value.clone())
-                            && done.version == e.map(|e| e.version)
-                    };
-                    // A get that timed out as its tombstone was collected saw it.
-                    let seen = |e: Option<&Entry>| {
-                        matches(e) || collected.get(&key).is_some_and(|c| matches(Some(c)))
-                    };
-                    if !seen(self.view.get(&key)) {
-                        // Completed by an arriving entry, whose Applied comes just
-                        // before the completions it causes.
-                        let before = outputs[..i]
-                            .iter()
-                            .rev()
-                            .find(|o| !matches!(o, Output::GetDone(d) if d.key == key));
-                        assert!(
-                            matches!(before, Some(Output::Applied(a)) if a.key == key && matches(Some(&a.entry))),
-                            "completion {done:?} matches neither the store nor the entry applied just before"
-                        );
-                    }
+                    // Completed with the entry held at this point: by a hit, a
+                    // timeout, or an arriving entry whose Applied came just before.
+                    let held = self.view.get(&key);
+                    assert!(
+                        done.value == held.and_then(|e| e.value.clone())
+                            && done.version == held.map(|e| e.version),
+                        "completion {done:?} does not match the entry held, {held:?}"
+                    );
                 }
                 Output::Collected(key) => {
-                    assert!(
-                        collected.contains_key(key),
-                        "reported {key:?} collected, which it still holds or never held as a tombstone"
-                    );
+                    self.collected(key);
+                    collected += 1;
                 }
                 Output::Applied(applied) => {
                     self.check_applied(applied);
@@ -478,7 +452,7 @@ impl Harness {
         self.check_datagrams(&datagrams);
         self.check_puts(&published, &local);
         let changed = outputs.iter().any(|o| matches!(o, Output::Applied(_)));
-        self.check_state(changed, collected.len());
+        self.check_state(changed, collected);
         published
     }
 
@@ -578,14 +552,33 @@ impl Harness {
         }
     }
 
-    /// The step's local writes went out in `put`s, in order, batched (unless
-    /// tolerated as a known bug), each record followed by its prototype `set` copy
-    /// when prototype peers are live.
+    /// The step's local writes went out in `put`s, in order, batched, each record
+    /// followed by its prototype `set` copy when prototype peers are live. An empty
+    /// `put` announces the node right before each prototype `list` it sends, and
+    /// only there.
     fn check_puts(&self, published: &[Message], local: &[Record]) {
         let mut puts = Vec::new();
         let mut copies = VecDeque::new();
-        for msg in published {
+        let announcement = |m: Option<&Message>| {
+            matches!(m, Some(Message::Dkv(Envelope {
+                body: Body::Put { echo: false, records },
+                ..
+            })) if records.is_empty())
+        };
+        for (i, msg) in published.iter().enumerate() {
             match msg {
+                Message::List { .. } => assert!(
+                    i > 0 && announcement(published.get(i - 1)),
+                    "a list not right after an empty put"
+                ),
+                Message::Dkv(Envelope {
+                    body: Body::Put { records, .. },
+                    ..
+                }) if records.is_empty() => assert!(
+                    announcement(Some(msg))
+                        && matches!(published.get(i + 1), Some(Message::List { .. })),
+                    "an empty put not right before a list: {msg:?}"
+                ),
                 Message::Dkv(Envelope {
                     body: Body::Put { echo, records },
                     ..
@@ -615,9 +608,7 @@ impl Harness {
         for (i, put) in puts.iter().enumerate() {
             let bytes: usize = put.iter().map(size).sum();
             assert!(put.len() == 1 || bytes <= PAGE_BYTES, "put over a page");
-            if self.known.unbatched_puts {
-                assert_eq!(put.len(), 1, "tolerated: one put per write");
-            } else if let Some(next) = puts.get(i + 1) {
+            if let Some(next) = puts.get(i + 1) {
                 assert!(bytes + size(&next[0]) > PAGE_BYTES, "writes not batched");
             }
         }
@@ -695,37 +686,15 @@ impl Harness {
     }
 
     /// Calls `handle_timeout` at the current time and checks it fired everything due.
-    /// Returns whether a deadline stays due, as tolerated for
-    /// [`KnownBugs::due_while_session_runs`].
-    fn fire(&mut self) -> bool {
+    fn fire(&mut self) {
         self.node.handle_timeout(self.now);
         self.drain();
         for (id, (_, deadline)) in &self.pending {
             assert!(*deadline > self.now, "get {id:?} outlived its deadline");
         }
-        let Some(next) = self.node.poll_timeout().filter(|&at| at <= self.now) else {
-            return false;
-        };
-        // The session may be with an id no longer live: a hello that replaces an
-        // endpoint's id does not end the old id's reconciliation state.
-        assert!(
-            self.known.due_while_session_runs && !self.dkv_ids.is_empty(),
-            "deadline {next:?} still due after handle_timeout"
-        );
-        // Tolerated only as the bug behaves: firing again does nothing at all.
-        let stats = self.node.stats();
-        self.node.handle_timeout(self.now);
-        assert_eq!(
-            self.node.poll_output(),
-            None,
-            "a still-due deadline did something"
-        );
-        assert_eq!(
-            self.node.stats(),
-            stats,
-            "a still-due deadline counted something"
-        );
-        true
+        if let Some(next) = self.node.poll_timeout().filter(|&at| at <= self.now) {
+            panic!("deadline {next:?} still due after handle_timeout");
+        }
     }
 
     /// Moves the clock to `to`, firing each deadline on the way at its own time.
@@ -734,13 +703,7 @@ impl Harness {
             match self.node.poll_timeout() {
                 Some(at) if at <= to => {
                     self.now = self.now.max(at);
-                    if self.fire() {
-                        // A stale deadline hides the next real one: step past it.
-                        self.now = (self.now + SPIN_STEP).min(to);
-                        if self.now == to {
-                            break;
-                        }
-                    }
+                    self.fire();
                 }
                 _ => break,
             }
@@ -752,10 +715,21 @@ impl Harness {
     /// replies against the model.
     fn receive<F: AsRef<[u8]>>(&mut self, frames: &[F]) {
         let decoded = Message::decode(frames);
-        if self.known.pull_split_trusts_count && trips_pull_split(&decoded) {
-            return;
+        let mut p: Prediction = self.model.receive(self.wall_ms(), &decoded);
+        // A prototype's list is left to another prototype while more than one is
+        // beaconing (heard within 1.5 beacon intervals): every prototype hears every
+        // list_answer and dies on one not its own.
+        let recent = self.node.config().timings.beacon_interval.saturating_mul(3) / 2;
+        let since = self.now.checked_sub(recent).unwrap_or(self.now);
+        let prototypes = self
+            .node
+            .peers()
+            .filter(|a| self.node.peer_id(*a).is_none())
+            .filter(|a| self.heard.get(a).is_some_and(|t| *t >= since))
+            .count();
+        if p.verdict == "in_list" && prototypes > 1 {
+            p.verdict = "drop_list_many_prototypes";
         }
-        let p: Prediction = self.model.receive(self.wall_ms(), &decoded);
         self.expected.extend(p.applied.iter().cloned());
         let before = self.stats.clone();
         self.node.handle_message(self.now, frames);
@@ -838,6 +812,11 @@ impl Harness {
             matches!(verdicts[..], [(_, 1)]),
             "datagram counted {verdicts:?}"
         );
+        if let (Ok(d), [("beacons_in" | "hellos_in", 1)]) =
+            (parse_datagram(datagram), &verdicts[..])
+        {
+            self.heard.insert(SocketAddr::new(src, d.port()), self.now);
+        }
         if let (Ok(Datagram::Hello { port, id }), [("hellos_in", 1)]) =
             (parse_datagram(datagram), &verdicts[..])
         {
@@ -963,10 +942,6 @@ impl Harness {
                     _ => {
                         let fingerprint = r.u64()?;
                         let count = r.u64()?;
-                        let count = match self.known.pull_split_trusts_count {
-                            true => count % (SAFE_STEP_COUNT + 1),
-                            false => count,
-                        };
                         Summary { fingerprint, count }
                     }
                 };
@@ -1254,26 +1229,30 @@ fn read_message(r: &mut Reader<'_>) -> Option<Message> {
 ///   exactly the live keys (never a deleted one); `sync` summaries and items, and
 ///   pushed records, are what the store holds; the step's local writes go out as
 ///   `put`s in order, batched, with a prototype `set` copy each if prototype peers
-///   are live;
+///   are live; an empty `put` comes right before each prototype `list`, and only
+///   there;
 /// - datagrams are a hello then the beacon, only while the net is up;
 /// - connects and disconnects alternate per endpoint, never target the node's own
 ///   (local ip, PUB port), and match [`Node::peers`]; a hello identifies its peer;
 /// - every received message moves exactly one message-verdict counter (as the model
-///   predicts; `drop_legacy_from_dkv` only for an asker heard as a dkv node), its
-///   entry counters and `Applied` outputs are exactly the model's, which merges every
-///   accepted entry with `Entry::merge_order`, refuses versions beyond the clock
-///   offset, versions prototype `set`s from its own clock and ignores their echoes;
-/// - the store equals the model and the `Applied` outputs (tombstones aside that
-///   are past the horizon and counted collected); the summary equals a naive sum;
+///   predicts; `drop_legacy_from_dkv` only for an asker heard as a dkv node;
+///   `drop_list_many_prototypes` for a `list` while two or more prototypes are
+///   live); its entry counters and `Applied` outputs are exactly the model's, which
+///   merges every accepted entry with `Entry::merge_order`, refuses remote versions
+///   beyond the clock offset, versions prototype `set`s from its own clock (never
+///   refused) and ignores their echoes;
+/// - the store equals the model and what the `Applied` and `Collected` outputs
+///   say, in order (only tombstones past the horizon are collected, each reported
+///   once and counted); the summary equals a naive sum;
 /// - the clock never goes back and equals the model's; every local write's version
 ///   is above every version applied before;
-/// - every get completes exactly once, for its key, with the entry then held (or the
-///   one whose arrival completed it), no later than its deadline;
+/// - every get completes exactly once, for its key, with the entry held at that
+///   point of the outputs (after the `Applied` of one that completes it), no later
+///   than its deadline;
 /// - counters never go down; bootstrap stays within its window and idle without net.
 ///
 /// At the end, time passes every get's deadline (all must be complete) and the node
-/// shuts down (every peer must be disconnected). Known `dkv-proto` bugs are tolerated
-/// ([`KNOWN_BUGS`]).
+/// shuts down (every peer must be disconnected).
 pub fn node(data: &[u8]) {
     node_run(data);
 }
@@ -1281,11 +1260,6 @@ pub fn node(data: &[u8]) {
 /// Runs and checks `data` exactly as [`node`] does, and returns the node's final
 /// counters, so tests can show what an input reached.
 pub fn node_run(data: &[u8]) -> Stats {
-    node_run_with(data, KNOWN_BUGS)
-}
-
-/// Runs and checks `data` as [`node`] does, tolerating only the bugs in `known`.
-pub fn node_run_with(data: &[u8], known: KnownBugs) -> Stats {
     let mut r = Reader::new(data);
     let (timings, seed) = read_config(&mut r);
     let wall = WallClock {
@@ -1295,7 +1269,7 @@ pub fn node_run_with(data: &[u8], known: KnownBugs) -> Stats {
     let mut config = Config::new(OWN_ID, PUB_PORT, wall);
     config.timings = timings;
     config.seed = seed;
-    let mut harness = Harness::new(config, known);
+    let mut harness = Harness::new(config);
     while let Some(byte) = r.u8() {
         if harness.step(Op::from_byte(byte), &mut r).is_none() {
             break;

@@ -1,21 +1,89 @@
-//! The `dkv` command line: `dkv node` runs one node driven by commands on stdin
-//! (a REPL on a terminal, plain lines through a pipe); `dkv demo` tells the story
-//! of a small cluster on this host.
+//! The `dkv` command line: `dkv node` runs one node as a service (a control
+//! socket, stdin commands, graceful stop on SIGINT/SIGTERM); `dkv get`, `set`,
+//! `del`, `keys`, `scan`, `peers`, `stats`, `status` and `watch` talk to a running
+//! node through its control socket; `dkv demo` tells the story of a small cluster
+//! on this host.
 
+mod client;
 mod demo;
+mod logs;
+mod node;
+mod server;
+mod shell;
+mod socket;
+mod text;
 
 use clap::{Args, Parser, Subcommand};
-use dkv_mio::shell;
-use dkv_mio::{Config, Dkv, Error, SyncPolicy, DEFAULT_BEACON_PORT};
-use std::io::{self, BufRead, IsTerminal, Read, Write};
+use dkv_mio::{Config, SyncPolicy, DEFAULT_BEACON_PORT};
+use std::ffi::OsString;
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tracing_subscriber::filter::LevelFilter;
 
+/// Exit statuses, the same for every command.
+pub mod exit {
+    /// Done; for `get`, found.
+    #[allow(dead_code)]
+    pub const OK: u8 = 0;
+    /// `get`: the key is absent or deleted.
+    pub const NOT_FOUND: u8 = 1;
+    /// Bad usage: an unknown option, a bad argument (also clap's own status).
+    pub const USAGE: u8 = 2;
+    /// No node could be reached on the control socket, or it went away.
+    pub const UNREACHABLE: u8 = 3;
+    /// The node refused the request, or `dkv node` could not start.
+    pub const FAILED: u8 = 4;
+    /// `dkv node --socket PATH`: another live node serves PATH.
+    pub const SOCKET_HELD: u8 = 5;
+    /// `dkv node --data-dir DIR`: another process (a live node) holds DIR.
+    pub const DATA_DIR_LOCKED: u8 = 6;
+    /// `dkv node --data-dir DIR`: DIR was written by a newer dkv; left untouched.
+    pub const DATA_DIR_NEWER: u8 = 7;
+    /// `dkv node --data-dir DIR`: DIR's file is damaged or not dkv's; left untouched.
+    pub const DATA_DIR_CORRUPT: u8 = 8;
+    /// `dkv node --data-dir DIR`: DIR cannot be created, opened or read.
+    pub const DATA_DIR_UNUSABLE: u8 = 9;
+
+    /// The status of a `dkv node` that could not start: each data dir refusal has
+    /// its own, anything else is [`FAILED`].
+    pub fn start_failure(err: &dkv_mio::Error) -> u8 {
+        use dkv_mio::Error;
+        match err {
+            Error::DataDirLocked { .. } => DATA_DIR_LOCKED,
+            Error::DataDirNewer { .. } => DATA_DIR_NEWER,
+            Error::DataDirCorrupt { .. } => DATA_DIR_CORRUPT,
+            Error::DataDir { .. } => DATA_DIR_UNUSABLE,
+            _ => FAILED,
+        }
+    }
+}
+
+/// The reply to an input line that is not UTF-8.
+pub const NOT_UTF8: &str = "the line is not valid UTF-8 (type odd bytes as \"\\xNN\")";
+
+const ABOUT: &str = "dkv: a peer-to-peer replicated key-value store for a LAN";
+
+const LONG_ABOUT: &str = "dkv: a peer-to-peer replicated key-value store for a LAN.
+
+Run `dkv node` on each machine of a LAN: nodes find each other by UDP broadcast \
+(port 5005) and replicate every write. Then, from any shell on a machine running a \
+node, read and write through the node's control socket:
+
+    dkv set color blue
+    dkv get color            # prints blue; exit 1 if absent
+    dkv watch                # one line per change, until Ctrl-C
+
+Exit statuses: 0 done or found, 1 not found, 2 bad usage, 3 cannot reach the node, \
+4 the node refused or could not start, 5 the --socket path is served by another node; \
+`dkv node --data-dir DIR` that cannot start on DIR: 6 DIR is held by another process, \
+7 DIR is from a newer dkv, 8 DIR is corrupt, 9 DIR cannot be used (DIR is left untouched).";
+
 /// dkv: a peer-to-peer replicated key-value store for a LAN.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "dkv", version, about = ABOUT, long_about = LONG_ABOUT)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -23,9 +91,80 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run one node. Reads one command per line from stdin and prints exactly one
-    /// line per command on stdout (type `help`). Logs go to stderr.
+    /// Run one node (as a service: it keeps running until SIGINT or SIGTERM).
+    ///
+    /// Serves a control socket for the other commands. Also reads one command per
+    /// line from stdin and prints exactly one line per command (a REPL on a
+    /// terminal; type `help`); the end of piped input stops it, while a stdin of
+    /// /dev/null or closed does not. Logs go to stderr.
     Node(NodeArgs),
+    /// Print a key's value (raw bytes; a newline is added only on a terminal).
+    /// Exit 1 if the key is absent or deleted.
+    Get {
+        /// The key.
+        key: String,
+        /// Ask peers for this long when the node does not hold the key [default:
+        /// the node's get timeout, 100 ms].
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+        timeout: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Set a key; without VALUE the value is read from stdin (any bytes).
+    Set {
+        /// The key.
+        key: String,
+        /// The value [default: all of stdin].
+        value: Option<OsString>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a key (replicated like a set).
+    Del {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the keys held, one per line (quoted when they hold spaces or odd
+    /// characters).
+    Keys {
+        /// Only keys starting with this.
+        prefix: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List keys and values under a prefix, one `KEY VALUE` per line.
+    Scan {
+        /// Only keys starting with this [default: every key].
+        prefix: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the node's live peers, one `ip:port` per line.
+    Peers {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show every counter of the node, one per line.
+    Stats {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show the node's identity, uptime, peers, keys, and bootstrap and sync state.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print one line per change (local or from peers, set or delete) until
+    /// interrupted: `set KEY VALUE VERSION local|remote`, `del KEY VERSION
+    /// local|remote`, or `lost N` when this client fell behind.
+    Watch {
+        /// Only keys starting with this.
+        prefix: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Run a small cluster in this process over the loopback broadcast address and
     /// narrate discovery, a replicated set, a replicated delete, a remote get, a late
     /// joiner's bootstrap and a peer going down. Needs no root and no network.
@@ -33,34 +172,61 @@ enum Cmd {
 }
 
 #[derive(Args)]
+struct ClientArgs {
+    /// The node's control socket [default: the one of the node on --beacon-port:
+    /// $XDG_RUNTIME_DIR/dkv-PORT.sock, else /tmp/dkv-UID/dkv-PORT.sock].
+    #[arg(long, value_name = "PATH", env = "DKV_SOCKET")]
+    socket: Option<PathBuf>,
+    /// The beacon port of the node to talk to, to find its default socket.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_BEACON_PORT)]
+    beacon_port: u16,
+    /// Print the node's reply as JSON (one object or array per line).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct NodeArgs {
     /// Broadcast address beacons are sent to: IP, or IP:PORT (then PORT is the
-    /// beacon port). Default 255.255.255.255.
+    /// beacon port) [default: 255.255.255.255].
     #[arg(long, value_name = "ADDR")]
     beacon_addr: Option<String>,
-    /// UDP port beacons are sent to and received on.
+    /// UDP port beacons are sent to and received on [default: 5005].
     #[arg(long, value_name = "PORT")]
     beacon_port: Option<u16>,
     /// Interface address to use: the PUB socket binds it only and it is the node's
-    /// local address. Default: every interface; the local address is the one
-    /// traffic toward the broadcast address leaves from.
+    /// local address [default: every interface; the local address is the one
+    /// traffic toward the broadcast address leaves from].
     #[arg(long, value_name = "IP")]
     bind: Option<Ipv4Addr>,
-    /// Time between beacons, in ms (prototype: 1000).
+    /// Control socket path [default: $XDG_RUNTIME_DIR/dkv-PORT.sock, else
+    /// /tmp/dkv-UID/dkv-PORT.sock, PORT being the beacon port; if another node
+    /// serves the default path, this one runs without a socket]. A PATH another
+    /// live node serves is an error (exit 5).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "DKV_SOCKET",
+        conflicts_with = "no_socket"
+    )]
+    socket: Option<PathBuf>,
+    /// Serve no control socket.
+    #[arg(long)]
+    no_socket: bool,
+    /// Time between beacons, in ms [default: 1000].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     beacon_interval_ms: Option<u64>,
-    /// A peer silent this long is down, in ms (prototype: 4000).
+    /// A peer silent this long is down, in ms [default: 4000].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     peer_timeout_ms: Option<u64>,
-    /// Default `get` timeout, in ms (prototype: 100).
+    /// Default `get` timeout, in ms [default: 100].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     get_timeout_ms: Option<u64>,
-    /// Wait after net up before bootstrap lists keys, in ms. Default: 2 beacon
-    /// intervals.
+    /// Wait after net up before bootstrap, in ms [default: 2 beacon intervals].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     bootstrap_delay_ms: Option<u64>,
-    /// Wait after the last bootstrap key before bootstrap is done, in ms. Default:
-    /// 2 beacon intervals.
+    /// Wait after the last bootstrap key before bootstrap is done, in ms [default:
+    /// 2 beacon intervals].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     bootstrap_settle_ms: Option<u64>,
     /// Log level on stderr: off, error, warn, info, debug or trace.
@@ -69,7 +235,7 @@ struct NodeArgs {
     /// Keep the node's entries on disk in DIR (created if missing; one node per
     /// dir); a restart holds what the node held. Default: in memory only.
     #[arg(long, value_name = "DIR")]
-    data_dir: Option<std::path::PathBuf>,
+    data_dir: Option<PathBuf>,
     /// With --data-dir, how writes share fsyncs: `group` (writes that arrive while
     /// a commit runs share the next one), `group:MS` (also wait MS ms for more to
     /// join) or `always` (one fsync per write). Under each, OK is printed only once
@@ -90,30 +256,85 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let (client, ask) = match cli.command {
         Cmd::Node(args) => {
-            init_logs(args.log);
-            match node_config(&args) {
-                Ok(config) => run_node(config),
+            logs::init(args.log);
+            return match node_config(&args) {
+                Ok(config) => {
+                    let choice = if args.no_socket {
+                        node::SocketChoice::Off
+                    } else if let Some(path) = args.socket {
+                        node::SocketChoice::Explicit(path)
+                    } else {
+                        node::SocketChoice::Default(socket::default_path(config.beacon_port))
+                    };
+                    node::run(config, choice)
+                }
                 Err(reason) => {
                     eprintln!("dkv node: {reason}");
-                    ExitCode::from(2)
+                    ExitCode::from(exit::USAGE)
                 }
-            }
+            };
         }
         Cmd::Demo(args) => {
-            init_logs(args.log);
-            demo::run(usize::from(args.nodes))
+            logs::init(args.log);
+            return demo::run(usize::from(args.nodes));
         }
-    }
-}
-
-fn init_logs(level: LevelFilter) {
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_max_level(level)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
+        Cmd::Get {
+            key,
+            timeout,
+            client,
+        } => (
+            client,
+            client::Ask::Get {
+                key,
+                timeout_ms: timeout,
+            },
+        ),
+        Cmd::Set { key, value, client } => {
+            let value = match value {
+                Some(value) => std::os::unix::ffi::OsStringExt::into_vec(value),
+                None => {
+                    let mut value = Vec::new();
+                    if let Err(err) = std::io::stdin().read_to_end(&mut value) {
+                        eprintln!("dkv set: cannot read the value from stdin: {err}");
+                        return ExitCode::from(exit::USAGE);
+                    }
+                    value
+                }
+            };
+            (client, client::Ask::Set { key, value })
+        }
+        Cmd::Del { key, client } => (client, client::Ask::Del { key }),
+        Cmd::Keys { prefix, client } => (
+            client,
+            client::Ask::Keys {
+                prefix: prefix.unwrap_or_default(),
+            },
+        ),
+        Cmd::Scan { prefix, client } => (
+            client,
+            client::Ask::Scan {
+                prefix: prefix.unwrap_or_default(),
+            },
+        ),
+        Cmd::Peers { client } => (client, client::Ask::Peers),
+        Cmd::Stats { client } => (client, client::Ask::Stats),
+        Cmd::Status { client } => (client, client::Ask::Status),
+        Cmd::Watch { prefix, client } => (
+            client,
+            client::Ask::Watch {
+                prefix: prefix.unwrap_or_default(),
+            },
+        ),
+    };
+    let target = client::Target {
+        socket: client
+            .socket
+            .unwrap_or_else(|| socket::default_path(client.beacon_port)),
+        json: client.json,
+    };
+    client::run(&target, ask)
 }
 
 fn node_config(args: &NodeArgs) -> Result<Config, String> {
@@ -165,145 +386,4 @@ fn node_config(args: &NodeArgs) -> Result<Config, String> {
     t.validate()
         .map_err(|err| format!("invalid timings: {err}"))?;
     Ok(config)
-}
-
-fn run_node(config: Config) -> ExitCode {
-    let dkv = match Dkv::start(config) {
-        Ok(dkv) => dkv,
-        Err(err) => {
-            eprintln!("dkv node: cannot start: {err}");
-            return start_failure(&err);
-        }
-    };
-    tracing::info!(id = %dkv.id(), pub_port = dkv.pub_port(), "node running");
-    let result = if io::stdin().is_terminal() {
-        repl(&dkv)
-    } else {
-        pipe(&dkv)
-    };
-    let _ = dkv.shutdown();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("dkv node: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The exit status of a node that could not start: a data dir in use (3), from a
-/// newer dkv (4), corrupt (5) or unusable (6) each has its own; else 1.
-fn start_failure(err: &Error) -> ExitCode {
-    ExitCode::from(match err {
-        Error::DataDirLocked { .. } => 3,
-        Error::DataDirNewer { .. } => 4,
-        Error::DataDirCorrupt { .. } => 5,
-        Error::DataDir { .. } => 6,
-        _ => 1,
-    })
-}
-
-/// The reply to an input line that is not UTF-8.
-const NOT_UTF8: &str = "ERR the line is not valid UTF-8";
-
-/// Longest accepted input line; longer lines are answered with `ERR`.
-const MAX_LINE: usize = 16 << 20;
-
-/// Plain line reading for pipes: one reply line per command, flushed at once.
-fn pipe(dkv: &Dkv) -> io::Result<()> {
-    let mut input = io::stdin().lock();
-    let mut out = io::stdout().lock();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let read = (&mut input)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut buf)?;
-        if read == 0 {
-            return Ok(()); // end of input quits
-        }
-        if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
-            skip_line(&mut input)?;
-            writeln!(out, "ERR line longer than {MAX_LINE} bytes")?;
-            out.flush()?;
-            continue;
-        }
-        let (reply, quit) = match std::str::from_utf8(&buf) {
-            Ok(line) => shell::respond(dkv, line),
-            Err(_) => (Some(NOT_UTF8.to_string()), false),
-        };
-        if let Some(reply) = reply {
-            writeln!(out, "{reply}")?;
-            out.flush()?;
-        }
-        if quit {
-            return Ok(());
-        }
-    }
-}
-
-fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
-    loop {
-        let chunk = input.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        match chunk.iter().position(|&b| b == b'\n') {
-            Some(at) => {
-                input.consume(at + 1); // at < chunk.len(): the newline is consumed too
-                return Ok(());
-            }
-            None => {
-                let len = chunk.len();
-                input.consume(len);
-            }
-        }
-    }
-}
-
-/// A friendly REPL with history for terminals. Replies are written, not
-/// `println!`ed, so a closed stdout ends the node quietly instead of a panic.
-fn repl(dkv: &Dkv) -> io::Result<()> {
-    use rustyline::error::ReadlineError;
-    let mut editor = match rustyline::DefaultEditor::new() {
-        Ok(editor) => editor,
-        Err(err) => {
-            tracing::warn!(%err, "no line editor; reading plain lines");
-            return pipe(dkv);
-        }
-    };
-    let mut out = io::stdout();
-    writeln!(
-        out,
-        "dkv node {} on PUB port {}, beacons on port {}. Type help; quit or Ctrl-D to leave.",
-        dkv.id(),
-        dkv.pub_port(),
-        dkv.beacon_port()
-    )?;
-    loop {
-        match editor.readline("dkv> ") {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                }
-                let (reply, quit) = shell::respond(dkv, &line);
-                if let Some(reply) = reply {
-                    writeln!(out, "{reply}")?;
-                }
-                if quit {
-                    return Ok(());
-                }
-            }
-            Err(ReadlineError::Interrupted) => {
-                writeln!(out, "(Ctrl-C: type quit or Ctrl-D to leave)")?;
-            }
-            Err(ReadlineError::Eof) => return Ok(()),
-            // Typed bytes that are not UTF-8: a bad line, not the end of input.
-            Err(ReadlineError::Io(err)) if err.kind() == io::ErrorKind::InvalidData => {
-                writeln!(out, "{NOT_UTF8}")?;
-            }
-            Err(err) => return Err(io::Error::other(err)),
-        }
-    }
 }
