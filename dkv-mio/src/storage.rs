@@ -700,6 +700,14 @@ mod tests {
         Ok((node, restored))
     }
 
+    /// The error opening `dir` gives; `what` names the mistake if it opens.
+    fn refused(dir: &Path, what: &str) -> Error {
+        match reopen(dir) {
+            Ok(_) => panic!("{what}"),
+            Err(err) => err,
+        }
+    }
+
     /// A raw connection to a closed data dir's file, to damage it.
     fn raw(dir: &Path) -> Connection {
         Connection::open(dir.join(DATA_FILE)).unwrap()
@@ -838,7 +846,7 @@ mod tests {
         let garbage: Vec<u8> = (0..10_000u32).map(|i| (i * 7919 % 251) as u8).collect();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DATA_FILE), &garbage).unwrap();
-        let err = reopen(dir.path()).err().expect("garbage opened");
+        let err = refused(dir.path(), "garbage opened");
         assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
         assert_eq!(std::fs::read(dir.path().join(DATA_FILE)).unwrap(), garbage);
 
@@ -846,7 +854,7 @@ mod tests {
         raw(foreign.path())
             .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
             .unwrap();
-        let err = reopen(foreign.path()).err().expect("a foreign file opened");
+        let err = refused(foreign.path(), "a foreign file opened");
         assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
         assert!(err.to_string().contains("not dkv's"), "{err}");
         let kept: String = raw(foreign.path())
@@ -874,7 +882,7 @@ mod tests {
         let middle = pages / 2 * 4096;
         bytes[middle..middle + 4096].fill(0xa5);
         std::fs::write(&path, &bytes).unwrap();
-        let err = reopen(dir.path()).err().expect("a damaged store restored");
+        let err = refused(dir.path(), "a damaged store restored");
         assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file was changed");
     }
@@ -889,7 +897,7 @@ mod tests {
                 [],
             )
             .unwrap();
-        let err = reopen(dir.path()).err().expect("a bad row restored");
+        let err = refused(dir.path(), "a bad row restored");
         assert!(err.to_string().contains("not 8 bytes"), "{err}");
         assert!(matches!(err, Error::DataDirCorrupt { .. }), "{err}");
     }
