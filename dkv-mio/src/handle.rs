@@ -237,13 +237,7 @@ impl Dkv {
     /// Returns once the write is applied and, with a data dir, committed to disk
     /// ([`SyncPolicy`](crate::SyncPolicy)); [`Error::Commit`] if that commit failed.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
-        let (ack, done) = storage::ack();
-        self.send(Command::Set {
-            key: key.into(),
-            value: value.into(),
-            ack,
-        })?;
-        storage::wait(done)
+        self.set_pending(key, value)?.wait()
     }
 
     /// Like [`set`](Self::set), but returns as soon as the node has the request,
