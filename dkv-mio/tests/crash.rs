@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 /// The longest any single wait may take.
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// `dkv node` on loopback with `dir` as its data dir, then `extra`.
 fn node_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "node",
@@ -27,7 +28,6 @@ fn node_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
         "50",
         "--peer-timeout-ms",
         "1000",
-        "--no-socket",
         "--data-dir",
     ]
     .map(String::from)
@@ -48,6 +48,7 @@ impl NodeProc {
     fn spawn(port: u16, dir: &Path, extra: &[&str]) -> NodeProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dkv"))
             .args(node_args(port, dir, extra))
+            .arg("--no-socket")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -422,7 +423,7 @@ fn a_whole_cluster_killed_and_restarted_loses_nothing_and_resurrects_nothing() {
 fn run_on(dir: &Path) -> Output {
     let port = dkv_mio::unused_udp_port().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dkv"))
-        .args(node_args(port, dir, &[]))
+        .args(node_args(port, dir, &["--no-socket"]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -539,4 +540,71 @@ fn a_data_dir_that_is_a_file_is_unusable_with_exit_9() {
     assert_eq!(out.status.code(), Some(9), "stderr: {stderr}");
     assert!(stderr.contains("cannot use the data dir"), "{stderr}");
     assert_eq!(std::fs::read(&file).unwrap(), b"some bytes");
+}
+
+/// Runs a client command against the node serving `socket`.
+fn client(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dkv"))
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Starts `dkv node` serving `socket` (stdin `/dev/null`: it runs until killed)
+/// and waits until a client reaches it.
+fn serving(port: u16, dir: &Path, socket: &Path) -> Child {
+    let socket_arg = socket.display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_dkv"))
+        .args(node_args(port, dir, &["--socket", &socket_arg]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !client(socket, &["status"]).status.success() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the node never served {socket_arg}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// `dkv set` and `dkv del` go through the control socket to `Dkv::set` and
+/// `Dkv::delete`: once they exit 0 the write is on disk, so a SIGKILL right
+/// after loses none of them.
+#[test]
+fn client_sets_and_dels_that_exited_zero_survive_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, socket) = (dir.path().join("data"), dir.path().join("node.sock"));
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let mut node = serving(port, &data, &socket);
+    for i in 0..20 {
+        let out = client(&socket, &["set", &format!("k{i}"), &format!("v{i}")]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    for i in 0..5 {
+        let out = client(&socket, &["del", &format!("k{i}")]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    node.kill().unwrap();
+    node.wait().unwrap();
+
+    let mut node = serving(port, &data, &socket);
+    for i in 0..20 {
+        let out = client(&socket, &["get", &format!("k{i}"), "--timeout", "0"]);
+        if i < 5 {
+            assert_eq!(out.status.code(), Some(1), "k{i} came back: {out:?}");
+        } else {
+            assert!(out.status.success(), "k{i}: {out:?}");
+            assert_eq!(out.stdout, format!("v{i}").into_bytes());
+        }
+    }
+    node.kill().unwrap();
+    node.wait().unwrap();
 }
