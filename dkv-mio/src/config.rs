@@ -1,5 +1,6 @@
 //! What a [`Dkv`](crate::Dkv) node is told at start: where beacons go, which
-//! interface it uses, its id, its timings and its send-queue limits.
+//! interface it uses, its id, its timings, its send-queue limits and where it
+//! keeps its entries.
 
 use crate::storage::SyncPolicy;
 use dkv_proto::{NodeId, Timings};

@@ -78,7 +78,7 @@ impl Dkv {
     ///
     /// With [`Config::data_dir`] it first opens the dir (creating it if missing) and
     /// puts every entry held there back into the node, before the node sees the
-    /// network; the node id is still a fresh one. A dir another process holds
+    /// network; the node id is still a fresh one (unless [`Config::id`] sets it). A dir another process holds
     /// ([`Error::DataDirLocked`]), from a newer dkv ([`Error::DataDirNewer`]),
     /// damaged ([`Error::DataDirCorrupt`]) or unusable ([`Error::DataDir`]) is
     /// refused and left untouched.
@@ -270,7 +270,7 @@ impl Dkv {
             key: key.into(),
             ack,
         })?;
-        storage::wait(done)
+        Pending(done).wait()
     }
 
     /// The value of `key`: the local one at once if held, else the first value a

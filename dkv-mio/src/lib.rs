@@ -9,7 +9,10 @@
 //!
 //! [`Dkv::start`] starts a node and returns a handle to it; the handle is
 //! `Send + Sync`. [`Dkv::watch`] follows changes, [`Dkv::scan`] lists a prefix and
-//! [`Dkv::wait_for_peers`] waits until writes reach peers. The `dkv` binary (the
+//! [`Dkv::wait_for_peers`] waits until writes reach peers. With
+//! [`Config::data_dir`] a node keeps its entries on disk (SQLite) and starts with
+//! what it held; a write then returns once committed, under the [`SyncPolicy`].
+//! The `dkv` binary (the
 //! default feature `cli`; leave it out with `default-features = false`) wraps it in
 //! a command line: `dkv node` as a service with a control socket, one-shot clients
 //! (`dkv get`, `set`, `watch`, …) and `dkv demo`.

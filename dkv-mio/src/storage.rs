@@ -123,16 +123,11 @@ impl Pending {
     /// Waits until the write is applied and, with a data dir, committed, as
     /// [`Dkv::set`](crate::Dkv::set) does; the same errors.
     pub fn wait(self) -> Result<(), Error> {
-        wait(self.0)
-    }
-}
-
-/// Waits for a write's acknowledgement.
-pub(crate) fn wait(done: mpsc::Receiver<Result<(), String>>) -> Result<(), Error> {
-    match done.recv() {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(reason)) => Err(Error::Commit(reason)),
-        Err(_) => Err(Error::Stopped),
+        match self.0.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(Error::Commit(reason)),
+            Err(_) => Err(Error::Stopped),
+        }
     }
 }
 
@@ -921,7 +916,7 @@ mod tests {
         }
         persist.flush();
         for done in waits {
-            wait(done).unwrap();
+            Pending(done).wait().unwrap();
         }
         let mut stats = TransportStats::default();
         persist.fill_stats(&mut stats);
