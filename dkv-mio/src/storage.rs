@@ -162,9 +162,13 @@ pub(crate) struct Restored {
 pub(crate) struct Store {
     conn: Connection,
     dir: PathBuf,
+    /// [`PUT`] for [`PUT_ROWS`] rows at once.
+    put_rows: String,
 }
 
 const PUT: &str = "INSERT OR REPLACE INTO entries (key, ts, node, value) VALUES (?1, ?2, ?3, ?4)";
+/// Runs of this many puts go in one statement ([`Store::put_rows`]).
+const PUT_ROWS: usize = 32;
 const REMOVE: &str = "DELETE FROM entries WHERE key = ?1 RETURNING ts";
 const FLOOR: &str = "INSERT INTO meta (name, value) VALUES ('collected_floor', ?1) \
                      ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)";
@@ -184,9 +188,13 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(dir, e))?;
+        let rows = vec!["(?, ?, ?, ?)"; PUT_ROWS].join(", ");
         let mut store = Store {
             conn,
             dir: dir.to_owned(),
+            put_rows: format!(
+                "INSERT OR REPLACE INTO entries (key, ts, node, value) VALUES {rows}"
+            ),
         };
         let mode = store.setup().map_err(|e| classify(dir, e))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -205,6 +213,7 @@ impl Store {
         // Fail at once if another process holds the file, never wait.
         self.conn.busy_timeout(Duration::ZERO)?;
         self.conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        self.conn.pragma_update(None, "page_size", 16384)?;
         // The first read: a file that is not SQLite fails here.
         let mode: String =
             self.conn
@@ -322,7 +331,28 @@ impl Store {
             let mut put = tx.prepare_cached(PUT)?;
             let mut remove = tx.prepare_cached(REMOVE)?;
             let mut floor: Option<i64> = None;
-            for change in changes {
+            let mut put_rows = tx.prepare_cached(&self.put_rows)?;
+            let mut rest = changes;
+            while let Some(change) = rest.first() {
+                let puts = rest
+                    .iter()
+                    .take(PUT_ROWS)
+                    .take_while(|c| matches!(c, Change::Put { .. }))
+                    .count();
+                if puts == PUT_ROWS {
+                    for (i, change) in rest[..PUT_ROWS].iter().enumerate() {
+                        if let Change::Put { key, entry, .. } = change {
+                            put_rows.raw_bind_parameter(4 * i + 1, key)?;
+                            put_rows.raw_bind_parameter(4 * i + 2, entry.version.ts.0 as i64)?;
+                            put_rows.raw_bind_parameter(4 * i + 3, &entry.version.node.0[..])?;
+                            put_rows.raw_bind_parameter(4 * i + 4, entry.value.as_deref())?;
+                        }
+                    }
+                    put_rows.raw_execute()?;
+                    rest = &rest[PUT_ROWS..];
+                    continue;
+                }
+                rest = &rest[1..];
                 match change {
                     Change::Put { key, entry, .. } => {
                         put.execute(params![
@@ -768,6 +798,33 @@ mod tests {
         assert!(node.clock() >= ahead.version.ts);
         node.set(Instant::now(), "k".into(), "now".into());
         assert!(node.entry("k").unwrap().version > ahead.version);
+    }
+
+    #[test]
+    fn puts_committed_many_per_statement_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut changes = Vec::new();
+        for i in 0..10 {
+            changes.push(put(&format!("k{i}"), entry(T0 + i, 1, Some("first"))));
+        }
+        // In the same statement as the first k3.
+        changes.push(put("k3", entry(T0 + 50, 2, Some("second"))));
+        for i in 10..40 {
+            changes.push(put(&format!("k{i}"), entry(T0 + i, 1, Some("first"))));
+        }
+        changes.push(Change::Remove("k5".into()));
+        for i in 40..80 {
+            changes.push(put(&format!("k{i}"), entry(T0 + i, 1, Some("first"))));
+        }
+        changes.push(put("k7", entry(T0 + 90, 3, Some("third"))));
+        assert!(changes.len() > 2 * PUT_ROWS);
+        Store::open(dir.path()).unwrap().commit(&changes).unwrap();
+        let (node, restored) = reopen(dir.path()).unwrap();
+        assert_eq!(restored.entries, 79);
+        assert_eq!(node.entry("k3"), Some(&entry(T0 + 50, 2, Some("second"))));
+        assert_eq!(node.entry("k5"), None);
+        assert_eq!(node.entry("k7"), Some(&entry(T0 + 90, 3, Some("third"))));
+        assert_eq!(node.entry("k79"), Some(&entry(T0 + 79, 1, Some("first"))));
     }
 
     #[test]
