@@ -18,7 +18,7 @@
 
 use crate::net;
 use crate::stats::TransportStats;
-use crate::storage::{Ack, Persistence};
+use crate::storage::Persistence;
 use crate::watch::{Shared, WatchEvent};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
@@ -58,11 +58,12 @@ pub(crate) enum Command {
     Set {
         key: String,
         value: Bytes,
-        ack: Ack,
+        /// The write's number ([`Persistence::ack`]).
+        write: u64,
     },
     Delete {
         key: String,
-        ack: Ack,
+        write: u64,
     },
     Get {
         key: String,
@@ -186,13 +187,13 @@ impl EventLoop {
             };
             let now = Instant::now();
             match command {
-                Command::Set { key, value, ack } => {
+                Command::Set { key, value, write } => {
                     self.node.set(now, key, value);
-                    self.persist.ack(ack);
+                    self.persist.ack(write);
                 }
-                Command::Delete { key, ack } => {
+                Command::Delete { key, write } => {
                     self.node.delete(now, key);
-                    self.persist.ack(ack);
+                    self.persist.ack(write);
                 }
                 Command::Get {
                     key,

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
 use crate::net;
 use crate::stats::{Stats, Status, TransportStats};
-use crate::storage::{self, Pending, Persistence, Store};
+use crate::storage::{Acks, Pending, Persistence, Store};
 use crate::watch::{Shared, Watch, WATCH_CAPACITY};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
@@ -37,6 +37,10 @@ pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 pub struct Dkv {
     commands: mpsc::Sender<Command>,
     waker: Arc<Waker>,
+    /// The number of the last write sent to the loop.
+    last_write: Mutex<u64>,
+    /// How far the writes are acknowledged.
+    acks: Arc<Acks>,
     thread: Mutex<Option<JoinHandle<()>>>,
     id: NodeId,
     pub_port: u16,
@@ -170,15 +174,17 @@ impl Dkv {
             .register(&mut SourceFd(&sub_fd), SUB, Interest::READABLE)
             .map_err(Error::EventLoop)?;
         let waker = Arc::new(Waker::new(registry, WAKER).map_err(Error::EventLoop)?);
+        let acks = Arc::new(Acks::default());
         let persist = match store {
             Some(store) => {
                 let waker = Arc::clone(&waker);
                 let name = format!("dkvd-{}", id.to_hex());
-                Persistence::start(store, config.sync, restored, name, move || {
+                let acks = Arc::clone(&acks);
+                Persistence::start(store, config.sync, restored, acks, name, move || {
                     let _ = waker.wake();
                 })?
             }
-            None => Persistence::memory(),
+            None => Persistence::memory(Arc::clone(&acks)),
         };
         let (commands, receiver) = mpsc::channel();
         let event_loop = EventLoop {
@@ -209,6 +215,8 @@ impl Dkv {
         Ok(Dkv {
             commands,
             waker,
+            last_write: Mutex::new(0),
+            acks,
             thread: Mutex::new(Some(thread)),
             id,
             pub_port,
@@ -249,13 +257,8 @@ impl Dkv {
         key: impl Into<String>,
         value: impl Into<Bytes>,
     ) -> Result<Pending, Error> {
-        let (ack, done) = storage::ack();
-        self.send(Command::Set {
-            key: key.into(),
-            value: value.into(),
-            ack,
-        })?;
-        Ok(Pending(done))
+        let (key, value) = (key.into(), value.into());
+        self.write(|write| Command::Set { key, value, write })
     }
 
     /// Deletes `key`: stores a tombstone with a fresh version and publishes it. The
@@ -265,12 +268,8 @@ impl Dkv {
     /// elsewhere). Returns once the delete is applied and, with a data dir,
     /// committed to disk, as [`set`](Self::set) does.
     pub fn delete(&self, key: impl Into<String>) -> Result<(), Error> {
-        let (ack, done) = storage::ack();
-        self.send(Command::Delete {
-            key: key.into(),
-            ack,
-        })?;
-        Pending(done).wait()
+        let key = key.into();
+        self.write(|write| Command::Delete { key, write })?.wait()
     }
 
     /// The value of `key`: the local one at once if held, else the first value a
@@ -526,6 +525,23 @@ impl Dkv {
         self.commands.send(command).map_err(|_| Error::Stopped)?;
         self.waker.wake().map_err(|_| Error::Stopped)
     }
+
+    /// Sends the write `command` makes with its number; the [`Pending`] waits for
+    /// its acknowledgement.
+    fn write(&self, command: impl FnOnce(u64) -> Command) -> Result<Pending, Error> {
+        let write = {
+            // Numbered and sent under one lock, so the loop receives writes in
+            // the order of their numbers.
+            let mut last = self.last_write.lock().unwrap_or_else(|p| p.into_inner());
+            self.commands
+                .send(command(*last + 1))
+                .map_err(|_| Error::Stopped)?;
+            *last += 1;
+            *last
+        };
+        self.waker.wake().map_err(|_| Error::Stopped)?;
+        Ok(Pending::new(Arc::clone(&self.acks), write))
+    }
 }
 
 fn snapshot_stats(node: &Node, transport: &TransportStats) -> Stats {
@@ -564,6 +580,8 @@ mod tests {
         let dkv = Arc::new(Dkv {
             commands,
             waker,
+            last_write: Mutex::new(0),
+            acks: Arc::default(),
             thread: Mutex::new(Some(thread)),
             id: NodeId([0; 8]),
             pub_port: 1,

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -103,30 +103,86 @@ impl FromStr for SyncPolicy {
     }
 }
 
-/// Answers one local write: `Ok` once it is committed (for a node in memory: once
-/// applied), `Err(reason)` if its commit failed. One message, so the channel's
-/// one slot is allocated by the asker, not by whoever answers.
-pub(crate) type Ack = mpsc::SyncSender<Result<(), String>>;
+/// How far a node's local writes are acknowledged. The handle numbers writes in
+/// the order the loop receives them; a write is acknowledged once its number is
+/// at most `done`: once committed (in memory: once applied). One number moves
+/// per commit, however many writes it holds: no message per write.
+#[derive(Debug, Default)]
+pub(crate) struct Acks {
+    state: Mutex<AckState>,
+    moved: Condvar,
+}
 
-/// A new acknowledgement and what waits for it.
-pub(crate) fn ack() -> (Ack, mpsc::Receiver<Result<(), String>>) {
-    mpsc::sync_channel(1)
+#[derive(Debug, Default)]
+struct AckState {
+    /// Every write numbered up to this is acknowledged.
+    done: u64,
+    /// Why a commit failed: writes above `done` fail with it.
+    failed: Option<String>,
+    /// The node has stopped: writes above `done` never will be acknowledged.
+    stopped: bool,
+}
+
+impl Acks {
+    fn state(&self) -> MutexGuard<'_, AckState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Acknowledges every write numbered up to `write`.
+    fn done(&self, write: u64) {
+        let mut state = self.state();
+        state.done = state.done.max(write);
+        drop(state);
+        self.moved.notify_all();
+    }
+
+    /// Fails every write not yet acknowledged.
+    fn fail(&self, reason: &str) {
+        self.state().failed.get_or_insert_with(|| reason.to_owned());
+        self.moved.notify_all();
+    }
+
+    /// The node stopped: writes not acknowledged by now never will be.
+    fn stop(&self) {
+        self.state().stopped = true;
+        self.moved.notify_all();
+    }
 }
 
 /// A write made with [`Dkv::set_pending`](crate::Dkv::set_pending) whose
 /// acknowledgement has not been waited for yet.
 #[derive(Debug)]
 #[must_use = "a write is acknowledged only once waited for"]
-pub struct Pending(pub(crate) mpsc::Receiver<Result<(), String>>);
+pub struct Pending {
+    acks: Arc<Acks>,
+    write: u64,
+}
 
 impl Pending {
+    /// Write number `write` of the node whose acknowledgements are `acks`.
+    pub(crate) fn new(acks: Arc<Acks>, write: u64) -> Pending {
+        Pending { acks, write }
+    }
+
     /// Waits until the write is applied and, with a data dir, committed, as
     /// [`Dkv::set`](crate::Dkv::set) does; the same errors.
     pub fn wait(self) -> Result<(), Error> {
-        match self.0.recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(Error::Commit(reason)),
-            Err(_) => Err(Error::Stopped),
+        let mut state = self.acks.state();
+        loop {
+            if state.done >= self.write {
+                return Ok(());
+            }
+            if let Some(reason) = &state.failed {
+                return Err(Error::Commit(reason.clone()));
+            }
+            if state.stopped {
+                return Err(Error::Stopped);
+            }
+            state = self
+                .acks
+                .moved
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -141,11 +197,11 @@ enum Change {
     Remove(String),
 }
 
-/// What the loop hands the writer at once: changes, then the acknowledgements
-/// that wait for them.
+/// What the loop hands the writer at once: changes, and the number of the last
+/// local write they hold (acknowledged once they are committed).
 struct Batch {
     changes: Vec<Change>,
-    acks: Vec<Ack>,
+    last_write: Option<u64>,
 }
 
 /// What the store held when it was opened.
@@ -430,7 +486,9 @@ struct Counters {
 pub(crate) struct Persistence {
     disk: Option<Disk>,
     changes: Vec<Change>,
-    acks: Vec<Ack>,
+    /// The number of the last local write applied since the last flush.
+    last_write: Option<u64>,
+    acks: Arc<Acks>,
 }
 
 /// A running writer thread.
@@ -443,11 +501,12 @@ struct Disk {
 
 impl Persistence {
     /// A node in memory: writes are acknowledged once applied.
-    pub(crate) fn memory() -> Persistence {
+    pub(crate) fn memory(acks: Arc<Acks>) -> Persistence {
         Persistence {
             disk: None,
             changes: Vec::new(),
-            acks: Vec::new(),
+            last_write: None,
+            acks,
         }
     }
 
@@ -457,6 +516,7 @@ impl Persistence {
         store: Store,
         policy: SyncPolicy,
         restored: Restored,
+        acks: Arc<Acks>,
         name: String,
         wake: impl Fn() + Send + 'static,
     ) -> Result<Persistence, Error> {
@@ -468,6 +528,7 @@ impl Persistence {
             store,
             policy,
             batches,
+            acks: Arc::clone(&acks),
             failed: Arc::clone(&failed),
             counters: Arc::clone(&counters),
             wake: Box::new(wake),
@@ -484,7 +545,8 @@ impl Persistence {
                 counters,
             }),
             changes: Vec::new(),
-            acks: Vec::new(),
+            last_write: None,
+            acks,
         })
     }
 
@@ -506,32 +568,30 @@ impl Persistence {
         }
     }
 
-    /// Holds a local write's acknowledgement until every change recorded before it
-    /// is committed (in memory: until the next flush).
-    pub(crate) fn ack(&mut self, ack: Ack) {
-        self.acks.push(ack);
+    /// Holds back local write number `write`'s acknowledgement until every change
+    /// recorded before it is committed (in memory: until the next flush).
+    pub(crate) fn ack(&mut self, write: u64) {
+        self.last_write = Some(write);
     }
 
     /// Hands what was recorded to the writer; in memory, acknowledges at once.
     /// Blocks while the writer's queue is full (the disk is behind).
     pub(crate) fn flush(&mut self) {
-        if self.changes.is_empty() && self.acks.is_empty() {
+        if self.changes.is_empty() && self.last_write.is_none() {
             return;
         }
         let batch = Batch {
             changes: std::mem::take(&mut self.changes),
-            acks: std::mem::take(&mut self.acks),
+            last_write: self.last_write.take(),
         };
         match self.disk.as_ref().and_then(|d| d.queue.as_ref()) {
+            // A writer that is gone has failed and said so to the waiters.
             Some(queue) => {
-                // A writer that is gone has failed; dropping the acks tells the
-                // writers their node stopped.
                 let _ = queue.send(batch);
             }
             None => {
-                for ack in batch.acks {
-                    // The asker may have given up; nothing to do then.
-                    let _ = ack.send(Ok(()));
+                if let Some(write) = batch.last_write {
+                    self.acks.done(write);
                 }
             }
         }
@@ -555,7 +615,8 @@ impl Persistence {
         }
     }
 
-    /// Flushes, then waits for the writer to commit everything and close the file.
+    /// Flushes, then waits for the writer to commit everything and close the file;
+    /// writes not acknowledged by then fail as stopped.
     pub(crate) fn close(&mut self) {
         self.flush();
         if let Some(disk) = &mut self.disk {
@@ -566,6 +627,7 @@ impl Persistence {
                 }
             }
         }
+        self.acks.stop();
     }
 }
 
@@ -575,11 +637,12 @@ impl Drop for Persistence {
     }
 }
 
-/// The writer thread: commits batches in order, then answers their acks.
+/// The writer thread: commits batches in order, then acknowledges their writes.
 struct Writer {
     store: Store,
     policy: SyncPolicy,
     batches: mpsc::Receiver<Batch>,
+    acks: Arc<Acks>,
     failed: Arc<AtomicBool>,
     counters: Arc<Counters>,
     wake: Box<dyn Fn() + Send>,
@@ -588,12 +651,12 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut changes = Vec::new();
-        let mut acks = Vec::new();
+        let mut last_write = None;
         // Until the loop closes the queue: take a batch, gather more (waiting
         // for them under group commit), commit, answer.
         while let Ok(first) = self.batches.recv() {
             let mut open = true;
-            take(first, &mut changes, &mut acks);
+            take(first, &mut changes, &mut last_write);
             let delay = match self.policy {
                 SyncPolicy::Group(delay) => delay,
                 SyncPolicy::Always => Duration::ZERO,
@@ -603,7 +666,7 @@ impl Writer {
                 while changes.len() < MAX_COMMIT {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match self.batches.recv_timeout(left) {
-                        Ok(batch) => take(batch, &mut changes, &mut acks),
+                        Ok(batch) => take(batch, &mut changes, &mut last_write),
                         Err(mpsc::RecvTimeoutError::Timeout) => break,
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
                             open = false;
@@ -614,18 +677,18 @@ impl Writer {
             }
             while open && changes.len() < MAX_COMMIT {
                 match self.batches.try_recv() {
-                    Ok(batch) => take(batch, &mut changes, &mut acks),
+                    Ok(batch) => take(batch, &mut changes, &mut last_write),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => open = false,
                 }
             }
-            self.commit(&mut changes, &mut acks);
+            self.commit(&mut changes, last_write.take());
         }
     }
 
-    /// Commits `changes` (under `Always`, one transaction per local write) and
-    /// answers `acks` with the outcome.
-    fn commit(&mut self, changes: &mut Vec<Change>, acks: &mut Vec<Ack>) {
+    /// Commits `changes` (under `Always`, one transaction per local write), then
+    /// acknowledges the writes up to `last_write`, or fails every write waiting.
+    fn commit(&mut self, changes: &mut Vec<Change>, last_write: Option<u64>) {
         let mut result = Ok(());
         let mut rest = &changes[..];
         while !rest.is_empty() && result.is_ok() {
@@ -660,8 +723,13 @@ impl Writer {
             result = Err("an earlier commit failed".to_string());
         }
         match &result {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(write) = last_write {
+                    self.acks.done(write);
+                }
+            }
             Err(reason) => {
+                self.acks.fail(reason);
                 if !self.failed.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         dir = %self.store.dir.display(),
@@ -673,15 +741,12 @@ impl Writer {
             }
         }
         changes.clear();
-        for ack in acks.drain(..) {
-            let _ = ack.send(result.clone());
-        }
     }
 }
 
-fn take(batch: Batch, changes: &mut Vec<Change>, acks: &mut Vec<Ack>) {
+fn take(batch: Batch, changes: &mut Vec<Change>, last_write: &mut Option<u64>) {
     changes.extend(batch.changes);
-    acks.extend(batch.acks);
+    *last_write = batch.last_write.or(*last_write);
 }
 
 #[cfg(test)]
@@ -958,22 +1023,30 @@ mod tests {
     /// acknowledged), closes it and returns its commit count.
     fn write_through(dir: &Path, policy: SyncPolicy, writes: usize) -> u64 {
         let store = Store::open(dir).unwrap();
-        let mut persist =
-            Persistence::start(store, policy, Restored::default(), "t".into(), || {}).unwrap();
-        let mut waits = Vec::new();
+        let acks = Arc::new(Acks::default());
+        let restored = Restored::default();
+        let mut persist = Persistence::start(
+            store,
+            policy,
+            restored,
+            Arc::clone(&acks),
+            "t".into(),
+            || {},
+        )
+        .unwrap();
         for i in 0..writes {
             persist.applied(Applied {
                 key: format!("k{i}"),
                 entry: entry(T0 + i as u64, 1, Some("v")),
                 local: true,
             });
-            let (ack, done) = ack();
-            persist.ack(ack);
-            waits.push(done);
+            persist.ack(i as u64 + 1);
         }
         persist.flush();
-        for done in waits {
-            Pending(done).wait().unwrap();
+        for i in 0..writes {
+            Pending::new(Arc::clone(&acks), i as u64 + 1)
+                .wait()
+                .unwrap();
         }
         let mut stats = TransportStats::default();
         persist.fill_stats(&mut stats);
@@ -1000,18 +1073,50 @@ mod tests {
     }
 
     #[test]
-    fn a_node_in_memory_acknowledges_at_the_flush() {
-        let mut persist = Persistence::memory();
-        let (ack, done) = ack();
+    fn a_node_in_memory_acknowledges_at_the_flush_and_fails_the_rest_when_it_stops() {
+        let acks = Arc::new(Acks::default());
+        let mut persist = Persistence::memory(Arc::clone(&acks));
         persist.applied(Applied {
             key: "k".into(),
             entry: entry(T0, 1, Some("v")),
             local: true,
         });
-        persist.ack(ack);
-        assert!(done.try_recv().is_err(), "acknowledged before the flush");
+        persist.ack(1);
+        assert_eq!(acks.state().done, 0, "acknowledged before the flush");
         persist.flush();
-        assert_eq!(done.try_recv(), Ok(Ok(())));
+        assert_eq!(acks.state().done, 1);
         assert!(!persist.failed());
+        persist.close();
+        Pending::new(Arc::clone(&acks), 1).wait().unwrap();
+        let never = Pending::new(acks, 2).wait();
+        assert!(matches!(never, Err(Error::Stopped)), "{never:?}");
+    }
+
+    #[test]
+    fn a_failed_commit_fails_the_writes_after_the_last_acknowledged_one() {
+        let acks = Arc::new(Acks::default());
+        acks.done(3);
+        acks.fail("the disk is full");
+        acks.fail("a later failure");
+        acks.stop();
+        Pending::new(Arc::clone(&acks), 3).wait().unwrap();
+        match Pending::new(acks, 4).wait() {
+            Err(Error::Commit(reason)) => assert_eq!(reason, "the disk is full"),
+            other => panic!("expected a commit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_waiter_wakes_when_its_write_is_acknowledged() {
+        let acks = Arc::new(Acks::default());
+        let waiter = {
+            let pending = Pending::new(Arc::clone(&acks), 2);
+            std::thread::spawn(move || pending.wait())
+        };
+        acks.done(1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "woke for an earlier write");
+        acks.done(2);
+        waiter.join().unwrap().unwrap();
     }
 }

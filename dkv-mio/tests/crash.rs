@@ -553,9 +553,19 @@ fn client(socket: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A process SIGKILLed (and reaped) when dropped, even when a test panics.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `dkv node` serving `socket` (stdin `/dev/null`: it runs until killed)
 /// and waits until a client reaches it.
-fn serving(port: u16, dir: &Path, socket: &Path) -> Child {
+fn serving(port: u16, dir: &Path, socket: &Path) -> KillOnDrop {
     let socket_arg = socket.display().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_dkv"))
         .args(node_args(port, dir, &["--socket", &socket_arg]))
@@ -564,6 +574,7 @@ fn serving(port: u16, dir: &Path, socket: &Path) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let child = KillOnDrop(child);
     let start = Instant::now();
     while !client(socket, &["status"]).status.success() {
         assert!(
@@ -583,7 +594,7 @@ fn client_sets_and_dels_that_exited_zero_survive_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let (data, socket) = (dir.path().join("data"), dir.path().join("node.sock"));
     let port = dkv_mio::unused_udp_port().unwrap();
-    let mut node = serving(port, &data, &socket);
+    let node = serving(port, &data, &socket);
     for i in 0..20 {
         let out = client(&socket, &["set", &format!("k{i}"), &format!("v{i}")]);
         assert!(out.status.success(), "{out:?}");
@@ -592,10 +603,9 @@ fn client_sets_and_dels_that_exited_zero_survive_a_sigkill() {
         let out = client(&socket, &["del", &format!("k{i}")]);
         assert!(out.status.success(), "{out:?}");
     }
-    node.kill().unwrap();
-    node.wait().unwrap();
+    drop(node); // SIGKILL
 
-    let mut node = serving(port, &data, &socket);
+    let node = serving(port, &data, &socket);
     for i in 0..20 {
         let out = client(&socket, &["get", &format!("k{i}"), "--timeout", "0"]);
         if i < 5 {
@@ -605,6 +615,5 @@ fn client_sets_and_dels_that_exited_zero_survive_a_sigkill() {
             assert_eq!(out.stdout, format!("v{i}").into_bytes());
         }
     }
-    node.kill().unwrap();
-    node.wait().unwrap();
+    drop(node);
 }
