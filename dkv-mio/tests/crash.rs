@@ -6,11 +6,13 @@
 //! count and time.
 #![cfg(feature = "cli")]
 
+mod harness;
+
+use harness::proc::NodeProc;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The longest any single wait may take.
@@ -37,103 +39,32 @@ fn node_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// A `dkv node` process driven through its stdin; killed on drop.
-struct NodeProc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
+/// `dkv node` on `dir` (no control socket), driven through its stdin.
+fn spawn(port: u16, dir: &Path, extra: &[&str]) -> NodeProc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dkv"));
+    cmd.args(node_args(port, dir, extra)).arg("--no-socket");
+    NodeProc::spawn(&format!("node on {}", dir.display()), cmd).unwrap()
 }
 
-impl NodeProc {
-    fn spawn(port: u16, dir: &Path, extra: &[&str]) -> NodeProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dkv"))
-            .args(node_args(port, dir, extra))
-            .arg("--no-socket")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        NodeProc {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// Sends one command and returns its one reply line.
-    fn cmd(&mut self, line: &str) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin still held");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-        self.lines
-            .recv_timeout(LIMIT)
-            .unwrap_or_else(|e| panic!("no reply to {line:?}: {e}"))
-    }
-
-    /// `stats` as `name -> value` (numeric fields and the fingerprint as text).
-    fn stats(&mut self) -> BTreeMap<String, String> {
-        let line = self.cmd("stats");
-        line.split(' ')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
-    }
-
-    fn counter(&mut self, name: &str) -> u64 {
-        let stats = self.stats();
-        stats[name].parse().unwrap()
-    }
-
-    /// Every live key and its value (`scan`: plain tokens in these tests).
-    fn live(&mut self) -> BTreeMap<String, String> {
-        let line = self.cmd("scan");
-        let tokens: Vec<&str> = line.split(' ').filter(|t| !t.is_empty()).collect();
-        assert_eq!(tokens.len() % 2, 0, "scan: {line}");
-        tokens
-            .chunks(2)
-            .map(|kv| (kv[0].to_string(), kv[1].to_string()))
-            .collect()
-    }
-
-    /// SIGKILL, then reap.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// `quit`, then a clean exit within LIMIT.
-    fn quit(mut self) {
-        assert_eq!(self.cmd("quit"), "OK");
-        drop(self.stdin.take());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{status}");
-                return;
-            }
-            assert!(start.elapsed() < LIMIT, "no exit after quit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+/// `stats` as `name -> value` (numeric fields).
+fn counter(node: &mut NodeProc, name: &str) -> u64 {
+    node.stats()[name].parse().unwrap()
 }
 
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Every live key and its value (`scan`: plain tokens in these tests).
+fn live(node: &mut NodeProc) -> BTreeMap<String, String> {
+    let line = node.cmd("scan");
+    let tokens: Vec<&str> = line.split(' ').filter(|t| !t.is_empty()).collect();
+    assert_eq!(tokens.len() % 2, 0, "scan: {line}");
+    tokens
+        .chunks(2)
+        .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+        .collect()
+}
+
+/// `quit`, and a clean exit within LIMIT.
+fn quit(mut node: NodeProc) {
+    assert!(node.quit(LIMIT), "{}: no exit after quit", node.name());
 }
 
 /// splitmix64: the test's own seeded randomness.
@@ -222,11 +153,11 @@ fn sigkill_in_a_stream_of_writes_loses_no_acknowledged_write() {
             "round {round}: the test ran too long"
         );
         let policy = policies[round as usize % policies.len()];
-        let mut node = NodeProc::spawn(port, dir.path(), &["--sync", policy]);
+        let mut node = spawn(port, dir.path(), &["--sync", policy]);
 
         // The store opened: it is the acknowledged writes and then a prefix of
         // the ones in flight.
-        let live = node.live();
+        let live = live(&mut node);
         let stats = node.stats();
         let count = |name: &str| stats[name].parse::<usize>().unwrap();
         let mut candidate = model.clone();
@@ -252,7 +183,7 @@ fn sigkill_in_a_stream_of_writes_loses_no_acknowledged_write() {
         assert_eq!(count("keys"), live.len(), "round {round}");
         assert_eq!(count("disk_restored"), model.len(), "round {round}");
         if round == ROUNDS {
-            node.quit();
+            quit(node);
             break;
         }
 
@@ -265,7 +196,7 @@ fn sigkill_in_a_stream_of_writes_loses_no_acknowledged_write() {
             .collect();
         let target = 1 + rng.below(300) as usize;
         let delay = Duration::from_micros(rng.below(3_000));
-        let mut stdin = node.stdin.take().unwrap();
+        let mut stdin = node.take_stdin();
         let script = ops.clone();
         let writer = std::thread::spawn(move || {
             for op in &script {
@@ -280,17 +211,15 @@ fn sigkill_in_a_stream_of_writes_loses_no_acknowledged_write() {
         while acked < target {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = node
-                .lines
-                .recv_timeout(left)
+                .next_line(left)
                 .unwrap_or_else(|e| panic!("round {round}: {acked} of {target} acks: {e}"));
             assert_eq!(line, "OK", "round {round}, write {acked}");
             acked += 1;
         }
         std::thread::sleep(delay);
-        node.child.kill().unwrap();
-        node.child.wait().unwrap();
+        node.kill();
         // Every OK printed before the kill is an acknowledgement.
-        while let Ok(line) = node.lines.recv_timeout(LIMIT) {
+        while let Ok(line) = node.next_line(LIMIT) {
             assert_eq!(line, "OK", "round {round}, write {acked}");
             acked += 1;
         }
@@ -311,11 +240,8 @@ fn sigkill_in_a_stream_of_writes_loses_no_acknowledged_write() {
 fn converge(nodes: &mut [NodeProc], expected: &BTreeMap<String, String>, what: &str) {
     let start = Instant::now();
     loop {
-        let lives: Vec<_> = nodes.iter_mut().map(|n| n.live()).collect();
-        let prints: Vec<_> = nodes
-            .iter_mut()
-            .map(|n| n.stats()["fingerprint"].clone())
-            .collect();
+        let lives: Vec<_> = nodes.iter_mut().map(live).collect();
+        let prints: Vec<_> = nodes.iter_mut().map(|n| n.fingerprint()).collect();
         if lives.iter().all(|l| l == expected) && prints.iter().all(|p| *p == prints[0]) {
             return;
         }
@@ -342,7 +268,7 @@ fn wait_peers(nodes: &mut [NodeProc], n: usize) {
 fn a_whole_cluster_killed_and_restarted_loses_nothing_and_resurrects_nothing() {
     let port = dkv_mio::unused_udp_port().unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let start = |i: usize| NodeProc::spawn(port, dirs[i].path(), &[]);
+    let start = |i: usize| spawn(port, dirs[i].path(), &[]);
     let mut nodes: Vec<NodeProc> = (0..3).map(start).collect();
     wait_peers(&mut nodes, 2);
     let mut expected = BTreeMap::new();
@@ -361,8 +287,7 @@ fn a_whole_cluster_killed_and_restarted_loses_nothing_and_resurrects_nothing() {
     converge(&mut nodes, &expected, "before the first kill");
 
     // C down; A deletes half the doomed keys, B writes more.
-    let c = nodes.pop().unwrap();
-    c.kill();
+    nodes.pop().unwrap().kill();
     for j in 0..5 {
         let key = format!("doomed/{j}");
         assert_eq!(nodes[0].cmd(&format!("del {key}")), "OK");
@@ -376,18 +301,18 @@ fn a_whole_cluster_killed_and_restarted_loses_nothing_and_resurrects_nothing() {
     // B saw the deletes (its values turned into tombstones) before everything
     // stops; A may or may not have B's late writes.
     let t0 = Instant::now();
-    while nodes[1].counter("tombstones") < 5 {
+    while counter(&mut nodes[1], "tombstones") < 5 {
         assert!(t0.elapsed() < LIMIT, "B never saw A's deletes");
         std::thread::sleep(Duration::from_millis(20));
     }
-    for node in nodes.drain(..) {
+    for mut node in nodes.drain(..) {
         node.kill();
     }
 
     // Everything up again on the same dirs, C first: alone, it holds what it held.
     let mut c = start(2);
     assert_eq!(
-        c.live()["doomed/0"],
+        live(&mut c)["doomed/0"],
         "alive",
         "C restarted without its data"
     );
@@ -396,7 +321,7 @@ fn a_whole_cluster_killed_and_restarted_loses_nothing_and_resurrects_nothing() {
     wait_peers(&mut nodes, 2);
     converge(&mut nodes, &expected, "after the kill");
     for node in &mut nodes {
-        assert_eq!(node.counter("tombstones"), 5);
+        assert_eq!(counter(node, "tombstones"), 5);
     }
 
     // The second run: more writes, a graceful stop of all, a restart.
@@ -408,13 +333,13 @@ fn a_whole_cluster_killed_and_restarted_loses_nothing_and_resurrects_nothing() {
     assert_eq!(nodes[2].cmd("del doomed/9"), "OK");
     expected.remove("doomed/9");
     for node in nodes.drain(..) {
-        node.quit();
+        quit(node);
     }
     let mut nodes: Vec<NodeProc> = (0..3).map(start).collect();
     wait_peers(&mut nodes, 2);
     converge(&mut nodes, &expected, "after the graceful stop");
     for node in nodes {
-        node.quit();
+        quit(node);
     }
 }
 
@@ -519,15 +444,15 @@ fn a_dir_from_a_newer_format_is_refused_with_exit_7() {
 fn a_dir_another_live_node_holds_is_refused_with_exit_6() {
     let dir = tempfile::tempdir().unwrap();
     let port = dkv_mio::unused_udp_port().unwrap();
-    let mut holder = NodeProc::spawn(port, dir.path(), &[]);
+    let mut holder = spawn(port, dir.path(), &[]);
     assert_eq!(holder.cmd("set mine 1"), "OK");
     refused(dir.path(), 6, "in use by another process");
     // The holder is unharmed and keeps its data across its own restart.
     assert_eq!(holder.cmd("set mine 2"), "OK");
-    holder.quit();
-    let mut again = NodeProc::spawn(port, dir.path(), &[]);
+    quit(holder);
+    let mut again = spawn(port, dir.path(), &[]);
     assert_eq!(again.cmd("get mine 0"), "2");
-    again.quit();
+    quit(again);
 }
 
 #[test]

@@ -220,6 +220,24 @@ impl NodeProc {
             .collect()
     }
 
+    /// Hands over stdin, for a writer of its own (each line still gets one reply,
+    /// read with [`NodeProc::next_line`]); [`NodeProc::cmd`] cannot be used after.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin still held")
+    }
+
+    /// The next line the process prints, within `limit`; an error once it timed
+    /// out or the process exited with nothing more printed.
+    pub fn next_line(&mut self, limit: Duration) -> Result<String, RecvTimeoutError> {
+        self.lines.recv_timeout(limit)
+    }
+
+    /// SIGKILL, at once, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
