@@ -82,10 +82,10 @@ impl Dkv {
     ///
     /// With [`Config::data_dir`] it first opens the dir (creating it if missing) and
     /// puts every entry held there back into the node, before the node sees the
-    /// network; the node id is still a fresh one (unless [`Config::id`] sets it). A dir another process holds
-    /// ([`Error::DataDirLocked`]), from a newer dkv ([`Error::DataDirNewer`]),
-    /// damaged ([`Error::DataDirCorrupt`]) or unusable ([`Error::DataDir`]) is
-    /// refused and left untouched.
+    /// network; the node id is still a fresh one (unless [`Config::id`] sets it).
+    /// A dir another process holds ([`Error::DataDirLocked`]), from a newer dkv
+    /// ([`Error::DataDirNewer`]), damaged ([`Error::DataDirCorrupt`]) or unusable
+    /// ([`Error::DataDir`]) is refused and left untouched.
     pub fn start(config: Config) -> Result<Dkv, Error> {
         config.timings.validate()?;
         if config.send_backlog == 0 {
