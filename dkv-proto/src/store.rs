@@ -444,7 +444,7 @@ impl Store {
 
 fn record(slot: &Slot) -> Record {
     Record {
-        key: slot.key.to_string(),
+        key: String::from(&*slot.key),
         entry: slot.entry.clone(),
     }
 }

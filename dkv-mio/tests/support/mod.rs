@@ -74,3 +74,21 @@ pub fn connect_fully(nodes: &[Dkv]) {
         })
     });
 }
+
+/// The lines `reader` yields, sent on by a thread of their own until the reader
+/// ends or fails, or the receiver is dropped.
+pub fn line_channel(
+    reader: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}

@@ -591,12 +591,12 @@ fn ip_or_none(status: &Status) -> String {
     }
 }
 
-/// The `stats` pairs: identity and state first, then every counter.
-/// `fingerprint=` is the whole store's fingerprint (16 hex digits), a dash and its
-/// entry count, tombstones included: two nodes showing the same hold the same
-/// entries.
-fn stats_pairs(dkv: &Dkv, status: &Status) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = [
+/// Who and where the node is, and its store: the first pairs of `stats` and
+/// `status`. `fingerprint=` is the whole store's fingerprint (16 hex digits), a
+/// dash and its entry count, tombstones included: two nodes showing the same hold
+/// the same entries.
+fn node_pairs(dkv: &Dkv, status: &Status) -> Vec<(String, String)> {
+    [
         ("id", dkv.id().to_string()),
         ("local_ip", ip_or_none(status)),
         ("pub_port", dkv.pub_port().to_string()),
@@ -611,7 +611,12 @@ fn stats_pairs(dkv: &Dkv, status: &Status) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
-    .collect();
+    .collect()
+}
+
+/// The `stats` pairs: [`node_pairs`], then every counter.
+fn stats_pairs(dkv: &Dkv, status: &Status) -> Vec<(String, String)> {
+    let mut pairs = node_pairs(dkv, status);
     for (name, value) in status.stats.iter() {
         pairs.push((name.to_string(), value.to_string()));
     }
@@ -625,41 +630,33 @@ fn fingerprint(status: &Status) -> String {
     )
 }
 
-/// The `status` pairs: who and where the node is, how long it has run, its
-/// peers, its store, and where bootstrap and anti-entropy stand.
+/// The `status` pairs: [`node_pairs`], how long the node has run, and where
+/// anti-entropy stands.
 fn status_pairs(shell: &Shell, status: &Status) -> Vec<(String, String)> {
-    let dkv = &shell.dkv;
     let proto = &status.stats.proto;
-    [
-        ("id", dkv.id().to_string()),
-        ("local_ip", ip_or_none(status)),
-        ("pub_port", dkv.pub_port().to_string()),
-        ("beacon_port", dkv.beacon_port().to_string()),
-        ("uptime_ms", shell.started.elapsed().as_millis().to_string()),
-        ("peers", status.peers.to_string()),
-        ("ready_peers", status.ready_peers.to_string()),
-        ("keys", status.keys.to_string()),
-        ("tombstones", status.tombstones.to_string()),
-        ("fingerprint", fingerprint(status)),
-        ("clock", status.clock.to_string()),
-        ("bootstrap", phase_name(status.bootstrap.phase).to_string()),
-        (
-            "sync_sessions_started",
-            proto.sync_sessions_started.to_string(),
-        ),
-        (
-            "sync_sessions_completed",
-            proto.sync_sessions_completed.to_string(),
-        ),
-        (
-            "sync_sessions_timed_out",
-            proto.sync_sessions_timed_out.to_string(),
-        ),
-        ("watches", status.stats.transport.watches.to_string()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value))
-    .collect()
+    let mut pairs = node_pairs(&shell.dkv, status);
+    let uptime = shell.started.elapsed().as_millis();
+    pairs.extend(
+        [
+            ("uptime_ms", uptime.to_string()),
+            (
+                "sync_sessions_started",
+                proto.sync_sessions_started.to_string(),
+            ),
+            (
+                "sync_sessions_completed",
+                proto.sync_sessions_completed.to_string(),
+            ),
+            (
+                "sync_sessions_timed_out",
+                proto.sync_sessions_timed_out.to_string(),
+            ),
+            ("watches", status.stats.transport.watches.to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value)),
+    );
+    pairs
 }
 
 #[cfg(test)]
