@@ -509,6 +509,13 @@ impl Dkv {
         Ok(())
     }
 
+    /// Waits up to `timeout` for the node to stop, by [`shutdown`](Self::shutdown) or
+    /// by itself (a failed commit to the data dir stops it); whether it has. A
+    /// service uses it to exit when its node can no longer work.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        self.acks.wait_stopped(timeout)
+    }
+
     /// Runs `f` on the node's thread and returns its result.
     fn query<T: Send + 'static>(
         &self,

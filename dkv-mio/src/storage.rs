@@ -147,6 +147,16 @@ impl Acks {
         self.state().stopped = true;
         self.moved.notify_all();
     }
+
+    /// Waits up to `timeout` for [`stop`](Self::stop); whether it came.
+    pub(crate) fn wait_stopped(&self, timeout: Duration) -> bool {
+        let state = self.state();
+        let (state, _) = self
+            .moved
+            .wait_timeout_while(state, timeout, |s| !s.stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        state.stopped
+    }
 }
 
 /// A write made with [`Dkv::set_pending`](crate::Dkv::set_pending) whose

@@ -164,7 +164,9 @@ fn peers_see_a_stopped_node_go_down() {
 #[test]
 fn requests_after_shutdown_fail_with_stopped_and_shutdown_is_idempotent() {
     let node = Dkv::start(config()).unwrap();
+    assert!(!node.wait_stopped(Duration::from_millis(50)));
     node.shutdown().unwrap();
+    assert!(node.wait_stopped(Duration::ZERO));
     node.shutdown().unwrap();
     assert!(matches!(node.set("k", "v"), Err(Error::Stopped)));
     assert!(matches!(node.get("k", None), Err(Error::Stopped)));

@@ -542,3 +542,39 @@ fn client_sets_and_dels_that_exited_zero_survive_a_sigkill() {
     }
     drop(node);
 }
+
+#[test]
+fn a_node_whose_disk_fills_up_refuses_the_write_and_exits_with_status_4() {
+    let test = "a_node_whose_disk_fills_up_refuses_the_write_and_exits_with_status_4";
+    if !harness::netns::is_root() {
+        assert!(!harness::in_ci(), "{test}: CI must run as root");
+        return harness::skip(test, "needs root to mount a small tmpfs");
+    }
+    // The node runs in a mount namespace of its own with a 1 MiB tmpfs as its data
+    // dir: the mount goes away with the process.
+    let dir = tempfile::tempdir().unwrap();
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=1m dkv-full "$0" && exec "$@""#)
+        .arg(dir.path())
+        .arg(env!("CARGO_BIN_EXE_dkv"))
+        .args(node_args(port, dir.path(), &["--no-socket"]));
+    let mut node = NodeProc::spawn("node on a full disk", cmd).unwrap();
+    assert_eq!(node.cmd("set small one"), "OK");
+    let value = "v".repeat(64 * 1024);
+    // 1 MiB holds at most 16 of these; 64 is a bound, not a goal.
+    let refused = (0..64).find_map(|i| {
+        let reply = node.try_cmd(&format!("set big{i} {value}")).ok()?;
+        (reply != "OK").then_some(reply)
+    });
+    let refused = refused.expect("64 writes of 64 KiB fitted in 1 MiB");
+    assert!(refused.starts_with("ERR "), "{refused}");
+    let status = node
+        .wait_exit(LIMIT)
+        .expect("the node ran on without its disk");
+    assert_eq!(status.code(), Some(4), "{}", node.stderr_tail());
+    let stderr = node.stderr_tail();
+    assert!(stderr.contains("cannot commit to the data dir"), "{stderr}");
+    assert!(stderr.contains("stopped on an error"), "{stderr}");
+}

@@ -77,7 +77,8 @@ pub fn ip(args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (euid 0).
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

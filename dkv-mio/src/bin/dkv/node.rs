@@ -63,6 +63,8 @@ fn classify_stdin() -> Input {
 enum Event {
     Signal(i32),
     InputEnded(io::Result<()>),
+    /// The node stopped by itself (a commit to its data dir failed).
+    NodeStopped,
 }
 
 /// The cancel flag of the command the REPL is running, if any.
@@ -105,6 +107,17 @@ pub fn run(config: Config, socket_choice: SocketChoice) -> ExitCode {
             return ExitCode::from(exit::start_failure(&err));
         }
     };
+    let (watched, tx) = (Arc::clone(&dkv), events_tx.clone());
+    let spawned = std::thread::Builder::new()
+        .name("dkv-stopped".into())
+        .spawn(move || {
+            while !watched.wait_stopped(Duration::from_secs(3600)) {}
+            let _ = tx.send(Event::NodeStopped);
+        });
+    if let Err(err) = spawned {
+        eprintln!("dkv node: cannot start the watch on the node: {err}");
+        return ExitCode::from(exit::FAILED);
+    }
     let shell = Arc::new(Shell {
         dkv: Arc::clone(&dkv),
         started: Instant::now(),
@@ -159,6 +172,10 @@ pub fn run(config: Config, socket_choice: SocketChoice) -> ExitCode {
             Ok(Event::Signal(signal)) => {
                 tracing::info!(signal, "stopping on a signal");
                 break ExitCode::SUCCESS;
+            }
+            Ok(Event::NodeStopped) => {
+                eprintln!("dkv node: the node stopped on an error (logged above)");
+                break ExitCode::from(exit::FAILED);
             }
             Ok(Event::InputEnded(Ok(()))) => break ExitCode::SUCCESS,
             Ok(Event::InputEnded(Err(err))) if err.kind() == io::ErrorKind::BrokenPipe => {
