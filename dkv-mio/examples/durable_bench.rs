@@ -17,32 +17,13 @@
 //! `BENCH_RUNS=R` (default 3) sets the runs per figure. Data dirs go under
 //! `target/` (the build's disk).
 
+mod bench;
+
+use bench::{load, median, runs};
 use dkv_mio::{unused_udp_port, Config, Dkv, SyncPolicy};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-fn runs() -> usize {
-    std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// A fresh empty directory under `target/bench-data/`.
 fn scratch(name: &str) -> PathBuf {
@@ -64,26 +45,9 @@ fn config(data_dir: Option<PathBuf>, sync: SyncPolicy) -> Config {
     }
 }
 
-/// CPU time of this process's thread whose name starts with `prefix` (names are
-/// cut to 15 bytes), from `/proc/self/task/*/schedstat`; 0 where unavailable.
-fn thread_cpu(prefix: &str) -> f64 {
-    let prefix = &prefix[..15.min(prefix.len())];
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == prefix {
-            let sched = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            let ns: f64 = sched
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            return ns / 1e9;
-        }
-    }
-    0.0
+/// Seconds of CPU the thread named `name` has used; 0 where unavailable.
+fn thread_cpu(name: &str) -> f64 {
+    bench::thread_cpu(name).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// How the clients of a run write.
@@ -249,19 +213,13 @@ fn restart(keys: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let section = args.first().map_or("all", String::as_str);
-    let numbers: Vec<usize> = args
-        .iter()
-        .skip(1)
-        .map(|arg| arg.parse().expect("N must be a number"))
-        .collect();
+    let (section, numbers) = bench::section_and_numbers("all");
     let nth = |i: usize, default| numbers.get(i).copied().unwrap_or(default);
     println!(
         "dkv-mio durable figures (debug build unless --release); load average {}",
         load()
     );
-    match section {
+    match section.as_str() {
         "sets" => sets(
             nth(0, 200_000),
             &[

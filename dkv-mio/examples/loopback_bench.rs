@@ -14,6 +14,9 @@
 //! `BENCH_RUNS=R` sets the bootstrap runs per size; `BENCH_DEBUG=1` prints the
 //! joiner's status when its bootstrap is done and when it holds every key.
 
+mod bench;
+
+use bench::{median, runs};
 use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, LOOPBACK_BROADCAST};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,14 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(300);
-/// Runs per bootstrap size (`BENCH_RUNS` overrides).
-fn runs() -> usize {
-    std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
-
 /// Polls `done` every `every` until it holds; panics after LIMIT.
 fn wait_every(what: &str, every: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -57,43 +52,20 @@ fn keys_held(node: &Dkv) -> usize {
     node.status().expect("running").keys
 }
 
-/// CPU time the node's thread (named `dkv-<id hex>`, cut to 15 bytes) has used,
-/// from `/proc/self/task/*/schedstat`; `None` where that is not available.
+/// CPU time the node's thread (named `dkv-<id hex>`) has used.
 fn thread_cpu(node: &Dkv) -> Option<Duration> {
-    let name = format!("dkv-{}", node.id().to_hex());
-    let name = &name[..15.min(name.len())];
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path();
-        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
-        if comm.trim_end() == name {
-            let sched = std::fs::read_to_string(path.join("schedstat")).ok()?;
-            let ns = sched.split_whitespace().next()?.parse().ok()?;
-            return Some(Duration::from_nanos(ns));
-        }
-    }
-    None
+    bench::thread_cpu(&format!("dkv-{}", node.id().to_hex()))
 }
 
 fn secs(d: Option<Duration>) -> String {
     d.map_or("n/a".into(), |d| format!("{:.3} s", d.as_secs_f64()))
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let section = args.first().map_or("all", String::as_str);
-    let numbers: Vec<usize> = args
-        .iter()
-        .skip(1)
-        .map(|arg| arg.parse().expect("N must be a number"))
-        .collect();
+    let (section, numbers) = bench::section_and_numbers("all");
     let first = |default| numbers.first().copied().unwrap_or(default);
     println!("dkv-mio loopback figures (debug build unless --release)");
-    match section {
+    match section.as_str() {
         "replication" => replication(first(100_000)),
         "get" => remote_get(first(100_000)),
         "bootstrap" if numbers.is_empty() => bootstrap(&[100_000, 1_000_000]),

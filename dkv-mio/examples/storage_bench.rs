@@ -7,6 +7,9 @@
 //! what dkv stores: keys `key/NNNNNNNN`, values a 17-byte version header and 100
 //! bytes. Files go to a temporary directory under `target/` (same disk as the build).
 
+mod bench;
+
+use bench::{load, median};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -190,11 +193,6 @@ impl Candidate for Sqlite {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn dir_size(path: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(path).unwrap() {
@@ -235,9 +233,7 @@ fn main() {
     println!(
         "storage bench: {entries} entries of {VALUE_LEN}-byte values; medians of {rounds}; \
          load average {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        load()
     );
     type Open = fn(&Path) -> Box<dyn Candidate>;
     let candidates: [Open; 3] = [
@@ -287,12 +283,12 @@ fn main() {
         println!(
             "{name}: 1 write/fsync {:.0}/s; 100/fsync {:.0}/s; 1000/fsync {:.0}/s; \
              fill {entries} in {:.2} s; reopen {:.3} s; read all {:.3} s; {:.0} MB on disk",
-            median(single),
-            median(group100),
-            median(group1000),
-            median(fill),
-            median(reopen),
-            median(scan),
+            median(&mut single),
+            median(&mut group100),
+            median(&mut group1000),
+            median(&mut fill),
+            median(&mut reopen),
+            median(&mut scan),
             size as f64 / 1e6
         );
     }
