@@ -333,10 +333,7 @@ impl Dkv {
 
     /// Every key holding a value here (deleted keys left out), sorted by key.
     pub fn keys(&self) -> Result<Vec<String>, Error> {
-        let mut keys: Vec<String> =
-            self.query(|node, _| node.keys().map(str::to_owned).collect())?;
-        keys.sort_unstable();
-        Ok(keys)
+        self.keys_with_prefix("")
     }
 
     /// Every key under `prefix` holding a value here (deleted keys left out),
