@@ -17,20 +17,9 @@ fn dkv() -> Command {
 }
 
 fn node_args(port: u16) -> Vec<String> {
-    [
-        "node",
-        "--beacon-addr",
-        "127.255.255.255",
-        "--beacon-port",
-        &port.to_string(),
-        "--beacon-interval-ms",
-        "50",
-        "--peer-timeout-ms",
-        "1000",
-        "--no-socket",
-    ]
-    .map(String::from)
-    .to_vec()
+    let mut args = support::loopback_node_args(port);
+    args.push("--no-socket".into());
+    args
 }
 
 /// Waits for `child` to exit within LIMIT (killing it and failing otherwise) and

@@ -7,6 +7,7 @@
 #![cfg(feature = "cli")]
 
 mod harness;
+mod support;
 
 use harness::proc::NodeProc;
 use std::collections::BTreeMap;
@@ -20,20 +21,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// `dkv node` on loopback with `dir` as its data dir, then `extra`.
 fn node_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "node",
-        "--beacon-addr",
-        "127.255.255.255",
-        "--beacon-port",
-        &port.to_string(),
-        "--beacon-interval-ms",
-        "50",
-        "--peer-timeout-ms",
-        "1000",
-        "--data-dir",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = support::loopback_node_args(port);
+    args.push("--data-dir".into());
     args.push(dir.display().to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     args

@@ -46,22 +46,6 @@ impl Drop for TempDir {
     }
 }
 
-fn node_args(port: u16) -> Vec<String> {
-    [
-        "node",
-        "--beacon-addr",
-        "127.255.255.255",
-        "--beacon-port",
-        &port.to_string(),
-        "--beacon-interval-ms",
-        "50",
-        "--peer-timeout-ms",
-        "1000",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 /// How the node's stdin is set up.
 #[derive(Clone, Copy)]
 enum Stdin {
@@ -83,7 +67,7 @@ struct Node {
 impl Node {
     /// Starts a node with `extra` arguments after the loopback ones.
     fn start(port: u16, stdin: Stdin, extra: &[&str], env: &[(&str, &Path)]) -> Node {
-        let mut args = node_args(port);
+        let mut args = support::loopback_node_args(port);
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut cmd = match stdin {
             Stdin::Closed => {
@@ -717,7 +701,7 @@ fn stats_and_status_print_aligned_lines_and_peers_one_per_line() {
 #[test]
 fn keys_with_spaces_and_binary_values_can_be_typed_on_stdin() {
     let mut child = Command::new(bin())
-        .args(node_args(port()))
+        .args(support::loopback_node_args(port()))
         .arg("--no-socket")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -769,7 +753,7 @@ fn keys_with_spaces_and_binary_values_can_be_typed_on_stdin() {
 #[test]
 fn a_line_over_16_mib_is_refused_and_the_node_carries_on() {
     let mut child = Command::new(bin())
-        .args(node_args(port()))
+        .args(support::loopback_node_args(port()))
         .arg("--no-socket")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -92,3 +92,21 @@ pub fn line_channel(
     });
     lines
 }
+
+/// `dkv node` on loopback broadcast at beacon `port`, with fast beacons (50 ms)
+/// and a 1 s peer timeout; callers add their own options.
+pub fn loopback_node_args(port: u16) -> Vec<String> {
+    [
+        "node",
+        "--beacon-addr",
+        "127.255.255.255",
+        "--beacon-port",
+        &port.to_string(),
+        "--beacon-interval-ms",
+        "50",
+        "--peer-timeout-ms",
+        "1000",
+    ]
+    .map(String::from)
+    .to_vec()
+}
