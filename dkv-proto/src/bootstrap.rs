@@ -44,6 +44,7 @@ pub(crate) struct BootstrapCounters {
     pub(crate) keys_requested: u64,
     pub(crate) keys_received: u64,
     pub(crate) keys_unanswered: u64,
+    pub(crate) keys_over_limit: u64,
 }
 
 #[derive(Debug)]
@@ -66,11 +67,13 @@ pub(crate) struct Bootstrap {
     in_flight: BTreeSet<String>,
     /// Question deadlines in send order; entries for answered keys are skipped.
     deadlines: VecDeque<(Instant, String)>,
+    /// Keys one bootstrap accepts from list answers, in all.
+    max_keys: usize,
     pub(crate) counters: BootstrapCounters,
 }
 
 impl Bootstrap {
-    pub(crate) fn new(own: NodeId, timings: &Timings) -> Bootstrap {
+    pub(crate) fn new(own: NodeId, timings: &Timings, max_keys: usize) -> Bootstrap {
         Bootstrap {
             own,
             timings: timings.clone(),
@@ -79,6 +82,7 @@ impl Bootstrap {
             queued: VecDeque::new(),
             in_flight: BTreeSet::new(),
             deadlines: VecDeque::new(),
+            max_keys,
             counters: BootstrapCounters::default(),
         }
     }
@@ -128,7 +132,8 @@ impl Bootstrap {
     }
 
     /// Queues the listed keys not seen before in this bootstrap, except those
-    /// `held` says are held already.
+    /// `held` says are held already, up to `max_keys` in this bootstrap; the rest
+    /// are counted and left to later writes.
     pub(crate) fn on_list_answer(
         &mut self,
         now: Instant,
@@ -139,6 +144,12 @@ impl Bootstrap {
             return Vec::new();
         }
         for key in keys {
+            if self.listed.len() >= self.max_keys {
+                if !self.listed.contains(&key) && !held(&key) {
+                    self.counters.keys_over_limit += 1;
+                }
+                continue;
+            }
             if !held(&key) && self.listed.insert(key.clone()) {
                 self.counters.keys_listed += 1;
                 self.queued.push_back(key);
