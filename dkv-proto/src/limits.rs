@@ -71,6 +71,14 @@ pub struct Limits {
     /// bootstrap; further keys are not fetched. Default 1,000,000.
     /// Counted: `bootstrap_keys_over_limit`.
     pub bootstrap_max_keys: usize,
+    /// New keys (not held before) accepted from one dkv peer id in its `put`s and
+    /// `push`es (reconciliation). Default 100,000/s, burst 4,000,000.
+    /// Counted: `sync_peer_over_budget`.
+    pub peer_new_keys: Rate,
+    /// KiB of keys and values of new keys accepted from one dkv peer id, each
+    /// record rounded up to a whole KiB. Default 256 MiB/s, burst 4 GiB.
+    /// Counted: `sync_peer_over_budget`.
+    pub peer_new_kib: Rate,
 }
 
 impl Default for Limits {
@@ -91,6 +99,8 @@ impl Default for Limits {
             list_answers_total: Rate::per_second(1, 2),
             max_askers: 1024,
             bootstrap_max_keys: 1_000_000,
+            peer_new_keys: Rate::per_second(100_000, 4_000_000),
+            peer_new_kib: Rate::per_second(256 << 10, 4 << 20),
         }
     }
 }
@@ -180,10 +190,14 @@ pub(crate) struct TokenBucket {
 impl TokenBucket {
     /// Takes one token at `now` if the rate allows it.
     pub(crate) fn take(&mut self, now: Instant, rate: Rate) -> bool {
-        let every = rate.every;
-        let window = every.saturating_mul(rate.burst.max(1));
+        self.take_n(now, rate, 1)
+    }
+
+    /// Takes `n` tokens at `now` if the rate allows them all (none otherwise).
+    pub(crate) fn take_n(&mut self, now: Instant, rate: Rate, n: u32) -> bool {
+        let window = rate.every.saturating_mul(rate.burst.max(1));
         let start = self.full_at.filter(|t| *t > now).unwrap_or(now);
-        let next = crate::config::later(start, every);
+        let next = crate::config::later(start, rate.every.saturating_mul(n));
         if next.saturating_duration_since(now) > window {
             return false;
         }
@@ -236,5 +250,41 @@ impl RateTable {
         *used = tick;
         // Per asker first: a flooding asker must not drain the global bucket.
         bucket.take(now, per_asker) && self.total.take(now, total)
+    }
+}
+
+/// Per dkv peer id, the new keys and bytes it may still bring (two buckets each), for
+/// at most `max` ids; the least recently used is forgotten past that.
+#[derive(Debug, Default)]
+pub(crate) struct PeerBudgets {
+    peers: HashMap<NodeId, (TokenBucket, TokenBucket, u64)>,
+    tick: u64,
+}
+
+impl PeerBudgets {
+    /// Takes one new key of `len` bytes from `peer` at `now`, if both its budgets
+    /// allow it.
+    pub(crate) fn take(&mut self, now: Instant, peer: NodeId, len: usize, l: &Limits) -> bool {
+        self.tick += 1;
+        let max = l.max_askers.max(1);
+        if !self.peers.contains_key(&peer) && self.peers.len() >= max {
+            let lru = self.peers.iter().min_by_key(|(_, p)| p.2).map(|(k, _)| *k);
+            if let Some(lru) = lru {
+                self.peers.remove(&lru);
+            }
+        }
+        let tick = self.tick;
+        let (keys, kib, used) = self.peers.entry(peer).or_default();
+        *used = tick;
+        let cost = u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        // Checked on a copy first, so a refusal takes nothing from either bucket.
+        let mut k = *keys;
+        let mut b = *kib;
+        if k.take(now, l.peer_new_keys) && b.take_n(now, l.peer_new_kib, cost) {
+            (*keys, *kib) = (k, b);
+            true
+        } else {
+            false
+        }
     }
 }

@@ -6,7 +6,7 @@ use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
 use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
 use crate::gets::{GetId, PendingGets};
-use crate::limits::{RateTable, TokenBucket, WriteError};
+use crate::limits::{PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
 use crate::range::{Range, Summary};
 use crate::reconcile::{Reconciler, PAGE_BYTES};
@@ -201,6 +201,8 @@ pub struct Node {
     answer_rates: RateTable,
     /// Prototype list answers sent, per asker and in all.
     list_rates: RateTable,
+    /// New keys and bytes each dkv peer may still bring.
+    budgets: PeerBudgets,
     stats: Stats,
 }
 
@@ -243,6 +245,7 @@ impl Node {
             new_peers: TokenBucket::default(),
             answer_rates: RateTable::default(),
             list_rates: RateTable::default(),
+            budgets: PeerBudgets::default(),
             stats: Stats::default(),
             config,
         }
@@ -591,6 +594,9 @@ impl Node {
         match envelope.body {
             Body::Put { echo, records } => {
                 for r in records {
+                    if !self.within_budget(now, from, &r) {
+                        continue;
+                    }
                     if echo {
                         let copy = r.entry.value.as_deref().unwrap_or_default();
                         self.echoes.expect(&r.key, copy);
@@ -658,7 +664,9 @@ impl Node {
                 more,
             } => {
                 for r in records {
-                    self.apply(now, r.key, r.entry, Origin::Remote);
+                    if self.within_budget(now, from, &r) {
+                        self.apply(now, r.key, r.entry, Origin::Remote);
+                    }
                 }
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
@@ -718,6 +726,21 @@ impl Node {
             self.stats.writes_refused += 1;
         }
         checked
+    }
+
+    /// Whether record `r` from dkv peer `from` fits that peer's transfer budget: an
+    /// update of a key held costs nothing, a new key one key and its size. A
+    /// refusal is counted.
+    fn within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
+        if self.store.get(&r.key).is_some() {
+            return true;
+        }
+        let len = record_len(&r.key, &r.entry);
+        if self.budgets.take(now, from, len, &self.config.limits) {
+            return true;
+        }
+        self.stats.sync_peer_over_budget += 1;
+        false
     }
 
     /// Whether a beacon or hello from a new endpoint on `ip` may make it a peer: the

@@ -141,6 +141,10 @@ counters! {
     /// Listed keys a prototype bootstrap did not fetch, over
     /// `Limits::bootstrap_max_keys`.
     bootstrap_keys_over_limit,
+    /// Records of new keys refused from a dkv peer over its transfer budget
+    /// (`Limits::peer_new_keys`, `Limits::peer_new_kib`); a later reconciliation
+    /// brings them once the budget refills.
+    sync_peer_over_budget,
     /// Prototype `set` copies of dkv/2 writes, recognised and ignored.
     echoes_ignored,
     /// Peers that came up.

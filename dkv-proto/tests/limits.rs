@@ -459,3 +459,67 @@ fn a_list_answer_is_exempt_from_the_message_size_limit() {
     assert_eq!(n.stats().in_list_answer, 1);
     assert_eq!(n.bootstrap().listed, 40);
 }
+
+// ---- transfer from one peer ----
+
+#[test]
+fn new_keys_over_a_peers_budget_are_refused_and_counted() {
+    let mut n = limited(Limits {
+        peer_new_keys: Rate {
+            every: Duration::from_secs(1),
+            burst: 2,
+        },
+        ..Limits::default()
+    });
+    let recs = |keys: &[&str], ms: i64| {
+        keys.iter()
+            .map(|k| record(k, entry(ms, 2, Some("v"))))
+            .collect::<Vec<_>>()
+    };
+    deliver(&mut n, at(1), &put(2, recs(&["a", "b", "c"], 1)));
+    assert_eq!(n.len(), 2);
+    assert_eq!(n.stats().sync_peer_over_budget, 1);
+    // Updates of held keys cost nothing; another peer has its own budget.
+    deliver(&mut n, at(2), &put(2, recs(&["a", "b"], 2)));
+    let push = to_one(
+        3,
+        1,
+        Body::Push {
+            request: 0,
+            records: recs(&["c"], 3),
+            more: None,
+        },
+    );
+    deliver(&mut n, at(3), &push);
+    assert_eq!(n.len(), 3);
+    assert_eq!(n.entry("a").unwrap().version, version(2, 2));
+    assert_eq!(n.stats().sync_peer_over_budget, 1);
+    // The budget refills with time.
+    deliver(&mut n, at(1_004), &put(2, recs(&["d"], 4)));
+    assert_eq!(n.len(), 4);
+    assert_eq!(n.stats().sync_peer_over_budget, 1);
+}
+
+#[test]
+fn new_bytes_over_a_peers_budget_are_refused_and_counted() {
+    let mut n = limited(Limits {
+        peer_new_kib: Rate {
+            every: Duration::from_secs(1),
+            burst: 3,
+        },
+        ..Limits::default()
+    });
+    let big = |k: &str| {
+        record(
+            k,
+            dkv_proto::Entry {
+                version: version(1, 2),
+                value: Some(Bytes::from(vec![0; 1500])),
+            },
+        )
+    };
+    // Each record is 2 KiB rounded up: the second is over a 3 KiB budget.
+    deliver(&mut n, at(1), &put(2, vec![big("a"), big("b")]));
+    assert_eq!(n.len(), 1);
+    assert_eq!(n.stats().sync_peer_over_budget, 1);
+}
