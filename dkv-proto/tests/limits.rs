@@ -523,3 +523,48 @@ fn new_bytes_over_a_peers_budget_are_refused_and_counted() {
     assert_eq!(n.len(), 1);
     assert_eq!(n.stats().sync_peer_over_budget, 1);
 }
+
+#[test]
+fn pull_pages_of_largest_values_fit_the_default_message_limit() {
+    let mut n = up_node(1, 1, at(0));
+    // Pages of 256 KiB: medium values before a largest one would overflow a page
+    // that only stops once past its budget.
+    for i in 0..6u8 {
+        let value = Bytes::from(vec![i; 1 << 20]);
+        n.set(at(1), format!("{i}").repeat(1024), value);
+        n.set(at(1), format!("medium{i}"), Bytes::from(vec![i; 100 << 10]));
+    }
+    drain(&mut n);
+    let limit = Limits::default().max_message_bytes;
+    let (mut after, mut got) = (None, 0);
+    for request in 0..20u64 {
+        let pull = to_one(
+            2,
+            1,
+            Body::Pull {
+                request,
+                range: dkv_proto::wire::Range::ROOT,
+                after,
+            },
+        );
+        deliver(&mut n, at(2), &pull);
+        let out = drain(&mut n);
+        let pushes: Vec<Message> = published(&out);
+        assert_eq!(pushes.len(), 1);
+        let size: usize = pushes[0].encode().iter().map(|f| f.len()).sum();
+        assert!(size <= limit, "page of {size} bytes over {limit}");
+        let Message::Dkv(Envelope {
+            body: Body::Push { records, more, .. },
+            ..
+        }) = &pushes[0]
+        else {
+            panic!("not a push: {:?}", pushes[0].kind());
+        };
+        got += records.len();
+        after = *more;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!((got, after), (12, None));
+}
