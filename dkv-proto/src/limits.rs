@@ -64,6 +64,12 @@ pub struct Limits {
     /// Prototype `list_answer`s sent in all. Default 1/s, burst 2.
     /// Counted: `drop_list_rate`.
     pub list_answers_total: Rate,
+    /// dkv/2 `ask`s (get misses) answered for one asker id. Default 1,024/s,
+    /// burst 1,024. Counted: `drop_ask_rate`.
+    pub asks_per_asker: Rate,
+    /// dkv/2 `ask`s answered in all. Default 4,096/s, burst 4,096.
+    /// Counted: `drop_ask_rate`.
+    pub asks_total: Rate,
     /// Asker ids whose rates are remembered at once; the least recently used is
     /// forgotten past this (the global rates still bound the work). Default 1,024.
     pub max_askers: usize,
@@ -97,6 +103,8 @@ impl Default for Limits {
                 burst: 1,
             },
             list_answers_total: Rate::per_second(1, 2),
+            asks_per_asker: Rate::per_second(1024, 1024),
+            asks_total: Rate::per_second(4096, 4096),
             max_askers: 1024,
             bootstrap_max_keys: 1_000_000,
             peer_new_keys: Rate::per_second(100_000, 4_000_000),

@@ -201,6 +201,8 @@ pub struct Node {
     answer_rates: RateTable,
     /// Prototype list answers sent, per asker and in all.
     list_rates: RateTable,
+    /// dkv/2 `ask`s answered, per asker and in all.
+    ask_rates: RateTable,
     /// New keys and bytes each dkv peer may still bring.
     budgets: PeerBudgets,
     stats: Stats,
@@ -245,6 +247,7 @@ impl Node {
             new_peers: TokenBucket::default(),
             answer_rates: RateTable::default(),
             list_rates: RateTable::default(),
+            ask_rates: RateTable::default(),
             budgets: PeerBudgets::default(),
             stats: Stats::default(),
             config,
@@ -606,6 +609,12 @@ impl Node {
             }
             Body::Ask { key } => {
                 if let Some(entry) = self.store.get(&key) {
+                    let l = &self.config.limits;
+                    let (per, all, max) = (l.asks_per_asker, l.asks_total, l.max_askers);
+                    if !self.ask_rates.take(now, from, per, all, max) {
+                        self.stats.drop_ask_rate += 1;
+                        return;
+                    }
                     let records = vec![Record {
                         key,
                         entry: entry.clone(),

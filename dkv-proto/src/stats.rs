@@ -136,6 +136,8 @@ counters! {
     drop_peer_rate,
     /// Unanswered: a prototype `question` over the answer rate (per asker or in all).
     drop_answer_rate,
+    /// Unanswered: a dkv/2 `ask` over the ask rate (per asker or in all).
+    drop_ask_rate,
     /// Unanswered: a prototype `list` over the list answer rate (per asker or in all).
     drop_list_rate,
     /// Listed keys a prototype bootstrap did not fetch, over

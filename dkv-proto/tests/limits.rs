@@ -568,3 +568,33 @@ fn pull_pages_of_largest_values_fit_the_default_message_limit() {
     }
     assert_eq!((got, after), (12, None));
 }
+
+#[test]
+fn asks_over_the_rate_are_unanswered_and_counted() {
+    let mut n = limited(Limits {
+        asks_per_asker: Rate {
+            every: Duration::from_secs(1),
+            burst: 2,
+        },
+        asks_total: Rate {
+            every: Duration::from_secs(1),
+            burst: 3,
+        },
+        ..Limits::default()
+    });
+    n.set(at(1), "k".into(), bytes("v"));
+    drain(&mut n);
+    let ask = |from: u8| to_all(from, Body::Ask { key: "k".into() });
+    let pushes = |n: &mut Node| dkv(&drain(n)).len();
+    for _ in 0..3 {
+        deliver(&mut n, at(2), &ask(2));
+    }
+    assert_eq!(pushes(&mut n), 2);
+    assert_eq!(n.stats().drop_ask_rate, 1);
+    // Another asker: one left in the total bucket.
+    deliver(&mut n, at(2), &ask(3));
+    deliver(&mut n, at(2), &ask(3));
+    assert_eq!(pushes(&mut n), 1);
+    assert_eq!(n.stats().drop_ask_rate, 2);
+    assert_eq!(n.stats().in_ask, 5);
+}
