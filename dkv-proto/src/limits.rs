@@ -58,8 +58,9 @@ pub struct Limits {
     /// Prototype `answer`s sent in all. Default 2,048/s, burst 2,048.
     /// Counted: `drop_answer_rate`.
     pub answers_total: Rate,
-    /// Prototype `list_answer`s sent to one asker id. Default 1 per 10 s.
-    /// Counted: `drop_list_rate`.
+    /// Prototype `list_answer`s sent to one asker id. Default one per 10 s with a
+    /// burst of 3, so a prototype that re-bootstraps soon after a net flap (same id)
+    /// is still answered. Counted: `drop_list_rate`.
     pub list_answers_per_asker: Rate,
     /// Prototype `list_answer`s sent in all. Default 1/s, burst 2.
     /// Counted: `drop_list_rate`.
@@ -100,7 +101,7 @@ impl Default for Limits {
             answers_total: Rate::per_second(2048, 2048),
             list_answers_per_asker: Rate {
                 every: Duration::from_secs(10),
-                burst: 1,
+                burst: 3,
             },
             list_answers_total: Rate::per_second(1, 2),
             asks_per_asker: Rate::per_second(1024, 1024),

@@ -86,8 +86,10 @@ pub fn counter(name: &str) -> Counter {
         n if DATAGRAM.contains(&n) => Counter::DatagramVerdict,
         n if ENTRY.contains(&n) => Counter::Entry,
         n if n.starts_with("out_") || n.starts_with("sync_") => Counter::Traffic,
-        // A question or list over its rate is still counted in `in_<kind>`.
-        "beacons_out" | "hellos_out" | "drop_answer_rate" | "drop_list_rate" => Counter::Traffic,
+        // A question, list or ask over its rate is still counted in `in_<kind>`.
+        "beacons_out" | "hellos_out" | "drop_answer_rate" | "drop_list_rate" | "drop_ask_rate" => {
+            Counter::Traffic
+        }
         n if PEERS.contains(&n) => Counter::Peers,
         n if GETS.contains(&n) => Counter::Gets,
         n if WRITES.contains(&n) => Counter::Writes,
