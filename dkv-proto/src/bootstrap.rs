@@ -118,7 +118,8 @@ impl Bootstrap {
         }
     }
 
-    fn running(&self) -> bool {
+    /// Whether this bootstrap is under way (list answers still count).
+    pub(crate) fn running(&self) -> bool {
         !matches!(self.phase, Phase::Idle | Phase::Done)
     }
 

@@ -353,6 +353,15 @@ impl Node {
         self.gets.len()
     }
 
+    /// Whether the node wants prototype `list_answer`s now: from net up until the
+    /// prototype part of its bootstrap ends. Outside that window every list answer
+    /// is ignored anyway, so a transport may drop the `list_answer <own>`
+    /// subscription (one per-frame-bounded message of millions of frames could
+    /// otherwise be pushed at any time). Re-check after every drain.
+    pub fn wants_list_answers(&self) -> bool {
+        self.local_ip.is_some() && self.bootstrap.running()
+    }
+
     /// Where the current bootstrap stands.
     pub fn bootstrap(&self) -> BootstrapProgress {
         let mut p = self.bootstrap.progress();

@@ -607,3 +607,35 @@ fn asks_over_the_rate_are_unanswered_and_counted() {
     assert_eq!(n.stats().drop_ask_rate, 2);
     assert_eq!(n.stats().in_ask, 5);
 }
+
+#[test]
+fn list_answers_are_wanted_only_while_the_prototype_bootstrap_runs() {
+    let mut n = node(1, 1);
+    assert!(!n.wants_list_answers(), "before net up");
+    n.handle_net_up(at(0), ip(1));
+    drain(&mut n);
+    assert!(n.wants_list_answers(), "waiting for the bootstrap delay");
+    // No prototype peer when the delay ends: that part is done at once.
+    n.handle_timeout(at(2_000));
+    drain(&mut n);
+    assert!(!n.wants_list_answers());
+    // With a prototype peer, wanted until the list was answered and settled.
+    let mut p = up_node(1, 1, at(0));
+    p.handle_beacon(at(0), ip(9), b"beacon 9");
+    p.handle_timeout(at(2_000));
+    drain(&mut p);
+    assert!(p.wants_list_answers());
+    let answer = Message::ListAnswer {
+        asker: id(1),
+        keys: vec![],
+    };
+    deliver(&mut p, at(2_001), &answer);
+    for ms in [2_002, 4_002, 6_002, 8_002] {
+        p.handle_beacon(at(ms), ip(9), b"beacon 9");
+        p.handle_timeout(at(ms));
+    }
+    drain(&mut p);
+    assert!(!p.wants_list_answers());
+    p.handle_net_down(at(9_000));
+    assert!(!p.wants_list_answers());
+}
