@@ -78,6 +78,10 @@ pub struct Limits {
     /// bootstrap; further keys are not fetched. Default 1,000,000.
     /// Counted: `bootstrap_keys_over_limit`.
     pub bootstrap_max_keys: usize,
+    /// Questions of a prototype bootstrap unanswered in a row after which it gives
+    /// up the keys still to fetch (later writes and gets still bring them).
+    /// Default 4,096. Counted: `bootstrap_abandoned`.
+    pub bootstrap_max_unanswered: usize,
     /// New keys (not held before) accepted from one dkv peer id in its `put`s and
     /// `push`es (reconciliation). Default 100,000/s, burst 4,000,000.
     /// Counted: `sync_peer_over_budget`.
@@ -108,6 +112,7 @@ impl Default for Limits {
             asks_total: Rate::per_second(4096, 4096),
             max_askers: 1024,
             bootstrap_max_keys: 1_000_000,
+            bootstrap_max_unanswered: 4096,
             peer_new_keys: Rate::per_second(100_000, 4_000_000),
             peer_new_kib: Rate::per_second(256 << 10, 4 << 20),
         }
@@ -157,6 +162,7 @@ impl Limits {
             ("max_peers_per_ip", self.max_peers_per_ip),
             ("max_askers", self.max_askers),
             ("bootstrap_max_keys", self.bootstrap_max_keys),
+            ("bootstrap_max_unanswered", self.bootstrap_max_unanswered),
         ] {
             if v == 0 {
                 return Err(LimitsError::Zero(name));

@@ -236,7 +236,7 @@ impl Node {
             wall: config.wall,
             gets: PendingGets::default(),
             next_get: 0,
-            bootstrap: Bootstrap::new(config.id, t, config.limits.bootstrap_max_keys),
+            bootstrap: Bootstrap::new(config.id, t, &config.limits),
             catch_up: CatchUp::default(),
             sync: Reconciler::new(config.id, t, config.seed),
             echoes: Echoes::default(),
@@ -382,6 +382,7 @@ impl Node {
         s.bootstrap_keys_received = b.keys_received;
         s.bootstrap_keys_unanswered = b.keys_unanswered;
         s.bootstrap_keys_over_limit = b.keys_over_limit;
+        s.bootstrap_abandoned = b.abandoned;
         let c = &self.sync.counters;
         s.sync_sessions_started = c.sessions_started;
         s.sync_sessions_completed = c.sessions_completed;

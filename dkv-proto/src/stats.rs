@@ -143,6 +143,9 @@ counters! {
     /// Listed keys a prototype bootstrap did not fetch, over
     /// `Limits::bootstrap_max_keys`.
     bootstrap_keys_over_limit,
+    /// Prototype bootstraps that gave up their remaining keys after
+    /// `Limits::bootstrap_max_unanswered` questions went unanswered in a row.
+    bootstrap_abandoned,
     /// Records of new keys refused from a dkv peer over its transfer budget
     /// (`Limits::peer_new_keys`, `Limits::peer_new_kib`); a later reconciliation
     /// brings them once the budget refills.

@@ -639,3 +639,33 @@ fn list_answers_are_wanted_only_while_the_prototype_bootstrap_runs() {
     p.handle_net_down(at(9_000));
     assert!(!p.wants_list_answers());
 }
+
+#[test]
+fn a_bootstrap_gives_up_after_too_many_questions_unanswered_in_a_row() {
+    let mut n = limited(Limits {
+        bootstrap_max_unanswered: 3,
+        ..Limits::default()
+    });
+    n.handle_beacon(at(0), ip(9), b"beacon 9");
+    n.handle_timeout(at(2_000));
+    drain(&mut n);
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let answer = Message::ListAnswer { asker: id(1), keys };
+    deliver(&mut n, at(2_001), &answer);
+    let asked = legacy(&drain(&mut n)).len();
+    assert_eq!(asked, 10, "the window holds every key");
+    // One answer, then every question times out: 9 unanswered in a row >= 3.
+    let a = Message::Answer {
+        asker: id(1),
+        key: "k0".into(),
+        value: bytes("v"),
+    };
+    deliver(&mut n, at(2_002), &a);
+    n.handle_timeout(at(2_600));
+    drain(&mut n);
+    let s = n.stats();
+    assert_eq!(s.bootstrap_abandoned, 1);
+    assert_eq!(s.bootstrap_keys_received, 1);
+    assert_eq!(s.bootstrap_keys_unanswered, 9);
+    assert_eq!(n.bootstrap().phase, dkv_proto::BootstrapPhase::Settling);
+}
