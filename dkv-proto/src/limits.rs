@@ -43,6 +43,10 @@ pub struct Limits {
     /// [`bootstrap_max_keys`](Self::bootstrap_max_keys) instead). Default 1 MiB +
     /// 64 KiB. Counted: `drop_oversized`.
     pub max_message_bytes: usize,
+    /// Keys (tombstones included) the store takes from others: a received entry
+    /// for a new key beyond this is refused; updates, deletes of held keys and
+    /// local writes pass. Default 10,000,000. Counted: `drop_store_full`.
+    pub max_store_keys: usize,
     /// Live peers at once; beacons from further endpoints are ignored. Default 256.
     /// Counted: `drop_peer_limit`.
     pub max_peers: usize,
@@ -98,6 +102,7 @@ impl Default for Limits {
             max_key_bytes: 1024,
             max_value_bytes: 1 << 20,
             max_message_bytes: (1 << 20) + (64 << 10),
+            max_store_keys: 10_000_000,
             max_peers: 256,
             max_peers_per_ip: 16,
             new_peers: Rate::per_second(20, 64),
@@ -158,6 +163,7 @@ impl Limits {
         for (name, v) in [
             ("max_key_bytes", self.max_key_bytes),
             ("max_value_bytes", self.max_value_bytes),
+            ("max_store_keys", self.max_store_keys),
             ("max_peers", self.max_peers),
             ("max_peers_per_ip", self.max_peers_per_ip),
             ("max_askers", self.max_askers),

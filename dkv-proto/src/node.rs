@@ -1023,6 +1023,10 @@ impl Node {
                 return;
             }
         }
+        if !local && self.store_full() && self.store.get(&key).is_none() {
+            self.stats.drop_store_full += 1;
+            return;
+        }
         let send = self.bootstrap.on_stored(now, &key);
         send.into_iter().for_each(|m| self.publish(m));
         if !self.store.merge(&key, &entry) {
@@ -1047,6 +1051,11 @@ impl Node {
         self.out
             .push_back(Output::Applied(Applied { key, entry, local }));
         self.out.extend(done.into_iter().map(Output::GetDone));
+    }
+
+    /// Whether the store holds `Limits::max_store_keys` keys (tombstones included).
+    fn store_full(&self) -> bool {
+        self.store.live_len() + self.store.tombstones() >= self.config.limits.max_store_keys
     }
 
     /// Arms tombstone collection for when a tombstone of `ts` expires.

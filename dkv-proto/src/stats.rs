@@ -117,6 +117,9 @@ counters! {
     /// Refused: a received entry whose version is more than the maximum clock offset
     /// ahead of local wall time.
     drop_clock_ahead,
+    /// Refused: a received entry for a new key while the store holds
+    /// `Limits::max_store_keys` keys (updates and deletes of held keys pass).
+    drop_store_full,
     /// Dropped: a received message whose frames sum to more than
     /// `Limits::max_message_bytes` (checked before decoding).
     drop_oversized,

@@ -669,3 +669,47 @@ fn a_bootstrap_gives_up_after_too_many_questions_unanswered_in_a_row() {
     assert_eq!(s.bootstrap_keys_unanswered, 9);
     assert_eq!(n.bootstrap().phase, dkv_proto::BootstrapPhase::Settling);
 }
+
+#[test]
+fn new_keys_from_others_are_refused_when_the_store_is_full() {
+    let mut n = limited(Limits {
+        max_store_keys: 2,
+        ..Limits::default()
+    });
+    deliver(
+        &mut n,
+        at(1),
+        &put(2, vec![record("a", entry(1, 2, Some("1")))]),
+    );
+    deliver(&mut n, at(2), &put(2, vec![record("b", entry(2, 2, None))]));
+    // Full with a value and a tombstone: a new key is refused, from a dkv peer or
+    // a prototype; updates and deletes of held keys pass.
+    deliver(
+        &mut n,
+        at(3),
+        &put(2, vec![record("c", entry(3, 2, Some("3")))]),
+    );
+    let set = Message::Set {
+        key: "d".into(),
+        value: bytes("4"),
+    };
+    deliver(&mut n, at(4), &set);
+    assert_eq!(n.stats().drop_store_full, 2);
+    assert_eq!((n.entry("c"), n.entry("d")), (None, None));
+    deliver(
+        &mut n,
+        at(5),
+        &put(
+            2,
+            vec![
+                record("a", entry(5, 2, None)),
+                record("b", entry(5, 2, Some("x"))),
+            ],
+        ),
+    );
+    assert_eq!(value(&n, "b"), Some(&b"x"[..]));
+    assert_eq!(n.entry("a").unwrap().value, None);
+    // The owner's own writes are never refused for space.
+    assert_eq!(n.try_set(at(6), "mine".into(), bytes("v")), Ok(()));
+    assert_eq!(n.stats().drop_store_full, 2);
+}

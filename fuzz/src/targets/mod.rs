@@ -63,11 +63,12 @@ pub fn counter(name: &str) -> Counter {
         "drop_bad_hello",
         "drop_beacon_net_down",
     ];
-    const ENTRY: [&str; 4] = [
+    const ENTRY: [&str; 5] = [
         "entries_applied",
         "entries_stale",
         "drop_clock_ahead",
         "echoes_ignored",
+        "drop_store_full",
     ];
     // A beacon over a peer limit is still counted in `beacons_in`/`hellos_in`.
     const PEERS: [&str; 7] = [
