@@ -244,6 +244,8 @@ impl Dkv {
     /// connected peer; it wins over every write of `key` this node has seen.
     /// Returns once the write is applied and, with a data dir, committed to disk
     /// ([`SyncPolicy`](crate::SyncPolicy)); [`Error::Commit`] if that commit failed.
+    /// A key over 1 KiB or a value over 1 MiB (the core's default limits) is an
+    /// [`Error::InvalidArgument`], and nothing is written.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
         self.set_pending(key, value)?.wait()
     }
@@ -258,6 +260,7 @@ impl Dkv {
         value: impl Into<Bytes>,
     ) -> Result<Pending, Error> {
         let (key, value) = (key.into(), value.into());
+        check_write(&key, Some(&value))?;
         self.write(|write| Command::Set { key, value, write })
     }
 
@@ -269,6 +272,7 @@ impl Dkv {
     /// committed to disk, as [`set`](Self::set) does.
     pub fn delete(&self, key: impl Into<String>) -> Result<(), Error> {
         let key = key.into();
+        check_write(&key, None)?;
         self.write(|write| Command::Delete { key, write })?.wait()
     }
 
@@ -558,6 +562,20 @@ fn snapshot_stats(node: &Node, transport: &TransportStats) -> Stats {
 impl Drop for Dkv {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Refuses, before it reaches the node, a write the core would refuse: a key or
+/// value over the default [`dkv_proto::Limits`] (the node runs with those).
+fn check_write(key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+    match dkv_proto::Limits::default().check_write(key, value) {
+        Ok(()) => Ok(()),
+        Err(dkv_proto::WriteError::KeyTooLong { .. }) => {
+            Err(Error::InvalidArgument("key over the limit of 1 KiB"))
+        }
+        Err(dkv_proto::WriteError::ValueTooLarge { .. }) => {
+            Err(Error::InvalidArgument("value over the limit of 1 MiB"))
+        }
     }
 }
 

@@ -392,22 +392,45 @@ fn a_default_get_timeout_above_the_get_limit_is_refused_at_start() {
 }
 
 #[test]
+fn a_write_over_the_core_limits_is_refused_and_nothing_is_written() {
+    let config = config();
+    let nodes = cluster(&config, 1);
+    let dkv = &nodes[0];
+    let big = Bytes::from(vec![b'x'; (1 << 20) + 1]);
+    let err = dkv.set("k", big).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    let err = dkv.delete("k".repeat(1025)).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert_eq!(dkv.get_local("k").unwrap(), None);
+    dkv.set("k", Bytes::from(vec![b'x'; 1 << 20])).unwrap();
+    assert_eq!(dkv.get_local("k").unwrap().map(|v| v.len()), Some(1 << 20));
+}
+
+#[test]
 fn a_set_made_just_before_shutdown_still_reaches_the_peers() {
     // set() returns once the node has the request; shutting down right after
     // must not throw the published message away (as `echo "set k v" | dkv node`
-    // would). A large value takes a while to cross TCP.
+    // would). 8 MiB take a while to cross TCP; in values of 1 MiB, the largest
+    // the default limits accept.
     let config = config();
     let mut nodes = cluster(&config, 2);
     connect_fully(&nodes);
     let writer = nodes.remove(0);
-    let value = Bytes::from(vec![b'x'; 8 << 20]);
-    writer.set("last words", value.clone()).unwrap();
+    let value = Bytes::from(vec![b'x'; 1 << 20]);
+    for i in 0..8 {
+        writer
+            .set(format!("last words {i}"), value.clone())
+            .unwrap();
+    }
     writer.shutdown().unwrap();
     let reader = &nodes[0];
     wait_until("the last set to arrive", || {
-        reader.get_local("last words").unwrap().is_some()
+        reader.get_local("last words 7").unwrap().is_some()
     });
-    assert_eq!(reader.get_local("last words").unwrap(), Some(value));
+    for i in 0..8 {
+        let got = reader.get_local(format!("last words {i}")).unwrap();
+        assert_eq!(got, Some(value.clone()), "last words {i}");
+    }
 }
 
 #[test]

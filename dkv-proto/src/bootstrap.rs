@@ -3,6 +3,7 @@
 //! flight, then settle. (dkv peers are caught up with by reconciliation instead.)
 
 use crate::config::{later, Timings};
+use crate::limits::Limits;
 use crate::wire::{Message, NodeId};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
@@ -44,6 +45,8 @@ pub(crate) struct BootstrapCounters {
     pub(crate) keys_requested: u64,
     pub(crate) keys_received: u64,
     pub(crate) keys_unanswered: u64,
+    pub(crate) keys_over_limit: u64,
+    pub(crate) abandoned: u64,
 }
 
 #[derive(Debug)]
@@ -66,11 +69,17 @@ pub(crate) struct Bootstrap {
     in_flight: BTreeSet<String>,
     /// Question deadlines in send order; entries for answered keys are skipped.
     deadlines: VecDeque<(Instant, String)>,
+    /// Keys one bootstrap accepts from list answers, in all.
+    max_keys: usize,
+    /// Questions unanswered in a row after which the rest is given up.
+    max_unanswered: usize,
+    /// Questions unanswered in a row so far.
+    unanswered_run: usize,
     pub(crate) counters: BootstrapCounters,
 }
 
 impl Bootstrap {
-    pub(crate) fn new(own: NodeId, timings: &Timings) -> Bootstrap {
+    pub(crate) fn new(own: NodeId, timings: &Timings, limits: &Limits) -> Bootstrap {
         Bootstrap {
             own,
             timings: timings.clone(),
@@ -79,6 +88,9 @@ impl Bootstrap {
             queued: VecDeque::new(),
             in_flight: BTreeSet::new(),
             deadlines: VecDeque::new(),
+            max_keys: limits.bootstrap_max_keys,
+            max_unanswered: limits.bootstrap_max_unanswered,
+            unanswered_run: 0,
             counters: BootstrapCounters::default(),
         }
     }
@@ -97,6 +109,7 @@ impl Bootstrap {
         self.queued.clear();
         self.in_flight.clear();
         self.deadlines.clear();
+        self.unanswered_run = 0;
     }
 
     pub(crate) fn progress(&self) -> BootstrapProgress {
@@ -114,7 +127,8 @@ impl Bootstrap {
         }
     }
 
-    fn running(&self) -> bool {
+    /// Whether this bootstrap is under way (list answers still count).
+    pub(crate) fn running(&self) -> bool {
         !matches!(self.phase, Phase::Idle | Phase::Done)
     }
 
@@ -128,7 +142,8 @@ impl Bootstrap {
     }
 
     /// Queues the listed keys not seen before in this bootstrap, except those
-    /// `held` says are held already.
+    /// `held` says are held already, up to `max_keys` in this bootstrap; the rest
+    /// are counted and left to later writes.
     pub(crate) fn on_list_answer(
         &mut self,
         now: Instant,
@@ -139,6 +154,12 @@ impl Bootstrap {
             return Vec::new();
         }
         for key in keys {
+            if self.listed.len() >= self.max_keys {
+                if !self.listed.contains(&key) && !held(&key) {
+                    self.counters.keys_over_limit += 1;
+                }
+                continue;
+            }
             if !held(&key) && self.listed.insert(key.clone()) {
                 self.counters.keys_listed += 1;
                 self.queued.push_back(key);
@@ -156,6 +177,7 @@ impl Bootstrap {
             return Vec::new();
         }
         self.counters.keys_received += 1;
+        self.unanswered_run = 0;
         self.drop_stale_deadlines();
         self.step(now)
     }
@@ -184,7 +206,17 @@ impl Bootstrap {
                     };
                     self.in_flight.remove(&key);
                     self.counters.keys_unanswered += 1;
+                    self.unanswered_run += 1;
                     self.drop_stale_deadlines();
+                }
+                // Nobody is answering (the prototype left, or listed keys it will
+                // not serve): give up the rest instead of asking for hours.
+                if self.unanswered_run >= self.max_unanswered.max(1) {
+                    self.counters.abandoned += 1;
+                    self.unanswered_run = 0;
+                    self.queued.clear();
+                    self.in_flight.clear();
+                    self.deadlines.clear();
                 }
             }
             Phase::Settling { done_at } if done_at <= now => {

@@ -2,6 +2,7 @@
 //! Timing defaults are the prototype's values where the prototype has them.
 
 use crate::clock::WallClock;
+use crate::limits::Limits;
 use crate::node_id::NodeId;
 use std::time::{Duration, Instant};
 
@@ -21,11 +22,13 @@ pub struct Config {
     pub seed: u64,
     /// Timers, pacing and clock bounds.
     pub timings: Timings,
+    /// Sizes, counts and rates the node accepts; every hit is counted.
+    pub limits: Limits,
 }
 
 impl Config {
-    /// A config with default timings and seed 0, whose wall clock read `unix_ms` at
-    /// `at`.
+    /// A config with default timings and limits and seed 0, whose wall clock read
+    /// `unix_ms` at `at`.
     pub fn new(id: NodeId, pub_port: u16, wall: WallClock) -> Config {
         Config {
             id,
@@ -33,6 +36,7 @@ impl Config {
             wall,
             seed: 0,
             timings: Timings::default(),
+            limits: Limits::default(),
         }
     }
 }

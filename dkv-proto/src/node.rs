@@ -6,13 +6,14 @@ use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
 use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
 use crate::gets::{GetId, PendingGets};
+use crate::limits::{PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
 use crate::range::{Range, Summary};
 use crate::reconcile::{Reconciler, PAGE_BYTES};
 use crate::stats::Stats;
 use crate::store::{Entry, Record, Store};
 use crate::wire::v2::{record_len, Body, Envelope};
-use crate::wire::{subscriptions, Message, NodeId};
+use crate::wire::{subscriptions, DecodeLimits, Message, NodeId};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -194,6 +195,16 @@ pub struct Node {
     popped: u64,
     /// The `put` of local writes still in the outbox, to append the next write to.
     open_put: Option<OpenPut>,
+    /// Admits new peers at `Limits::new_peers`.
+    new_peers: TokenBucket,
+    /// Prototype answers sent, per asker and in all.
+    answer_rates: RateTable,
+    /// Prototype list answers sent, per asker and in all.
+    list_rates: RateTable,
+    /// dkv/2 `ask`s answered, per asker and in all.
+    ask_rates: RateTable,
+    /// New keys and bytes each dkv peer may still bring.
+    budgets: PeerBudgets,
     stats: Stats,
 }
 
@@ -225,7 +236,7 @@ impl Node {
             wall: config.wall,
             gets: PendingGets::default(),
             next_get: 0,
-            bootstrap: Bootstrap::new(config.id, t),
+            bootstrap: Bootstrap::new(config.id, t, &config.limits),
             catch_up: CatchUp::default(),
             sync: Reconciler::new(config.id, t, config.seed),
             echoes: Echoes::default(),
@@ -233,6 +244,11 @@ impl Node {
             out: VecDeque::new(),
             popped: 0,
             open_put: None,
+            new_peers: TokenBucket::default(),
+            answer_rates: RateTable::default(),
+            list_rates: RateTable::default(),
+            ask_rates: RateTable::default(),
+            budgets: PeerBudgets::default(),
             stats: Stats::default(),
             config,
         }
@@ -337,6 +353,15 @@ impl Node {
         self.gets.len()
     }
 
+    /// Whether the node wants prototype `list_answer`s now: from net up until the
+    /// prototype part of its bootstrap ends. Outside that window every list answer
+    /// is ignored anyway, so a transport may drop the `list_answer <own>`
+    /// subscription (one per-frame-bounded message of millions of frames could
+    /// otherwise be pushed at any time). Re-check after every drain.
+    pub fn wants_list_answers(&self) -> bool {
+        self.local_ip.is_some() && self.bootstrap.running()
+    }
+
     /// Where the current bootstrap stands.
     pub fn bootstrap(&self) -> BootstrapProgress {
         let mut p = self.bootstrap.progress();
@@ -356,6 +381,8 @@ impl Node {
         s.bootstrap_keys_requested = b.keys_requested;
         s.bootstrap_keys_received = b.keys_received;
         s.bootstrap_keys_unanswered = b.keys_unanswered;
+        s.bootstrap_keys_over_limit = b.keys_over_limit;
+        s.bootstrap_abandoned = b.abandoned;
         let c = &self.sync.counters;
         s.sync_sessions_started = c.sessions_started;
         s.sync_sessions_completed = c.sessions_completed;
@@ -458,6 +485,9 @@ impl Node {
             Some(_) => self.stats.hellos_in += 1,
         }
         let addr = SocketAddr::new(src, port);
+        if !self.peers.contains(&addr) && !self.admit_peer(now, src) {
+            return;
+        }
         let gap = self.config.timings.beacon_interval.saturating_mul(5) / 2;
         let heard = self.peers.heard(now, addr, id, gap);
         if heard.new {
@@ -478,9 +508,10 @@ impl Node {
     }
 
     /// A multipart message arrived on the SUB socket. It is decoded strictly; a
-    /// malformed one, or one addressed to another node, is counted and ignored.
+    /// malformed one, one over the size limits of [`Config::limits`] (refused before
+    /// anything is copied), or one addressed to another node, is counted and ignored.
     pub fn handle_message<F: AsRef<[u8]>>(&mut self, now: Instant, frames: &[F]) {
-        match Message::decode(frames) {
+        match Message::decode_limited(frames, DecodeLimits::from(&self.config.limits)) {
             Ok(msg) => self.handle_decoded(now, msg),
             Err(err) => self.stats.count_decode_error(err),
         }
@@ -539,12 +570,24 @@ impl Node {
             Message::Question { asker, key } => {
                 if let Some(value) = self.value(&key).filter(|v| !v.is_empty()) {
                     let value = value.clone();
-                    self.publish(Message::Answer { asker, key, value });
+                    let l = &self.config.limits;
+                    let (per, all, max) = (l.answers_per_asker, l.answers_total, l.max_askers);
+                    if self.answer_rates.take(now, asker, per, all, max) {
+                        self.publish(Message::Answer { asker, key, value });
+                    } else {
+                        self.stats.drop_answer_rate += 1;
+                    }
                 }
             }
             Message::List { asker } => {
-                let keys = self.keys().map(str::to_owned).collect();
-                self.publish(Message::ListAnswer { asker, keys });
+                let l = &self.config.limits;
+                let (per, all) = (l.list_answers_per_asker, l.list_answers_total);
+                if self.list_rates.take(now, asker, per, all, l.max_askers) {
+                    let keys = self.keys().map(str::to_owned).collect();
+                    self.publish(Message::ListAnswer { asker, keys });
+                } else {
+                    self.stats.drop_list_rate += 1;
+                }
             }
             Message::ListAnswer { keys, .. } => {
                 let store = &self.store;
@@ -564,6 +607,9 @@ impl Node {
         match envelope.body {
             Body::Put { echo, records } => {
                 for r in records {
+                    if !self.within_budget(now, from, &r) {
+                        continue;
+                    }
                     if echo {
                         let copy = r.entry.value.as_deref().unwrap_or_default();
                         self.echoes.expect(&r.key, copy);
@@ -573,6 +619,12 @@ impl Node {
             }
             Body::Ask { key } => {
                 if let Some(entry) = self.store.get(&key) {
+                    let l = &self.config.limits;
+                    let (per, all, max) = (l.asks_per_asker, l.asks_total, l.max_askers);
+                    if !self.ask_rates.take(now, from, per, all, max) {
+                        self.stats.drop_ask_rate += 1;
+                        return;
+                    }
                     let records = vec![Record {
                         key,
                         entry: entry.clone(),
@@ -631,7 +683,9 @@ impl Node {
                 more,
             } => {
                 for r in records {
-                    self.apply(now, r.key, r.entry, Origin::Remote);
+                    if self.within_budget(now, from, &r) {
+                        self.apply(now, r.key, r.entry, Origin::Remote);
+                    }
                 }
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
@@ -652,18 +706,79 @@ impl Node {
         }
     }
 
-    /// Stores `key = value` locally with a fresh version and publishes it.
+    /// Stores `key = value` locally with a fresh version and publishes it. A key or
+    /// value over [`Config::limits`] is refused, counted in `writes_refused`, and
+    /// changes nothing; [`try_set`](Self::try_set) says why.
     pub fn set(&mut self, now: Instant, key: String, value: Bytes) {
+        let _ = self.try_set(now, key, value);
+    }
+
+    /// Like [`set`](Self::set), returning the refusal of a key or value over the
+    /// limits ([`Limits::check_write`](crate::Limits::check_write)).
+    pub fn try_set(&mut self, now: Instant, key: String, value: Bytes) -> Result<(), WriteError> {
+        self.check_write(&key, Some(&value))?;
         self.stats.sets += 1;
         self.write(now, key, Some(value));
+        Ok(())
     }
 
     /// Deletes `key`: a tombstone with a fresh version is stored and published. It
     /// replicates and wins like any write; prototype nodes receive it as a `set` of
-    /// an empty value, the closest they have to a delete.
+    /// an empty value, the closest they have to a delete. A key over the limit is
+    /// refused and counted in `writes_refused`; [`try_delete`](Self::try_delete) says
+    /// why.
     pub fn delete(&mut self, now: Instant, key: String) {
+        let _ = self.try_delete(now, key);
+    }
+
+    /// Like [`delete`](Self::delete), returning the refusal of a key over the limit.
+    pub fn try_delete(&mut self, now: Instant, key: String) -> Result<(), WriteError> {
+        self.check_write(&key, None)?;
         self.stats.deletes += 1;
         self.write(now, key, None);
+        Ok(())
+    }
+
+    fn check_write(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), WriteError> {
+        let checked = self.config.limits.check_write(key, value);
+        if checked.is_err() {
+            self.stats.writes_refused += 1;
+        }
+        checked
+    }
+
+    /// Whether record `r` from dkv peer `from` fits that peer's transfer budget: an
+    /// update of a key held costs nothing, a new key one key and its size. A
+    /// refusal is counted.
+    fn within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
+        if self.store.get(&r.key).is_some() {
+            return true;
+        }
+        let len = record_len(&r.key, &r.entry);
+        if self.budgets.take(now, from, len, &self.config.limits) {
+            return true;
+        }
+        self.stats.sync_peer_over_budget += 1;
+        false
+    }
+
+    /// Whether a beacon or hello from a new endpoint on `ip` may make it a peer: the
+    /// peer caps and the new-peer rate allow it. A refusal is counted.
+    fn admit_peer(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let l = &self.config.limits;
+        if self.peers.len() >= l.max_peers {
+            self.stats.drop_peer_limit += 1;
+            return false;
+        }
+        if self.peers.count_ip(ip) >= l.max_peers_per_ip {
+            self.stats.drop_peer_ip_limit += 1;
+            return false;
+        }
+        if !self.new_peers.take(now, l.new_peers) {
+            self.stats.drop_peer_rate += 1;
+            return false;
+        }
+        true
     }
 
     fn write(&mut self, now: Instant, key: String, value: Option<Bytes>) {
@@ -908,6 +1023,10 @@ impl Node {
                 return;
             }
         }
+        if !local && self.store_full() && self.store.get(&key).is_none() {
+            self.stats.drop_store_full += 1;
+            return;
+        }
         let send = self.bootstrap.on_stored(now, &key);
         send.into_iter().for_each(|m| self.publish(m));
         if !self.store.merge(&key, &entry) {
@@ -932,6 +1051,11 @@ impl Node {
         self.out
             .push_back(Output::Applied(Applied { key, entry, local }));
         self.out.extend(done.into_iter().map(Output::GetDone));
+    }
+
+    /// Whether the store holds `Limits::max_store_keys` keys (tombstones included).
+    fn store_full(&self) -> bool {
+        self.store.live_len() + self.store.tombstones() >= self.config.limits.max_store_keys
     }
 
     /// Arms tombstone collection for when a tombstone of `ts` expires.

@@ -156,6 +156,13 @@ impl Peers {
             .count()
     }
 
+    /// Live peers whose endpoint is on `ip`.
+    pub(crate) fn count_ip(&self, ip: std::net::IpAddr) -> usize {
+        let lo = SocketAddr::new(ip, 0);
+        let hi = SocketAddr::new(ip, u16::MAX);
+        self.by_addr.range(lo..=hi).count()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_addr.len()
     }

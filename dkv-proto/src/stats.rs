@@ -117,6 +117,42 @@ counters! {
     /// Refused: a received entry whose version is more than the maximum clock offset
     /// ahead of local wall time.
     drop_clock_ahead,
+    /// Refused: a received entry for a new key while the store holds
+    /// `Limits::max_store_keys` keys (updates and deletes of held keys pass).
+    drop_store_full,
+    /// Dropped: a received message whose frames sum to more than
+    /// `Limits::max_message_bytes` (checked before decoding).
+    drop_oversized,
+    /// Dropped: a received message holding a key over `Limits::max_key_bytes`.
+    drop_key_too_long,
+    /// Dropped: a received message holding a value over `Limits::max_value_bytes`.
+    drop_value_too_large,
+    /// Refused: local sets and deletes over the key or value limit.
+    writes_refused,
+    /// Ignored: a beacon or hello from a new endpoint while `Limits::max_peers` peers
+    /// are live.
+    drop_peer_limit,
+    /// Ignored: a beacon or hello from a new endpoint whose IP already has
+    /// `Limits::max_peers_per_ip` live peers.
+    drop_peer_ip_limit,
+    /// Ignored: a beacon or hello from a new endpoint over the `Limits::new_peers` rate.
+    drop_peer_rate,
+    /// Unanswered: a prototype `question` over the answer rate (per asker or in all).
+    drop_answer_rate,
+    /// Unanswered: a dkv/2 `ask` over the ask rate (per asker or in all).
+    drop_ask_rate,
+    /// Unanswered: a prototype `list` over the list answer rate (per asker or in all).
+    drop_list_rate,
+    /// Listed keys a prototype bootstrap did not fetch, over
+    /// `Limits::bootstrap_max_keys`.
+    bootstrap_keys_over_limit,
+    /// Prototype bootstraps that gave up their remaining keys after
+    /// `Limits::bootstrap_max_unanswered` questions went unanswered in a row.
+    bootstrap_abandoned,
+    /// Records of new keys refused from a dkv peer over its transfer budget
+    /// (`Limits::peer_new_keys`, `Limits::peer_new_kib`); a later reconciliation
+    /// brings them once the budget refills.
+    sync_peer_over_budget,
     /// Prototype `set` copies of dkv/2 writes, recognised and ignored.
     echoes_ignored,
     /// Peers that came up.
@@ -213,6 +249,9 @@ impl Stats {
             DecodeError::KeyNotUtf8 => &mut self.drop_key_not_utf8,
             DecodeError::UnknownVersion => &mut self.drop_unknown_version,
             DecodeError::BadBody => &mut self.drop_bad_body,
+            DecodeError::Oversized => &mut self.drop_oversized,
+            DecodeError::KeyTooLong => &mut self.drop_key_too_long,
+            DecodeError::ValueTooLarge => &mut self.drop_value_too_large,
         } += 1;
     }
 

@@ -409,8 +409,9 @@ impl Store {
     }
 
     /// A page of `range`: the entries after key hash `after`, whole key hashes at a
-    /// time, until `max_bytes` of keys and values. Also the last hash included, if the range
-    /// holds more after it.
+    /// time, at most `max_bytes` of keys and values unless the first hash alone holds
+    /// more (so a page with a largest value still fits the receive limit). Also the
+    /// last hash included, if the range holds more after it.
     pub(crate) fn page(
         &self,
         range: Range,
@@ -429,13 +430,14 @@ impl Store {
         let mut bytes = 0;
         let mut last = None;
         for (&hash, bucket) in self.map.range(start..=range.last()) {
-            if bytes >= max_bytes && last.is_some() {
+            let size: usize = (bucket.slots().iter())
+                .map(|s| s.key.len() + s.entry.value.as_ref().map_or(0, Bytes::len))
+                .sum();
+            if last.is_some() && bytes + size > max_bytes {
                 return (records, last);
             }
-            for slot in bucket.slots() {
-                bytes += slot.key.len() + slot.entry.value.as_ref().map_or(0, Bytes::len);
-                records.push(record(slot));
-            }
+            records.extend(bucket.slots().iter().map(record));
+            bytes += size;
             last = Some(hash);
         }
         (records, None)

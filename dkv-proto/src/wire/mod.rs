@@ -145,6 +145,46 @@ pub enum DecodeError {
     /// range.
     #[error("malformed dkv/2 body")]
     BadBody,
+    /// The frames sum to more than the receive limit (checked before decoding).
+    #[error("message over the size limit")]
+    Oversized,
+    /// A key is longer than the key limit.
+    #[error("key over the size limit")]
+    KeyTooLong,
+    /// A value is larger than the value limit.
+    #[error("value over the size limit")]
+    ValueTooLarge,
+}
+
+/// The size caps a decoder applies, from [`Limits`](crate::Limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest key in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value in bytes.
+    pub max_value_bytes: usize,
+    /// Largest sum of frame lengths, topic included, except for a prototype
+    /// `list_answer` (one frame per key).
+    pub max_message_bytes: usize,
+}
+
+impl DecodeLimits {
+    /// No caps: [`Message::decode`] uses these.
+    pub const NONE: DecodeLimits = DecodeLimits {
+        max_key_bytes: usize::MAX,
+        max_value_bytes: usize::MAX,
+        max_message_bytes: usize::MAX,
+    };
+}
+
+impl From<&crate::Limits> for DecodeLimits {
+    fn from(l: &crate::Limits) -> Self {
+        DecodeLimits {
+            max_key_bytes: l.max_key_bytes,
+            max_value_bytes: l.max_value_bytes,
+            max_message_bytes: l.max_message_bytes,
+        }
+    }
 }
 
 impl Message {
@@ -174,11 +214,33 @@ impl Message {
     /// Decodes one multipart message strictly: the exact topic shape and frame count
     /// of its kind, UTF-8 keys, and a canonical dkv/2 body. Never panics.
     pub fn decode<F: AsRef<[u8]>>(frames: &[F]) -> Result<Message, DecodeError> {
+        Self::decode_limited(frames, DecodeLimits::NONE)
+    }
+
+    /// Like [`decode`](Self::decode), refusing oversized input before copying any of
+    /// it: a message whose frames sum to more than `limits.max_message_bytes`
+    /// ([`DecodeError::Oversized`]; a prototype `list_answer` is exempt), a key or
+    /// value over its cap ([`DecodeError::KeyTooLong`],
+    /// [`DecodeError::ValueTooLarge`]). Within the caps it decodes as `decode` does.
+    pub fn decode_limited<F: AsRef<[u8]>>(
+        frames: &[F],
+        limits: DecodeLimits,
+    ) -> Result<Message, DecodeError> {
         let (topic, rest) = frames.split_first().ok_or(DecodeError::Empty)?;
         let topic = topic.as_ref();
+        let list_answer = topic.starts_with(b"list_answer ");
+        if !list_answer {
+            let mut total = 0usize;
+            for f in frames {
+                total = total.saturating_add(f.as_ref().len());
+            }
+            if total > limits.max_message_bytes {
+                return Err(DecodeError::Oversized);
+            }
+        }
         match v2::topic_target(topic) {
-            Some(to) => v2::decode(to?, rest).map(Message::Dkv),
-            None => v1::decode(topic, rest),
+            Some(to) => v2::decode(to?, rest, limits).map(Message::Dkv),
+            None => v1::decode(topic, rest, limits),
         }
     }
 

@@ -2,7 +2,7 @@
 //! number of frames per kind. Decoded strictly, encoded byte for byte as the
 //! prototype sends them.
 
-use super::{DecodeError, Kind, Message, NodeId};
+use super::{DecodeError, DecodeLimits, Kind, Message, NodeId};
 use bytes::Bytes;
 
 fn kind_from_name(name: &[u8]) -> Option<Kind> {
@@ -17,8 +17,13 @@ fn kind_from_name(name: &[u8]) -> Option<Kind> {
     .find(|k| k.name().as_bytes() == name)
 }
 
-/// Decodes a prototype message from its topic and the frames after it.
-pub(super) fn decode<F: AsRef<[u8]>>(topic: &[u8], rest: &[F]) -> Result<Message, DecodeError> {
+/// Decodes a prototype message from its topic and the frames after it, refusing a
+/// key or value over `limits` before copying it.
+pub(super) fn decode<F: AsRef<[u8]>>(
+    topic: &[u8],
+    rest: &[F],
+    limits: DecodeLimits,
+) -> Result<Message, DecodeError> {
     let (name, id) = match topic.iter().position(|&b| b == b' ') {
         Some(i) => (&topic[..i], Some(&topic[i + 1..])),
         None => (topic, None),
@@ -31,11 +36,19 @@ pub(super) fn decode<F: AsRef<[u8]>>(topic: &[u8], rest: &[F]) -> Result<Message
         (true, None) => return Err(DecodeError::BadId),
     };
     let key = |i: usize| -> Result<String, DecodeError> {
+        if rest[i].as_ref().len() > limits.max_key_bytes {
+            return Err(DecodeError::KeyTooLong);
+        }
         std::str::from_utf8(rest[i].as_ref())
             .map(str::to_owned)
             .map_err(|_| DecodeError::KeyNotUtf8)
     };
-    let value = |i: usize| Bytes::copy_from_slice(rest[i].as_ref());
+    let value = |i: usize| -> Result<Bytes, DecodeError> {
+        if rest[i].as_ref().len() > limits.max_value_bytes {
+            return Err(DecodeError::ValueTooLarge);
+        }
+        Ok(Bytes::copy_from_slice(rest[i].as_ref()))
+    };
     let want = match kind {
         Kind::Set | Kind::Answer => 2,
         Kind::Question => 1,
@@ -48,7 +61,7 @@ pub(super) fn decode<F: AsRef<[u8]>>(topic: &[u8], rest: &[F]) -> Result<Message
     Ok(match kind {
         Kind::Set => Message::Set {
             key: key(0)?,
-            value: value(1),
+            value: value(1)?,
         },
         Kind::Question => Message::Question {
             asker,
@@ -57,7 +70,7 @@ pub(super) fn decode<F: AsRef<[u8]>>(topic: &[u8], rest: &[F]) -> Result<Message
         Kind::Answer => Message::Answer {
             asker,
             key: key(0)?,
-            value: value(1),
+            value: value(1)?,
         },
         Kind::List => Message::List { asker },
         _ => Message::ListAnswer {

@@ -19,7 +19,7 @@
 //! The decoder is strict (no trailing bytes, no unknown flag bits, ranges in bounds),
 //! so every accepted body re-encodes to the same bytes.
 
-use super::{DecodeError, Kind, NodeId};
+use super::{DecodeError, DecodeLimits, Kind, NodeId};
 use crate::clock::{Timestamp, Version};
 pub use crate::range::{Item, Range, Summary};
 use crate::store::Entry;
@@ -263,11 +263,12 @@ impl Envelope {
 pub(super) fn decode<F: AsRef<[u8]>>(
     to: Option<NodeId>,
     rest: &[F],
+    limits: DecodeLimits,
 ) -> Result<Envelope, DecodeError> {
     let [body] = rest else {
         return Err(DecodeError::FrameCount);
     };
-    let mut r = Reader(body.as_ref());
+    let mut r = Reader(body.as_ref(), limits);
     if r.u8()? != WIRE_VERSION {
         return Err(DecodeError::UnknownVersion);
     }
@@ -404,7 +405,7 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a>(&'a [u8], DecodeLimits);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -450,6 +451,9 @@ impl<'a> Reader<'a> {
     }
     fn key(&mut self) -> Result<String, DecodeError> {
         let b = self.bytes()?;
+        if b.len() > self.1.max_key_bytes {
+            return Err(DecodeError::KeyTooLong);
+        }
         std::str::from_utf8(b)
             .map(str::to_owned)
             .map_err(|_| DecodeError::KeyNotUtf8)
@@ -479,7 +483,13 @@ impl<'a> Reader<'a> {
             let version = self.version()?;
             let value = match self.flag()? {
                 false => None,
-                true => Some(Bytes::copy_from_slice(self.bytes()?)),
+                true => {
+                    let v = self.bytes()?;
+                    if v.len() > self.1.max_value_bytes {
+                        return Err(DecodeError::ValueTooLarge);
+                    }
+                    Some(Bytes::copy_from_slice(v))
+                }
             };
             records.push(Record {
                 key,

@@ -78,7 +78,12 @@ fn check_decoded(frames: &[&[u8]], decoded: &Result<Message, DecodeError>) {
                 frames.len() == 2 && body.len() > 10 && [1, 2, 6].contains(&body[1]),
                 "KeyNotUtf8 for a body without keys"
             ),
-            DecodeError::Empty | DecodeError::UnknownTopic => {
+            // `Message::decode` applies no size limits.
+            DecodeError::Empty
+            | DecodeError::UnknownTopic
+            | DecodeError::Oversized
+            | DecodeError::KeyTooLong
+            | DecodeError::ValueTooLarge => {
                 panic!("{err:?} for dkv/2 topic {topic:?}")
             }
         }
@@ -101,7 +106,12 @@ fn check_decoded(frames: &[&[u8]], decoded: &Result<Message, DecodeError>) {
             frames[1..].iter().any(|f| std::str::from_utf8(f).is_err()),
             "KeyNotUtf8 with all frames UTF-8"
         ),
-        DecodeError::Empty | DecodeError::UnknownVersion | DecodeError::BadBody => {
+        DecodeError::Empty
+        | DecodeError::UnknownVersion
+        | DecodeError::BadBody
+        | DecodeError::Oversized
+        | DecodeError::KeyTooLong
+        | DecodeError::ValueTooLarge => {
             panic!("{err:?} for prototype topic {topic:?}")
         }
     }

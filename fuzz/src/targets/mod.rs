@@ -37,7 +37,7 @@ pub enum Counter {
 /// counter added to `dkv-proto` fails the targets until it is classified here
 /// (instead of silently escaping the "exactly one counter" checks).
 pub fn counter(name: &str) -> Counter {
-    const MESSAGE_DROPS: [&str; 12] = [
+    const MESSAGE_DROPS: [&str; 15] = [
         "drop_empty",
         "drop_unknown_topic",
         "drop_bad_id",
@@ -50,6 +50,9 @@ pub fn counter(name: &str) -> Counter {
         "drop_not_ours",
         "drop_legacy_from_dkv",
         "drop_list_many_prototypes",
+        "drop_oversized",
+        "drop_key_too_long",
+        "drop_value_too_large",
     ];
     const DATAGRAM: [&str; 7] = [
         "beacons_in",
@@ -60,21 +63,34 @@ pub fn counter(name: &str) -> Counter {
         "drop_bad_hello",
         "drop_beacon_net_down",
     ];
-    const ENTRY: [&str; 4] = [
+    const ENTRY: [&str; 5] = [
         "entries_applied",
         "entries_stale",
         "drop_clock_ahead",
         "echoes_ignored",
+        "drop_store_full",
     ];
-    const PEERS: [&str; 4] = ["peers_up", "peers_down", "net_up", "net_down"];
+    // A beacon over a peer limit is still counted in `beacons_in`/`hellos_in`.
+    const PEERS: [&str; 7] = [
+        "peers_up",
+        "peers_down",
+        "net_up",
+        "net_down",
+        "drop_peer_limit",
+        "drop_peer_ip_limit",
+        "drop_peer_rate",
+    ];
     const GETS: [&str; 3] = ["gets_hit", "gets_answered", "gets_timed_out"];
-    const WRITES: [&str; 3] = ["sets", "deletes", "tombstones_collected"];
+    const WRITES: [&str; 4] = ["sets", "deletes", "tombstones_collected", "writes_refused"];
     match name {
         n if n.starts_with("in_") || MESSAGE_DROPS.contains(&n) => Counter::MessageVerdict,
         n if DATAGRAM.contains(&n) => Counter::DatagramVerdict,
         n if ENTRY.contains(&n) => Counter::Entry,
         n if n.starts_with("out_") || n.starts_with("sync_") => Counter::Traffic,
-        "beacons_out" | "hellos_out" => Counter::Traffic,
+        // A question, list or ask over its rate is still counted in `in_<kind>`.
+        "beacons_out" | "hellos_out" | "drop_answer_rate" | "drop_list_rate" | "drop_ask_rate" => {
+            Counter::Traffic
+        }
         n if PEERS.contains(&n) => Counter::Peers,
         n if GETS.contains(&n) => Counter::Gets,
         n if WRITES.contains(&n) => Counter::Writes,

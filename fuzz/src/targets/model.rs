@@ -80,6 +80,9 @@ pub fn drop_counter(err: DecodeError) -> &'static str {
         DecodeError::KeyNotUtf8 => "drop_key_not_utf8",
         DecodeError::UnknownVersion => "drop_unknown_version",
         DecodeError::BadBody => "drop_bad_body",
+        DecodeError::Oversized => "drop_oversized",
+        DecodeError::KeyTooLong => "drop_key_too_long",
+        DecodeError::ValueTooLarge => "drop_value_too_large",
     }
 }
 

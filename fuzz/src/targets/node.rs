@@ -714,7 +714,9 @@ impl Harness {
     /// Feeds one multipart message and checks its verdict, entry counters and
     /// replies against the model.
     fn receive<F: AsRef<[u8]>>(&mut self, frames: &[F]) {
-        let decoded = Message::decode(frames);
+        // Decoded under the node's own size limits, so the model sees what it sees.
+        let limits = dkv_proto::wire::DecodeLimits::from(&self.node.config().limits);
+        let decoded = Message::decode_limited(frames, limits);
         let mut p: Prediction = self.model.receive(self.wall_ms(), &decoded);
         // A prototype's list is left to another prototype while more than one is
         // beaconing (heard within 1.5 beacon intervals): every prototype hears every
@@ -770,6 +772,13 @@ impl Harness {
             .filter(|m| matches!(m, Message::Answer { .. } | Message::ListAnswer { .. }))
             .collect();
         match (&decoded, verdict) {
+            // Over the answer or list answer rate: counted, nothing sent.
+            (Ok(Message::Question { .. } | Message::List { .. }), _)
+                if moved_by(&delta, "drop_answer_rate") + moved_by(&delta, "drop_list_rate")
+                    == 1 =>
+            {
+                assert!(answers.is_empty(), "answered over the rate")
+            }
             (Ok(Message::Question { asker, key }), "in_question") => {
                 let value = self.view.get(key).and_then(|e| e.value.clone());
                 let want: Vec<Message> = value
@@ -812,6 +821,19 @@ impl Harness {
             matches!(verdicts[..], [(_, 1)]),
             "datagram counted {verdicts:?}"
         );
+        // A new endpoint over a peer limit is counted there and not heard.
+        let refused = ["drop_peer_limit", "drop_peer_ip_limit", "drop_peer_rate"]
+            .iter()
+            .map(|n| moved_by(&delta, n))
+            .sum::<u64>();
+        if refused > 0 {
+            assert_eq!(refused, 1, "one peer refusal per datagram");
+            if let Ok(d) = parse_datagram(datagram) {
+                let addr = SocketAddr::new(src, d.port());
+                assert!(!self.node.peers().any(|a| a == addr), "refused yet a peer");
+            }
+            return;
+        }
         if let (Ok(d), [("beacons_in" | "hellos_in", 1)]) =
             (parse_datagram(datagram), &verdicts[..])
         {
@@ -838,15 +860,27 @@ impl Harness {
     fn writes(&mut self, writes: Vec<(String, Option<Bytes>)>) {
         self.echo = Some(self.node.peers().any(|a| self.node.peer_id(a).is_none()));
         let before = self.stats.clone();
-        let count = writes.len() as u64;
+        let (mut count, mut refused) = (0, 0);
         for (key, value) in writes {
-            let wall_ms = self.wall_ms();
-            let applied = self.model.local_write(wall_ms, &key, value.clone());
-            self.expected.push_back(applied);
-            match value {
-                Some(value) => self.node.set(self.now, key, value),
-                None => self.node.delete(self.now, key),
+            // Over the key or value limit: refused with a reason, nothing changes.
+            let check = self
+                .node
+                .config()
+                .limits
+                .check_write(&key, value.as_deref());
+            if check.is_ok() {
+                let wall_ms = self.wall_ms();
+                let applied = self.model.local_write(wall_ms, &key, value.clone());
+                self.expected.push_back(applied);
+                count += 1;
+            } else {
+                refused += 1;
             }
+            let done = match value {
+                Some(value) => self.node.try_set(self.now, key, value),
+                None => self.node.try_delete(self.now, key),
+            };
+            assert_eq!(done, check, "try_set/try_delete against check_write");
         }
         self.drain();
         self.echo = None;
@@ -855,6 +889,7 @@ impl Harness {
             moved_by(&delta, "sets") + moved_by(&delta, "deletes"),
             count
         );
+        assert_eq!(moved_by(&delta, "writes_refused"), refused);
     }
 
     /// A version for a record of `key` (see [`Stamp`]).
