@@ -532,3 +532,40 @@ impl fmt::Display for ClusterTag {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::Key;
+
+    #[test]
+    fn a_counter_at_its_last_value_stops_sealing_instead_of_wrapping() {
+        let keys = Keyring::new(vec![Key::from_bytes([1; 32])]).unwrap();
+        let cluster = Cluster::new("x").unwrap();
+        let mut sealer = Sealer::new(NodeId(*b"sender-1"), 1);
+        sealer.counters[Class::All as usize] = u64::MAX - 1;
+        let frame = sealer
+            .seal_frame(&keys, &cluster, TOPIC_ALL, b"b", 0)
+            .unwrap();
+        assert_eq!(
+            parse_frame(TOPIC_ALL, &frame).unwrap().counter,
+            u64::MAX - 1
+        );
+        for _ in 0..2 {
+            let refused = sealer.seal_frame(&keys, &cluster, TOPIC_ALL, b"b", 0);
+            assert_eq!(refused, Err(SealError::Exhausted(Class::All)));
+        }
+        // The other classes go on.
+        assert!(sealer
+            .seal_hello(
+                &keys,
+                &cluster,
+                HelloAddr {
+                    port: 1,
+                    ip: Ipv4Addr::LOCALHOST
+                },
+                0
+            )
+            .is_ok());
+    }
+}
