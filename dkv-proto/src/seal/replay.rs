@@ -129,6 +129,9 @@ pub struct ReplayGuard {
     config: ReplayConfig,
     floor_ms: u64,
     streams: BTreeMap<(NodeId, Salt), Stream>,
+    /// No stream expires at or before this wall time (a lower bound), so a full table
+    /// is swept at most once per expiry rather than once per refused item.
+    quiet_until: u64,
     stats: ReplayStats,
 }
 
@@ -140,6 +143,7 @@ impl ReplayGuard {
             config,
             floor_ms,
             streams: BTreeMap::new(),
+            quiet_until: u64::MAX,
             stats: ReplayStats::default(),
         }
     }
@@ -158,6 +162,10 @@ impl ReplayGuard {
     /// checks as [`check`](Self::check): an item commits at most once.
     pub fn commit(&mut self, header: &SealHeader, wall_ms: u64) -> Result<(), Refusal> {
         self.check(header, wall_ms)?;
+        let expires = header.stamp_ms.saturating_add(self.config.window_ms);
+        if !self.streams.contains_key(&(header.sender, header.salt)) {
+            self.quiet_until = self.quiet_until.min(expires);
+        }
         let stream = self
             .streams
             .entry((header.sender, header.salt))
@@ -178,6 +186,11 @@ impl ReplayGuard {
         self.streams
             .retain(|_, s| s.max_stamp.saturating_add(window) >= wall_ms);
         self.stats.expired += (before - self.streams.len()) as u64;
+        let ends = self
+            .streams
+            .values()
+            .map(|s| s.max_stamp.saturating_add(window));
+        self.quiet_until = ends.min().unwrap_or(u64::MAX);
     }
 
     /// The outcome counters so far.
@@ -211,7 +224,9 @@ impl ReplayGuard {
             Some(stream) => stream.windows[header.class as usize].verdict(header.counter),
             None if self.streams.len() < self.config.max_streams => Ok(()),
             None => {
-                self.expire(wall_ms);
+                if wall_ms > self.quiet_until {
+                    self.expire(wall_ms);
+                }
                 if self.streams.len() < self.config.max_streams {
                     Ok(())
                 } else {
