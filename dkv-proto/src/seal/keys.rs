@@ -156,7 +156,7 @@ impl Keyring {
     /// Parses a key file: one key per line as 64 hex digits, surrounding whitespace
     /// ignored, blank lines and lines starting with `#` skipped. Refuses a bad line,
     /// no key, more than [`MAX_KEYS`] keys and a repeated key id, naming the line.
-    /// Stops reading at the first error.
+    /// Stops reading at the first error. The caller owns (and should zero) `text`.
     pub fn parse(text: &str) -> Result<Keyring, KeyFileError> {
         let mut keys = Vec::new();
         let mut lines = Vec::new();

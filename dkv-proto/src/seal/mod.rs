@@ -24,6 +24,26 @@
 //! (fixed offsets, no allocation), the caller's own checks on the header (sender not
 //! itself), [`ReplayGuard::check`], `open_*` (cluster tag, key id, then the tag; the
 //! one allocation is the frame body's), [`ReplayGuard::commit`].
+//!
+//! ```
+//! use dkv_proto::seal::{parse_frame, Cluster, Keyring, ReplayConfig, ReplayGuard, Sealer};
+//! use dkv_proto::NodeId;
+//!
+//! let keys = Keyring::parse("# team key\n000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n")?;
+//! let cluster = Cluster::new("team-a")?;
+//! let wall_ms = 1_700_000_000_000;
+//! let mut sealer = Sealer::new(NodeId(*b"sender-1"), 0x5eed);
+//! let frame = sealer.seal_frame(&keys, &cluster, b"dkv2.all", b"v2 body", wall_ms)?;
+//!
+//! let mut guard = ReplayGuard::new(ReplayConfig::default(), wall_ms - 60_000);
+//! let header = parse_frame(b"dkv2.all", &frame)?;
+//! guard.check(&header, wall_ms)?;
+//! let opened = keys.open_frame(&cluster, b"dkv2.all", &frame)?;
+//! guard.commit(&header, wall_ms)?;
+//! assert_eq!(opened.body, b"v2 body");
+//! assert!(guard.check(&header, wall_ms).is_err()); // a replay
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod frame;
 mod keys;
