@@ -638,6 +638,29 @@ proptest! {
     }
 
     #[test]
+    fn two_runs_never_share_a_nonce(
+        a in any::<([u8; 8], u64)>(),
+        b in any::<([u8; 8], u64)>(),
+        same_id in any::<bool>(),
+    ) {
+        let keys = ring(&[1]);
+        let c = cluster("x");
+        // Half the cases are two runs of one id (a fixed `Config::id`), told apart by salt.
+        let b = if same_id { (a.0, b.1) } else { b };
+        prop_assume!((a.0, Salt::from_seed(a.1)) != (b.0, Salt::from_seed(b.1)));
+        let mut nonces = HashSet::new();
+        for (id, seed) in [a, b] {
+            let mut sealer = Sealer::new(NodeId(id), seed);
+            for i in 0..50 {
+                let frame = sealer.seal_frame(&keys, &c, ALL, b"b", i).unwrap();
+                let hello = sealer.seal_hello(&keys, &c, hello_addr(), i).unwrap();
+                prop_assert!(nonces.insert(parse_frame(ALL, &frame).unwrap().nonce()));
+                prop_assert!(nonces.insert(parse_hello(&hello).unwrap().nonce()));
+            }
+        }
+    }
+
+    #[test]
     fn a_guard_accepts_each_item_at_most_once(
         counters in proptest::collection::vec(0..300u64, 1..400),
     ) {
