@@ -54,6 +54,7 @@ mod node_id;
 mod peers;
 mod range;
 pub mod reconcile;
+pub mod seal;
 mod stats;
 mod store;
 pub mod wire;
