@@ -316,6 +316,10 @@ impl EventLoop {
                     tracing::trace!(?msg, "publish");
                     self.zmq.publish(msg.encode(), &mut self.stats);
                 }
+                Output::PublishSealed(sealed) => {
+                    tracing::trace!(msg = ?sealed.msg, "publish sealed");
+                    self.zmq.publish(sealed.frames.to_vec(), &mut self.stats);
+                }
                 Output::Beacon(payload) => self.send_beacon(&payload),
                 Output::Connect(peer) => {
                     tracing::info!(%peer, "peer up");

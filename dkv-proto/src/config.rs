@@ -2,8 +2,9 @@
 //! Timing defaults are the prototype's values where the prototype has them.
 
 use crate::clock::WallClock;
-use crate::limits::Limits;
+use crate::limits::{Limits, LimitsError};
 use crate::node_id::NodeId;
+use crate::seal::{Cluster, Keyring, ReplayConfig};
 use std::time::{Duration, Instant};
 
 /// Everything a [`Node`](crate::Node) is told at creation.
@@ -24,6 +25,20 @@ pub struct Config {
     pub timings: Timings,
     /// Sizes, counts and rates the node accepts; every hit is counted.
     pub limits: Limits,
+    /// The cluster the node belongs to. The default, [`Cluster::open`] (the name
+    /// ""), is the prototype's open cluster: today's wire byte for byte, prototype
+    /// nodes welcome. A named cluster is dkv-only: no prototype beacon or topics, a
+    /// hello carrying the cluster's tag, and nodes of other clusters (and the open
+    /// one) are never peered with. [`Cluster::new`] validates the name (at most 64
+    /// bytes of UTF-8).
+    pub cluster: Cluster,
+    /// The cluster's pre-shared keys. With keys the node is keyed: dkv-only like a
+    /// named cluster, and every dkv/2 frame and hello it sends is sealed with the
+    /// first key; it accepts nothing unsealed or sealed with a key it lacks.
+    /// `None` (the default): nothing is sealed.
+    pub keys: Option<Keyring>,
+    /// How long and how many sender runs a keyed node's replay guard remembers.
+    pub replay: ReplayConfig,
 }
 
 impl Config {
@@ -37,8 +52,45 @@ impl Config {
             seed: 0,
             timings: Timings::default(),
             limits: Limits::default(),
+            cluster: Cluster::open(),
+            keys: None,
+            replay: ReplayConfig::default(),
         }
     }
+
+    /// Whether the node is dkv-only: a named cluster or keys. Such a node sends no
+    /// prototype beacon or message and ignores (and counts) the prototype's.
+    pub fn isolated(&self) -> bool {
+        !self.cluster.is_open() || self.keys.is_some()
+    }
+
+    /// Checks the timings, the limits and the replay window make sense. A
+    /// transport should refuse what this rejects; [`Node::new`](crate::Node::new)
+    /// accepts any config (it floors intervals, see [`Timings::validate`]). The
+    /// cluster name is checked when the [`Cluster`] is made.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.timings.validate()?;
+        self.limits.validate()?;
+        if self.keys.is_some() && (self.replay.window_ms == 0 || self.replay.max_streams == 0) {
+            return Err(ConfigError::Replay);
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Config::validate`] refused a config.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The timings do not make sense together.
+    #[error(transparent)]
+    Timings(#[from] TimingsError),
+    /// A limit is out of range.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    /// A keyed node with a zero replay window or no room for a single stream would
+    /// refuse everything.
+    #[error("replay window and replay streams must be above zero")]
+    Replay,
 }
 
 /// Timers, pacing and clock bounds. All are configurable; [`Timings::default`] gives

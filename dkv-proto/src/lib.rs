@@ -60,15 +60,16 @@ mod store;
 pub mod wire;
 
 pub use beacon::{
-    encode_beacon, encode_hello, parse_beacon, parse_datagram, BeaconError, Datagram,
-    BEACON_PREFIX, HELLO_PREFIX, MAX_BEACON_LEN,
+    encode_beacon, encode_hello, encode_plain_hello, is_hello_v2, parse_beacon, parse_datagram,
+    parse_plain_hello, BeaconError, Datagram, PlainHello, BEACON_PREFIX, HELLO_PREFIX,
+    MAX_BEACON_LEN, PLAIN_HELLO_LEN,
 };
 pub use bootstrap::{BootstrapPhase, BootstrapProgress};
 pub use clock::{Timestamp, Version, WallClock};
-pub use config::{Config, Timings, TimingsError};
+pub use config::{Config, ConfigError, Timings, TimingsError};
 pub use gets::GetId;
 pub use limits::{Limits, LimitsError, Rate, WriteError};
-pub use node::{Applied, GetDone, Node, Output};
+pub use node::{Applied, GetDone, Node, Output, Sealed};
 pub use range::key_hash;
 pub use stats::Stats;
 pub use store::{Entry, Record};

@@ -1,7 +1,10 @@
 //! The node: one sans-IO state machine that owns discovery, the store and its
 //! versions, gets, bootstrap and reconciliation, driven by timestamped inputs.
 
-use crate::beacon::{encode_beacon, encode_hello, parse_datagram, Datagram};
+use crate::beacon::{
+    encode_beacon, encode_hello, encode_plain_hello, hello_sender, hello_v2_sealed, is_hello_v2,
+    parse_datagram, parse_plain_hello, Datagram,
+};
 use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
 use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
@@ -10,9 +13,12 @@ use crate::limits::{PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
 use crate::range::{Range, Summary};
 use crate::reconcile::{Reconciler, PAGE_BYTES};
+use crate::seal::{
+    parse_frame, parse_hello, Class, Cluster, HelloAddr, KeyId, ReplayGuard, Sealer, FRAME_MARKER,
+};
 use crate::stats::Stats;
 use crate::store::{Entry, Record, Store};
-use crate::wire::v2::{record_len, Body, Envelope};
+use crate::wire::v2::{self, record_len, Body, Envelope};
 use crate::wire::{subscriptions, DecodeLimits, Message, NodeId};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -44,11 +50,28 @@ pub struct Applied {
     pub local: bool,
 }
 
+/// A dkv/2 message sealed by a keyed node, ready to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    /// The frames to publish, in order: the topic (`dkv2.all` or `dkv2.to <id>`,
+    /// unchanged, so subscriptions work as for plain messages) and the sealed body.
+    /// A receiver passes them to [`Node::handle_message`].
+    pub frames: [Bytes; 2],
+    /// The message sealed, for observers (a simulator's checks, logs). Never send
+    /// it: it is the plaintext.
+    pub msg: Message,
+}
+
 /// Something the transport must do, drained with [`Node::poll_output`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Publish this message on the PUB socket ([`Message::encode`] gives the frames).
+    /// Only an unkeyed node outputs it.
     Publish(Message),
+    /// Publish these sealed frames on the PUB socket. Only a keyed node outputs it,
+    /// in place of every [`Output::Publish`]; each is sealed when it is polled, so
+    /// nonce counters follow the order of sending.
+    PublishSealed(Sealed),
     /// Broadcast this datagram (a beacon or a hello) on the UDP beacon port.
     Beacon(Bytes),
     /// A peer came up: connect the SUB socket to `tcp://<addr>`.
@@ -205,6 +228,13 @@ pub struct Node {
     ask_rates: RateTable,
     /// New keys and bytes each dkv peer may still bring.
     budgets: PeerBudgets,
+    /// Seals what a keyed node sends (nonces from `Config::id` and `Config::seed`).
+    sealer: Sealer,
+    /// Refuses sealed input that is stale, from before this run, or replayed.
+    guard: ReplayGuard,
+    /// The latest `now` any input carried: sealing, which happens in
+    /// `poll_output`, stamps with the wall clock at this instant.
+    last_now: Option<Instant>,
     stats: Stats,
 }
 
@@ -224,7 +254,12 @@ impl Node {
     pub fn new(mut config: Config) -> Node {
         config.timings = config.timings.floored();
         let t = &config.timings;
+        let offset_ms = u64::try_from(t.max_clock_offset.as_millis()).unwrap_or(u64::MAX);
+        let floor_ms = config.wall.unix_ms.saturating_sub(offset_ms);
         Node {
+            sealer: Sealer::new(config.id, config.seed),
+            guard: ReplayGuard::new(config.replay, floor_ms),
+            last_now: None,
             beacon: Bytes::from(encode_beacon(config.pub_port)),
             hello: Bytes::from(encode_hello(config.pub_port, config.id)),
             local_ip: None,
@@ -267,9 +302,48 @@ impl Node {
         &self.config
     }
 
-    /// The SUB socket's prefix subscriptions, in the order to subscribe them.
+    /// The SUB socket's prefix subscriptions, in the order to subscribe them: for a
+    /// named or keyed cluster only `dkv2.all` and `dkv2.to <own id>`.
     pub fn subscriptions(&self) -> Vec<Bytes> {
-        subscriptions(self.config.id)
+        let mut subs = subscriptions(self.config.id);
+        if self.config.isolated() {
+            subs.truncate(2);
+        }
+        subs
+    }
+
+    /// The cluster the node belongs to ([`Config::cluster`]).
+    pub fn cluster(&self) -> &Cluster {
+        &self.config.cluster
+    }
+
+    /// Whether the node is keyed: it seals everything it sends and refuses every
+    /// unauthenticated input (prototype and unkeyed nodes are ignored), counting it.
+    pub fn keyed(&self) -> bool {
+        self.config.keys.is_some()
+    }
+
+    /// Whether the node is dkv-only (a named cluster, or keyed): it neither peers
+    /// with nor answers prototype nodes.
+    pub fn isolated(&self) -> bool {
+        self.config.isolated()
+    }
+
+    /// The id of the key a keyed node seals with; `None` when unkeyed.
+    pub fn send_key(&self) -> Option<KeyId> {
+        self.config.keys.as_ref().map(|k| k.send_id())
+    }
+
+    /// Whether `datagram` is one this node sends, heard back: its beacon or hello
+    /// (open cluster, compared byte for byte), or a version-2 hello (plain or
+    /// sealed) whose header names this node's id. Reads the header only: anyone can
+    /// forge one, so a transport may use it as a hint (its address changed) but
+    /// should rate-limit what it does on it.
+    pub fn is_own_datagram(&self, datagram: &[u8]) -> bool {
+        if !self.config.isolated() {
+            return datagram == &self.beacon[..] || datagram == &self.hello[..];
+        }
+        is_hello_v2(datagram) && hello_sender(datagram) == Some(self.config.id)
     }
 
     /// The local address while the net is up.
@@ -359,7 +433,7 @@ impl Node {
     /// subscription (one per-frame-bounded message of millions of frames could
     /// otherwise be pushed at any time). Re-check after every drain.
     pub fn wants_list_answers(&self) -> bool {
-        self.local_ip.is_some() && self.bootstrap.running()
+        !self.config.isolated() && self.local_ip.is_some() && self.bootstrap.running()
     }
 
     /// Where the current bootstrap stands.
@@ -407,6 +481,7 @@ impl Node {
     /// vanished address are dead but may never report it. Every dkv peer is then
     /// reconciled with, since messages may have been lost meanwhile.
     pub fn handle_net_up(&mut self, now: Instant, local_ip: IpAddr) {
+        self.touch(now);
         if self.local_ip == Some(local_ip) {
             return;
         }
@@ -442,6 +517,7 @@ impl Node {
     /// The transport lost the local address (sending a beacon failed). Beacons stop,
     /// an unfinished bootstrap is abandoned, and peers time out as they fall silent.
     pub fn handle_net_down(&mut self, _now: Instant) {
+        self.touch(_now);
         if self.local_ip.take().is_none() {
             return;
         }
@@ -455,6 +531,7 @@ impl Node {
     /// Versions are stamped with wall time from the latest such reading; the clock
     /// that stamps them never runs backward, whatever the readings do.
     pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.touch(now);
         self.wall = WallClock { at: now, unix_ms };
     }
 
@@ -462,24 +539,52 @@ impl Node {
     /// a new `(ip, port)` pair brings the peer up; later ones keep it alive; a hello
     /// marks the peer as a dkv node, to reconcile with. Own datagrams, those heard
     /// while the net is down, and malformed ones are counted and ignored.
+    ///
+    /// A named or keyed node takes only version-2 hellos of its own cluster (sealed
+    /// with one of its keys, when keyed, fresh, never seen before, and announcing
+    /// the datagram's source address) and counts every other datagram in one drop
+    /// counter before any other work. An open node counts version-2 hellos as
+    /// another cluster's.
     pub fn handle_beacon(&mut self, now: Instant, src: IpAddr, datagram: &[u8]) {
-        let parsed = match parse_datagram(datagram) {
-            Ok(d) => d,
-            Err(err) => return self.stats.count_beacon_error(err),
+        self.touch(now);
+        let (port, id) = if is_hello_v2(datagram) {
+            if !self.config.isolated() {
+                self.stats.drop_hello_foreign_cluster += 1;
+                return;
+            }
+            match self.hello_v2(now, src, datagram) {
+                Some(heard) => heard,
+                None => return,
+            }
+        } else {
+            let parsed = match parse_datagram(datagram) {
+                Ok(d) => d,
+                Err(err) => return self.stats.count_beacon_error(err),
+            };
+            if self.config.isolated() {
+                // A prototype beacon or a version-1 hello: the open cluster's.
+                if self.keyed() {
+                    self.stats.drop_hello_unauthenticated += 1;
+                } else {
+                    self.stats.drop_hello_foreign_cluster += 1;
+                }
+                return;
+            }
+            let Some(local_ip) = self.local_ip else {
+                self.stats.drop_beacon_net_down += 1;
+                return;
+            };
+            let port = parsed.port();
+            let id = match parsed {
+                Datagram::Beacon(_) => None,
+                Datagram::Hello { id, .. } => Some(id),
+            };
+            if (src == local_ip && port == self.config.pub_port) || id == Some(self.config.id) {
+                self.stats.beacons_own += 1;
+                return;
+            }
+            (port, id)
         };
-        let Some(local_ip) = self.local_ip else {
-            self.stats.drop_beacon_net_down += 1;
-            return;
-        };
-        let port = parsed.port();
-        let id = match parsed {
-            Datagram::Beacon(_) => None,
-            Datagram::Hello { id, .. } => Some(id),
-        };
-        if (src == local_ip && port == self.config.pub_port) || id == Some(self.config.id) {
-            self.stats.beacons_own += 1;
-            return;
-        }
         match id {
             None => self.stats.beacons_in += 1,
             Some(_) => self.stats.hellos_in += 1,
@@ -510,15 +615,46 @@ impl Node {
     /// A multipart message arrived on the SUB socket. It is decoded strictly; a
     /// malformed one, one over the size limits of [`Config::limits`] (refused before
     /// anything is copied), or one addressed to another node, is counted and ignored.
+    ///
+    /// A keyed node takes only sealed dkv/2 frames, checked in this order, each
+    /// refusal counted before any further work: topic (`dkv2.all` or `dkv2.to <own
+    /// id>`), frame count and size, the seal marker (`drop_unauthenticated`),
+    /// cluster tag, key id, sender not itself, freshness and replay (read-only),
+    /// then the one allocation, opening the frame (`drop_forged`), then recording it
+    /// as seen, decoding, and the body's sender equal to the sealed one
+    /// (`drop_seal_mismatch`). A named node counts prototype messages in
+    /// `drop_foreign_cluster`.
     pub fn handle_message<F: AsRef<[u8]>>(&mut self, now: Instant, frames: &[F]) {
+        self.touch(now);
+        if self.keyed() {
+            return self.handle_sealed(now, frames);
+        }
         match Message::decode_limited(frames, DecodeLimits::from(&self.config.limits)) {
-            Ok(msg) => self.handle_decoded(now, msg),
+            Ok(msg) => self.accept(now, msg),
             Err(err) => self.stats.count_decode_error(err),
         }
     }
 
     /// Like [`handle_message`](Self::handle_message), for a message already decoded.
+    /// A keyed node refuses it (`drop_unauthenticated`): it takes only what opens
+    /// under its keys, so a keyed node's input must come as frames through
+    /// `handle_message`.
     pub fn handle_decoded(&mut self, now: Instant, msg: Message) {
+        self.touch(now);
+        if self.keyed() {
+            self.stats.drop_unauthenticated += 1;
+            return;
+        }
+        self.accept(now, msg);
+    }
+
+    /// Takes a decoded (and, when keyed, authenticated) message.
+    fn accept(&mut self, now: Instant, msg: Message) {
+        if self.config.isolated() && !matches!(msg, Message::Dkv(_)) {
+            // The open cluster's (a keyed node never gets here with one).
+            self.stats.drop_foreign_cluster += 1;
+            return;
+        }
         let own = self.config.id;
         match &msg {
             Message::Answer { asker, .. } if *asker != own => {
@@ -599,6 +735,179 @@ impl Node {
             Message::Dkv(envelope) => self.handle_dkv(now, envelope),
         }
         self.check_caught_up();
+    }
+
+    /// A version-2 hello heard by a named or keyed node: the announced port and id,
+    /// or `None` once the refusal is counted.
+    fn hello_v2(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        datagram: &[u8],
+    ) -> Option<(u16, Option<NodeId>)> {
+        let own = self.config.id;
+        let sealed = hello_v2_sealed(datagram);
+        let Some(keys) = &self.config.keys else {
+            if sealed {
+                // A keyed cluster's hello: not ours, whatever its name.
+                self.stats.drop_hello_foreign_cluster += 1;
+                return None;
+            }
+            let hello = match parse_plain_hello(datagram) {
+                Ok(h) => h,
+                Err(err) => {
+                    self.stats.count_beacon_error(err);
+                    return None;
+                }
+            };
+            if hello.tag != self.config.cluster.tag() {
+                self.stats.drop_hello_foreign_cluster += 1;
+                return None;
+            }
+            if self.local_ip.is_none() {
+                self.stats.drop_beacon_net_down += 1;
+                return None;
+            }
+            if hello.id == own {
+                self.stats.beacons_own += 1;
+                return None;
+            }
+            if src != IpAddr::V4(hello.ip) {
+                self.stats.drop_hello_spoofed += 1;
+                return None;
+            }
+            return Some((hello.port, Some(hello.id)));
+        };
+        if !sealed {
+            self.stats.drop_hello_unauthenticated += 1;
+            return None;
+        }
+        let Ok(header) = parse_hello(datagram) else {
+            self.stats.drop_bad_hello += 1;
+            return None;
+        };
+        if header.cluster_tag != self.config.cluster.tag() {
+            self.stats.drop_hello_foreign_cluster += 1;
+            return None;
+        }
+        if self.local_ip.is_none() {
+            self.stats.drop_beacon_net_down += 1;
+            return None;
+        }
+        if header.sender == own {
+            self.stats.beacons_own += 1;
+            return None;
+        }
+        if !keys.knows(header.key_id) {
+            self.stats.drop_hello_unknown_key += 1;
+            return None;
+        }
+        let wall = self.wall_ms(now);
+        if let Err(why) = self.guard.check(&header, wall) {
+            self.stats.count_refusal(why, true);
+            return None;
+        }
+        let Ok(opened) = keys.open_hello(&self.config.cluster, datagram) else {
+            self.stats.drop_hello_forged += 1;
+            return None;
+        };
+        // Genuine, but possibly replayed from elsewhere: it connects no one unless it
+        // comes from the address it announces.
+        if src != IpAddr::V4(opened.addr.ip) || opened.addr.port == 0 {
+            self.stats.drop_hello_spoofed += 1;
+            return None;
+        }
+        if let Err(why) = self.guard.commit(&header, wall) {
+            self.stats.count_refusal(why, true);
+            return None;
+        }
+        Some((opened.addr.port, Some(header.sender)))
+    }
+
+    /// A keyed node's `handle_message`: the receive order of the seal.
+    fn handle_sealed<F: AsRef<[u8]>>(&mut self, now: Instant, frames: &[F]) {
+        let own = self.config.id;
+        let Some((topic, rest)) = frames.split_first() else {
+            self.stats.drop_empty += 1;
+            return;
+        };
+        let topic = topic.as_ref();
+        let Some(class) = Class::of_topic(topic) else {
+            match v2::topic_target(topic) {
+                // `dkv2.to` with a bad id.
+                Some(_) => self.stats.drop_bad_id += 1,
+                // A prototype topic or garbage: nothing unsealed is taken.
+                None => self.stats.drop_unauthenticated += 1,
+            }
+            return;
+        };
+        let to = match class {
+            Class::To => {
+                let id = NodeId(topic[v2::TOPIC_TO.len()..].try_into().unwrap_or_default());
+                if id != own {
+                    self.stats.drop_not_ours += 1;
+                    return;
+                }
+                Some(id)
+            }
+            _ => None,
+        };
+        let [frame] = rest else {
+            self.stats.drop_frame_count += 1;
+            return;
+        };
+        let frame = frame.as_ref();
+        if topic.len().saturating_add(frame.len()) > self.config.limits.max_message_bytes {
+            self.stats.drop_oversized += 1;
+            return;
+        }
+        if frame.first() != Some(&FRAME_MARKER) {
+            self.stats.drop_unauthenticated += 1;
+            return;
+        }
+        let Ok(header) = parse_frame(topic, frame) else {
+            // Shorter than a header and a tag.
+            self.stats.drop_forged += 1;
+            return;
+        };
+        let Some(keys) = &self.config.keys else {
+            return;
+        };
+        if header.cluster_tag != self.config.cluster.tag() {
+            self.stats.drop_foreign_cluster += 1;
+            return;
+        }
+        if !keys.knows(header.key_id) {
+            self.stats.drop_unknown_key += 1;
+            return;
+        }
+        if header.sender == own {
+            self.stats.drop_not_ours += 1;
+            return;
+        }
+        let wall = self.wall_ms(now);
+        if let Err(why) = self.guard.check(&header, wall) {
+            self.stats.count_refusal(why, false);
+            return;
+        }
+        let Ok(opened) = keys.open_frame(&self.config.cluster, topic, frame) else {
+            self.stats.drop_forged += 1;
+            return;
+        };
+        if let Err(why) = self.guard.commit(&header, wall) {
+            self.stats.count_refusal(why, false);
+            return;
+        }
+        let limits = DecodeLimits::from(&self.config.limits);
+        let envelope = match v2::decode(to, &[opened.body.as_slice()], limits) {
+            Ok(e) => e,
+            Err(err) => return self.stats.count_decode_error(err),
+        };
+        if envelope.from != header.sender {
+            self.stats.drop_seal_mismatch += 1;
+            return;
+        }
+        self.accept(now, Message::Dkv(envelope));
     }
 
     fn handle_dkv(&mut self, now: Instant, envelope: Envelope) {
@@ -716,6 +1025,7 @@ impl Node {
     /// Like [`set`](Self::set), returning the refusal of a key or value over the
     /// limits ([`Limits::check_write`](crate::Limits::check_write)).
     pub fn try_set(&mut self, now: Instant, key: String, value: Bytes) -> Result<(), WriteError> {
+        self.touch(now);
         self.check_write(&key, Some(&value))?;
         self.stats.sets += 1;
         self.write(now, key, Some(value));
@@ -733,6 +1043,7 @@ impl Node {
 
     /// Like [`delete`](Self::delete), returning the refusal of a key over the limit.
     pub fn try_delete(&mut self, now: Instant, key: String) -> Result<(), WriteError> {
+        self.touch(now);
         self.check_write(&key, None)?;
         self.stats.deletes += 1;
         self.write(now, key, None);
@@ -791,7 +1102,8 @@ impl Node {
         // Stored (and reported) first, then published: a transport that persists
         // writes has one on disk before any peer can hold it.
         self.apply(now, key, entry, Origin::Local);
-        self.queue_put(self.peers.any_prototype(), record);
+        let echo = !self.config.isolated() && self.peers.any_prototype();
+        self.queue_put(echo, record);
         self.sync_step(now);
     }
 
@@ -855,6 +1167,7 @@ impl Node {
     /// configured get timeout) passes, with whatever is then held. Either way exactly
     /// one [`Output::GetDone`] with the returned id follows.
     pub fn get(&mut self, now: Instant, key: String, timeout: Option<Duration>) -> GetId {
+        self.touch(now);
         let id = GetId(self.next_get);
         self.next_get += 1;
         if self.store.get(&key).is_some() {
@@ -868,7 +1181,8 @@ impl Node {
                 from: self.config.id,
                 body: Body::Ask { key: key.clone() },
             }));
-            if self.peers.any_prototype() || self.peers.len() == 0 {
+            let prototypes = self.peers.any_prototype() || self.peers.len() == 0;
+            if prototypes && !self.config.isolated() {
                 self.publish(Message::Question {
                     asker: self.config.id,
                     key: key.clone(),
@@ -884,11 +1198,13 @@ impl Node {
     /// timeouts, bootstrap steps, reconciliation and tombstone collection. Calling it
     /// early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.touch(now);
         if let Some(at) = self.next_beacon.filter(|&at| at <= now) {
-            self.stats.hellos_out += 1;
-            self.out.push_back(Output::Beacon(self.hello.clone()));
-            self.stats.beacons_out += 1;
-            self.out.push_back(Output::Beacon(self.beacon.clone()));
+            self.announce_presence();
+            if self.keyed() {
+                let wall = self.wall_ms(now);
+                self.guard.expire(wall);
+            }
             let interval = self.config.timings.beacon_interval;
             let next = later(at, interval);
             self.next_beacon = Some(if next > now {
@@ -941,12 +1257,22 @@ impl Node {
 
     // ---- outputs ----
 
-    /// The next thing the transport must do, in order; `None` when drained.
+    /// The next thing the transport must do, in order; `None` when drained. A keyed
+    /// node seals each message here, as it is polled.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        let output = self.out.pop_front()?;
-        self.popped += 1;
-        Some(output)
+        loop {
+            let output = self.out.pop_front()?;
+            self.popped += 1;
+            match output {
+                Output::Publish(msg) if self.keyed() => {
+                    if let Some(sealed) = self.seal(msg) {
+                        return Some(Output::PublishSealed(sealed));
+                    }
+                }
+                output => return Some(output),
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None`
@@ -979,11 +1305,88 @@ impl Node {
         self.wall.millis_at(now)
     }
 
+    /// Notes the latest `now` an input carried.
+    fn touch(&mut self, now: Instant) {
+        self.last_now = Some(self.last_now.map_or(now, |t| t.max(now)));
+    }
+
+    /// A seal's stamp: the wall clock at the latest input, or the clock's latest
+    /// reading if that is ahead.
+    fn stamp_ms(&self) -> u64 {
+        let wall = self.wall_ms(self.last_now.unwrap_or(self.wall.at));
+        wall.max(self.hlc.last().millis())
+    }
+
+    /// Queues this beacon interval's discovery datagrams: the open cluster's hello
+    /// and beacon, or a named cluster's version-2 hello (sealed when keyed). A named
+    /// node on an IPv6 address has nothing to announce (hellos carry IPv4).
+    fn announce_presence(&mut self) {
+        if !self.config.isolated() {
+            self.stats.hellos_out += 1;
+            self.out.push_back(Output::Beacon(self.hello.clone()));
+            self.stats.beacons_out += 1;
+            self.out.push_back(Output::Beacon(self.beacon.clone()));
+            return;
+        }
+        let Some(IpAddr::V4(ip)) = self.local_ip else {
+            return;
+        };
+        let (id, port) = (self.config.id, self.config.pub_port);
+        let stamp = self.stamp_ms();
+        let hello = match &self.config.keys {
+            None => Bytes::from(encode_plain_hello(&self.config.cluster, id, port, ip)),
+            Some(keys) => {
+                let addr = HelloAddr { port, ip };
+                match self
+                    .sealer
+                    .seal_hello(keys, &self.config.cluster, addr, stamp)
+                {
+                    Ok(sealed) => Bytes::copy_from_slice(&sealed),
+                    Err(_) => {
+                        self.stats.seal_failures += 1;
+                        return;
+                    }
+                }
+            }
+        };
+        self.stats.hellos_out += 1;
+        self.out.push_back(Output::Beacon(hello));
+    }
+
+    /// Seals a queued dkv/2 message; `None` (counted) if sealing failed.
+    fn seal(&mut self, msg: Message) -> Option<Sealed> {
+        let stamp = self.stamp_ms();
+        let (Message::Dkv(envelope), Some(keys)) = (&msg, &self.config.keys) else {
+            // Never queued by a keyed node (`publish` keeps prototype messages out).
+            self.stats.seal_failures += 1;
+            return None;
+        };
+        let topic = v2::topic(envelope.to);
+        let body = envelope.body_bytes();
+        match self
+            .sealer
+            .seal_frame(keys, &self.config.cluster, &topic, &body, stamp)
+        {
+            Ok(frame) => Some(Sealed {
+                frames: [topic, Bytes::from(frame)],
+                msg,
+            }),
+            Err(_) => {
+                self.stats.seal_failures += 1;
+                None
+            }
+        }
+    }
+
     fn horizon_ms(&self) -> u64 {
         u64::try_from(self.config.timings.tombstone_horizon.as_millis()).unwrap_or(u64::MAX)
     }
 
     fn publish(&mut self, msg: Message) {
+        if self.config.isolated() && !matches!(msg, Message::Dkv(_)) {
+            // A dkv-only node never speaks the prototype's topics.
+            return;
+        }
         self.stats.count_out(msg.kind());
         self.out.push_back(Output::Publish(msg));
     }

@@ -2,6 +2,7 @@
 //! bootstrap and reconciliation.
 
 use crate::beacon::BeaconError;
+use crate::seal::Refusal;
 use crate::wire::{DecodeError, Kind};
 
 macro_rules! counters {
@@ -114,6 +115,28 @@ counters! {
     drop_bad_hello,
     /// Dropped: a beacon or hello heard while the net is down (no local address).
     drop_beacon_net_down,
+    /// Dropped by a keyed node: a prototype beacon, or a hello not sealed.
+    drop_hello_unauthenticated,
+    /// Dropped: a hello of another cluster (by an open node: any version-2 hello;
+    /// by a named node: a prototype beacon, a version-1 hello, another tag, or a
+    /// sealed hello when unkeyed).
+    drop_hello_foreign_cluster,
+    /// Dropped by a keyed node: a sealed hello under a key id it does not hold.
+    drop_hello_unknown_key,
+    /// Dropped by a keyed node: a sealed hello stamped outside the replay window,
+    /// or before this run started (less the maximum clock offset).
+    drop_hello_stale,
+    /// Dropped by a keyed node: a sealed hello already accepted (or below the
+    /// sender's replay window).
+    drop_hello_replay,
+    /// Dropped by a keyed node: a sealed hello from a new sender run while the
+    /// replay guard remembers its maximum of runs.
+    drop_hello_streams_full,
+    /// Dropped by a keyed node: a sealed hello that does not authenticate.
+    drop_hello_forged,
+    /// Dropped: a version-2 hello announcing an address other than the datagram's
+    /// source (a replay or spoof: it connects no one anywhere).
+    drop_hello_spoofed,
     /// Refused: a received entry whose version is more than the maximum clock offset
     /// ahead of local wall time.
     drop_clock_ahead,
@@ -127,6 +150,33 @@ counters! {
     drop_key_too_long,
     /// Dropped: a received message holding a value over `Limits::max_value_bytes`.
     drop_value_too_large,
+    /// Dropped by a keyed node: a message not sealed (plain dkv/2, a prototype's,
+    /// or handed over already decoded).
+    drop_unauthenticated,
+    /// Dropped: a message of another cluster (by a named node: a prototype
+    /// message; by a keyed node: a sealed frame with another cluster's tag).
+    drop_foreign_cluster,
+    /// Dropped by a keyed node: a sealed frame under a key id it does not hold.
+    drop_unknown_key,
+    /// Dropped by a keyed node: a sealed frame stamped outside the replay window,
+    /// or before this run started (less the maximum clock offset).
+    drop_stale,
+    /// Dropped by a keyed node: a sealed frame already accepted (or below the
+    /// sender's replay window).
+    drop_replay,
+    /// Dropped by a keyed node: a sealed frame from a new sender run while the
+    /// replay guard remembers its maximum of runs.
+    drop_streams_full,
+    /// Dropped by a keyed node: a sealed frame that does not authenticate (forged,
+    /// corrupted, truncated, moved to another topic, sealed for another cluster
+    /// name or with another key).
+    drop_forged,
+    /// Dropped by a keyed node: an authentic frame whose body names a sender other
+    /// than its seal's.
+    drop_seal_mismatch,
+    /// Messages or hellos a keyed node could not seal (a nonce counter exhausted)
+    /// and did not send.
+    seal_failures,
     /// Refused: local sets and deletes over the key or value limit.
     writes_refused,
     /// Ignored: a beacon or hello from a new endpoint while `Limits::max_peers` peers
@@ -261,6 +311,44 @@ impl Stats {
             BeaconError::BadPort => &mut self.drop_beacon_bad_port,
             BeaconError::BadHello => &mut self.drop_bad_hello,
         } += 1;
+    }
+
+    pub(crate) fn count_refusal(&mut self, why: Refusal, hello: bool) {
+        *match (why, hello) {
+            (Refusal::Stale | Refusal::Future | Refusal::BeforeStart, false) => {
+                &mut self.drop_stale
+            }
+            (Refusal::Stale | Refusal::Future | Refusal::BeforeStart, true) => {
+                &mut self.drop_hello_stale
+            }
+            (Refusal::Replay | Refusal::BelowWindow, false) => &mut self.drop_replay,
+            (Refusal::Replay | Refusal::BelowWindow, true) => &mut self.drop_hello_replay,
+            (Refusal::StreamsFull, false) => &mut self.drop_streams_full,
+            (Refusal::StreamsFull, true) => &mut self.drop_hello_streams_full,
+        } += 1;
+    }
+
+    /// Input a keyed node refused as unauthenticated or not authentic: unsealed
+    /// messages and datagrams, unknown keys, forgeries, replays, stale stamps,
+    /// spoofed hellos. What `stats` shows beside "keyed: refusing unauthenticated
+    /// traffic".
+    pub fn refused_unauthenticated(&self) -> u64 {
+        [
+            self.drop_unauthenticated,
+            self.drop_unknown_key,
+            self.drop_stale,
+            self.drop_replay,
+            self.drop_forged,
+            self.drop_seal_mismatch,
+            self.drop_hello_unauthenticated,
+            self.drop_hello_unknown_key,
+            self.drop_hello_stale,
+            self.drop_hello_replay,
+            self.drop_hello_forged,
+            self.drop_hello_spoofed,
+        ]
+        .iter()
+        .sum()
     }
 
     /// Every input dropped or refused, whatever the reason.

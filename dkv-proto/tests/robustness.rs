@@ -272,6 +272,7 @@ fn check_outputs(n: &mut Node, model: &mut Model) -> Result<(), TestCaseError> {
                     }
                 }
             }
+            Output::PublishSealed(_) => prop_assert!(false, "an unkeyed node sealed"),
             Output::Beacon(d) => {
                 prop_assert!(
                     d[..] == hello(1, PORT)[..] || &d[..] == b"beacon 1",

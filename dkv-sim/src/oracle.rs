@@ -190,6 +190,7 @@ impl Oracle {
         self.checks += 1;
         match out {
             Output::Publish(msg) => self.published(slot, msg),
+            Output::PublishSealed(sealed) => self.published(slot, &sealed.msg),
             Output::Applied(a) => self.applied(slot, &a.key, &a.entry, a.local),
             Output::Collected(key) => {
                 let was = self.watch(slot).held.remove(key);

@@ -710,7 +710,10 @@ impl Sim {
             self.oracle.output(slot, at, &out);
             match out {
                 Output::Beacon(payload) => self.send_beacon(slot, payload),
-                Output::Publish(msg) => {
+                // The simulated net carries decoded messages, which a keyed core
+                // refuses (`handle_decoded`): keyed runs must carry `frames` to
+                // `Node::handle_message` instead. No run is keyed yet.
+                Output::Publish(msg) | Output::PublishSealed(dkv_proto::Sealed { msg, .. }) => {
                     let topic = msg.topic();
                     self.trace.word(4 ^ ((slot as u64) << 8));
                     self.trace.bytes(&topic);

@@ -115,6 +115,17 @@ impl Cluster {
         })
     }
 
+    /// The prototype's open cluster: the name "". A node in it speaks the
+    /// prototype's wire and dkv/2 unsealed, exactly as before clusters existed.
+    pub fn open() -> Cluster {
+        Cluster::new("").expect("the empty name is within the limit")
+    }
+
+    /// Whether this is the open cluster (the name "").
+    pub fn is_open(&self) -> bool {
+        self.name.is_empty()
+    }
+
     /// The name ("" is allowed).
     pub fn name(&self) -> &str {
         &self.name
@@ -123,6 +134,13 @@ impl Cluster {
     /// The tag.
     pub fn tag(&self) -> ClusterTag {
         self.tag
+    }
+}
+
+impl Default for Cluster {
+    /// The open cluster, [`Cluster::open`].
+    fn default() -> Cluster {
+        Cluster::open()
     }
 }
 

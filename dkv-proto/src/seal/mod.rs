@@ -1,7 +1,7 @@
 //! Sealing for keyed clusters: pre-shared keys ([`Key`], [`Keyring`]), the sealed
 //! formats of dkv/2 body frames and hellos ([`Sealer`], [`Keyring::open_frame`],
 //! [`Keyring::open_hello`]) and replay refusal ([`ReplayGuard`]). Pure computation:
-//! randomness and time come in as arguments. The node does not use it yet.
+//! randomness and time come in as arguments. A keyed [`Node`](crate::Node) uses it.
 //!
 //! The AEAD is XChaCha20-Poly1305 from RustCrypto's `chacha20poly1305`, composed and
 //! never reimplemented. It is pure Rust, constant-time and fast without AES hardware,

@@ -168,7 +168,7 @@ pub fn topic(to: Option<NodeId>) -> Bytes {
 
 /// `None` if `topic` is not a dkv/2 topic; else whom it addresses, or why its id
 /// is bad.
-pub(super) fn topic_target(topic: &[u8]) -> Option<Result<Option<NodeId>, DecodeError>> {
+pub(crate) fn topic_target(topic: &[u8]) -> Option<Result<Option<NodeId>, DecodeError>> {
     if topic == TOPIC_ALL {
         return Some(Ok(None));
     }
@@ -260,7 +260,7 @@ impl Envelope {
 }
 
 /// Decodes the frames after a dkv/2 topic addressed to `to`: exactly one body.
-pub(super) fn decode<F: AsRef<[u8]>>(
+pub(crate) fn decode<F: AsRef<[u8]>>(
     to: Option<NodeId>,
     rest: &[F],
     limits: DecodeLimits,

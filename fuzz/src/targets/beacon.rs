@@ -194,6 +194,10 @@ pub fn beacon(data: &[u8]) {
     let valid = match parsed {
         Err(BeaconError::NotBeacon) => Err("drop_not_beacon"),
         Err(BeaconError::BadPort) => Err("drop_beacon_bad_port"),
+        // A version-2 hello is a named or keyed cluster's: another than the open one.
+        Err(BeaconError::BadHello) if dkv_proto::is_hello_v2(datagram) => {
+            Err("drop_hello_foreign_cluster")
+        }
         Err(BeaconError::BadHello) => Err("drop_bad_hello"),
         Ok(_) if !net_up => Err("drop_beacon_net_down"),
         Ok(Datagram::Hello { id, .. }) if id == BEACON_NODE_ID => Err("beacons_own"),

@@ -37,7 +37,7 @@ pub enum Counter {
 /// counter added to `dkv-proto` fails the targets until it is classified here
 /// (instead of silently escaping the "exactly one counter" checks).
 pub fn counter(name: &str) -> Counter {
-    const MESSAGE_DROPS: [&str; 15] = [
+    const MESSAGE_DROPS: [&str; 23] = [
         "drop_empty",
         "drop_unknown_topic",
         "drop_bad_id",
@@ -53,8 +53,16 @@ pub fn counter(name: &str) -> Counter {
         "drop_oversized",
         "drop_key_too_long",
         "drop_value_too_large",
+        "drop_unauthenticated",
+        "drop_foreign_cluster",
+        "drop_unknown_key",
+        "drop_stale",
+        "drop_replay",
+        "drop_streams_full",
+        "drop_forged",
+        "drop_seal_mismatch",
     ];
-    const DATAGRAM: [&str; 7] = [
+    const DATAGRAM: [&str; 15] = [
         "beacons_in",
         "hellos_in",
         "beacons_own",
@@ -62,6 +70,14 @@ pub fn counter(name: &str) -> Counter {
         "drop_beacon_bad_port",
         "drop_bad_hello",
         "drop_beacon_net_down",
+        "drop_hello_unauthenticated",
+        "drop_hello_foreign_cluster",
+        "drop_hello_unknown_key",
+        "drop_hello_stale",
+        "drop_hello_replay",
+        "drop_hello_streams_full",
+        "drop_hello_forged",
+        "drop_hello_spoofed",
     ];
     const ENTRY: [&str; 5] = [
         "entries_applied",
@@ -88,9 +104,8 @@ pub fn counter(name: &str) -> Counter {
         n if ENTRY.contains(&n) => Counter::Entry,
         n if n.starts_with("out_") || n.starts_with("sync_") => Counter::Traffic,
         // A question, list or ask over its rate is still counted in `in_<kind>`.
-        "beacons_out" | "hellos_out" | "drop_answer_rate" | "drop_list_rate" | "drop_ask_rate" => {
-            Counter::Traffic
-        }
+        "beacons_out" | "hellos_out" | "seal_failures" | "drop_answer_rate" | "drop_list_rate"
+        | "drop_ask_rate" => Counter::Traffic,
         n if PEERS.contains(&n) => Counter::Peers,
         n if GETS.contains(&n) => Counter::Gets,
         n if WRITES.contains(&n) => Counter::Writes,

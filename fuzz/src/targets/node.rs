@@ -391,7 +391,7 @@ impl Harness {
         let mut collected = 0;
         for output in &outputs {
             match output {
-                Output::Publish(msg) => {
+                Output::Publish(msg) | Output::PublishSealed(dkv_proto::Sealed { msg, .. }) => {
                     self.check_publish(msg);
                     published.push(msg.clone());
                 }
