@@ -12,6 +12,8 @@
 //!   node.
 //! - [`node`]: a whole sequence of inputs through one node, checking its contract
 //!   against a model of its store and clock.
+//! - [`seal`]: key files, sealed frames and hellos, and a keyed node refusing all
+//!   but genuine sealed input.
 //!
 //! [`seeds`] builds the seed corpus from `dkv-proto`'s own encoders.
 
@@ -25,9 +27,15 @@ mod targets;
 pub use targets::beacon::beacon;
 pub use targets::decode::{decode, split_frames};
 pub use targets::node::{node, node_run, Op, Stamp};
+pub use targets::seal::seal;
 
 /// A target: checks one input, panicking only if dkv is wrong.
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `cargo fuzz` and the corpus directories call them.
-pub const TARGETS: [(&str, Target); 3] = [("decode", decode), ("beacon", beacon), ("node", node)];
+pub const TARGETS: [(&str, Target); 4] = [
+    ("decode", decode),
+    ("beacon", beacon),
+    ("node", node),
+    ("seal", seal),
+];

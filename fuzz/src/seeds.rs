@@ -1087,5 +1087,52 @@ pub fn all() -> Vec<Seed> {
     let mut seeds = decode_seeds();
     seeds.extend(beacon_seeds());
     seeds.extend(node_seeds());
+    seeds.extend(seal_seeds());
     seeds
+}
+
+/// The `seal` target's seeds: key files, each genuine frame and hello (as such and
+/// with a byte flipped), to the parsers and to the keyed node.
+fn seal_seeds() -> Vec<Seed> {
+    use crate::targets::seal::{genuine_frames, genuine_hellos, SEAL_KEY_FILE};
+    let mut out: Vec<(String, Vec<u8>)> = vec![
+        (
+            "keys-one".into(),
+            [&[0u8][..], SEAL_KEY_FILE.as_bytes()].concat(),
+        ),
+        (
+            "keys-bad-line".into(),
+            [&[0u8][..], b"# c\n00zz\n"].concat(),
+        ),
+    ];
+    let flip = |b: &[u8], at: usize| {
+        let mut v = b.to_vec();
+        let i = at % v.len();
+        v[i] ^= 1;
+        v
+    };
+    for (i, (topic, frame)) in genuine_frames().iter().enumerate() {
+        for (kind, frame) in [("genuine", frame.to_vec()), ("flipped", flip(frame, 20))] {
+            let pair = Writer::new().bytes(topic).bytes(&frame).finish();
+            out.push((format!("frame-{i}-{kind}"), [&[1u8][..], &pair].concat()));
+            let node = Writer::new().u8(2).bytes(topic).bytes(&frame).finish();
+            out.push((
+                format!("node-frame-{i}-{kind}"),
+                [&[3u8][..], &node].concat(),
+            ));
+        }
+    }
+    for (i, hello) in genuine_hellos().iter().enumerate() {
+        for (kind, h) in [("genuine", hello.to_vec()), ("flipped", flip(hello, 50))] {
+            out.push((format!("hello-{i}-{kind}"), [&[2u8][..], &h].concat()));
+            out.push((format!("node-hello-{i}-{kind}"), [&[4u8][..], &h].concat()));
+        }
+    }
+    out.into_iter()
+        .map(|(name, data)| Seed {
+            target: "seal",
+            name,
+            data,
+        })
+        .collect()
 }

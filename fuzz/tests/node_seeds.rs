@@ -136,3 +136,16 @@ fn writes_seeds_publish_puts_with_set_copies_for_prototype_peers() {
     let s = stats_of("writes-batched");
     assert_eq!((s.sets, s.deletes), (2, 1));
 }
+
+#[test]
+fn genuine_seal_seeds_are_taken_and_flipped_ones_refused() {
+    // The seal target asserts what a keyed node does with each; here, that the
+    // genuine seeds reach the "taken" path at all (so the target checks it).
+    use dkv_fuzz::seeds::all;
+    let seeds: Vec<_> = all().into_iter().filter(|s| s.target == "seal").collect();
+    assert!(seeds.iter().any(|s| s.name == "node-frame-0-genuine"));
+    assert!(seeds.iter().any(|s| s.name == "node-hello-0-flipped"));
+    for s in &seeds {
+        dkv_fuzz::seal(&s.data);
+    }
+}

@@ -17,6 +17,27 @@ proptest! {
     }
 
     #[test]
+    fn seal_holds_for_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..160)) {
+        dkv_fuzz::seal(&data);
+    }
+
+    #[test]
+    fn seal_holds_for_genuine_items_with_one_byte_changed(
+        which in 0usize..5,
+        at in any::<usize>(),
+        xor in 1u8..=255,
+    ) {
+        let seeds: Vec<_> = dkv_fuzz::seeds::all()
+            .into_iter()
+            .filter(|s| s.target == "seal" && s.name.contains("genuine"))
+            .collect();
+        let mut data = seeds[which % seeds.len()].data.clone();
+        let i = 1 + at % (data.len() - 1);
+        data[i] ^= xor;
+        dkv_fuzz::seal(&data);
+    }
+
+    #[test]
     fn node_holds_for_random_op_sequences(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
         dkv_fuzz::node(&data);
     }

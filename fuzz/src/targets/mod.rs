@@ -1,4 +1,4 @@
-//! The three targets; each module owns one target and the invariants it checks.
+//! The four targets; each module owns one target and the invariants it checks.
 //! This module owns what they share: which counters say what, and [`model`], the
 //! reference the store and clock are checked against.
 
@@ -6,6 +6,7 @@ pub mod beacon;
 pub mod decode;
 pub mod model;
 pub mod node;
+pub mod seal;
 
 use dkv_proto::wire::Body;
 use dkv_proto::{Message, NodeId, Stats};
