@@ -12,7 +12,9 @@
 //! - `all` (the default): the three, with their defaults.
 //!
 //! `BENCH_RUNS=R` sets the bootstrap runs per size; `BENCH_DEBUG=1` prints the
-//! joiner's status when its bootstrap is done and when it holds every key.
+//! joiner's status when its bootstrap is done and when it holds every key;
+//! `BENCH_SEND_HWM` and `BENCH_RECV_HWM` override the nodes' `send_hwm` and
+//! `recv_hwm` (to choose their defaults).
 
 mod bench;
 
@@ -45,7 +47,23 @@ fn config() -> Config {
         ..Config::loopback(port)
     };
     config.timings.peer_timeout = Duration::from_secs(2);
+    if let Some(hwm) = env_number("BENCH_SEND_HWM") {
+        config.send_hwm = hwm;
+    }
+    if let Some(hwm) = env_number("BENCH_RECV_HWM") {
+        config.recv_hwm = hwm;
+    }
     config
+}
+
+/// A number from the environment, if set.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number")),
+    )
 }
 
 fn keys_held(node: &Dkv) -> usize {
@@ -99,13 +117,12 @@ fn replication(keys: usize) {
     let t = &stats.transport;
     println!(
         "replication: {keys} sets a -> b in {:.3} s ({:.0} sets/s; handle calls took {:.3} s; \
-         {} put messages; a's PUB backlogged {} and dropped {})",
+         {} put messages; a's subscriber queue overflows {})",
         took.as_secs_f64(),
         keys as f64 / took.as_secs_f64(),
         queued.as_secs_f64(),
         stats.proto.out_put,
-        t.pub_backlogged,
-        t.pub_dropped
+        t.pub_overflows
     );
 }
 

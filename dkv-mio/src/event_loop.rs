@@ -10,7 +10,7 @@
 //! never starved for long); the
 //! node's outputs are carried out once per batch of commands, so writes made back
 //! to back can travel in one message. Last, both ZeroMQ sockets are settled
-//! (pending commands processed, the PUB backlog flushed until `EAGAIN`; see
+//! (pending commands processed; see
 //! `ZmqIo::settle`). The loop then sleeps in `poll` until the nearest deadline,
 //! unless the SUB socket still holds a message or a source stopped at its batch
 //! limit: ZeroMQ's descriptors only signal edges, so sleeping with work pending

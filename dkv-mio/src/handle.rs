@@ -73,7 +73,8 @@ impl Dkv {
     /// Opens the sockets (PUB on a random port, SUB, the beacon socket) and starts
     /// the node's thread. On success the node looks for its local address at once
     /// and, once it has one, beacons and bootstraps. On error nothing is left
-    /// running. Refused with [`Error::InvalidArgument`]: an empty send backlog,
+    /// running. Refused with [`Error::InvalidArgument`]: a send or receive
+    /// high-water mark below 1, a stall timeout outside 1 ms to 24 hours,
     /// a default get timeout above [`MAX_GET_TIMEOUT`], a peer timeout above
     /// [`MAX_PEER_TIMEOUT`], beacon port 0, and a
     /// bind address that is unspecified, broadcast or
@@ -88,9 +89,17 @@ impl Dkv {
     /// ([`Error::DataDir`]) is refused and left untouched.
     pub fn start(config: Config) -> Result<Dkv, Error> {
         config.timings.validate()?;
-        if config.send_backlog == 0 {
+        if config.send_hwm <= 0 || config.recv_hwm <= 0 {
             return Err(Error::InvalidArgument(
-                "the send backlog must hold at least 1 message",
+                "the send and receive high-water marks must be at least 1 message",
+            ));
+        }
+        if config
+            .stall_timeout
+            .is_some_and(|t| t < Duration::from_millis(1) || t > MAX_PEER_TIMEOUT)
+        {
+            return Err(Error::InvalidArgument(
+                "the stall timeout must be 1 ms to 24 hours",
             ));
         }
         if config.timings.get_timeout > MAX_GET_TIMEOUT {

@@ -6,8 +6,8 @@ use dkv_proto::{BootstrapProgress, Timestamp};
 use std::net::IpAddr;
 
 /// Counters kept by the transport loop, beside the protocol's
-/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_backlog`,
-/// `pub_holding` and `watches`. They
+/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_holding`,
+/// `pub_holding_bytes` and `watches`. They
 /// are `u64` and grow by one per event, so `+= 1` cannot overflow in practice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
@@ -21,14 +21,12 @@ pub struct TransportStats {
     pub zmq_in: u64,
     /// Multipart messages handed to the PUB socket.
     pub zmq_out: u64,
-    /// Messages that found the PUB socket full and waited in the local backlog.
-    pub pub_backlogged: u64,
-    /// Messages dropped because the PUB socket and the local backlog were full.
-    pub pub_dropped: u64,
+    /// Times a subscriber's send queue was found full: from then on it missed
+    /// messages until it read its queue down (counted once per such stall, not per
+    /// message missed; anti-entropy repairs what a dkv peer missed).
+    pub pub_overflows: u64,
     /// PUB sends that failed for a reason other than being full; the message is lost.
     pub pub_send_errors: u64,
-    /// Messages waiting in the local backlog now (a gauge).
-    pub pub_backlog: u64,
     /// Messages for a dkv peer that had not subscribed yet, held until it did.
     pub pub_held: u64,
     /// Held messages dropped: their peer did not subscribe within a peer timeout,
@@ -36,6 +34,8 @@ pub struct TransportStats {
     pub pub_held_dropped: u64,
     /// Messages held now (a gauge).
     pub pub_holding: u64,
+    /// Bytes of the messages held now (a gauge).
+    pub pub_holding_bytes: u64,
     /// dkv peers' subscriptions to this node's messages, as the PUB socket saw them.
     pub subscribes: u64,
     /// dkv peers' subscriptions withdrawn (their connection closed).
@@ -76,13 +76,12 @@ impl TransportStats {
             ("datagrams_in", self.datagrams_in),
             ("zmq_in", self.zmq_in),
             ("zmq_out", self.zmq_out),
-            ("pub_backlogged", self.pub_backlogged),
-            ("pub_dropped", self.pub_dropped),
+            ("pub_overflows", self.pub_overflows),
             ("pub_send_errors", self.pub_send_errors),
-            ("pub_backlog", self.pub_backlog),
             ("pub_held", self.pub_held),
             ("pub_held_dropped", self.pub_held_dropped),
             ("pub_holding", self.pub_holding),
+            ("pub_holding_bytes", self.pub_holding_bytes),
             ("subscribes", self.subscribes),
             ("unsubscribes", self.unsubscribes),
             ("sub_connects", self.sub_connects),

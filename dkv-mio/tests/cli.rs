@@ -135,7 +135,7 @@ help\n"
         " ready_peers=0 ",
         " sets=3 ",
         " deletes=1 ",
-        " pub_dropped=0 ",
+        " pub_overflows=0 ",
         " pub_held=0 ",
         " beacons_sent=",
     ] {

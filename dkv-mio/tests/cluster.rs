@@ -332,7 +332,8 @@ fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
         assert!(node.stats().unwrap().transport.address_checks >= 1);
         node.shutdown().unwrap();
     }
-    // A negative high-water mark means nothing to ZeroMQ: a typed error at start.
+    // A negative high-water mark means nothing to ZeroMQ, and 0 ("no limit")
+    // would leave a stalled subscriber's memory unbounded: refused at start.
     for config in [
         Config {
             send_hwm: -1,
@@ -342,9 +343,13 @@ fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
             recv_hwm: -1,
             ..config()
         },
+        Config {
+            send_hwm: 0,
+            ..config()
+        },
     ] {
         let err = Dkv::start(config).unwrap_err();
-        assert!(matches!(err, Error::Zmq { .. }), "{err}");
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
 }
 
