@@ -3,7 +3,7 @@
 //! keeps its entries.
 
 use crate::storage::SyncPolicy;
-use dkv_proto::{NodeId, Timings};
+use dkv_proto::{Limits, NodeId, Timings};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,12 +48,12 @@ pub struct Config {
     /// [`stall_timeout`](Self::stall_timeout) it bounds the memory one subscriber
     /// costs: `send_hwm` × the largest message (about
     /// [`Limits::max_message_bytes`](dkv_proto::Limits::max_message_bytes)) plus
-    /// the kernel's TCP send buffer. Default: 1 000. 0 is ZeroMQ's "no limit",
+    /// the kernel's TCP send buffer. Default: 256. 0 is ZeroMQ's "no limit",
     /// refused by [`Dkv::start`](crate::Dkv::start).
     pub send_hwm: i32,
     /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`); past it,
     /// ZeroMQ stops reading that connection until the node catches up. Default:
-    /// 1 000. 0 ("no limit") is refused.
+    /// 256. 0 ("no limit") is refused.
     pub recv_hwm: i32,
     /// How long a subscriber may leave this node's data unacknowledged (its TCP
     /// window at zero: a frozen host, a stopped process, a reader that stopped)
@@ -67,6 +67,21 @@ pub struct Config {
     /// [`TransportStats::pub_held_dropped`](crate::TransportStats::pub_held_dropped).
     /// Default: 32 MiB.
     pub held_bytes: usize,
+    /// The protocol's limits (key, value and message sizes, peers, rates, store
+    /// size; see [`Limits`]), passed to the core. The transport enforces
+    /// `max_message_bytes` per received frame too (`ZMQ_MAXMSGSIZE`, before
+    /// anything is allocated) and sizes its connection caps and descriptor
+    /// budget from `max_peers`. Run the same limits on every node: a peer's message
+    /// over this node's limit is refused. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// The most TCP connections other hosts may have open to this node's PUB
+    /// socket at once (subscribers); past it, new ones are cut and counted in
+    /// [`TransportStats::sub_in_cut_cap`](crate::TransportStats::sub_in_cut_cap).
+    /// `None` (the default): `limits.max_peers` + 16.
+    pub max_subscribers: Option<usize>,
+    /// The most such connections from one IP address. Default: 16 (`dkv demo`
+    /// runs 12 nodes on one host).
+    pub max_subscribers_per_ip: usize,
     /// Where the node keeps its entries on disk (created if missing; one node per
     /// dir). At start it holds everything it held when it stopped. `None` (the
     /// default): in memory only.
@@ -85,10 +100,13 @@ impl Default for Config {
             id: None,
             timings: Timings::default(),
             address_check_interval: None,
-            send_hwm: 1_000,
-            recv_hwm: 1_000,
+            send_hwm: 256,
+            recv_hwm: 256,
             stall_timeout: None,
             held_bytes: 32 << 20,
+            limits: Limits::default(),
+            max_subscribers: None,
+            max_subscribers_per_ip: 16,
             data_dir: None,
             sync: SyncPolicy::default(),
         }
@@ -125,6 +143,21 @@ impl Config {
     /// The stall timeout in force: the configured one, else the peer timeout.
     pub fn effective_stall_timeout(&self) -> Duration {
         self.stall_timeout.unwrap_or(self.timings.peer_timeout)
+    }
+
+    /// The cap on subscriber connections in force: the configured one, else
+    /// `limits.max_peers` + 16.
+    pub fn effective_max_subscribers(&self) -> usize {
+        self.max_subscribers
+            .unwrap_or(self.limits.max_peers.saturating_add(16))
+    }
+
+    /// The file descriptors a node needs at most: its fixed sockets and storage
+    /// (64), one SUB connection per peer and a spare for re-dials (2 per peer),
+    /// one per subscriber, and 256 for ZeroMQ's internals and the process.
+    pub fn fd_budget(&self) -> u64 {
+        let peers = self.limits.max_peers as u64;
+        64 + 2 * peers + self.effective_max_subscribers() as u64 + 256
     }
 
     /// Timings scaled for tests and demos on one host: beacons every 50 ms, peers

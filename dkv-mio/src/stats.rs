@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 /// Counters kept by the transport loop, beside the protocol's
 /// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_holding`,
-/// `pub_holding_bytes` and `watches`. They
+/// `pub_holding_bytes`, `sub_in_open` and `watches`. They
 /// are `u64` and grow by one per event, so `+= 1` cannot overflow in practice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
@@ -46,10 +46,28 @@ pub struct TransportStats {
     pub sub_disconnects: u64,
     /// SUB connects or disconnects that ZeroMQ refused.
     pub sub_errors: u64,
+    /// TCP connections other hosts opened to the PUB socket (subscribers).
+    pub sub_in_accepted: u64,
+    /// Of those, cut at once for being over the caps (`max_subscribers`,
+    /// `max_subscribers_per_ip`).
+    pub sub_in_cut_cap: u64,
+    /// Subscriber connections that ended (closed by the subscriber, dead, or cut:
+    /// stalled past the stall timeout, or over the caps).
+    pub sub_in_closed: u64,
+    /// Subscriber connections open now (a gauge).
+    pub sub_in_open: u64,
+    /// Connections the PUB socket failed to accept (out of descriptors?).
+    pub accept_failed: u64,
+    /// SUB connections to a live peer re-dialed after libzmq gave them up (a frame
+    /// over `max_message_bytes` ends a connection for good in libzmq).
+    pub sub_redials: u64,
     /// Local address checks done.
     pub address_checks: u64,
     /// Times the local address was found changed, lost or regained.
     pub address_changes: u64,
+    /// Address checks that failed for lack of resources (descriptors, memory);
+    /// the node kept its state (never taken for net down).
+    pub address_check_errors: u64,
     /// Turns of the event loop.
     pub loop_turns: u64,
     /// Live watches ([`Dkv::watch`](crate::Dkv::watch)) now (a gauge).
@@ -87,8 +105,15 @@ impl TransportStats {
             ("sub_connects", self.sub_connects),
             ("sub_disconnects", self.sub_disconnects),
             ("sub_errors", self.sub_errors),
+            ("sub_in_accepted", self.sub_in_accepted),
+            ("sub_in_cut_cap", self.sub_in_cut_cap),
+            ("sub_in_closed", self.sub_in_closed),
+            ("sub_in_open", self.sub_in_open),
+            ("accept_failed", self.accept_failed),
+            ("sub_redials", self.sub_redials),
             ("address_checks", self.address_checks),
             ("address_changes", self.address_changes),
+            ("address_check_errors", self.address_check_errors),
             ("loop_turns", self.loop_turns),
             ("watches", self.watches),
             ("watch_events_lost", self.watch_events_lost),

@@ -62,6 +62,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::monitor::{self, event, Inbound, Monitor, Redials};
 use crate::stats::TransportStats;
 use bytes::Bytes;
 use dkv_proto::wire::v2::TOPIC_TO;
@@ -190,6 +191,17 @@ pub(crate) struct ZmqIo {
     pub_port: u16,
     /// How long [`close`](Self::close) gives the last messages.
     close_linger: Duration,
+    /// The XPUB socket's accepted and closed connections.
+    pub_monitor: Monitor,
+    /// The SUB socket's connections to peers.
+    sub_monitor: Monitor,
+    /// Inbound (subscriber) connections now.
+    inbound: Inbound,
+    /// Caps on them: in all, and from one IP.
+    max_subscribers: usize,
+    max_subscribers_per_ip: usize,
+    /// SUB connections to re-dial.
+    redials: Redials,
     // Dropped last: terminating the context waits for the sockets to close (SUB
     // at once, PUB within the linger `close` set).
     _context: zmq::Context,
@@ -224,6 +236,12 @@ impl ZmqIo {
             .set_rcvhwm(0)
             .map_err(Error::zmq("set PUB RCVHWM"))?;
         set_keepalive(&publisher, config)?;
+        let pub_monitor = Monitor::new(
+            &context,
+            &publisher,
+            "dkv-monitor-pub",
+            event::ACCEPTED | event::ACCEPT_FAILED | event::DISCONNECTED,
+        )?;
         let endpoint = match config.bind {
             Some(ip) => format!("tcp://{ip}:*"),
             None => "tcp://*:*".to_string(),
@@ -256,6 +274,17 @@ impl ZmqIo {
             .set_rcvhwm(config.recv_hwm)
             .map_err(Error::zmq("set SUB RCVHWM"))?;
         set_keepalive(&subscriber, config)?;
+        // A frame over the limit is refused at its size header, before anything is
+        // allocated; the connection then ends and is re-dialed (`monitor`).
+        subscriber
+            .set_maxmsgsize(i64::try_from(config.limits.max_message_bytes).unwrap_or(i64::MAX))
+            .map_err(Error::zmq("set SUB MAXMSGSIZE"))?;
+        let sub_monitor = Monitor::new(
+            &context,
+            &subscriber,
+            "dkv-monitor-sub",
+            event::CONNECTED | event::CONNECT_RETRIED | event::DISCONNECTED,
+        )?;
         Ok(ZmqIo {
             publisher,
             subscriber,
@@ -266,6 +295,12 @@ impl ZmqIo {
             hold_limit: config.timings.peer_timeout,
             pub_port,
             close_linger: config.timings.peer_timeout.min(CLOSE_LINGER_MAX),
+            pub_monitor,
+            sub_monitor,
+            inbound: Inbound::default(),
+            max_subscribers: config.effective_max_subscribers(),
+            max_subscribers_per_ip: config.max_subscribers_per_ip,
+            redials: Redials::default(),
             _context: context,
         })
     }
@@ -285,11 +320,110 @@ impl ZmqIo {
         Ok(())
     }
 
-    /// The descriptors ZeroMQ signals readiness changes on (PUB, SUB).
-    pub(crate) fn fds(&self) -> Result<(RawFd, RawFd), Error> {
+    /// The descriptors ZeroMQ signals readiness changes on: PUB, SUB, and their
+    /// monitors.
+    pub(crate) fn fds(&self) -> Result<[RawFd; 4], Error> {
         let publisher = self.publisher.get_fd().map_err(Error::zmq("get PUB fd"))?;
         let subscriber = self.subscriber.get_fd().map_err(Error::zmq("get SUB fd"))?;
-        Ok((publisher, subscriber))
+        Ok([
+            publisher,
+            subscriber,
+            self.pub_monitor.fd()?,
+            self.sub_monitor.fd()?,
+        ])
+    }
+
+    /// Reads up to `batch` events of each monitor: inbound connections over the
+    /// caps are cut, and SUB connections that ended are scheduled for a re-dial.
+    /// True if more may wait.
+    pub(crate) fn read_monitors(&mut self, batch: usize, stats: &mut TransportStats) -> bool {
+        let mut more = false;
+        for i in 0..=batch {
+            let Some(ev) = self.pub_monitor.next() else {
+                break;
+            };
+            more = i == batch;
+            self.on_pub_event(&ev, stats);
+        }
+        let now = Instant::now();
+        for i in 0..=batch {
+            let Some(ev) = self.sub_monitor.next() else {
+                break;
+            };
+            more |= i == batch;
+            self.redials.on_event(now, &ev);
+        }
+        more
+    }
+
+    fn on_pub_event(&mut self, ev: &monitor::Event, stats: &mut TransportStats) {
+        let fd = ev.value as RawFd;
+        match ev.kind {
+            event::ACCEPTED => {
+                stats.sub_in_accepted += 1;
+                let Some(peer) = monitor::peer_of(fd) else {
+                    return;
+                };
+                let within = self.inbound.accepted(
+                    fd,
+                    peer,
+                    self.max_subscribers,
+                    self.max_subscribers_per_ip,
+                );
+                if !within && monitor::cut(fd, peer) {
+                    stats.sub_in_cut_cap += 1;
+                    if stats.sub_in_cut_cap.is_power_of_two() {
+                        tracing::warn!(%peer, cut = stats.sub_in_cut_cap,
+                            "too many subscriber connections: cut one");
+                    }
+                }
+            }
+            event::DISCONNECTED if self.inbound.closed(fd) => stats.sub_in_closed += 1,
+            event::ACCEPT_FAILED => {
+                stats.accept_failed += 1;
+                if stats.accept_failed.is_power_of_two() {
+                    let err = std::io::Error::from_raw_os_error(ev.value as i32);
+                    tracing::warn!(%err, failed = stats.accept_failed,
+                        "the PUB socket could not accept a connection");
+                }
+            }
+            _ => {}
+        }
+        stats.sub_in_open = self.inbound.len() as u64;
+    }
+
+    /// Re-dials the SUB connections whose re-dial is due, if `live` says their peer
+    /// is still up (module `monitor`).
+    pub(crate) fn redial(
+        &mut self,
+        now: Instant,
+        live: impl Fn(SocketAddr) -> bool,
+        stats: &mut TransportStats,
+    ) {
+        for addr in self.redials.due(now) {
+            if !live(addr) {
+                self.redials.forget(addr);
+                continue;
+            }
+            let endpoint = format!("tcp://{addr}");
+            // ENOENT: libzmq already forgot the endpoint; connecting is what counts.
+            let _ = self.subscriber.disconnect(&endpoint);
+            match self.subscriber.connect(&endpoint) {
+                Ok(()) => {
+                    stats.sub_redials += 1;
+                    tracing::info!(peer = %addr, "re-dialed a peer whose connection ended");
+                }
+                Err(err) => {
+                    stats.sub_errors += 1;
+                    tracing::warn!(peer = %addr, %err, "SUB re-dial failed");
+                }
+            }
+        }
+    }
+
+    /// When the next re-dial is due, if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.redials.next_due()
     }
 
     /// Connects the SUB socket to a peer's PUB endpoint.
@@ -304,7 +438,8 @@ impl ZmqIo {
     }
 
     /// Disconnects the SUB socket from a peer's PUB endpoint.
-    pub(crate) fn disconnect(&self, peer: SocketAddr, stats: &mut TransportStats) {
+    pub(crate) fn disconnect(&mut self, peer: SocketAddr, stats: &mut TransportStats) {
+        self.redials.forget(peer);
         match self.subscriber.disconnect(&format!("tcp://{peer}")) {
             Ok(()) => stats.sub_disconnects += 1,
             Err(err) => {
@@ -492,7 +627,8 @@ impl ZmqIo {
         self.expire_held(stats);
         let sub_ready = has_event(&self.subscriber, zmq::POLLIN);
         let pub_ready = has_event(&self.publisher, zmq::POLLIN);
-        sub_ready || pub_ready
+        let monitors_ready = self.pub_monitor.ready() | self.sub_monitor.ready();
+        sub_ready || pub_ready || monitors_ready
     }
 
     /// Before the sockets close: gives the messages ZeroMQ still queues up to a

@@ -403,9 +403,9 @@ fn a_write_over_the_core_limits_is_refused_and_nothing_is_written() {
     let dkv = &nodes[0];
     let big = Bytes::from(vec![b'x'; (1 << 20) + 1]);
     let err = dkv.set("k", big).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
     let err = dkv.delete("k".repeat(1025)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
     assert_eq!(dkv.get_local("k").unwrap(), None);
     dkv.set("k", Bytes::from(vec![b'x'; 1 << 20])).unwrap();
     assert_eq!(dkv.get_local("k").unwrap().map(|v| v.len()), Some(1 << 20));

@@ -208,3 +208,188 @@ fn a_stopped_node_is_cut_off_and_gets_every_acknowledged_write_once_it_resumes()
     }
     drop(c);
 }
+
+/// A raw ZeroMQ PUB socket on loopback, announced to a node by one beacon.
+struct RawPublisher {
+    _context: zmq::Context,
+    socket: zmq::Socket,
+    port: u16,
+}
+
+impl RawPublisher {
+    fn new() -> RawPublisher {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::PUB).unwrap();
+        socket.set_linger(0).unwrap();
+        socket.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = socket.get_last_endpoint().unwrap().unwrap();
+        let port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        RawPublisher {
+            _context: context,
+            socket,
+            port,
+        }
+    }
+
+    fn announce(&self, beacon_port: u16) {
+        let socket = std::net::UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+        socket.set_broadcast(true).unwrap();
+        socket
+            .send_to(
+                format!("beacon {}", self.port).as_bytes(),
+                (dkv_mio::LOOPBACK_BROADCAST, beacon_port),
+            )
+            .unwrap();
+    }
+
+    fn send(&self, frames: &[&[u8]]) {
+        self.socket.send_multipart(frames, 0).unwrap();
+    }
+
+    /// Sends `set key value` (bounded, beaconing meanwhile) until `node` holds it.
+    fn set_until_held(&self, node: &Dkv, key: &str, value: &[u8]) {
+        wait_for(
+            "the raw publisher's set to arrive",
+            Duration::from_secs(20),
+            || {
+                self.announce(node.beacon_port());
+                self.send(&[b"set", key.as_bytes(), value]);
+                std::thread::sleep(Duration::from_millis(20));
+                node.get_local(key).unwrap().as_deref() == Some(value)
+            },
+        );
+    }
+}
+
+#[test]
+fn a_peer_that_sends_one_oversized_frame_is_re_dialed_and_heard_again() {
+    let node = Dkv::start(config()).unwrap();
+    let peer = RawPublisher::new();
+    peer.set_until_held(&node, "before", b"1");
+    // One frame over max_message_bytes (1 MiB + 64 KiB): refused at its size
+    // header, and libzmq ends the connection for good.
+    let huge = vec![b'x'; 4 << 20];
+    peer.send(&[b"set", b"huge", &huge]);
+    wait_for("the re-dial", Duration::from_secs(10), || {
+        node.stats().unwrap().transport.sub_redials >= 1
+    });
+    // Its later, normal messages arrive.
+    peer.set_until_held(&node, "after", b"2");
+    assert_eq!(node.get_local("huge").unwrap(), None);
+    let t = node.stats().unwrap().transport;
+    assert!(t.sub_redials >= 1, "{t:?}");
+}
+
+#[test]
+fn subscriber_connections_over_the_per_ip_cap_are_cut_and_counted() {
+    let node = Dkv::start(Config {
+        max_subscribers_per_ip: 2,
+        ..config()
+    })
+    .unwrap();
+    let streams: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", node.pub_port())).unwrap())
+        .collect();
+    wait_for("3 connections to be cut", Duration::from_secs(10), || {
+        node.stats().unwrap().transport.sub_in_cut_cap == 3
+    });
+    // The cut ones see their connection end; the others stay open.
+    let mut ended = 0;
+    for mut stream in &streams {
+        use std::io::Read;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        // A ZMTP greeting may come first; read until EOF, a timeout, or a bound.
+        for _ in 0..16 {
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    ended += 1;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    assert_eq!(ended, 3);
+    let t = node.stats().unwrap().transport;
+    assert_eq!((t.sub_in_accepted, t.sub_in_cut_cap), (5, 3), "{t:?}");
+    drop(streams);
+    wait_for("the closes to be counted", Duration::from_secs(10), || {
+        let t = node.stats().unwrap().transport;
+        t.sub_in_open == 0 && t.sub_in_closed == 5
+    });
+}
+
+/// The env var that makes [`fd_exhaustion_process`] run.
+const FD_EXHAUSTION: &str = "DKV_TEST_FD_EXHAUSTION";
+
+/// Not a test of its own: run as a child process by the test below, since it uses
+/// up every descriptor of its process.
+#[test]
+fn fd_exhaustion_process() {
+    if std::env::var_os(FD_EXHAUSTION).is_none() {
+        return;
+    }
+    let nodes = support::cluster(
+        &Config {
+            address_check_interval: Some(Duration::from_millis(20)),
+            ..config()
+        },
+        2,
+    );
+    let (a, b) = (&nodes[0], &nodes[1]);
+    support::connect_fully(&nodes);
+    let before = a.stats().unwrap();
+    // Every descriptor the process may have (bounded).
+    let mut held = Vec::new();
+    let exhausted = loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(err) => break err,
+        }
+        assert!(held.len() < 1_000_000, "no descriptor limit?");
+    };
+    assert_eq!(exhausted.raw_os_error(), Some(24), "{exhausted}"); // EMFILE
+                                                                   // Many address checks and beacons with no descriptor to spare.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = a.stats().unwrap();
+    drop(held);
+    assert_eq!(
+        during.proto.net_down, before.proto.net_down,
+        "taken for net down"
+    );
+    assert_eq!(
+        during.transport.address_changes, before.transport.address_changes,
+        "{:?}",
+        during.transport
+    );
+    assert!(during.transport.address_checks > before.transport.address_checks + 10);
+    assert!(a.local_ip().unwrap().is_some());
+    // Replication goes on.
+    a.set("after", "fds").unwrap();
+    wait_for(
+        "the write after to replicate",
+        Duration::from_secs(10),
+        || b.get_local("after").unwrap().is_some(),
+    );
+    println!("FD-EXHAUSTION-OK");
+}
+
+#[test]
+fn running_out_of_descriptors_never_looks_like_net_down() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fd_exhaustion_process", "--nocapture"])
+        .env(FD_EXHAUSTION, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("FD-EXHAUSTION-OK"),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
