@@ -9,10 +9,17 @@
 //!   peer's push;
 //! - `bootstrap [N...]` (default 100000 1000000): a joiner starts next to one node
 //!   holding N keys with 100-byte values; time to hold them all, median of 3 runs;
-//! - `all` (the default): the three, with their defaults.
+//! - `stalled [KEYS]` (default 100000): replication a -> b with and without a third
+//!   subscriber that reads nothing (a child process, `frozen-reader PORT`), for
+//!   100-byte values and for 16 KiB values (KEYS / 20), median of `BENCH_RUNS`
+//!   runs: the rate ratio (target >= 90%) and the RSS growth against the stated
+//!   bound;
+//! - `all` (the default): replication, get and bootstrap, with their defaults.
 //!
 //! `BENCH_RUNS=R` sets the bootstrap runs per size; `BENCH_DEBUG=1` prints the
-//! joiner's status when its bootstrap is done and when it holds every key.
+//! joiner's status when its bootstrap is done and when it holds every key;
+//! `BENCH_SEND_HWM` and `BENCH_RECV_HWM` override the nodes' `send_hwm` and
+//! `recv_hwm` (to choose their defaults).
 
 mod bench;
 
@@ -45,7 +52,23 @@ fn config() -> Config {
         ..Config::loopback(port)
     };
     config.timings.peer_timeout = Duration::from_secs(2);
+    if let Some(hwm) = env_number("BENCH_SEND_HWM") {
+        config.send_hwm = hwm;
+    }
+    if let Some(hwm) = env_number("BENCH_RECV_HWM") {
+        config.recv_hwm = hwm;
+    }
     config
+}
+
+/// A number from the environment, if set.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number")),
+    )
 }
 
 fn keys_held(node: &Dkv) -> usize {
@@ -64,18 +87,22 @@ fn secs(d: Option<Duration>) -> String {
 fn main() {
     let (section, numbers) = bench::section_and_numbers("all");
     let first = |default| numbers.first().copied().unwrap_or(default);
-    println!("dkv-mio loopback figures (debug build unless --release)");
+    if section != "frozen-reader" {
+        println!("dkv-mio loopback figures (debug build unless --release)");
+    }
     match section.as_str() {
         "replication" => replication(first(100_000)),
         "get" => remote_get(first(100_000)),
         "bootstrap" if numbers.is_empty() => bootstrap(&[100_000, 1_000_000]),
         "bootstrap" => bootstrap(&numbers),
+        "stalled" => stalled(first(100_000)),
+        "frozen-reader" => frozen_reader(first(0)),
         "all" => {
             replication(100_000);
             remote_get(100_000);
             bootstrap(&[100_000, 1_000_000]);
         }
-        other => panic!("unknown section {other:?}: replication, get, bootstrap or all"),
+        other => panic!("unknown section {other:?}: replication, get, bootstrap, stalled or all"),
     }
 }
 
@@ -99,13 +126,12 @@ fn replication(keys: usize) {
     let t = &stats.transport;
     println!(
         "replication: {keys} sets a -> b in {:.3} s ({:.0} sets/s; handle calls took {:.3} s; \
-         {} put messages; a's PUB backlogged {} and dropped {})",
+         {} put messages; a's subscriber queue overflows {})",
         took.as_secs_f64(),
         keys as f64 / took.as_secs_f64(),
         queued.as_secs_f64(),
         stats.proto.out_put,
-        t.pub_backlogged,
-        t.pub_dropped
+        t.pub_overflows
     );
 }
 
@@ -280,6 +306,145 @@ fn bootstrap(sizes: &[usize]) {
             median(&mut done_after),
             cpu(&mut joiner_cpu),
             cpu(&mut holder_cpu)
+        );
+    }
+}
+
+/// The PUB port a `frozen-reader` child reads nothing from.
+const FROZEN_TOPIC: &[u8] = b"dkv2.to frozen!!";
+
+/// As a child process (`loopback_bench frozen-reader PORT`): a SUB socket on
+/// `127.0.0.1:PORT` that reads nothing, ever (1-message queue, 4 KiB socket
+/// buffer, ZMTP pings every 50 ms), for at most 300 s.
+fn frozen_reader(port: usize) {
+    let context = zmq::Context::new();
+    let reader = context.socket(zmq::SUB).unwrap();
+    reader.set_rcvhwm(1).unwrap();
+    reader.set_rcvbuf(4096).unwrap();
+    reader.set_linger(0).unwrap();
+    reader.set_heartbeat_ivl(50).unwrap();
+    reader.set_heartbeat_timeout(300_000).unwrap();
+    reader.set_subscribe(b"dkv2.all").unwrap();
+    reader.set_subscribe(FROZEN_TOPIC).unwrap();
+    reader.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    std::thread::sleep(Duration::from_secs(300));
+}
+
+/// This process's resident set now and at its peak, in bytes (`/proc/self/status`).
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// One run: a sets `keys` keys of `value_len` bytes, b receives them; with
+/// `stalled`, a third subscriber on a's PUB socket reads nothing throughout (its
+/// stall timeout is set past the run, the worst case before the cut). Returns
+/// sets/s to b, a's overflows and the RSS growth during the run.
+fn replication_run(keys: usize, value_len: usize, stalled: bool) -> (f64, u64, u64) {
+    let mut config = config();
+    config.stall_timeout = Some(Duration::from_secs(600));
+    let a = Dkv::start(config.clone()).unwrap();
+    let b = Dkv::start(config).unwrap();
+    wait("a and b to be ready", || {
+        a.ready_peers().unwrap().len() == 1 && b.ready_peers().unwrap().len() == 1
+    });
+    let (rss_before, _) = rss();
+    let mut child = None;
+    if stalled {
+        let subscribes = a.stats().unwrap().transport.subscribes;
+        child = Some(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["frozen-reader", &a.pub_port().to_string()])
+                .spawn()
+                .unwrap(),
+        );
+        wait("the frozen reader to subscribe", || {
+            a.stats().unwrap().transport.subscribes > subscribes
+        });
+        // Fill its queue and TCP window, so it is stalled before the clock starts:
+        // one key overwritten, so the stores stay small and the RSS growth is the
+        // stalled subscriber's queue.
+        let fill = vec![b'f'; 64 * 1024];
+        wait("the frozen reader's queue to be full", || {
+            a.set("fill", fill.clone()).unwrap();
+            a.stats().unwrap().transport.pub_overflows > 0
+        });
+        for _ in 0..config_send_hwm() {
+            a.set("fill", fill.clone()).unwrap();
+        }
+    }
+    let base = keys_held(&b);
+    let value = vec![b'v'; value_len];
+    let start = Instant::now();
+    for i in 0..keys {
+        a.set(format!("key/{i:07}"), value.clone()).unwrap();
+    }
+    wait("b to receive every set", || keys_held(&b) >= base + keys);
+    let took = start.elapsed();
+    let (rss_after, _) = rss();
+    let overflows = a.stats().unwrap().transport.pub_overflows;
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (
+        keys as f64 / took.as_secs_f64(),
+        overflows,
+        rss_after.saturating_sub(rss_before),
+    )
+}
+
+/// The send HWM the bench's nodes run with.
+fn config_send_hwm() -> i32 {
+    config().send_hwm
+}
+
+/// Replication a -> b with and without a stalled third subscriber, and the memory
+/// the stalled one costs against the stated bound.
+fn stalled(keys: usize) {
+    let runs = runs();
+    for value_len in [100usize, 16 * 1024] {
+        let keys = if value_len > 1024 { keys / 20 } else { keys };
+        let (mut normal, mut stalled_rates, mut growth) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut overflows, mut normal_growth) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (rate, _, grew) = replication_run(keys, value_len, false);
+            normal.push(rate);
+            normal_growth.push(grew as f64);
+            let (rate, over, grew) = replication_run(keys, value_len, true);
+            stalled_rates.push(rate);
+            overflows.push(over as f64);
+            growth.push(grew as f64);
+        }
+        let (n, s) = (median(&mut normal), median(&mut stalled_rates));
+        let config = config();
+        let message = (value_len + 64) as f64; // one set per message at most
+        let bound = config.send_hwm as f64 * message.max(64.0 * 1024.0 + 64.0) + 4.0 * 1048576.0;
+        let worst =
+            config.send_hwm as f64 * config.limits.max_message_bytes as f64 + 4.0 * 1048576.0;
+        println!(
+            "stalled {keys} sets of {value_len} B, median of {runs}: a -> b {n:.0} sets/s \
+             normally, {s:.0} sets/s with a third subscriber stalled ({:.0}%; target >= 90%); \
+             a's overflows {:.0}; RSS growth {:.1} MiB stalled vs {:.1} MiB normal (both \
+             stores grow too; bound for the stalled subscriber with this run's messages \
+             {:.1} MiB = send_hwm {} x largest message (64 KiB fill) + 4 MiB TCP buffer, \
+             which is kernel memory; worst case {:.0} MiB); load {}",
+            100.0 * s / n,
+            median(&mut overflows),
+            median(&mut growth) / 1048576.0,
+            median(&mut normal_growth) / 1048576.0,
+            bound / 1048576.0,
+            config.send_hwm,
+            worst / 1048576.0,
+            bench::load()
         );
     }
 }

@@ -1,9 +1,9 @@
 //! What a [`Dkv`](crate::Dkv) node is told at start: where beacons go, which
-//! interface it uses, its id, its timings, its send-queue limits and where it
+//! interface it uses, its id, its timings, its queue limits and where it
 //! keeps its entries.
 
 use crate::storage::SyncPolicy;
-use dkv_proto::{NodeId, Timings};
+use dkv_proto::{Limits, NodeId, Timings};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,18 +42,46 @@ pub struct Config {
     /// changed IP. `None` (the default): once per beacon interval. Capped at
     /// [`MAX_ADDRESS_CHECK_INTERVAL`].
     pub address_check_interval: Option<Duration>,
-    /// Messages the PUB socket queues per subscriber before it reports itself
-    /// full (ZeroMQ `SNDHWM`). Default: 100 000. 0 is ZeroMQ's "no limit": a
-    /// stalled subscriber then grows memory until its peer times out.
+    /// Messages the PUB socket queues per subscriber (ZeroMQ `SNDHWM`). A
+    /// subscriber whose queue is full misses messages until it reads it down (and
+    /// anti-entropy repairs them); the others are never held back. With
+    /// [`stall_timeout`](Self::stall_timeout) it bounds the memory one subscriber
+    /// costs: `send_hwm` × the largest message (about
+    /// [`Limits::max_message_bytes`](dkv_proto::Limits::max_message_bytes)) plus
+    /// the kernel's TCP send buffer. Default: 256. 0 is ZeroMQ's "no limit",
+    /// refused by [`Dkv::start`](crate::Dkv::start).
     pub send_hwm: i32,
-    /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`; 0: no
-    /// limit). Default: 100 000.
+    /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`); past it,
+    /// ZeroMQ stops reading that connection until the node catches up. Default:
+    /// 256. 0 ("no limit") is refused.
     pub recv_hwm: i32,
-    /// Messages held locally while the PUB socket is full. When this backlog is
-    /// full too, the oldest message is dropped and counted in
-    /// [`TransportStats::pub_dropped`](crate::TransportStats::pub_dropped).
-    /// Default: 100 000.
-    pub send_backlog: usize,
+    /// How long a subscriber may leave this node's data unacknowledged (its TCP
+    /// window at zero: a frozen host, a stopped process, a reader that stopped)
+    /// before its connection is cut and its queue freed (`TCP_USER_TIMEOUT`). When
+    /// it recovers it reconnects and anti-entropy brings it up to date. `None` (the
+    /// default): the peer timeout. At least 1 ms.
+    pub stall_timeout: Option<Duration>,
+    /// The most bytes of messages held for dkv peers that have not subscribed yet
+    /// (each held at most a peer timeout); past it the oldest are dropped and
+    /// counted in
+    /// [`TransportStats::pub_held_dropped`](crate::TransportStats::pub_held_dropped).
+    /// Default: 32 MiB.
+    pub held_bytes: usize,
+    /// The protocol's limits (key, value and message sizes, peers, rates, store
+    /// size; see [`Limits`]), passed to the core. The transport enforces
+    /// `max_message_bytes` per received frame too (`ZMQ_MAXMSGSIZE`, before
+    /// anything is allocated) and sizes its connection caps and descriptor
+    /// budget from `max_peers`. Run the same limits on every node: a peer's message
+    /// over this node's limit is refused. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// The most TCP connections other hosts may have open to this node's PUB
+    /// socket at once (subscribers); past it, new ones are cut and counted in
+    /// [`TransportStats::sub_in_cut_cap`](crate::TransportStats::sub_in_cut_cap).
+    /// `None` (the default): `limits.max_peers` + 16.
+    pub max_subscribers: Option<usize>,
+    /// The most such connections from one IP address. Default: 16 (`dkv demo`
+    /// runs 12 nodes on one host).
+    pub max_subscribers_per_ip: usize,
     /// Where the node keeps its entries on disk (created if missing; one node per
     /// dir). At start it holds everything it held when it stopped. `None` (the
     /// default): in memory only.
@@ -72,9 +100,13 @@ impl Default for Config {
             id: None,
             timings: Timings::default(),
             address_check_interval: None,
-            send_hwm: 100_000,
-            recv_hwm: 100_000,
-            send_backlog: 100_000,
+            send_hwm: 256,
+            recv_hwm: 256,
+            stall_timeout: None,
+            held_bytes: 32 << 20,
+            limits: Limits::default(),
+            max_subscribers: None,
+            max_subscribers_per_ip: 16,
             data_dir: None,
             sync: SyncPolicy::default(),
         }
@@ -106,6 +138,26 @@ impl Config {
         self.address_check_interval
             .unwrap_or(self.timings.beacon_interval)
             .clamp(Duration::from_millis(1), MAX_ADDRESS_CHECK_INTERVAL)
+    }
+
+    /// The stall timeout in force: the configured one, else the peer timeout.
+    pub fn effective_stall_timeout(&self) -> Duration {
+        self.stall_timeout.unwrap_or(self.timings.peer_timeout)
+    }
+
+    /// The cap on subscriber connections in force: the configured one, else
+    /// `limits.max_peers` + 16.
+    pub fn effective_max_subscribers(&self) -> usize {
+        self.max_subscribers
+            .unwrap_or(self.limits.max_peers.saturating_add(16))
+    }
+
+    /// The file descriptors a node needs at most: its fixed sockets and storage
+    /// (64), one SUB connection per peer and a spare for re-dials (2 per peer),
+    /// one per subscriber, and 256 for ZeroMQ's internals and the process.
+    pub fn fd_budget(&self) -> u64 {
+        let peers = self.limits.max_peers as u64;
+        64 + 2 * peers + self.effective_max_subscribers() as u64 + 256
     }
 
     /// Timings scaled for tests and demos on one host: beacons every 50 ms, peers

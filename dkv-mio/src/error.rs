@@ -56,6 +56,27 @@ pub enum Error {
         /// How many there were at the end.
         got: usize,
     },
+    /// The configured limits do not make sense (see
+    /// [`Limits::validate`](dkv_proto::Limits::validate)); nothing was started.
+    #[error("invalid limits: {0}")]
+    InvalidLimits(#[from] dkv_proto::LimitsError),
+    /// A write's key or value is over the node's configured limits
+    /// ([`Config::limits`](crate::Config::limits)); nothing was written.
+    #[error("refused: {0}")]
+    TooLarge(#[from] dkv_proto::WriteError),
+    /// The process may not open as many files as the node needs (the hard
+    /// `RLIMIT_NOFILE`, e.g. `ulimit -Hn`, is below it); nothing was started. Raise
+    /// the hard limit or lower `limits.max_peers`.
+    #[error(
+        "the node needs up to {need} open files but the hard limit (ulimit -Hn) is {hard}: \
+         raise it, or lower the peer limit"
+    )]
+    FdLimit {
+        /// Descriptors the node may need ([`Config::fd_budget`](crate::Config::fd_budget)).
+        need: u64,
+        /// The hard limit.
+        hard: u64,
+    },
     /// A request argument is out of range; nothing was done.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -10,7 +10,7 @@
 //! never starved for long); the
 //! node's outputs are carried out once per batch of commands, so writes made back
 //! to back can travel in one message. Last, both ZeroMQ sockets are settled
-//! (pending commands processed, the PUB backlog flushed until `EAGAIN`; see
+//! (pending commands processed; see
 //! `ZmqIo::settle`). The loop then sleeps in `poll` until the nearest deadline,
 //! unless the SUB socket still holds a message or a source stopped at its batch
 //! limit: ZeroMQ's descriptors only signal edges, so sleeping with work pending
@@ -35,6 +35,8 @@ pub(crate) const BEACON: Token = Token(0);
 pub(crate) const PUB: Token = Token(1);
 pub(crate) const SUB: Token = Token(2);
 pub(crate) const WAKER: Token = Token(3);
+pub(crate) const PUB_MONITOR: Token = Token(4);
+pub(crate) const SUB_MONITOR: Token = Token(5);
 
 /// At most this many inputs of one source are handled per turn, so no source can
 /// starve the others.
@@ -91,6 +93,9 @@ pub(crate) struct EventLoop {
     pub(crate) beacon_sender: Option<std::net::UdpSocket>,
     pub(crate) beacon_target: SocketAddrV4,
     pub(crate) bind: Option<Ipv4Addr>,
+    /// The socket the local address is found with (opened at start, so a check
+    /// needs no new descriptor).
+    pub(crate) probe: net::AddressProbe,
     pub(crate) zmq: ZmqIo,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) address_check_interval: Duration,
@@ -129,7 +134,11 @@ impl EventLoop {
             busy |= self.read_beacons();
             busy |= self.read_messages();
             busy |= self.zmq.read_subscriptions(BATCH, &mut self.stats);
+            busy |= self.zmq.read_monitors(BATCH, &mut self.stats);
             let now = Instant::now();
+            let node = &self.node;
+            self.zmq
+                .redial(now, |addr| node.peers().any(|p| p == addr), &mut self.stats);
             if now >= self.next_address_check {
                 self.check_address(now);
             }
@@ -143,10 +152,13 @@ impl EventLoop {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                let deadline = match self.node.poll_timeout() {
+                let mut deadline = match self.node.poll_timeout() {
                     Some(at) => at.min(self.next_address_check),
                     None => self.next_address_check,
                 };
+                if let Some(at) = self.zmq.next_deadline() {
+                    deadline = deadline.min(at);
+                }
                 deadline.saturating_duration_since(Instant::now())
             };
             if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
@@ -289,7 +301,20 @@ impl EventLoop {
         self.next_address_check = now + self.address_check_interval;
         let found = match self.bind {
             Some(ip) => Some(IpAddr::V4(ip)),
-            None => net::detect_local_ip(self.beacon_target).map(IpAddr::V4),
+            None => match self.probe.local_ip(self.beacon_target) {
+                Ok(ip) => ip.map(IpAddr::V4),
+                Err(err) => {
+                    // Out of descriptors or memory says nothing about the network:
+                    // keep the state, count, and look again at the next check.
+                    self.stats.address_check_errors += 1;
+                    if self.stats.address_check_errors.is_power_of_two() {
+                        tracing::warn!(%err, errors = self.stats.address_check_errors,
+                            "address check failed; keeping the current state");
+                    }
+                    self.drain_outputs();
+                    return;
+                }
+            },
         };
         let current = self.node.local_ip();
         match found {
@@ -353,8 +378,8 @@ impl EventLoop {
         self.persist.flush();
     }
 
-    /// Sends one beacon; a failure that means the address or route is gone is
-    /// net down for the node.
+    /// Sends one beacon; only a failure that means the address or route is gone
+    /// is net down for the node (running out of descriptors or buffers is not).
     fn send_beacon(&mut self, payload: &[u8]) {
         let target = SocketAddr::V4(self.beacon_target);
         let sent = match &self.beacon_sender {
@@ -368,6 +393,11 @@ impl EventLoop {
                 if net::is_net_down_error(&err) {
                     tracing::info!(%err, "net down: beacon send failed");
                     self.node.handle_net_down(Instant::now());
+                } else if crate::fds::is_resource_error(&err) {
+                    if self.stats.beacon_send_errors.is_power_of_two() {
+                        tracing::warn!(%err, "beacon send failed for lack of resources; \
+                            not net down");
+                    }
                 } else {
                     tracing::warn!(%err, "beacon send failed");
                 }

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::event_loop::{Command, EventLoop, BEACON, PUB, SUB, WAKER};
+use crate::event_loop::{Command, EventLoop, BEACON, PUB, PUB_MONITOR, SUB, SUB_MONITOR, WAKER};
 use crate::net;
 use crate::stats::{Stats, Status, TransportStats};
 use crate::storage::{Acks, Pending, Persistence, Store};
@@ -46,6 +46,8 @@ pub struct Dkv {
     pub_port: u16,
     beacon_port: u16,
     next_watch: AtomicU64,
+    /// The limits the node runs with, to refuse a write before it is sent.
+    limits: dkv_proto::Limits,
 }
 
 /// A live key with its value and version, as [`Dkv::scan`] returns them.
@@ -73,7 +75,8 @@ impl Dkv {
     /// Opens the sockets (PUB on a random port, SUB, the beacon socket) and starts
     /// the node's thread. On success the node looks for its local address at once
     /// and, once it has one, beacons and bootstraps. On error nothing is left
-    /// running. Refused with [`Error::InvalidArgument`]: an empty send backlog,
+    /// running. Refused with [`Error::InvalidArgument`]: a send or receive
+    /// high-water mark below 1, a stall timeout outside 1 ms to 24 hours,
     /// a default get timeout above [`MAX_GET_TIMEOUT`], a peer timeout above
     /// [`MAX_PEER_TIMEOUT`], beacon port 0, and a
     /// bind address that is unspecified, broadcast or
@@ -88,9 +91,24 @@ impl Dkv {
     /// ([`Error::DataDir`]) is refused and left untouched.
     pub fn start(config: Config) -> Result<Dkv, Error> {
         config.timings.validate()?;
-        if config.send_backlog == 0 {
+        config.limits.validate()?;
+        if config.max_subscribers_per_ip == 0 || config.effective_max_subscribers() == 0 {
             return Err(Error::InvalidArgument(
-                "the send backlog must hold at least 1 message",
+                "the subscriber caps must allow at least 1 connection",
+            ));
+        }
+        crate::fds::ensure(config.fd_budget())?;
+        if config.send_hwm <= 0 || config.recv_hwm <= 0 {
+            return Err(Error::InvalidArgument(
+                "the send and receive high-water marks must be at least 1 message",
+            ));
+        }
+        if config
+            .stall_timeout
+            .is_some_and(|t| t < Duration::from_millis(1) || t > MAX_PEER_TIMEOUT)
+        {
+            return Err(Error::InvalidArgument(
+                "the stall timeout must be 1 ms to 24 hours",
             ));
         }
         if config.timings.get_timeout > MAX_GET_TIMEOUT {
@@ -131,6 +149,7 @@ impl Dkv {
         let mut proto = dkv_proto::Config::new(id, pub_port, wall);
         proto.seed = seed;
         proto.timings = config.timings.clone();
+        proto.limits = config.limits.clone();
         let mut node = Node::new(proto);
         let restored = match &mut store {
             Some(store) => store.restore(&mut node, Instant::now())?,
@@ -161,7 +180,7 @@ impl Dkv {
             None => None,
         };
         let poll = Poll::new().map_err(Error::EventLoop)?;
-        let (pub_fd, sub_fd) = zmq.fds()?;
+        let [pub_fd, sub_fd, pub_monitor_fd, sub_monitor_fd] = zmq.fds()?;
         let registry = poll.registry();
         registry
             .register(&mut beacon, BEACON, Interest::READABLE)
@@ -173,6 +192,21 @@ impl Dkv {
         registry
             .register(&mut SourceFd(&sub_fd), SUB, Interest::READABLE)
             .map_err(Error::EventLoop)?;
+        registry
+            .register(
+                &mut SourceFd(&pub_monitor_fd),
+                PUB_MONITOR,
+                Interest::READABLE,
+            )
+            .map_err(Error::EventLoop)?;
+        registry
+            .register(
+                &mut SourceFd(&sub_monitor_fd),
+                SUB_MONITOR,
+                Interest::READABLE,
+            )
+            .map_err(Error::EventLoop)?;
+        let probe = net::AddressProbe::new().map_err(Error::EventLoop)?;
         let waker = Arc::new(Waker::new(registry, WAKER).map_err(Error::EventLoop)?);
         let acks = Arc::new(Acks::default());
         let persist = match store {
@@ -194,6 +228,7 @@ impl Dkv {
             beacon_sender,
             beacon_target: config.beacon_target(),
             bind: config.bind,
+            probe,
             zmq,
             commands: receiver,
             address_check_interval: config.effective_address_check_interval(),
@@ -222,6 +257,7 @@ impl Dkv {
             pub_port,
             beacon_port: config.beacon_port,
             next_watch: AtomicU64::new(0),
+            limits: config.limits,
         })
     }
 
@@ -244,8 +280,8 @@ impl Dkv {
     /// connected peer; it wins over every write of `key` this node has seen.
     /// Returns once the write is applied and, with a data dir, committed to disk
     /// ([`SyncPolicy`](crate::SyncPolicy)); [`Error::Commit`] if that commit failed.
-    /// A key over 1 KiB or a value over 1 MiB (the core's default limits) is an
-    /// [`Error::InvalidArgument`], and nothing is written.
+    /// A key or value over [`Config::limits`] (by default 1 KiB and 1 MiB) is an
+    /// [`Error::TooLarge`], and nothing is written.
     pub fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<(), Error> {
         self.set_pending(key, value)?.wait()
     }
@@ -260,7 +296,7 @@ impl Dkv {
         value: impl Into<Bytes>,
     ) -> Result<Pending, Error> {
         let (key, value) = (key.into(), value.into());
-        check_write(&key, Some(&value))?;
+        self.limits.check_write(&key, Some(&value))?;
         self.write(|write| Command::Set { key, value, write })
     }
 
@@ -272,7 +308,7 @@ impl Dkv {
     /// committed to disk, as [`set`](Self::set) does.
     pub fn delete(&self, key: impl Into<String>) -> Result<(), Error> {
         let key = key.into();
-        check_write(&key, None)?;
+        self.limits.check_write(&key, None)?;
         self.write(|write| Command::Delete { key, write })?.wait()
     }
 
@@ -565,20 +601,6 @@ impl Drop for Dkv {
     }
 }
 
-/// Refuses, before it reaches the node, a write the core would refuse: a key or
-/// value over the default [`dkv_proto::Limits`] (the node runs with those).
-fn check_write(key: &str, value: Option<&[u8]>) -> Result<(), Error> {
-    match dkv_proto::Limits::default().check_write(key, value) {
-        Ok(()) => Ok(()),
-        Err(dkv_proto::WriteError::KeyTooLong { .. }) => {
-            Err(Error::InvalidArgument("key over the limit of 1 KiB"))
-        }
-        Err(dkv_proto::WriteError::ValueTooLarge { .. }) => {
-            Err(Error::InvalidArgument("value over the limit of 1 MiB"))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,6 +631,7 @@ mod tests {
             pub_port: 1,
             beacon_port: 1,
             next_watch: AtomicU64::new(0),
+            limits: dkv_proto::Limits::default(),
         });
         let first = {
             let dkv = Arc::clone(&dkv);

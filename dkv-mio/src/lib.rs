@@ -71,7 +71,9 @@
 mod config;
 mod error;
 mod event_loop;
+mod fds;
 mod handle;
+mod monitor;
 mod net;
 mod stats;
 mod storage;

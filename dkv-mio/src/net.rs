@@ -2,6 +2,8 @@
 //! address detection that sends nothing, the OS randomness a node id and seed are
 //! drawn from, and the wall clock.
 
+#![allow(unsafe_code)]
+
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -49,6 +51,62 @@ pub fn detect_local_ip(target: SocketAddrV4) -> Option<Ipv4Addr> {
     }
 }
 
+/// A UDP socket opened once, re-connected toward the beacon target at each
+/// address check to read the local address traffic toward it leaves from (a
+/// connect sends nothing). Keeping it open means a check needs no new descriptor,
+/// so running out of them can never look like a lost network.
+pub(crate) struct AddressProbe {
+    socket: Socket,
+}
+
+impl AddressProbe {
+    /// Opens the probe socket (`SO_BROADCAST`, to connect toward a broadcast
+    /// address).
+    pub(crate) fn new() -> io::Result<AddressProbe> {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_broadcast(true)?;
+        Ok(AddressProbe { socket })
+    }
+
+    /// The local address toward `target`: `Ok(None)` when there is no route or
+    /// address (ENETUNREACH, EADDRNOTAVAIL, ENETDOWN: net down), an error for
+    /// anything else (out of descriptors or memory: the state must not change).
+    pub(crate) fn local_ip(&self, target: SocketAddrV4) -> io::Result<Option<Ipv4Addr>> {
+        // Dissolve the last association first, so that the kernel picks the
+        // source address afresh (it keeps the old one across a plain re-connect).
+        disconnect(&self.socket);
+        match self.socket.connect(&SocketAddr::V4(target).into()) {
+            Ok(()) => {}
+            Err(err) if is_net_down_error(&err) => return Ok(None),
+            Err(err) => return Err(err),
+        }
+        let local = self.socket.local_addr()?;
+        Ok(match local.as_socket() {
+            Some(SocketAddr::V4(addr)) if !addr.ip().is_unspecified() => Some(*addr.ip()),
+            _ => None,
+        })
+    }
+}
+
+/// `connect(AF_UNSPEC)`: ends a UDP socket's association (and the source address
+/// it picked). Its result does not matter: the connect after it is what counts.
+fn disconnect(socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    let addr = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    // SAFETY: a valid descriptor owned by `socket`, and a valid `sockaddr` of the
+    // length passed, read only during the call.
+    unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        );
+    }
+}
+
 /// True for the send errors that mean the host lost its address or route:
 /// ENETUNREACH, EADDRNOTAVAIL, ENETDOWN.
 pub(crate) fn is_net_down_error(err: &io::Error) -> bool {
@@ -86,6 +144,15 @@ pub fn unused_udp_port() -> io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_finds_loopback_again_and_again_with_one_descriptor() {
+        let probe = AddressProbe::new().unwrap();
+        let target = SocketAddrV4::new(Ipv4Addr::new(127, 255, 255, 255), 9);
+        for _ in 0..3 {
+            assert_eq!(probe.local_ip(target).unwrap(), Some(Ipv4Addr::LOCALHOST));
+        }
+    }
 
     #[test]
     fn the_local_address_toward_loopback_broadcast_is_loopback() {

@@ -6,8 +6,8 @@ use dkv_proto::{BootstrapProgress, Timestamp};
 use std::net::IpAddr;
 
 /// Counters kept by the transport loop, beside the protocol's
-/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_backlog`,
-/// `pub_holding` and `watches`. They
+/// [`dkv_proto::Stats`]. All only grow, except the gauges `pub_holding`,
+/// `pub_holding_bytes`, `sub_in_open` and `watches`. They
 /// are `u64` and grow by one per event, so `+= 1` cannot overflow in practice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
@@ -21,14 +21,12 @@ pub struct TransportStats {
     pub zmq_in: u64,
     /// Multipart messages handed to the PUB socket.
     pub zmq_out: u64,
-    /// Messages that found the PUB socket full and waited in the local backlog.
-    pub pub_backlogged: u64,
-    /// Messages dropped because the PUB socket and the local backlog were full.
-    pub pub_dropped: u64,
+    /// Times a subscriber's send queue was found full: from then on it missed
+    /// messages until it read its queue down (counted once per such stall, not per
+    /// message missed; anti-entropy repairs what a dkv peer missed).
+    pub pub_overflows: u64,
     /// PUB sends that failed for a reason other than being full; the message is lost.
     pub pub_send_errors: u64,
-    /// Messages waiting in the local backlog now (a gauge).
-    pub pub_backlog: u64,
     /// Messages for a dkv peer that had not subscribed yet, held until it did.
     pub pub_held: u64,
     /// Held messages dropped: their peer did not subscribe within a peer timeout,
@@ -36,6 +34,8 @@ pub struct TransportStats {
     pub pub_held_dropped: u64,
     /// Messages held now (a gauge).
     pub pub_holding: u64,
+    /// Bytes of the messages held now (a gauge).
+    pub pub_holding_bytes: u64,
     /// dkv peers' subscriptions to this node's messages, as the PUB socket saw them.
     pub subscribes: u64,
     /// dkv peers' subscriptions withdrawn (their connection closed).
@@ -46,10 +46,28 @@ pub struct TransportStats {
     pub sub_disconnects: u64,
     /// SUB connects or disconnects that ZeroMQ refused.
     pub sub_errors: u64,
+    /// TCP connections other hosts opened to the PUB socket (subscribers).
+    pub sub_in_accepted: u64,
+    /// Of those, cut at once for being over the caps (`max_subscribers`,
+    /// `max_subscribers_per_ip`).
+    pub sub_in_cut_cap: u64,
+    /// Subscriber connections that ended (closed by the subscriber, dead, or cut:
+    /// stalled past the stall timeout, or over the caps).
+    pub sub_in_closed: u64,
+    /// Subscriber connections open now (a gauge).
+    pub sub_in_open: u64,
+    /// Connections the PUB socket failed to accept (out of descriptors?).
+    pub accept_failed: u64,
+    /// SUB connections to a live peer re-dialed after libzmq gave them up (a frame
+    /// over `max_message_bytes` ends a connection for good in libzmq).
+    pub sub_redials: u64,
     /// Local address checks done.
     pub address_checks: u64,
     /// Times the local address was found changed, lost or regained.
     pub address_changes: u64,
+    /// Address checks that failed for lack of resources (descriptors, memory);
+    /// the node kept its state (never taken for net down).
+    pub address_check_errors: u64,
     /// Turns of the event loop.
     pub loop_turns: u64,
     /// Live watches ([`Dkv::watch`](crate::Dkv::watch)) now (a gauge).
@@ -76,20 +94,26 @@ impl TransportStats {
             ("datagrams_in", self.datagrams_in),
             ("zmq_in", self.zmq_in),
             ("zmq_out", self.zmq_out),
-            ("pub_backlogged", self.pub_backlogged),
-            ("pub_dropped", self.pub_dropped),
+            ("pub_overflows", self.pub_overflows),
             ("pub_send_errors", self.pub_send_errors),
-            ("pub_backlog", self.pub_backlog),
             ("pub_held", self.pub_held),
             ("pub_held_dropped", self.pub_held_dropped),
             ("pub_holding", self.pub_holding),
+            ("pub_holding_bytes", self.pub_holding_bytes),
             ("subscribes", self.subscribes),
             ("unsubscribes", self.unsubscribes),
             ("sub_connects", self.sub_connects),
             ("sub_disconnects", self.sub_disconnects),
             ("sub_errors", self.sub_errors),
+            ("sub_in_accepted", self.sub_in_accepted),
+            ("sub_in_cut_cap", self.sub_in_cut_cap),
+            ("sub_in_closed", self.sub_in_closed),
+            ("sub_in_open", self.sub_in_open),
+            ("accept_failed", self.accept_failed),
+            ("sub_redials", self.sub_redials),
             ("address_checks", self.address_checks),
             ("address_changes", self.address_changes),
+            ("address_check_errors", self.address_check_errors),
             ("loop_turns", self.loop_turns),
             ("watches", self.watches),
             ("watch_events_lost", self.watch_events_lost),

@@ -11,30 +11,58 @@
 //! be lost, costing the protocol a session timeout; instead it waits, in order, until
 //! that peer subscribes, for at most a peer timeout (then it is dropped and counted).
 //!
-//! # Send policy
-//! A plain PUB socket silently drops messages for a subscriber whose queue is full.
-//! dkv instead sets `ZMQ_XPUB_NODROP` with a large `SNDHWM`, and sends with
-//! `ZMQ_DONTWAIT`: a full socket answers `EAGAIN`. The message then waits, in
-//! order, in a bounded local backlog that every loop turn tries to flush; the PUB
-//! descriptor wakes the loop when a full pipe has room again (`ZMQ_EVENTS` is no
-//! guide here: PUB always reports `POLLOUT`). Only when that backlog is full too is a message dropped,
-//! the oldest first, and counted ([`TransportStats::pub_dropped`]). Nothing is lost
-//! silently; the price is that one subscriber that stops reading for
-//! `SNDHWM` messages holds everyone's messages in the backlog until its peer times
-//! out and disconnects. When the node stops, its last messages get up to a peer
+//! # Send policy: one subscriber never holds back the others
+//! Every subscriber has its own queue in the PUB socket, `SNDHWM`
+//! ([`Config::send_hwm`]) messages long. A subscriber that reads too slowly, or not
+//! at all, fills only its own queue; from then on it misses messages (ZeroMQ drops
+//! them for that queue alone) until it has read its queue down, while every other
+//! subscriber goes on receiving at full speed. Nothing waits in a shared backlog.
+//! What a dkv peer missed, anti-entropy repairs (periodic syncs, and a sync as soon
+//! as a peer is heard again after a gap); a prototype peer has no anti-entropy and
+//! keeps the loss, as between prototypes.
+//!
+//! No loss is silent: each message is first offered with `ZMQ_XPUB_NODROP` on,
+//! which refuses it (`EAGAIN`) when a subscriber it is for has a full queue; it is
+//! then counted in [`TransportStats::pub_overflows`] and sent again with drops
+//! allowed, so that every other subscriber gets it. ZeroMQ then sets the full queue
+//! aside until its reader catches up, so an overflow counts once per stall, not per
+//! message the stalled subscriber misses.
+//!
+//! # Stalled subscribers are cut off
+//! A subscriber whose host stops reading (a frozen laptop, a stopped process, a
+//! hostile reader) leaves the TCP window at zero. The PUB socket sets
+//! `ZMQ_TCP_MAXRT` ([`Config::stall_timeout`], default the peer timeout), which
+//! libzmq applies to every accepted connection as `TCP_USER_TIMEOUT`: Linux aborts a
+//! connection whose data (or zero-window probes) stay unacknowledged that long, and
+//! libzmq then frees that subscriber's queue. When the stalled host resumes, its SUB
+//! socket reconnects and anti-entropy brings it up to date. A slow reader that keeps
+//! reading is never cut; it only misses messages.
+//!
+//! # Memory bound
+//! Per subscriber, the PUB socket holds at most `send_hwm` messages (messages shared
+//! by several subscribers are held once, reference-counted), each at most the
+//! largest message the node builds (about [`Limits::max_message_bytes`]), plus the
+//! kernel's TCP send buffer (`net.ipv4.tcp_wmem`, 4 MiB by default). Messages held
+//! for dkv peers not subscribed yet are capped in bytes ([`Config::held_bytes`]) and
+//! time (a peer timeout). When the node stops, its last messages get up to a peer
 //! timeout (at most 2 s) to leave; what is still held then is dropped and counted.
 //!
+//! [`Limits::max_message_bytes`]: dkv_proto::Limits::max_message_bytes
+//!
 //! # Dead connections
-//! Both sockets send ZMTP heartbeats every beacon interval and drop a connection
-//! that leaves one unanswered for half a peer timeout, so a half-open TCP
-//! connection (a host that vanished, a cable unplugged at the switch, a split
-//! switch) is closed and re-opened by ZeroMQ instead of blackholing messages, is
-//! gone before its peer is declared down, and never holds the PUB backlog for long.
+//! Both sockets use TCP keepalive (probes after half a peer timeout of silence,
+//! then every second), so a half-open TCP connection (a host that vanished, a
+//! cable unplugged at the switch, a split switch) is closed, and re-opened by
+//! ZeroMQ on the SUB side, instead of blackholing messages. ZMTP heartbeats are
+//! off: in libzmq 4.3.4 they can abort the process when a paused connection fails
+//! (`set_keepalive`), and they would not catch a stalled subscriber anyway (libzmq
+//! queues its ping behind the data the subscriber does not read).
 
 #![allow(unsafe_code)]
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::monitor::{self, event, Inbound, Monitor, Redials};
 use crate::stats::TransportStats;
 use bytes::Bytes;
 use dkv_proto::wire::v2::TOPIC_TO;
@@ -46,7 +74,7 @@ use std::time::{Duration, Instant};
 
 extern "C" {
     // Provided by libzmq, which the `zmq` crate links. The crate has no setter
-    // for ZMQ_XPUB_NODROP.
+    // for ZMQ_XPUB_NODROP or ZMQ_TCP_MAXRT.
     fn zmq_setsockopt(
         socket: *mut c_void,
         option: c_int,
@@ -55,18 +83,22 @@ extern "C" {
     ) -> c_int;
 }
 
-/// `ZMQ_XPUB_NODROP` from zmq.h (libzmq 4.1 and later; applies to PUB too).
+/// `ZMQ_XPUB_NODROP` from zmq.h (libzmq 4.1 and later).
 const ZMQ_XPUB_NODROP: c_int = 69;
+/// `ZMQ_TCP_MAXRT` from zmq.h (libzmq 4.2 and later): `TCP_USER_TIMEOUT` in ms on
+/// every TCP connection the socket makes or accepts afterwards.
+const ZMQ_TCP_MAXRT: c_int = 80;
 
-fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
-    let value: c_int = 1;
-    // SAFETY: `as_mut_ptr` is the live libzmq socket `socket` owns, and the option
-    // value is a valid `c_int` of the size passed, as zmq_setsockopt(3) requires
-    // for ZMQ_XPUB_NODROP; libzmq copies it before returning.
+/// Sets an `int` socket option the `zmq` crate has no setter for.
+fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Result<(), zmq::Error> {
+    // SAFETY: `as_mut_ptr` is the live libzmq socket `socket` owns (borrowed
+    // mutably, so no other call uses it meanwhile), and the option value is a valid
+    // `c_int` of the size passed, as zmq_setsockopt(3) requires for the int options
+    // used here; libzmq copies it before returning.
     let rc = unsafe {
         zmq_setsockopt(
             socket.as_mut_ptr(),
-            ZMQ_XPUB_NODROP,
+            option,
             (&value as *const c_int).cast(),
             std::mem::size_of::<c_int>(),
         )
@@ -82,24 +114,43 @@ fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
 /// The longest a closing node waits for its last messages to reach subscribers.
 const CLOSE_LINGER_MAX: Duration = Duration::from_secs(2);
 
+/// What a held message costs beyond its frames (queue entry, frame handles), for
+/// the byte cap.
+const HELD_OVERHEAD: usize = 64;
+
 /// A duration as ZeroMQ's milliseconds, saturating at `i32::MAX`.
 fn zmq_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-/// Heartbeats every beacon interval; a connection silent for half a peer timeout
-/// after a heartbeat is dropped (and, on the SUB side, re-opened by ZeroMQ). So a
-/// connection cut by a partition is gone before its peer is declared down: when
-/// the peer comes back, its new subscription is reported afresh, and nothing is
-/// sent into the dead connection meanwhile.
-fn set_heartbeats(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
-    let ms = |d: Duration| zmq_ms(d).max(1);
+/// TCP keepalive instead of ZMTP heartbeats: probes after half a peer timeout of
+/// silence (at least 1 s, the kernel's unit), every second, so a connection whose
+/// other end vanished (a host gone, a cable unplugged at the switch) is closed
+/// within about half a peer timeout plus 2 s and, on the SUB side, re-opened by
+/// ZeroMQ.
+///
+/// No ZMTP heartbeats: libzmq 4.3.4 aborts the whole process
+/// (`Assertion failed: !_io_error`, stream_engine_base.cpp, upstream issues
+/// #3937, #4364, #4767) when a connection whose input is paused (a full receive
+/// queue: exactly a slow or just-resumed node) fails and then a heartbeat timer
+/// fires or a buffered PING is answered. With no heartbeat interval on either side
+/// no honest node sends a PING or arms that timer.
+fn set_keepalive(socket: &zmq::Socket, config: &Config) -> Result<(), Error> {
+    let idle = i32::try_from((config.timings.peer_timeout / 2).as_secs())
+        .unwrap_or(i32::MAX)
+        .max(1);
     socket
-        .set_heartbeat_ivl(ms(config.timings.beacon_interval))
-        .map_err(Error::zmq("set ZMQ_HEARTBEAT_IVL"))?;
+        .set_tcp_keepalive(1)
+        .map_err(Error::zmq("set ZMQ_TCP_KEEPALIVE"))?;
     socket
-        .set_heartbeat_timeout(ms(config.timings.peer_timeout / 2))
-        .map_err(Error::zmq("set ZMQ_HEARTBEAT_TIMEOUT"))
+        .set_tcp_keepalive_idle(idle)
+        .map_err(Error::zmq("set ZMQ_TCP_KEEPALIVE_IDLE"))?;
+    socket
+        .set_tcp_keepalive_intvl(1)
+        .map_err(Error::zmq("set ZMQ_TCP_KEEPALIVE_INTVL"))?;
+    socket
+        .set_tcp_keepalive_cnt(2)
+        .map_err(Error::zmq("set ZMQ_TCP_KEEPALIVE_CNT"))
 }
 
 /// One received frame, still in ZeroMQ's buffer.
@@ -114,22 +165,43 @@ impl AsRef<[u8]> for Frame {
 /// A dkv node id, as its directed topic carries it.
 type PeerId = [u8; 8];
 
-/// The node's two ZeroMQ sockets, the PUB backlog, and messages held for dkv peers
-/// not subscribed yet.
+/// A message held for a dkv peer not subscribed yet.
+struct Held {
+    at: Instant,
+    peer: PeerId,
+    frames: Vec<Bytes>,
+    bytes: usize,
+}
+
+/// The node's two ZeroMQ sockets, and messages held for dkv peers not subscribed
+/// yet.
 pub(crate) struct ZmqIo {
     publisher: zmq::Socket,
     subscriber: zmq::Socket,
-    backlog: VecDeque<Vec<Bytes>>,
-    backlog_cap: usize,
     /// dkv peers whose `dkv2.to <id>` subscription is live on the XPUB socket.
     subscribed: HashSet<PeerId>,
-    /// Messages for dkv peers not subscribed yet, oldest first, with when held.
-    held: VecDeque<(Instant, PeerId, Vec<Bytes>)>,
+    /// Messages for dkv peers not subscribed yet, oldest first.
+    held: VecDeque<Held>,
+    /// Their bytes (frames plus [`HELD_OVERHEAD`] each).
+    held_bytes: usize,
+    /// At most this many held bytes.
+    held_cap: usize,
     /// How long a message may be held.
     hold_limit: Duration,
     pub_port: u16,
     /// How long [`close`](Self::close) gives the last messages.
     close_linger: Duration,
+    /// The XPUB socket's accepted and closed connections.
+    pub_monitor: Monitor,
+    /// The SUB socket's connections to peers.
+    sub_monitor: Monitor,
+    /// Inbound (subscriber) connections now.
+    inbound: Inbound,
+    /// Caps on them: in all, and from one IP.
+    max_subscribers: usize,
+    max_subscribers_per_ip: usize,
+    /// SUB connections to re-dial.
+    redials: Redials,
     // Dropped last: terminating the context waits for the sockets to close (SUB
     // at once, PUB within the linger `close` set).
     _context: zmq::Context,
@@ -149,8 +221,27 @@ impl ZmqIo {
         publisher
             .set_sndhwm(config.send_hwm)
             .map_err(Error::zmq("set PUB SNDHWM"))?;
-        set_xpub_nodrop(&mut publisher).map_err(Error::zmq("set ZMQ_XPUB_NODROP"))?;
-        set_heartbeats(&publisher, config)?;
+        set_int_option(&mut publisher, ZMQ_XPUB_NODROP, 1)
+            .map_err(Error::zmq("set ZMQ_XPUB_NODROP"))?;
+        // Before bind: libzmq applies it to the connections it accepts.
+        set_int_option(
+            &mut publisher,
+            ZMQ_TCP_MAXRT,
+            zmq_ms(config.effective_stall_timeout()).max(1),
+        )
+        .map_err(Error::zmq("set ZMQ_TCP_MAXRT"))?;
+        // Subscriptions are taken off the pipe at once; with no limit the
+        // connection's input never pauses (see `set_keepalive`).
+        publisher
+            .set_rcvhwm(0)
+            .map_err(Error::zmq("set PUB RCVHWM"))?;
+        set_keepalive(&publisher, config)?;
+        let pub_monitor = Monitor::new(
+            &context,
+            &publisher,
+            "dkv-monitor-pub",
+            event::ACCEPTED | event::ACCEPT_FAILED | event::DISCONNECTED,
+        )?;
         let endpoint = match config.bind {
             Some(ip) => format!("tcp://{ip}:*"),
             None => "tcp://*:*".to_string(),
@@ -182,17 +273,34 @@ impl ZmqIo {
         subscriber
             .set_rcvhwm(config.recv_hwm)
             .map_err(Error::zmq("set SUB RCVHWM"))?;
-        set_heartbeats(&subscriber, config)?;
+        set_keepalive(&subscriber, config)?;
+        // A frame over the limit is refused at its size header, before anything is
+        // allocated; the connection then ends and is re-dialed (`monitor`).
+        subscriber
+            .set_maxmsgsize(i64::try_from(config.limits.max_message_bytes).unwrap_or(i64::MAX))
+            .map_err(Error::zmq("set SUB MAXMSGSIZE"))?;
+        let sub_monitor = Monitor::new(
+            &context,
+            &subscriber,
+            "dkv-monitor-sub",
+            event::CONNECTED | event::CONNECT_RETRIED | event::DISCONNECTED,
+        )?;
         Ok(ZmqIo {
             publisher,
             subscriber,
-            backlog: VecDeque::new(),
-            backlog_cap: config.send_backlog,
             subscribed: HashSet::new(),
             held: VecDeque::new(),
+            held_bytes: 0,
+            held_cap: config.held_bytes,
             hold_limit: config.timings.peer_timeout,
             pub_port,
             close_linger: config.timings.peer_timeout.min(CLOSE_LINGER_MAX),
+            pub_monitor,
+            sub_monitor,
+            inbound: Inbound::default(),
+            max_subscribers: config.effective_max_subscribers(),
+            max_subscribers_per_ip: config.max_subscribers_per_ip,
+            redials: Redials::default(),
             _context: context,
         })
     }
@@ -212,11 +320,110 @@ impl ZmqIo {
         Ok(())
     }
 
-    /// The descriptors ZeroMQ signals readiness changes on (PUB, SUB).
-    pub(crate) fn fds(&self) -> Result<(RawFd, RawFd), Error> {
+    /// The descriptors ZeroMQ signals readiness changes on: PUB, SUB, and their
+    /// monitors.
+    pub(crate) fn fds(&self) -> Result<[RawFd; 4], Error> {
         let publisher = self.publisher.get_fd().map_err(Error::zmq("get PUB fd"))?;
         let subscriber = self.subscriber.get_fd().map_err(Error::zmq("get SUB fd"))?;
-        Ok((publisher, subscriber))
+        Ok([
+            publisher,
+            subscriber,
+            self.pub_monitor.fd()?,
+            self.sub_monitor.fd()?,
+        ])
+    }
+
+    /// Reads up to `batch` events of each monitor: inbound connections over the
+    /// caps are cut, and SUB connections that ended are scheduled for a re-dial.
+    /// True if more may wait.
+    pub(crate) fn read_monitors(&mut self, batch: usize, stats: &mut TransportStats) -> bool {
+        let mut more = false;
+        for i in 0..=batch {
+            let Some(ev) = self.pub_monitor.next() else {
+                break;
+            };
+            more = i == batch;
+            self.on_pub_event(&ev, stats);
+        }
+        let now = Instant::now();
+        for i in 0..=batch {
+            let Some(ev) = self.sub_monitor.next() else {
+                break;
+            };
+            more |= i == batch;
+            self.redials.on_event(now, &ev);
+        }
+        more
+    }
+
+    fn on_pub_event(&mut self, ev: &monitor::Event, stats: &mut TransportStats) {
+        let fd = ev.value as RawFd;
+        match ev.kind {
+            event::ACCEPTED => {
+                stats.sub_in_accepted += 1;
+                let Some(peer) = monitor::peer_of(fd) else {
+                    return;
+                };
+                let within = self.inbound.accepted(
+                    fd,
+                    peer,
+                    self.max_subscribers,
+                    self.max_subscribers_per_ip,
+                );
+                if !within && monitor::cut(fd, peer) {
+                    stats.sub_in_cut_cap += 1;
+                    if stats.sub_in_cut_cap.is_power_of_two() {
+                        tracing::warn!(%peer, cut = stats.sub_in_cut_cap,
+                            "too many subscriber connections: cut one");
+                    }
+                }
+            }
+            event::DISCONNECTED if self.inbound.closed(fd) => stats.sub_in_closed += 1,
+            event::ACCEPT_FAILED => {
+                stats.accept_failed += 1;
+                if stats.accept_failed.is_power_of_two() {
+                    let err = std::io::Error::from_raw_os_error(ev.value as i32);
+                    tracing::warn!(%err, failed = stats.accept_failed,
+                        "the PUB socket could not accept a connection");
+                }
+            }
+            _ => {}
+        }
+        stats.sub_in_open = self.inbound.len() as u64;
+    }
+
+    /// Re-dials the SUB connections whose re-dial is due, if `live` says their peer
+    /// is still up (module `monitor`).
+    pub(crate) fn redial(
+        &mut self,
+        now: Instant,
+        live: impl Fn(SocketAddr) -> bool,
+        stats: &mut TransportStats,
+    ) {
+        for addr in self.redials.due(now) {
+            if !live(addr) {
+                self.redials.forget(addr);
+                continue;
+            }
+            let endpoint = format!("tcp://{addr}");
+            // ENOENT: libzmq already forgot the endpoint; connecting is what counts.
+            let _ = self.subscriber.disconnect(&endpoint);
+            match self.subscriber.connect(&endpoint) {
+                Ok(()) => {
+                    stats.sub_redials += 1;
+                    tracing::info!(peer = %addr, "re-dialed a peer whose connection ended");
+                }
+                Err(err) => {
+                    stats.sub_errors += 1;
+                    tracing::warn!(peer = %addr, %err, "SUB re-dial failed");
+                }
+            }
+        }
+    }
+
+    /// When the next re-dial is due, if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.redials.next_due()
     }
 
     /// Connects the SUB socket to a peer's PUB endpoint.
@@ -231,7 +438,8 @@ impl ZmqIo {
     }
 
     /// Disconnects the SUB socket from a peer's PUB endpoint.
-    pub(crate) fn disconnect(&self, peer: SocketAddr, stats: &mut TransportStats) {
+    pub(crate) fn disconnect(&mut self, peer: SocketAddr, stats: &mut TransportStats) {
+        self.redials.forget(peer);
         match self.subscriber.disconnect(&format!("tcp://{peer}")) {
             Ok(()) => stats.sub_disconnects += 1,
             Err(err) => {
@@ -246,31 +454,37 @@ impl ZmqIo {
     pub(crate) fn publish(&mut self, frames: Vec<Bytes>, stats: &mut TransportStats) {
         if let Some(peer) = directed_to(&frames) {
             if !self.subscribed.contains(&peer) {
-                stats.pub_held += 1;
-                self.held.push_back((Instant::now(), peer, frames));
-                while self.held.len() > self.backlog_cap {
-                    self.held.pop_front();
-                    stats.pub_held_dropped += 1;
-                }
-                stats.pub_holding = self.held.len() as u64;
+                self.hold(peer, frames, stats);
                 return;
             }
         }
-        self.send_or_backlog(frames, stats);
+        self.send(&frames, stats);
     }
 
-    fn send_or_backlog(&mut self, frames: Vec<Bytes>, stats: &mut TransportStats) {
-        self.flush(stats);
-        if self.backlog.is_empty() && self.try_send(&frames, stats) {
-            return;
+    /// Holds a message for `peer`, dropping the oldest held ones past the byte cap.
+    fn hold(&mut self, peer: PeerId, frames: Vec<Bytes>, stats: &mut TransportStats) {
+        stats.pub_held += 1;
+        let bytes = frames.iter().map(Bytes::len).sum::<usize>() + HELD_OVERHEAD;
+        self.held_bytes += bytes;
+        self.held.push_back(Held {
+            at: Instant::now(),
+            peer,
+            frames,
+            bytes,
+        });
+        while self.held_bytes > self.held_cap {
+            let Some(old) = self.held.pop_front() else {
+                break;
+            };
+            self.held_bytes -= old.bytes;
+            stats.pub_held_dropped += 1;
         }
-        stats.pub_backlogged += 1;
-        self.backlog.push_back(frames);
-        while self.backlog.len() > self.backlog_cap {
-            self.backlog.pop_front();
-            stats.pub_dropped += 1;
-        }
-        stats.pub_backlog = self.backlog.len() as u64;
+        self.held_gauges(stats);
+    }
+
+    fn held_gauges(&self, stats: &mut TransportStats) {
+        stats.pub_holding = self.held.len() as u64;
+        stats.pub_holding_bytes = self.held_bytes as u64;
     }
 
     /// Reads the subscription changes the XPUB socket reports, up to `batch`; a dkv
@@ -307,58 +521,68 @@ impl ZmqIo {
 
     /// Publishes, in order, every message held for `peer`.
     fn release(&mut self, peer: PeerId, stats: &mut TransportStats) {
-        if !self.held.iter().any(|(_, p, _)| *p == peer) {
+        if !self.held.iter().any(|held| held.peer == peer) {
             return;
         }
         let (mine, others): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|(_, p, _)| *p == peer);
+            .partition(|held| held.peer == peer);
         self.held = others;
-        stats.pub_holding = self.held.len() as u64;
-        for (_, _, frames) in mine {
-            self.send_or_backlog(frames, stats);
+        for held in mine {
+            self.held_bytes -= held.bytes;
+            self.send(&held.frames, stats);
         }
+        self.held_gauges(stats);
     }
 
     /// Drops held messages older than the hold limit.
     fn expire_held(&mut self, stats: &mut TransportStats) {
         let now = Instant::now();
-        while self
-            .held
-            .front()
-            .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) > self.hold_limit)
-        {
+        while let Some(old) = self.held.front() {
+            if now.saturating_duration_since(old.at) <= self.hold_limit {
+                break;
+            }
+            self.held_bytes -= old.bytes;
             self.held.pop_front();
             stats.pub_held_dropped += 1;
         }
-        stats.pub_holding = self.held.len() as u64;
+        self.held_gauges(stats);
     }
 
-    /// Sends backlogged messages, in order, while the PUB socket takes them.
-    pub(crate) fn flush(&mut self, stats: &mut TransportStats) {
-        while let Some(frames) = self.backlog.front() {
-            if !self.try_send(frames, stats) {
-                break;
-            }
-            self.backlog.pop_front();
-        }
-        stats.pub_backlog = self.backlog.len() as u64;
-    }
-
-    /// One non-blocking send. False only when the socket is full (`EAGAIN`): the
-    /// message must wait. True when it left, or was lost to an error (counted).
-    fn try_send(&self, frames: &[Bytes], stats: &mut TransportStats) -> bool {
-        let frames = frames.iter().map(|frame| &frame[..]);
-        match self.publisher.send_multipart(frames, zmq::DONTWAIT) {
+    /// Sends one message to every subscriber whose queue has room, never waiting;
+    /// a subscriber with a full queue misses it, counted as an overflow (module
+    /// docs).
+    fn send(&mut self, frames: &[Bytes], stats: &mut TransportStats) {
+        let parts = || frames.iter().map(|frame| &frame[..]);
+        match self.publisher.send_multipart(parts(), zmq::DONTWAIT) {
             Ok(()) => {
                 stats.zmq_out += 1;
-                true
+                return;
             }
-            Err(zmq::Error::EAGAIN) => false,
+            Err(zmq::Error::EAGAIN) => {}
             Err(err) => {
                 stats.pub_send_errors += 1;
                 tracing::warn!(%err, "PUB send failed; message lost");
-                true
+                return;
+            }
+        }
+        // A subscriber this message is for has a full queue: send it to the others.
+        // (Refused at its first frame, so nothing of it left yet.)
+        stats.pub_overflows += 1;
+        if stats.pub_overflows.is_power_of_two() {
+            tracing::warn!(
+                overflows = stats.pub_overflows,
+                "a subscriber's send queue is full: it misses messages until it catches up"
+            );
+        }
+        let lossy = set_int_option(&mut self.publisher, ZMQ_XPUB_NODROP, 0);
+        let sent = self.publisher.send_multipart(parts(), zmq::DONTWAIT);
+        let strict = set_int_option(&mut self.publisher, ZMQ_XPUB_NODROP, 1);
+        match (lossy.and(strict), sent) {
+            (Ok(()), Ok(())) => stats.zmq_out += 1,
+            (Err(err), _) | (_, Err(err)) => {
+                stats.pub_send_errors += 1;
+                tracing::warn!(%err, "PUB send failed; message lost");
             }
         }
     }
@@ -392,48 +616,32 @@ impl ZmqIo {
         }
     }
 
-    /// Makes it safe to sleep until a descriptor signals; true if the SUB socket
-    /// holds a message, so the loop must not sleep.
+    /// Makes it safe to sleep until a descriptor signals; true if a socket holds
+    /// something to read, so the loop must not sleep.
     ///
     /// Reading `ZMQ_EVENTS` processes each socket's pending commands, after which
-    /// its descriptor signals again on the next one. For the SUB socket `POLLIN`
-    /// is the truth. For the PUB socket it is not: PUB always reports `POLLOUT`,
-    /// even while `ZMQ_XPUB_NODROP` refuses every send, so trusting it would spin
-    /// the loop for as long as a subscriber is stalled. Instead the backlog is
-    /// flushed: a send that still meets `EAGAIN` comes after the commands were
-    /// processed, so the pipe's "room again" command arrives later and signals
-    /// the descriptor.
-    ///
-    /// The XPUB socket's `POLLIN` (subscription changes to read) is the truth too.
+    /// its descriptor signals again on the next one. `POLLIN` is the truth for the
+    /// SUB socket (messages) and the XPUB socket (subscription changes). The PUB
+    /// side's `POLLOUT` is never waited for: sends never wait.
     pub(crate) fn settle(&mut self, stats: &mut TransportStats) -> bool {
         self.expire_held(stats);
         let sub_ready = has_event(&self.subscriber, zmq::POLLIN);
-        let pub_ready = has_event(&self.publisher, zmq::POLLIN); // processes its commands
-        self.flush(stats);
-        sub_ready || pub_ready
+        let pub_ready = has_event(&self.publisher, zmq::POLLIN);
+        let monitors_ready = self.pub_monitor.ready() | self.sub_monitor.ready();
+        sub_ready || pub_ready || monitors_ready
     }
 
-    /// Before the sockets close: gives the backlog and the messages ZeroMQ still
-    /// queues up to a peer timeout (at most 2 s) to reach subscribers, so a set
-    /// made just before shutdown is not thrown away. A subscriber that takes
-    /// nothing in that time is the only thing that makes closing wait.
+    /// Before the sockets close: gives the messages ZeroMQ still queues up to a
+    /// peer timeout (at most 2 s) to reach subscribers, so a set made just before
+    /// shutdown is not thrown away; held messages are dropped and counted. A
+    /// subscriber that takes nothing in that time is the only thing that makes
+    /// closing wait.
     pub(crate) fn close(&mut self, stats: &mut TransportStats) {
-        let deadline = Instant::now() + self.close_linger; // at most 2 s: no overflow
-        loop {
-            self.flush(stats);
-            if self.backlog.is_empty() || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        stats.pub_dropped += self.backlog.len() as u64;
-        self.backlog.clear();
-        stats.pub_backlog = 0;
         stats.pub_held_dropped += self.held.len() as u64;
         self.held.clear();
-        stats.pub_holding = 0;
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Err(err) = self.publisher.set_linger(zmq_ms(left)) {
+        self.held_bytes = 0;
+        self.held_gauges(stats);
+        if let Err(err) = self.publisher.set_linger(zmq_ms(self.close_linger)) {
             tracing::warn!(%err, "cannot set PUB linger; queued messages may be lost");
         }
     }

@@ -135,7 +135,7 @@ help\n"
         " ready_peers=0 ",
         " sets=3 ",
         " deletes=1 ",
-        " pub_dropped=0 ",
+        " pub_overflows=0 ",
         " pub_held=0 ",
         " beacons_sent=",
     ] {
@@ -186,6 +186,48 @@ fn a_bad_option_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid timings"));
+}
+
+#[test]
+fn the_limit_options_are_validated_and_the_value_limit_refuses_a_larger_set() {
+    for args in [
+        ["--max-value-bytes", "0"],
+        ["--max-peers", "0"],
+        ["--stall-timeout-ms", "0"],
+    ] {
+        let out = dkv()
+            .arg("node")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let mut child = dkv()
+        .args(node_args(port))
+        .args(["--max-value-bytes", "10", "--max-peers", "8"])
+        .args(["--stall-timeout-ms", "1500"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"set ok 0123456789\nset big 0123456789A\nget big\n")
+        .unwrap();
+    let out = finish(child);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "OK", "{stdout}");
+    assert!(
+        lines[1].starts_with("ERR") && lines[1].contains("over the limit of 10"),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "(nil)", "{stdout}");
 }
 
 /// A `dkv node` process driven one command at a time.

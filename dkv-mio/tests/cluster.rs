@@ -332,7 +332,8 @@ fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
         assert!(node.stats().unwrap().transport.address_checks >= 1);
         node.shutdown().unwrap();
     }
-    // A negative high-water mark means nothing to ZeroMQ: a typed error at start.
+    // A negative high-water mark means nothing to ZeroMQ, and 0 ("no limit")
+    // would leave a stalled subscriber's memory unbounded: refused at start.
     for config in [
         Config {
             send_hwm: -1,
@@ -342,9 +343,13 @@ fn huge_intervals_and_hwms_are_refused_or_saturated_never_a_dead_node() {
             recv_hwm: -1,
             ..config()
         },
+        Config {
+            send_hwm: 0,
+            ..config()
+        },
     ] {
         let err = Dkv::start(config).unwrap_err();
-        assert!(matches!(err, Error::Zmq { .. }), "{err}");
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
 }
 
@@ -398,9 +403,9 @@ fn a_write_over_the_core_limits_is_refused_and_nothing_is_written() {
     let dkv = &nodes[0];
     let big = Bytes::from(vec![b'x'; (1 << 20) + 1]);
     let err = dkv.set("k", big).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
     let err = dkv.delete("k".repeat(1025)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
     assert_eq!(dkv.get_local("k").unwrap(), None);
     dkv.set("k", Bytes::from(vec![b'x'; 1 << 20])).unwrap();
     assert_eq!(dkv.get_local("k").unwrap().map(|v| v.len()), Some(1 << 20));

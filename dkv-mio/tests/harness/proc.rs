@@ -75,6 +75,11 @@ impl NodeProc {
         })
     }
 
+    /// The child's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The label given at spawn.
     pub fn name(&self) -> &str {
         &self.name

@@ -229,6 +229,19 @@ struct NodeArgs {
     /// 2 beacon intervals].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     bootstrap_settle_ms: Option<u64>,
+    /// The largest value a write may carry and a peer's message may hold, in
+    /// bytes [default: 1048576]. Run the same limits on every node. The message
+    /// limit grows with it (key + value + 64 KiB).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    max_value_bytes: Option<u64>,
+    /// The most peers this node keeps at once [default: 256]; its descriptor
+    /// budget and subscriber cap (N + 16) follow.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_peers: Option<u64>,
+    /// Cut a subscriber that leaves this node's data unacknowledged this long, in
+    /// ms [default: the peer timeout].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    stall_timeout_ms: Option<u64>,
     /// Log level on stderr: off, error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     log: LevelFilter,
@@ -385,5 +398,20 @@ fn node_config(args: &NodeArgs) -> Result<Config, String> {
     }
     t.validate()
         .map_err(|err| format!("invalid timings: {err}"))?;
+    config.stall_timeout = args.stall_timeout_ms.map(ms);
+    let limits = &mut config.limits;
+    if let Some(n) = args.max_value_bytes {
+        // Cannot truncate: clap caps it at 1 GiB.
+        limits.max_value_bytes = n as usize;
+        let record = limits.max_key_bytes + limits.max_value_bytes;
+        limits.max_message_bytes = limits.max_message_bytes.max(record + (64 << 10));
+    }
+    if let Some(n) = args.max_peers {
+        limits.max_peers = n as usize;
+        limits.max_peers_per_ip = limits.max_peers_per_ip.min(limits.max_peers);
+    }
+    limits
+        .validate()
+        .map_err(|err| format!("invalid limits: {err}"))?;
     Ok(config)
 }
