@@ -103,22 +103,64 @@ pub struct Mem {
     pub hwm_kib: u64,
 }
 
-/// `VmRSS` and `VmHWM` of `pid`.
+/// `VmRSS` and `VmHWM` of `pid`; panics if it is gone.
 pub fn mem(pid: u32) -> Mem {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    let field = |name: &str| -> u64 {
+    try_mem(pid).unwrap_or_else(|| panic!("no memory figures for pid {pid}: it exited"))
+}
+
+/// `VmRSS` and `VmHWM` of `pid`, or `None` once it has exited (or is a zombie).
+pub fn try_mem(pid: u32) -> Option<Mem> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
     };
-    Mem {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
+    Some(Mem {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
+}
+
+/// Sets `key` on `from` (again every 300 ms) until `to` holds it; false if that
+/// does not happen within `limit` (a non-panicking `set_until_seen`).
+pub fn seen_within(from: &mut NodeProc, to: &mut NodeProc, key: &str, limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if from.try_cmd(&format!("set {key} x")).as_deref() != Ok("OK") {
+            return false;
+        }
+        if holds(to, &[key.to_string()]) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(300));
     }
+    false
+}
+
+/// True once `node` holds every key of `keys` locally, polled every 100 ms for at
+/// most `limit`.
+pub fn holds_within(node: &mut NodeProc, keys: &[String], limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if holds(node, keys) {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn holds(node: &mut NodeProc, keys: &[String]) -> bool {
+    let Ok(line) = node.try_cmd("keys") else {
+        return false;
+    };
+    let held: std::collections::HashSet<&str> = line.split_whitespace().collect();
+    keys.iter().all(|k| held.contains(k.as_str()))
 }
 
 /// How many file descriptors `pid` holds open.

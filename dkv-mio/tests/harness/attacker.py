@@ -164,6 +164,12 @@ def run_list_flood(a):
     pub.setsockopt(zmq.LINGER, 0)
     pub.setsockopt(zmq.SNDHWM, 100000)
     pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    if a.ping_ttl_ms:
+        # PINGs carrying a TTL arm a timer in the victim's libzmq whatever its own
+        # heartbeat settings; it fires if the victim stops reading this connection.
+        pub.setsockopt(zmq.HEARTBEAT_IVL, 100)
+        pub.setsockopt(zmq.HEARTBEAT_TTL, a.ping_ttl_ms)
+        pub.setsockopt(zmq.HEARTBEAT_TIMEOUT, 600000)
     port = pub.bind_to_random_port("tcp://%s" % a.me)
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
@@ -612,6 +618,8 @@ def main():
     s.add_argument("--secs", type=float, required=True)
     s.add_argument("--max-messages", type=int, default=2000000)
     s.add_argument("--rate", type=int, default=0, help="messages/s cap (0: none)")
+    s.add_argument("--ping-ttl-ms", type=int, default=0,
+                   help="send ZMTP PINGs every 100 ms with this TTL (0: no PINGs)")
     s.add_argument("--seed", type=int, default=9)
 
     s = sub.add_parser("big")
