@@ -17,8 +17,8 @@ mod attack;
 mod harness;
 
 use attack::{
-    add_addresses, attacker, connections_to, dkv_pid, fd_count, holds_within, iface_bytes, mem,
-    mib, num, seen_within, signal, start_dkv, summary, try_mem, Checks, Thaw,
+    add_addresses, attacker, connection_details, connections_to, dkv_pid, fd_count, holds_within,
+    iface_bytes, mem, mib, num, seen_within, signal, start_dkv, summary, try_mem, Checks, Thaw,
 };
 use harness::netns::{can_build_lans, lan_or_skip, Lan};
 use harness::nodes::Timings;
@@ -639,7 +639,7 @@ fn a_one_gib_value_costs_the_victim_little_memory_and_cuts_off_no_one() {
 /// - The victim's VmHWM grows by at most 160 MiB: two stalled subscribers × 256
 ///   queued messages × 256 KiB pages, plus 32 MiB.
 /// - Both stalled connections are cut within the stall timeout (the peer timeout)
-///   + 5 s after the last write.
+///   + 5 s of the stream's start (their windows close within its first chunk).
 /// - After SIGCONT the frozen node converges with the others within 24 s.
 #[test]
 fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
@@ -714,6 +714,20 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
     let started = Instant::now();
     let mut lags = Vec::new();
     let mut written = 0;
+    let cut_limit = t.peer_timeout + Duration::from_secs(5);
+    let mut cut_at = None;
+    let still_connected = |cut_at: &mut Option<Duration>| -> Vec<String> {
+        let now = connections_to(lan.host(0), pub_port);
+        let left: Vec<String> = stalled_conns
+            .iter()
+            .filter(|c| now.contains(c))
+            .cloned()
+            .collect();
+        if left.is_empty() && cut_at.is_none() {
+            *cut_at = Some(started.elapsed());
+        }
+        left
+    };
     for chunk in 0..CHUNKS {
         let mut lines: Vec<String> = (0..PER_CHUNK)
             .map(|i| format!("set stream-{:02} {chunk}-{i}-{value}", i % 16))
@@ -735,23 +749,27 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
             break;
         }
         lags.push(sent.elapsed());
+        still_connected(&mut cut_at);
     }
     let stream_took = started.elapsed();
     let mem_streamed = try_mem(pid);
     let after = victim.stats();
-    let cut = harness::eventually(
-        t.peer_timeout + Duration::from_secs(5),
-        Duration::from_millis(100),
-        || {
-            let now = connections_to(lan.host(0), pub_port);
-            let left: Vec<&String> = stalled_conns.iter().filter(|c| now.contains(c)).collect();
-            if left.is_empty() {
-                Ok(started.elapsed())
-            } else {
-                Err(format!("still connected: {left:?}"))
-            }
-        },
-    );
+    // The windows of both stalled subscribers close within the first chunk, so each
+    // must be cut within the stall timeout (the peer timeout) + 5 s of the start.
+    let mut left = still_connected(&mut cut_at);
+    while cut_at.is_none() && started.elapsed() < cut_limit.max(stream_took) + cut_limit {
+        std::thread::sleep(Duration::from_millis(100));
+        left = still_connected(&mut cut_at);
+    }
+    let cut = match cut_at {
+        Some(at) if at <= cut_limit => Ok(at),
+        Some(at) => Err(format!("cut only {at:?} after the stream started")),
+        None => Err(format!(
+            "still connected {:?} after the stream started: {left:?}\n{}",
+            started.elapsed(),
+            connection_details(lan.host(0), pub_port)
+        )),
+    };
     let hwm_growth =
         mem_streamed.map_or(u64::MAX, |m| m.hwm_kib.saturating_sub(mem_before.hwm_kib));
     lags.sort();
@@ -767,7 +785,7 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
         mem_streamed.map_or("gone".to_string(), |m| format!("{:.1} MiB", mib(m.hwm_kib))),
         mib(BOUND_KIB),
         match &cut {
-            Ok(at) => format!("cut {at:?} after the stream started"),
+            Ok(at) => format!("cut within {at:?} of the stream's start"),
             Err(e) => format!("NOT cut: {e}"),
         },
         figure_delta(&before, &after, "pub_dropped"),
@@ -780,7 +798,8 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
     checks.check(
         cut.is_ok(),
         format!(
-            "the stalled subscribers were not cut within the peer timeout + 5 s: {:?}",
+            "the stalled subscribers were not cut within the peer timeout + 5 s of the \
+             stream's start: {:?}",
             cut.err()
         ),
     );

@@ -208,6 +208,18 @@ pub fn connections_to(host: &Host, port: u16) -> Vec<String> {
         .collect()
 }
 
+/// `ss -tnio` lines (queues, timers, TCP info) of the established connections to
+/// local port `port` in `host`, for failure messages.
+pub fn connection_details(host: &Host, port: u16) -> String {
+    host.command("ss")
+        .args(["-Htnio", "state", "established"])
+        .arg(format!("( sport = :{port} )"))
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ss failed: {e}"))
+}
+
 /// Gives `host` `count` more addresses on its LAN interface,
 /// 10.231.x.`first`..`first + count`, and returns them.
 pub fn add_addresses(host: &Host, first: u8, count: u8) -> Vec<Ipv4Addr> {
