@@ -3,6 +3,7 @@
 //! keeps its entries.
 
 use crate::storage::SyncPolicy;
+use dkv_proto::seal::{Cluster, Keyring};
 use dkv_proto::{Limits, NodeId, Timings};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -82,6 +83,16 @@ pub struct Config {
     /// The most such connections from one IP address. Default: 16 (`dkv demo`
     /// runs 12 nodes on one host).
     pub max_subscribers_per_ip: usize,
+    /// The cluster this node belongs to. [`Cluster::open`] (the default) is the
+    /// prototype's open cluster, today's wire byte for byte. A named cluster
+    /// ([`Cluster::new`]) peers only with nodes of the same name and never with
+    /// prototype nodes: a guard against mistakes, not attackers.
+    pub cluster: Cluster,
+    /// Pre-shared keys ([`read_key_file`](crate::read_key_file) reads a key file).
+    /// `Some`: every datagram and message is sealed with the first key and opened
+    /// with any key; the node accepts no unauthenticated traffic at all. Default:
+    /// `None`.
+    pub keys: Option<Keyring>,
     /// Where the node keeps its entries on disk (created if missing; one node per
     /// dir). At start it holds everything it held when it stopped. `None` (the
     /// default): in memory only.
@@ -107,6 +118,8 @@ impl Default for Config {
             limits: Limits::default(),
             max_subscribers: None,
             max_subscribers_per_ip: 16,
+            cluster: Cluster::open(),
+            keys: None,
             data_dir: None,
             sync: SyncPolicy::default(),
         }

@@ -35,8 +35,8 @@ pub enum Error {
     /// started.
     #[error("cannot set up the event loop: {0}")]
     EventLoop(#[source] io::Error),
-    /// The node's id could not be drawn from the OS's randomness.
-    #[error("cannot read a random node id from the OS: {0}")]
+    /// The OS's randomness (for a node id, a seed or a key) could not be read.
+    #[error("cannot read randomness from the OS: {0}")]
     Random(#[source] io::Error),
     /// The node has stopped (shut down, or its loop failed); the request was not
     /// carried out.
@@ -60,6 +60,10 @@ pub enum Error {
     /// [`Limits::validate`](dkv_proto::Limits::validate)); nothing was started.
     #[error("invalid limits: {0}")]
     InvalidLimits(#[from] dkv_proto::LimitsError),
+    /// The protocol configuration does not make sense (see
+    /// [`Config::validate`](dkv_proto::Config::validate)); nothing was started.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(#[from] dkv_proto::ConfigError),
     /// A write's key or value is over the node's configured limits
     /// ([`Config::limits`](crate::Config::limits)); nothing was written.
     #[error("refused: {0}")]
@@ -124,6 +128,16 @@ pub enum Error {
     /// node stops, and the write may be lost with it.
     #[error("cannot commit to the data dir: {0}; the node stops")]
     Commit(String),
+    /// The key file could not be used: unreadable, readable by group or others,
+    /// too large, or not a list of keys (the reason names the line, never a key);
+    /// nothing was started.
+    #[error("cannot use the key file {}: {reason}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 impl Error {

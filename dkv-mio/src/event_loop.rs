@@ -48,6 +48,13 @@ const BATCH: usize = 1024;
 /// the turn.
 const BUDGET: Duration = Duration::from_millis(5);
 
+/// The least time between two address checks triggered by hearing this node's
+/// own beacon or hello from another address.
+const OWN_DATAGRAM_CHECK_GAP: Duration = Duration::from_millis(100);
+
+/// The least time between two warnings about refused unauthenticated input.
+const REFUSALS_LOG_GAP: Duration = Duration::from_secs(60);
+
 /// A read-only look at the node, for queries from the handle.
 pub(crate) type Query = Box<dyn FnOnce(&Node, &TransportStats) + Send>;
 
@@ -102,8 +109,12 @@ pub(crate) struct EventLoop {
     pub(crate) next_address_check: Instant,
     pub(crate) gets: HashMap<GetId, mpsc::Sender<GetReply>>,
     pub(crate) stats: TransportStats,
-    /// This node's beacon and hello payloads, to recognise them when heard back.
-    pub(crate) own_datagrams: [Vec<u8>; 2],
+    /// When this node's own beacon or hello, heard from an address not its own,
+    /// last triggered an address check (anyone can replay one: at most one check
+    /// per [`OWN_DATAGRAM_CHECK_GAP`]).
+    pub(crate) last_own_datagram_check: Option<Instant>,
+    /// The refusal count last logged, and when ([`REFUSALS_LOG_GAP`]).
+    pub(crate) refusals_logged: (u64, Instant),
     /// Live watches, by id.
     pub(crate) watches: Vec<(u64, Arc<Shared>)>,
     /// Where applied changes and write acknowledgements go (the data dir, if any).
@@ -121,6 +132,15 @@ impl EventLoop {
         let span = tracing::info_span!("node", id = %self.node.id(), pub_port = self.node.config().pub_port);
         let _entered = span.enter();
         let mut events = Events::with_capacity(16);
+        match self.node.send_key() {
+            Some(key) => tracing::info!(cluster = self.node.cluster().name(), %key,
+                "keyed cluster: refusing unauthenticated traffic, prototype nodes included"),
+            None if self.node.isolated() => tracing::info!(
+                cluster = self.node.cluster().name(),
+                "named cluster: unauthenticated, no prototype nodes"
+            ),
+            None => {}
+        }
         self.check_address(Instant::now());
         loop {
             self.stats.loop_turns += 1;
@@ -253,10 +273,15 @@ impl EventLoop {
                     // Our own beacon or hello from an address we do not know as
                     // ours: the address changed since the last check. Look now,
                     // before the node takes its own beacon for a peer's.
-                    if self.own_datagrams.iter().any(|own| own == datagram)
+                    let now = Instant::now();
+                    if self.node.is_own_datagram(datagram)
                         && self.node.local_ip() != Some(src.ip())
+                        && self
+                            .last_own_datagram_check
+                            .is_none_or(|at| now.duration_since(at) >= OWN_DATAGRAM_CHECK_GAP)
                     {
-                        self.check_address(Instant::now());
+                        self.last_own_datagram_check = Some(now);
+                        self.check_address(now);
                     }
                     self.node.handle_beacon(Instant::now(), src.ip(), datagram);
                     self.drain_outputs();
@@ -290,11 +315,27 @@ impl EventLoop {
         true
     }
 
+    /// At most once a minute, a warning with how many inputs a keyed node refused
+    /// as unauthenticated since the last one, if any.
+    fn log_refusals(&mut self, now: Instant) {
+        let refused = self.node.stats().refused_unauthenticated();
+        let (logged, at) = self.refusals_logged;
+        if refused > logged && now.duration_since(at) >= REFUSALS_LOG_GAP {
+            tracing::warn!(
+                refused = refused - logged,
+                total = refused,
+                "refused unauthenticated traffic (see `dkv stats`, drop_*)"
+            );
+            self.refusals_logged = (refused, now);
+        }
+    }
+
     /// Re-reads the wall clock for the node, re-checks the local address and tells
     /// the node about a change. (On a new address the node re-dials every peer, so
     /// SUB connections leave from it.)
     fn check_address(&mut self, now: Instant) {
         self.stats.address_checks += 1;
+        self.log_refusals(now);
         self.node.handle_wall_clock(now, net::unix_ms_now());
         // Cannot overflow: the interval is at most a day
         // (Config::effective_address_check_interval).

@@ -150,6 +150,9 @@ impl Dkv {
         proto.seed = seed;
         proto.timings = config.timings.clone();
         proto.limits = config.limits.clone();
+        proto.cluster = config.cluster.clone();
+        proto.keys = config.keys.clone();
+        proto.validate()?;
         let mut node = Node::new(proto);
         let restored = match &mut store {
             Some(store) => store.restore(&mut node, Instant::now())?,
@@ -235,10 +238,8 @@ impl Dkv {
             next_address_check: Instant::now(),
             gets: HashMap::new(),
             stats: TransportStats::default(),
-            own_datagrams: [
-                dkv_proto::encode_beacon(pub_port),
-                dkv_proto::encode_hello(pub_port, id),
-            ],
+            last_own_datagram_check: None,
+            refusals_logged: (0, Instant::now()),
             persist,
             watches: Vec::new(),
         };
@@ -511,6 +512,8 @@ impl Dkv {
             summary: node.summary(),
             clock: node.clock(),
             bootstrap: node.bootstrap(),
+            cluster: node.cluster().name().to_string(),
+            send_key: node.send_key(),
             stats: snapshot_stats(node, transport),
         })
     }

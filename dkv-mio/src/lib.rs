@@ -73,6 +73,7 @@ mod error;
 mod event_loop;
 mod fds;
 mod handle;
+mod keyfile;
 mod monitor;
 mod net;
 mod stats;
@@ -81,12 +82,14 @@ mod watch;
 mod zmq_io;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
+pub use dkv_proto::seal::{Cluster, Key, Keyring};
 pub use dkv_proto::wire::Summary;
 pub use dkv_proto::{
     BootstrapPhase, BootstrapProgress, Entry, NodeId, Timestamp, Timings, TimingsError, Version,
 };
 pub use error::Error;
 pub use handle::{Dkv, KeyValue, MAX_GET_TIMEOUT, MAX_PEER_TIMEOUT};
+pub use keyfile::{generate_key_hex, read_key_file, MAX_KEY_FILE_BYTES};
 pub use net::{detect_local_ip, unused_udp_port};
 pub use stats::{Stats, Status, TransportStats};
 pub use storage::{Pending, SyncPolicy, DATA_FILE, FORMAT_VERSION, MAX_GROUP_DELAY};

@@ -164,6 +164,24 @@ pub struct Status {
     pub clock: Timestamp,
     /// Where the current bootstrap stands.
     pub bootstrap: BootstrapProgress,
+    /// The cluster's name ("" for the prototype's open cluster).
+    pub cluster: String,
+    /// With keys: the id of the key that seals what this node sends (the node
+    /// then refuses every unauthenticated input). `None`: unkeyed.
+    pub send_key: Option<dkv_proto::seal::KeyId>,
     /// Every counter.
     pub stats: Stats,
+}
+
+impl Status {
+    /// One line on who this node talks to: `open` (any host, prototypes too),
+    /// `named, unauthenticated` or `keyed (key KEYID): refusing unauthenticated
+    /// traffic`.
+    pub fn security(&self) -> String {
+        match (&self.send_key, self.cluster.is_empty()) {
+            (Some(key), _) => format!("keyed (key {key}): refusing unauthenticated traffic"),
+            (None, true) => "open: any host on the LAN may join, read and write".into(),
+            (None, false) => "named cluster, unauthenticated: a guard against mistakes".into(),
+        }
+    }
 }

@@ -230,6 +230,61 @@ fn the_limit_options_are_validated_and_the_value_limit_refuses_a_larger_set() {
     assert_eq!(lines[2], "(nil)", "{stdout}");
 }
 
+#[test]
+fn keygen_makes_keys_a_keyed_node_starts_with_and_a_readable_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = dkv().arg("keygen").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(key.trim().len(), 64, "{key}");
+    assert!(key.trim().bytes().all(|c| c.is_ascii_hexdigit()), "{key}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys");
+    std::fs::write(&path, format!("# ours\n{key}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let refused = dkv()
+        .args(node_args(port))
+        .arg("--key-file")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains(key.trim()), "the key is never echoed: {err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = dkv()
+        .args(node_args(port))
+        .arg("--key-file")
+        .arg(&path)
+        .args(["--cluster", "team"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"status\n").unwrap();
+    let out = finish(child);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("cluster") && stdout.contains("team"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("keyed (key ") && stdout.contains("refusing unauthenticated"),
+        "{stdout}"
+    );
+    let too_long = dkv()
+        .args(node_args(port))
+        .args(["--cluster", &"x".repeat(65)])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(too_long.status.code(), Some(2));
+}
+
 /// A `dkv node` process driven one command at a time.
 struct NodeProc {
     child: Option<Child>,

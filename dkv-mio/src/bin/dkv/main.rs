@@ -97,7 +97,7 @@ enum Cmd {
     /// line from stdin and prints exactly one line per command (a REPL on a
     /// terminal; type `help`); the end of piped input stops it, while a stdin of
     /// /dev/null or closed does not. Logs go to stderr.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Print a key's value (raw bytes; a newline is added only on a terminal).
     /// Exit 1 if the key is absent or deleted.
     Get {
@@ -169,6 +169,9 @@ enum Cmd {
     /// narrate discovery, a replicated set, a replicated delete, a remote get, a late
     /// joiner's bootstrap and a peer going down. Needs no root and no network.
     Demo(DemoArgs),
+    /// Print a fresh key for `dkv node --key-file`: 64 hex digits from the OS's
+    /// randomness. Put it in a file only its owner can read (chmod 600).
+    Keygen,
 }
 
 #[derive(Args)]
@@ -255,6 +258,16 @@ struct NodeArgs {
     /// the write is on disk.
     #[arg(long, value_name = "POLICY", default_value = "group")]
     sync: SyncPolicy,
+    /// Join only nodes of this cluster (at most 64 bytes). A named cluster never
+    /// peers with other clusters or with prototype nodes; a guard against mistakes,
+    /// not attackers (use --key-file for that) [default: the prototype's open cluster].
+    #[arg(long, value_name = "NAME", env = "DKV_CLUSTER")]
+    cluster: Option<String>,
+    /// Seal everything with the keys in PATH (one key of 64 hex digits per line,
+    /// `#` comments; the first key seals, every key opens; mode 600). A keyed node
+    /// talks only to nodes holding one of the keys. `dkv keygen` makes a key.
+    #[arg(long, value_name = "PATH", env = "DKV_KEY_FILE")]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -292,6 +305,18 @@ fn main() -> ExitCode {
         Cmd::Demo(args) => {
             logs::init(args.log);
             return demo::run(usize::from(args.nodes));
+        }
+        Cmd::Keygen => {
+            return match dkv_mio::generate_key_hex() {
+                Ok(key) => {
+                    println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("dkv keygen: {err}");
+                    ExitCode::from(exit::FAILED)
+                }
+            };
         }
         Cmd::Get {
             key,
@@ -373,6 +398,12 @@ fn node_config(args: &NodeArgs) -> Result<Config, String> {
         ));
     }
     config.bind = args.bind;
+    if let Some(name) = &args.cluster {
+        config.cluster = dkv_mio::Cluster::new(name).map_err(|err| format!("--cluster: {err}"))?;
+    }
+    if let Some(path) = &args.key_file {
+        config.keys = Some(dkv_mio::read_key_file(path).map_err(|err| err.to_string())?);
+    }
     config.data_dir = args.data_dir.clone();
     config.sync = args.sync;
     let ms = Duration::from_millis;

@@ -608,6 +608,12 @@ fn node_pairs(dkv: &Dkv, status: &Status) -> Vec<(String, String)> {
         ("fingerprint", fingerprint(status)),
         ("clock", status.clock.to_string()),
         ("bootstrap", phase_name(status.bootstrap.phase).to_string()),
+        ("cluster", status.cluster.clone()),
+        ("security", status.security()),
+        (
+            "refused_unauthenticated",
+            status.stats.proto.refused_unauthenticated().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
