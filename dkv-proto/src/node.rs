@@ -100,17 +100,15 @@ enum Origin {
 
 /// Prototype `set` copies of dkv/2 writes that are expected to arrive: a dkv node
 /// publishes them after the `put` with the same records, on the same socket, so a
-/// receiver learns of them from the `put` first. Bounded: the oldest are forgotten,
-/// and so is any older than the echo window (a copy that never came, dropped by a
-/// full pipe), so a prototype's later `set` of the same key and value, such as
-/// `set k ""`, is taken as the write it is. Every operation is logarithmic.
+/// receiver learns of them from the `put` first. Bounded: the oldest are forgotten.
+/// Every operation is logarithmic.
 #[derive(Debug, Default)]
 struct Echoes {
     /// Expectations by (key, value hash): their sequence numbers, oldest first.
     expected: BTreeMap<(String, u64), VecDeque<u64>>,
-    /// Every expectation still remembered, oldest first, with when it was made
-    /// (consumed ones are skipped when they reach the front).
-    order: VecDeque<(u64, (String, u64), Instant)>,
+    /// Every expectation still remembered, oldest first (consumed ones are skipped
+    /// when they reach the front).
+    order: VecDeque<(u64, (String, u64))>,
     next: u64,
 }
 
@@ -121,30 +119,21 @@ impl Echoes {
         xxhash_rust::xxh3::xxh3_64(value)
     }
 
-    fn expect(&mut self, key: &str, value: &[u8], now: Instant) {
+    fn expect(&mut self, key: &str, value: &[u8]) {
         let k = (key.to_owned(), Self::hash(value));
         let seq = self.next;
         self.next += 1;
         self.expected.entry(k.clone()).or_default().push_back(seq);
-        self.order.push_back((seq, k, now));
+        self.order.push_back((seq, k));
         while self.order.len() > Self::CAP {
-            if let Some((seq, k, _)) = self.order.pop_front() {
+            if let Some((seq, k)) = self.order.pop_front() {
                 self.drop_if_first(&k, seq);
             }
         }
     }
 
-    /// Whether `key = value` was expected within `window` before `now`; if so it no
-    /// longer is. Expectations older than that are forgotten first.
-    fn consume(&mut self, key: &str, value: &[u8], now: Instant, window: Duration) -> bool {
-        while let Some((seq, k, at)) = self.order.front() {
-            if later(*at, window) >= now {
-                break;
-            }
-            let (seq, k) = (*seq, k.clone());
-            self.order.pop_front();
-            self.drop_if_first(&k, seq);
-        }
+    /// Whether `key = value` was expected; if so it no longer is.
+    fn consume(&mut self, key: &str, value: &[u8]) -> bool {
         if self.expected.is_empty() {
             return false;
         }
@@ -699,8 +688,7 @@ impl Node {
         self.stats.count_in(msg.kind());
         match msg {
             Message::Set { key, value } => {
-                let window = self.config.timings.peer_timeout;
-                if self.echoes.consume(&key, &value, now, window) {
+                if self.echoes.consume(&key, &value) {
                     self.stats.echoes_ignored += 1;
                 } else {
                     // A prototype's write: it gets a version here.
@@ -933,7 +921,7 @@ impl Node {
                     }
                     if echo {
                         let copy = r.entry.value.as_deref().unwrap_or_default();
-                        self.echoes.expect(&r.key, copy, now);
+                        self.echoes.expect(&r.key, copy);
                     }
                     self.apply(now, r.key, r.entry, Origin::Remote);
                 }
@@ -1555,50 +1543,36 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::Echoes;
-    use std::time::{Duration, Instant};
-
-    const W: Duration = Duration::from_secs(4);
 
     #[test]
     fn each_expected_echo_is_recognised_once() {
         let mut e = Echoes::default();
-        e.expect("k", b"v", Instant::now());
-        e.expect("k", b"v", Instant::now());
-        assert!(!e.consume("k", b"other", Instant::now(), W));
-        assert!(e.consume("k", b"v", Instant::now(), W));
-        assert!(e.consume("k", b"v", Instant::now(), W));
-        assert!(!e.consume("k", b"v", Instant::now(), W));
+        e.expect("k", b"v");
+        e.expect("k", b"v");
+        assert!(!e.consume("k", b"other"));
+        assert!(e.consume("k", b"v"));
+        assert!(e.consume("k", b"v"));
+        assert!(!e.consume("k", b"v"));
     }
 
     #[test]
     fn the_oldest_expectations_are_forgotten_beyond_the_cap() {
         let mut e = Echoes::default();
-        e.expect("first", b"v", Instant::now());
+        e.expect("first", b"v");
         for i in 0..Echoes::CAP {
-            e.expect(&format!("k{i}"), b"v", Instant::now());
+            e.expect(&format!("k{i}"), b"v");
         }
         assert!(
-            !e.consume("first", b"v", Instant::now(), W),
+            !e.consume("first", b"v"),
             "the oldest was kept past the cap"
         );
-        assert!(e.consume("k0", b"v", Instant::now(), W));
-        let last = format!("k{}", Echoes::CAP - 1);
-        assert!(e.consume(&last, b"v", Instant::now(), W));
+        assert!(e.consume("k0", b"v"));
+        assert!(e.consume(&format!("k{}", Echoes::CAP - 1), b"v"));
         // Forgetting the oldest expectation of a key keeps its newer one.
-        e.expect("k1", b"v", Instant::now());
+        e.expect("k1", b"v");
         for i in 0..Echoes::CAP - 1 {
-            e.expect(&format!("x{i}"), b"v", Instant::now());
+            e.expect(&format!("x{i}"), b"v");
         }
-        assert!(e.consume("k1", b"v", Instant::now(), W));
-    }
-
-    #[test]
-    fn an_expectation_older_than_the_window_is_forgotten() {
-        let mut e = Echoes::default();
-        let t = Instant::now();
-        e.expect("k", b"", t);
-        e.expect("j", b"", t + W);
-        assert!(!e.consume("k", b"", t + W + Duration::from_millis(1), W));
-        assert!(e.consume("j", b"", t + W + Duration::from_millis(1), W));
+        assert!(e.consume("k1", b"v"));
     }
 }

@@ -1,8 +1,7 @@
 //! Empty values (plan chunk J): in dkv/2 an empty value is a value, never a delete.
 //! A prototype's `set k ""` is stored as a visible empty value and replicates among
 //! dkv nodes; only a delete makes a tombstone. A delete's prototype copy (an empty
-//! `set`) is ignored as an echo only when it follows its `put` within the echo
-//! window.
+//! `set`) is ignored as an echo only when a `put` announced it.
 
 mod support;
 
@@ -108,24 +107,6 @@ fn only_a_delete_makes_a_tombstone_and_its_copy_is_an_echo() {
     // A prototype's empty set after that is a write again: visible.
     deliver(&mut n, at(3), &set_msg("k", ""));
     assert!(is_visible_empty(&n, "k"));
-}
-
-#[test]
-fn a_prototype_empty_set_is_not_taken_for_a_lost_echo() {
-    let mut n = up_node(1, 7001, at(0));
-    // A delete's put arrives, its `set k ""` copy never does (a full pipe dropped
-    // it). Past the echo window (the peer timeout), a prototype's `set k ""` is
-    // its own write, not the old copy.
-    deliver(
-        &mut n,
-        at(1),
-        &echo_put(2, vec![record("k", entry(1, 2, None))]),
-    );
-    assert!(n.entry("k").unwrap().is_tombstone());
-    let window = n.config().timings.peer_timeout.as_millis() as u64;
-    deliver(&mut n, at(2 + window), &set_msg("k", ""));
-    assert!(is_visible_empty(&n, "k"));
-    assert_eq!(n.stats().echoes_ignored, 0);
 }
 
 #[test]

@@ -99,46 +99,35 @@ pub fn verdict(own: NodeId, decoded: &Result<Message, DecodeError>) -> &'static 
 }
 
 /// Prototype `set` copies announced by `put`s with `echo`, expected to arrive: a
-/// multiset remembering at most `CAP` announcements, oldest forgotten first, and
-/// none for longer than the echo window (when the model is told the time).
+/// multiset remembering at most `CAP` announcements, oldest forgotten first.
 #[derive(Clone, Debug, Default)]
 struct Echoes {
     expected: BTreeMap<(String, Bytes), u32>,
-    order: VecDeque<((String, Bytes), Option<Instant>)>,
+    order: VecDeque<(String, Bytes)>,
 }
 
 impl Echoes {
     /// As many announcements as a node remembers.
     const CAP: usize = 65_536;
 
-    fn expect(&mut self, key: &str, value: Bytes, now: Option<Instant>) {
+    fn expect(&mut self, key: &str, value: Bytes) {
         let k = (key.to_owned(), value);
         *self.expected.entry(k.clone()).or_default() += 1;
-        self.order.push_back((k, now));
+        self.order.push_back(k);
         while self.order.len() > Self::CAP {
-            if let Some((old, _)) = self.order.pop_front() {
+            if let Some(old) = self.order.pop_front() {
                 self.forget(&old);
             }
         }
     }
 
-    fn consume(&mut self, key: &str, value: &Bytes, now: Option<(Instant, Duration)>) -> bool {
-        if let Some((now, window)) = now {
-            while let Some((_, Some(at))) = self.order.front() {
-                if at.checked_add(window).is_none_or(|end| end >= now) {
-                    break;
-                }
-                if let Some((old, _)) = self.order.pop_front() {
-                    self.forget(&old);
-                }
-            }
-        }
+    fn consume(&mut self, key: &str, value: &Bytes) -> bool {
         let k = (key.to_owned(), value.clone());
         if !self.expected.contains_key(&k) {
             return false;
         }
         self.forget(&k);
-        if let Some(i) = self.order.iter().position(|(o, _)| *o == k) {
+        if let Some(i) = self.order.iter().position(|o| *o == k) {
             self.order.remove(i);
         }
         true
@@ -166,8 +155,6 @@ pub struct Model {
     /// The clock: the highest timestamp issued or accepted.
     pub clock: Timestamp,
     echoes: Echoes,
-    /// The node's monotonic time and echo window, if the harness tells them.
-    now: Option<(Instant, Duration)>,
 }
 
 impl Model {
@@ -180,14 +167,7 @@ impl Model {
             store: BTreeMap::new(),
             clock: Timestamp(0),
             echoes: Echoes::default(),
-            now: None,
         }
-    }
-
-    /// The node's monotonic time for the next inputs and its echo window (the
-    /// peer timeout): an echo expected longer ago than that is forgotten.
-    pub fn set_now(&mut self, now: Instant, echo_window: Duration) {
-        self.now = Some((now, echo_window));
     }
 
     /// Whether a remote timestamp is refused at wall time `wall_ms`.
@@ -268,7 +248,7 @@ impl Model {
         };
         match msg {
             Message::Set { key, value } => {
-                if self.echoes.consume(key, value, self.now) {
+                if self.echoes.consume(key, value) {
                     p.echoes_ignored += 1;
                     return p;
                 }
@@ -293,7 +273,7 @@ impl Model {
                     for r in records {
                         if *echo {
                             let copy = r.entry.value.clone().unwrap_or_default();
-                            self.echoes.expect(&r.key, copy, self.now.map(|(t, _)| t));
+                            self.echoes.expect(&r.key, copy);
                         }
                         self.receive_entry(wall_ms, &r.key, r.entry.clone(), &mut p);
                     }

@@ -717,8 +717,6 @@ impl Harness {
         // Decoded under the node's own size limits, so the model sees what it sees.
         let limits = dkv_proto::wire::DecodeLimits::from(&self.node.config().limits);
         let decoded = Message::decode_limited(frames, limits);
-        let window = self.node.config().timings.peer_timeout;
-        self.model.set_now(self.now, window);
         let mut p: Prediction = self.model.receive(self.wall_ms(), &decoded);
         // A prototype's list is left to another prototype while more than one is
         // beaconing (heard within 1.5 beacon intervals): every prototype hears every
