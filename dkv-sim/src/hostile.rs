@@ -156,10 +156,14 @@ impl Hostile {
         remember(&mut self.addrs, src, &mut self.rng);
     }
 
-    /// Whether `(key, version)` could be one it forges: the oracle keeps forged
-    /// entries apart from honest writes.
-    fn pick<T: Clone>(&mut self, from: &[T]) -> Option<T> {
-        (!from.is_empty()).then(|| from[self.rng.below(from.len() as u64) as usize].clone())
+    /// A random index into a list of `len` (none when empty).
+    fn index(&mut self, len: usize) -> Option<usize> {
+        (len > 0).then(|| self.rng.below(len as u64) as usize)
+    }
+
+    /// A known honest id, if any.
+    fn honest_id(&mut self) -> Option<NodeId> {
+        self.index(self.ids.len()).map(|i| self.ids[i])
     }
 
     fn invented_id(&mut self) -> NodeId {
@@ -171,10 +175,7 @@ impl Hostile {
         match self.rng.below(3) {
             0 => self.id,
             1 => self.invented_id(),
-            _ => {
-                let ids = self.ids.clone();
-                self.pick(&ids).unwrap_or(self.id)
-            }
+            _ => self.honest_id().unwrap_or(self.id),
         }
     }
 
@@ -186,9 +187,8 @@ impl Hostile {
 
     fn key_known(&mut self, p: f64) -> String {
         if self.rng.chance(p) {
-            let keys = self.keys.clone();
-            if let Some(k) = self.pick(&keys) {
-                return k;
+            if let Some(i) = self.index(self.keys.len()) {
+                return self.keys[i].clone();
             }
         }
         format!("evil/{}", self.rng.below(64))
@@ -231,11 +231,13 @@ impl Hostile {
     /// One tick's traffic, at true wall time `wall_ms`. `max_value` is the value
     /// limit honest nodes run with (oversized input is sized past it).
     pub(crate) fn tick(&mut self, wall_ms: u64, max_value: usize) -> Vec<Act> {
-        if !self.active || self.attacks.is_empty() {
+        if !self.active {
             return Vec::new();
         }
-        let attacks = self.attacks.clone();
-        let attack = self.pick(&attacks).unwrap_or(Attack::Forge);
+        let attack = match self.index(self.attacks.len()) {
+            Some(i) => self.attacks[i],
+            None => return Vec::new(),
+        };
         let mut out = Vec::new();
         match attack {
             Attack::Forge => {
@@ -251,8 +253,7 @@ impl Hostile {
                 ));
             }
             Attack::ForgePush => {
-                let ids = self.ids.clone();
-                let to = self.pick(&ids);
+                let to = self.honest_id();
                 let records = self.records(wall_ms);
                 let from = self.claimed_id();
                 let request = self.rng.next_u64();
@@ -267,8 +268,8 @@ impl Hostile {
                 ));
             }
             Attack::Replay | Attack::Corrupt => {
-                let captured: Vec<_> = self.captured.iter().cloned().collect();
-                if let Some(frames) = self.pick(&captured) {
+                let i = self.index(self.captured.len());
+                if let Some(frames) = i.map(|i| self.captured[i].clone()) {
                     let frames = if attack == Attack::Corrupt {
                         self.flip(&frames)
                     } else {
@@ -323,8 +324,7 @@ impl Hostile {
                             self.dkv(None, asker, Body::Ask { key })
                         }
                         _ => {
-                            let ids = self.ids.clone();
-                            let to = self.pick(&ids);
+                            let to = self.honest_id();
                             let session = self.rng.next_u64();
                             let summary = Summary {
                                 fingerprint: self.rng.next_u64(),
@@ -350,18 +350,18 @@ impl Hostile {
                 let n = self.rng.range(self.flood / 4, self.flood).max(1);
                 for _ in 0..n {
                     let port = self.rng.range(1, 65_535) as u16;
-                    let src = match self.rng.below(3) {
-                        0 => None,
-                        1 => Some(IpAddr::V4(Ipv4Addr::new(
+                    // Its own address, an invented one (unreachable: a node retries
+                    // it once a second) or an honest host's (refused: retried every
+                    // 100 ms, and it takes that address's per-IP places).
+                    let src = match self.rng.below(6) {
+                        0 | 1 => None,
+                        2..=4 => Some(IpAddr::V4(Ipv4Addr::new(
                             10,
                             200,
                             self.rng.below(256) as u8,
                             self.rng.below(256) as u8,
                         ))),
-                        _ => {
-                            let addrs = self.addrs.clone();
-                            self.pick(&addrs)
-                        }
+                        _ => self.index(self.addrs.len()).map(|i| self.addrs[i]),
                     };
                     let payload = if self.rng.chance(0.5) {
                         let id = self.claimed_id();

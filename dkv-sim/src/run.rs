@@ -220,7 +220,7 @@ impl Params {
         let stall_rate = rate(&mut r, 0.4, 0.05);
         let stall_max = secs(r.range(500, 20_000) as f64 / 1000.0);
         let mut hostile = Vec::new();
-        if r.chance(0.15) {
+        if r.chance(0.1) {
             for a in Attack::ALL {
                 // A list answer to anyone but itself kills a prototype's worker.
                 let fits = !(prototype && a == Attack::ListFlood);
