@@ -4,7 +4,8 @@
 //! prototype beside them) in one thread under virtual time:
 //! - [`net`](crate::NetConfig): the network model: hosts with links and addresses,
 //!   UDP beacons, ZeroMQ PUB/SUB pipes over TCP, partitions and link faults;
-//! - [`Sim`]: the world: nodes on hosts with their clocks, crashes and restarts;
+//! - [`Sim`]: the world: nodes on hosts with their clocks, crashes and restarts,
+//!   stalled subscribers, and a hostile host ([`Attack`]);
 //! - [`Oracle`]: every safety check, on every node output, and the liveness checks;
 //! - [`run`]: a whole randomised run from one `u64` seed: a fault phase with a
 //!   workload of writes, deletes and gets, then a heal and a liveness phase whose
@@ -34,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod hostile;
 mod net;
 mod node;
 mod oracle;
@@ -44,6 +46,7 @@ pub mod run;
 mod sim;
 mod trace;
 
+pub use hostile::Attack;
 pub use net::{ConnStatus, NetConfig, NetCounters, Shape};
 pub use node::{Clock, Core, SIM_UNIX_MS};
 pub use oracle::{Oracle, Violation};

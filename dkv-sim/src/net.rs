@@ -19,6 +19,11 @@
 //!   cut stalls and resumes in order when the path heals; one whose endpoint
 //!   vanishes (crash, address change) breaks, loses what it held and reconnects.
 //!   There is no bandwidth limit.
+//! - **A stalled subscriber** (a frozen process, or a peer that stops reading on
+//!   purpose) keeps its connections up but takes nothing: each of its pipes fills to
+//!   the high-water mark and then drops, for that subscriber only, as a ZeroMQ PUB
+//!   socket without `XPUB_NODROP` does; when it reads again the pipes deliver what
+//!   they held, in order. [`NetConfig::nodrop`] models `XPUB_NODROP` instead.
 //! - **Faults.** Partitions of any shape, symmetric or one-way; links down and up;
 //!   address changes.
 
@@ -61,6 +66,10 @@ pub struct NetConfig {
     pub syn_retry: Duration,
     /// How often a transport without an address looks for one.
     pub detect_interval: Duration,
+    /// ZeroMQ's `XPUB_NODROP`: a publisher with any matching pipe full refuses the
+    /// whole message, so one stalled subscriber stops replication to every other.
+    /// dkv does not set it; a scenario does, to show the stall checks can fail.
+    pub nodrop: bool,
 }
 
 impl Default for NetConfig {
@@ -77,6 +86,7 @@ impl Default for NetConfig {
             reconnect_interval: Duration::from_millis(100),
             syn_retry: Duration::from_secs(1),
             detect_interval: Duration::from_secs(1),
+            nodrop: false,
         }
     }
 }
@@ -106,6 +116,9 @@ pub struct NetCounters {
     pub dropped_hwm: u64,
     /// Message copies lost when their pipe broke or was disconnected.
     pub dropped_pipe: u64,
+    /// Messages a publisher refused to every subscriber because one pipe was full
+    /// (only with [`NetConfig::nodrop`]).
+    pub blocked_nodrop: u64,
     /// Connection attempts.
     pub connect_attempts: u64,
     /// Connections established.
@@ -115,7 +128,11 @@ pub struct NetCounters {
 impl NetCounters {
     /// Every message or beacon copy that did not arrive.
     pub fn dropped(&self) -> u64 {
-        self.beacons_lost + self.beacons_blocked + self.dropped_hwm + self.dropped_pipe
+        self.beacons_lost
+            + self.beacons_blocked
+            + self.dropped_hwm
+            + self.dropped_pipe
+            + self.blocked_nodrop
     }
 }
 
@@ -182,6 +199,9 @@ struct Station {
     subs: Rc<[Bytes]>,
     /// The address the node's transport believes it has.
     transport_ip: Option<IpAddr>,
+    /// The node stopped reading its SUB socket: its pipes fill up to the
+    /// publishers' high-water mark and deliver nothing until it resumes.
+    stalled: bool,
     /// SUB side: the endpoints the node asked to connect to, and their connections.
     conns: BTreeMap<SocketAddr, u32>,
     /// PUB side: established connections, in the order they came up. Entries are
@@ -205,6 +225,15 @@ enum State {
     Up { slot: usize },
 }
 
+/// What a pipe carries: a message an honest node published (decoded, so that
+/// nodes skip the decode, which the oracle checks separately), or the raw frames a
+/// hostile host sent, which the receiver decodes under its limits.
+#[derive(Clone, Debug)]
+pub(crate) enum Payload {
+    Msg(Rc<Message>),
+    Raw(Rc<[Bytes]>),
+}
+
 #[derive(Debug)]
 struct Conn {
     alive: bool,
@@ -212,7 +241,7 @@ struct Conn {
     sub: usize,
     endpoint: SocketAddr,
     state: State,
-    queue: VecDeque<(SimTime, Rc<Message>)>,
+    queue: VecDeque<(SimTime, Payload)>,
     armed: bool,
     subs: Rc<[Bytes]>,
     /// The last publish that matched this connection (to match it once only).
@@ -264,7 +293,7 @@ pub(crate) enum Arrival {
     /// Beacon copies for these slots.
     Datagrams(Rc<Datagram>, Vec<usize>),
     /// A message for a subscriber slot.
-    Message(usize, Rc<Message>),
+    Message(usize, Payload),
     /// Nothing for any node.
     None,
 }
@@ -330,6 +359,7 @@ impl Net {
             port: 0,
             subs: Rc::from(Vec::new()),
             transport_ip: None,
+            stalled: false,
             conns: BTreeMap::new(),
             subscribers: Vec::new(),
             stale: 0,
@@ -379,6 +409,7 @@ impl Net {
         s.up = false;
         s.inc += 1;
         s.transport_ip = None;
+        s.stalled = false;
         let own: Vec<u32> = std::mem::take(&mut s.conns).into_values().collect();
         let subs = std::mem::take(&mut s.subscribers);
         for c in own {
@@ -442,7 +473,27 @@ impl Net {
         self.cuts.len()
     }
 
+    pub(crate) fn is_stalled(&self, slot: usize) -> bool {
+        self.stations[slot].stalled
+    }
+
     // ---- faults ----
+
+    /// `slot`'s node stops reading its SUB socket (a frozen process, or a peer that
+    /// stops on purpose): its pipes keep what they hold and drop at the high-water
+    /// mark, for it alone.
+    pub(crate) fn stall(&mut self, slot: usize) {
+        self.trace.word(0x57A1 ^ ((slot as u64) << 16));
+        self.stations[slot].stalled = true;
+    }
+
+    /// `slot`'s node reads again: its pipes deliver what they held, in order.
+    pub(crate) fn resume<E: From<NetEv>>(&mut self, slot: usize, q: &mut Queue<E>) {
+        self.trace.word(0x4E5A ^ ((slot as u64) << 16));
+        if std::mem::take(&mut self.stations[slot].stalled) {
+            self.resume_pipes(q);
+        }
+    }
 
     pub(crate) fn partition(&mut self, shape: &Shape) -> u64 {
         let n = self.hosts.len();
@@ -561,9 +612,27 @@ impl Net {
             self.trace.word(0xBEF ^ ((slot as u64) << 8));
             return false;
         }
+        let src = host.ip;
+        self.broadcast_from(slot, src, payload, q)
+    }
+
+    /// Broadcasts `payload` from `slot`'s host with any source address (a spoofer:
+    /// UDP does not check it). False if the host's link is down.
+    pub(crate) fn broadcast_from<E: From<NetEv>>(
+        &mut self,
+        slot: usize,
+        src: IpAddr,
+        payload: Bytes,
+        q: &mut Queue<E>,
+    ) -> bool {
+        let s = &self.stations[slot];
+        if !self.hosts[s.host].link_up {
+            self.counters.beacon_send_failures += 1;
+            return false;
+        }
         let dgram = Rc::new(Datagram {
             host: s.host as u32,
-            src: host.ip,
+            src,
             payload,
         });
         self.counters.beacons_sent += 1;
@@ -661,7 +730,7 @@ impl Net {
     pub(crate) fn publish<E: From<NetEv>>(
         &mut self,
         slot: usize,
-        msg: Rc<Message>,
+        msg: Payload,
         topic: &[u8],
         q: &mut Queue<E>,
     ) {
@@ -686,6 +755,15 @@ impl Net {
                 matched.extend_from_slice(list);
             }
         }
+        if self.config.nodrop
+            && matched.iter().any(|&(c, gen)| {
+                self.subscribed(c, gen, slot) && self.conns[c as usize].queue.len() >= hwm
+            })
+        {
+            self.counters.blocked_nodrop += 1;
+            self.scratch = matched;
+            return;
+        }
         for &(c, gen) in &matched {
             if !self.subscribed(c, gen, slot) {
                 continue;
@@ -703,7 +781,8 @@ impl Net {
             let lat = self.latency();
             self.conns[c].queue.push_back((q.now + lat, msg.clone()));
             let sub_host = self.stations[sub].host;
-            if !self.conns[c].armed && self.tcp_ok(my_host, sub_host) {
+            let reading = !self.stations[sub].stalled;
+            if !self.conns[c].armed && reading && self.tcp_ok(my_host, sub_host) {
                 self.arm(c as u32, q);
             }
         }
@@ -729,7 +808,8 @@ impl Net {
     fn resume_pipes<E: From<NetEv>>(&mut self, q: &mut Queue<E>) {
         for c in 0..self.conns.len() {
             let conn = &self.conns[c];
-            if !conn.alive || conn.armed || conn.queue.is_empty() {
+            if !conn.alive || conn.armed || conn.queue.is_empty() || self.stations[conn.sub].stalled
+            {
                 continue;
             }
             if let State::Up { slot } = conn.state {
@@ -917,7 +997,7 @@ impl Net {
         c: u32,
         gen: u32,
         q: &mut Queue<E>,
-    ) -> Option<(usize, Rc<Message>)> {
+    ) -> Option<(usize, Payload)> {
         let conn = &mut self.conns[c as usize];
         if !conn.alive || conn.gen != gen {
             return None;
@@ -927,8 +1007,10 @@ impl Net {
             return None;
         };
         let sub = conn.sub;
-        if !self.tcp_ok(self.stations[publisher].host, self.stations[sub].host) {
-            return None; // stalled until the path heals
+        if !self.tcp_ok(self.stations[publisher].host, self.stations[sub].host)
+            || self.stations[sub].stalled
+        {
+            return None; // stalled until the path heals or the subscriber reads
         }
         let conn = &mut self.conns[c as usize];
         let (_, msg) = conn.queue.pop_front()?;

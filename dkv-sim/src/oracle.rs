@@ -14,15 +14,25 @@
 //! - gets complete exactly once; no node connects to itself or twice to one
 //!   endpoint; every disconnect matches a connect; a stopped node left nothing
 //!   connected and no get pending; a prototype worker never dies;
-//! - after `handle_timeout`, no deadline is still due (a transport would spin).
+//! - after `handle_timeout`, no deadline is still due (a transport would spin);
+//! - a dkv node's bounds under its configured [`Limits`]: never connected to more
+//!   than `max_peers` endpoints, nor `max_peers_per_ip` at one address; no more
+//!   prototype answers or list answers published since it started than the
+//!   global rate allows (burst plus one per interval).
+//!
+//! A hostile host's entries and values (whatever decodes from what it sent) are
+//! known as forged: the open cluster accepts them by design, so they pass the
+//! "some node wrote it" checks, and every other check applies to them as to any
+//! entry.
 //!
 //! Liveness is checked after the faults end, by the run driver, through the
-//! `Sim::check_*` methods that call into this module.
+//! `Sim::check_*` methods that call into this module; so is the store bound (no
+//! more than `max_store_keys` keys beyond a node's own).
 
 use crate::node::Core;
 use bytes::Bytes;
 use dkv_proto::wire::{Body, Envelope};
-use dkv_proto::{BootstrapPhase, Entry, GetId, Message, Node, NodeId, Output, Version};
+use dkv_proto::{BootstrapPhase, Entry, GetId, Limits, Message, Node, NodeId, Output, Version};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +60,18 @@ struct Watch {
     held: BTreeMap<String, Entry>,
     conns: BTreeSet<SocketAddr>,
     gets: BTreeSet<GetId>,
+    /// `(max_peers, max_peers_per_ip)` of a dkv node's configured limits: it may
+    /// be connected to no more endpoints, in all and per address.
+    peer_bounds: Option<(usize, usize)>,
+    /// Connected endpoints per address.
+    per_ip: BTreeMap<IpAddr, usize>,
+    /// A dkv node's work bounds: when it started, its configured limits, and the
+    /// prototype answers and list answers it published since.
+    work: Option<(Duration, Box<Limits>)>,
+    answers: u64,
+    list_answers: u64,
+    /// Keys it wrote itself or restored from disk (the store cap does not apply).
+    own_keys: BTreeSet<String>,
 }
 
 /// Where a node is, for the connection checks.
@@ -65,6 +87,11 @@ pub(crate) struct Whereabouts {
 #[derive(Debug, Default)]
 pub struct Oracle {
     writes: BTreeMap<(String, Version), Option<Bytes>>,
+    /// Entries the hostile host sent (whatever decodes from its frames): in the
+    /// open cluster nodes accept them, so they count as written, apart from the
+    /// honest writes' own checks. A corrupted replay may give one version several
+    /// values.
+    forged: BTreeMap<(String, Version), Vec<Option<Bytes>>>,
     /// The newest local write of each key by a durable node, and whether it was a
     /// delete: acknowledged once applied, never to be lost.
     acknowledged: BTreeMap<String, (Version, bool)>,
@@ -117,10 +144,67 @@ impl Oracle {
         };
     }
 
+    /// The dkv node in `slot` runs under `limits`: check its connections against
+    /// their peer bounds.
+    pub(crate) fn bound_peers(&mut self, slot: usize, limits: &Limits) {
+        let now = self.now;
+        let w = self.watch(slot);
+        w.peer_bounds = Some((limits.max_peers, limits.max_peers_per_ip));
+        w.work = Some((now, Box::new(limits.clone())));
+    }
+
+    /// The hostile host sent `frames`: whatever they decode to (ignoring limits)
+    /// may be applied by honest nodes, so its entries and values become known.
+    pub(crate) fn hostile_sent(&mut self, frames: &[Bytes]) {
+        let Ok(msg) = Message::decode(frames) else {
+            return;
+        };
+        match msg {
+            Message::Set { key, value } | Message::Answer { key, value, .. } => {
+                self.values
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(value.clone());
+                self.prototype_values.entry(key).or_default().insert(value);
+            }
+            Message::Dkv(Envelope {
+                body: Body::Put { records, .. } | Body::Push { records, .. },
+                ..
+            }) => {
+                for r in records {
+                    // Honest nodes pass forged values on to prototypes too.
+                    if let Some(v) = &r.entry.value {
+                        self.values
+                            .entry(r.key.clone())
+                            .or_default()
+                            .insert(v.clone());
+                        let p = self.prototype_values.entry(r.key.clone()).or_default();
+                        p.insert(v.clone());
+                    }
+                    let values = self.forged.entry((r.key, r.entry.version)).or_default();
+                    if !values.contains(&r.entry.value) {
+                        values.push(r.entry.value);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_forged(&self, key: &str, entry: &Entry) -> bool {
+        // No allocation while there is no hostile host.
+        !self.forged.is_empty()
+            && self
+                .forged
+                .get(&(key.to_owned(), entry.version))
+                .is_some_and(|v| v.contains(&entry.value))
+    }
+
     /// The node in `slot` started from its disk, holding `entries`: a durable node.
     pub(crate) fn restored(&mut self, slot: usize, entries: &BTreeMap<String, Entry>) {
         self.durable.insert(slot);
         let w = self.watch(slot);
+        w.own_keys.extend(entries.keys().cloned());
         w.floor = entries.values().map(|e| e.version).max();
         w.held = entries.clone();
     }
@@ -234,20 +318,113 @@ impl Oracle {
                 {
                     self.violate(slot, format!("connects to itself at {addr}"));
                 }
-                if !self.watch(slot).conns.insert(*addr) {
+                if self.watch(slot).conns.insert(*addr) {
+                    *self.watch(slot).per_ip.entry(addr.ip()).or_default() += 1;
+                } else {
                     self.violate(
                         slot,
                         format!("connects to {addr} twice without a disconnect"),
                     );
                 }
+                self.within_peer_bounds(slot, addr.ip());
             }
             Output::Disconnect(addr) => {
-                if !self.watch(slot).conns.remove(addr) {
+                let w = self.watch(slot);
+                if w.conns.remove(addr) {
+                    if let Some(n) = w.per_ip.get_mut(&addr.ip()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            w.per_ip.remove(&addr.ip());
+                        }
+                    }
+                } else {
                     self.violate(slot, format!("disconnects from {addr}, never connected"));
                 }
             }
             Output::Beacon(_) => {}
         }
+    }
+
+    /// A dkv node's connections stay within its `max_peers` and, for one address,
+    /// `max_peers_per_ip`: no flood of beacons makes it hold more.
+    fn within_peer_bounds(&mut self, slot: usize, ip: IpAddr) {
+        let w = self.watch(slot);
+        let Some((max, per_ip)) = w.peer_bounds else {
+            return;
+        };
+        let total = w.conns.len();
+        let here = w.per_ip.get(&ip).copied().unwrap_or(0);
+        if total > max {
+            self.violate(
+                slot,
+                format!("connected to {total} endpoints, over max_peers {max}"),
+            );
+        }
+        if here > per_ip {
+            self.violate(
+                slot,
+                format!("connected to {here} endpoints at {ip}, over max_peers_per_ip {per_ip}"),
+            );
+        }
+    }
+
+    /// A dkv node answered a prototype `question` (or `list`): in all, no more
+    /// than its configured rate allows since it started (burst plus one per
+    /// interval), however many asked.
+    fn worked(&mut self, slot: usize, list: bool) {
+        let now = self.now;
+        let w = self.watch(slot);
+        let Some((since, limits)) = &w.work else {
+            return;
+        };
+        let since = *since;
+        let (rate, done, what) = if list {
+            let rate = limits.list_answers_total;
+            w.list_answers += 1;
+            (rate, w.list_answers, "list answers")
+        } else {
+            let rate = limits.answers_total;
+            w.answers += 1;
+            (rate, w.answers, "answers")
+        };
+        let every = rate.every.as_nanos().max(1);
+        let allowed = u64::from(rate.burst.max(1)) + ((now - since).as_nanos() / every) as u64;
+        if done > allowed {
+            self.violate(
+                slot,
+                format!(
+                    "published {done} {what} in {:?}, over its rate ({allowed})",
+                    now - since
+                ),
+            );
+        }
+    }
+
+    /// Every dkv node holds at most `max_store_keys` keys beyond those it wrote or
+    /// restored itself, however many a hostile host invents. Returns the checks
+    /// that passed.
+    pub(crate) fn check_store_bounds(&mut self, nodes: &[NodeView]) -> u64 {
+        let mut passed = 0;
+        for n in nodes {
+            let Some(node) = n.core.dkv() else { continue };
+            let Some(w) = self.watches.get(n.slot) else {
+                continue;
+            };
+            let Some((_, limits)) = &w.work else { continue };
+            let bound = limits.max_store_keys + w.own_keys.len();
+            if node.len() > bound {
+                let what = format!(
+                    "holds {} keys, over max_store_keys {} plus its own {}",
+                    node.len(),
+                    limits.max_store_keys,
+                    w.own_keys.len()
+                );
+                self.violate(n.slot, what);
+            } else {
+                passed += 1;
+            }
+        }
+        passed
     }
 
     fn published(&mut self, slot: usize, msg: &Message) {
@@ -257,6 +434,11 @@ impl Oracle {
                 slot,
                 format!("published {msg:?}, which re-decodes as {other:?}"),
             ),
+        }
+        match msg {
+            Message::Answer { .. } => self.worked(slot, false),
+            Message::ListAnswer { .. } => self.worked(slot, true),
+            _ => {}
         }
         match msg {
             Message::Set { key, value } | Message::Answer { key, value, .. } => {
@@ -278,6 +460,9 @@ impl Oracle {
         let own = self.watch(slot).id;
         if local {
             let w = self.watch(slot);
+            if w.work.is_some() && !w.own_keys.contains(key) {
+                w.own_keys.insert(key.to_owned());
+            }
             let last = w.last_local.replace(entry.version);
             if Some(entry.version.node) != own {
                 self.violate(slot, format!("wrote {key:?} as {}", entry.version.node));
@@ -316,6 +501,8 @@ impl Oracle {
             if self.writes.insert(k, entry.value.clone()).is_some() {
                 self.violate(slot, format!("two writes of {key:?} at {}", entry.version));
             }
+        } else if self.is_forged(key, entry) {
+            // The hostile host's entry (possibly in this node's name).
         } else if Some(entry.version.node) == own {
             // A prototype's write, stamped with this node's version.
             match &entry.value {
@@ -369,6 +556,7 @@ impl Oracle {
         }
         match self.writes.get(&(key.to_owned(), entry.version)) {
             Some(v) if *v == entry.value => {}
+            _ if self.is_forged(key, entry) => {}
             other => self.violate(
                 slot,
                 format!(
@@ -722,6 +910,46 @@ mod tests {
         assert!(o.violations()[0]
             .what
             .contains("clock restarted below its disk"));
+    }
+
+    #[test]
+    fn connections_past_the_peer_bounds_are_violations() {
+        let mut o = oracle();
+        let limits = Limits {
+            max_peers: 3,
+            max_peers_per_ip: 2,
+            ..Limits::default()
+        };
+        o.bound_peers(SLOT, &limits);
+        for addr in ["10.0.0.2:1", "10.0.0.2:2", "10.0.0.3:1"] {
+            o.output(SLOT, here(), &Output::Connect(addr.parse().unwrap()));
+        }
+        assert!(o.violations().is_empty(), "{:?}", o.violations());
+        o.output(
+            SLOT,
+            here(),
+            &Output::Connect("10.0.0.2:3".parse().unwrap()),
+        );
+        let what: Vec<&str> = o.violations().iter().map(|v| v.what.as_str()).collect();
+        assert!(what[0].contains("over max_peers 3"), "{what:?}");
+        assert!(what[1].contains("over max_peers_per_ip 2"), "{what:?}");
+        // A disconnect frees the address's place.
+        o.output(
+            SLOT,
+            here(),
+            &Output::Disconnect("10.0.0.2:3".parse().unwrap()),
+        );
+        o.output(
+            SLOT,
+            here(),
+            &Output::Disconnect("10.0.0.2:2".parse().unwrap()),
+        );
+        o.output(
+            SLOT,
+            here(),
+            &Output::Connect("10.0.0.2:4".parse().unwrap()),
+        );
+        assert_eq!(o.violations().len(), 2);
     }
 
     #[test]

@@ -8,12 +8,17 @@
 //!   by up to ±3 s (beyond the 500 ms maximum offset), and in some one node is a
 //!   prototype. In half the seeds every dkv node is durable (its disk survives
 //!   crashes and it restarts from it), in a quarter some are.
+//! - `1 s..F`: in some seeds a hostile host on its own host sends forged,
+//!   replayed, corrupted, oversized and flooding traffic and spoofed beacons (see
+//!   [`Attack`]); it goes quiet at `F`, and the liveness phase checks the honest
+//!   nodes recover.
 //! - `0..F`: sets, deletes and gets at random nodes on a small key pool (so both
 //!   sides of partitions write the same keys), while partitions, link flaps,
-//!   address changes, crashes, graceful stops and (in some seeds) crashes of the
-//!   whole cluster at once come and go.
+//!   address changes, crashes, graceful stops, stalled subscribers (a node that
+//!   stops reading while its timers and beacons go on) and (in some seeds)
+//!   crashes of the whole cluster at once come and go.
 //! - `F`: every fault ends: partitions heal, links come up, stopped nodes restart,
-//!   beacon loss stops and the high-water mark is ZeroMQ's default. The workload
+//!   stalled ones read again, beacon loss stops and the high-water mark is ZeroMQ's default. The workload
 //!   stops. From here the run also records when all dkv nodes first hold identical
 //!   stores.
 //! - `F + 10 s`: every node must see exactly every other live node as a peer and be
@@ -28,12 +33,13 @@
 //! - `duration`: every get must have completed; every node stops gracefully and
 //!   must disconnect everything it connected.
 
+use crate::hostile::Attack;
 use crate::net::{NetConfig, NetCounters, Shape};
 use crate::node::Clock;
 use crate::rng::Rng;
 use crate::sim::Sim;
 use bytes::Bytes;
-use dkv_proto::{Stats, Timings};
+use dkv_proto::{Limits, Stats, Timings};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -92,6 +98,10 @@ pub struct Params {
     pub stop_share: f64,
     /// Longest time before a crashed node restarts.
     pub restart_max: Duration,
+    /// Stalls per virtual second: a dkv node stops reading its SUB socket.
+    pub stall_rate: f64,
+    /// Longest stall.
+    pub stall_max: Duration,
     /// Sets per virtual second, cluster-wide.
     pub set_rate: f64,
     /// Deletes per virtual second, cluster-wide.
@@ -100,6 +110,36 @@ pub struct Params {
     pub get_rate: f64,
     /// Distinct keys the workload uses.
     pub keys: usize,
+    /// The limits every dkv node runs with ([`limits_for`] the node count).
+    pub limits: Limits,
+    /// The attacks of a hostile host on the LAN during the fault phase (none: no
+    /// hostile host). It goes quiet when the faults end.
+    pub hostile: Vec<Attack>,
+}
+
+/// A hostile host's pace in randomised runs: a burst every this often ...
+pub const HOSTILE_EVERY: Duration = Duration::from_millis(500);
+/// ... with floods of up to this many messages or datagrams.
+pub const HOSTILE_FLOOD: u64 = 40;
+
+/// Largest cluster that runs with the default [`Limits`]. A node sees up to one
+/// peer per other node, plus the old endpoints of restarted nodes until they time
+/// out, and must see all of them 10 s after a restart; the default 256 peers and
+/// 20 new peers/s after a burst of 64 allow that up to here.
+pub const DEFAULT_LIMITS_UP_TO: usize = 128;
+
+/// The limits a cluster of `nodes` is run with, as an operator following README
+/// would configure them: the defaults up to [`DEFAULT_LIMITS_UP_TO`] nodes; above,
+/// `max_peers` of twice the cluster (restarted nodes' old endpoints linger until
+/// the peer timeout) and a new-peer burst of the whole cluster, so that a node that
+/// restarts sees every peer at once.
+pub fn limits_for(nodes: usize) -> Limits {
+    let mut l = Limits::default();
+    if nodes > DEFAULT_LIMITS_UP_TO {
+        l.max_peers = l.max_peers.max(2 * (nodes + 1));
+        l.new_peers.burst = l.new_peers.burst.max(nodes as u32 + 1);
+    }
+    l
 }
 
 fn secs(x: f64) -> Duration {
@@ -175,6 +215,23 @@ impl Params {
         let delete_rate = rate(&mut r, 0.8, 20.0);
         let get_rate = 0.5 + r.unit() * 80.0;
         let keys = r.range(1, 400) as usize;
+        // Drawn last, so that adding them left every earlier parameter of a seed as
+        // it was.
+        let stall_rate = rate(&mut r, 0.4, 0.05);
+        let stall_max = secs(r.range(500, 20_000) as f64 / 1000.0);
+        let mut hostile = Vec::new();
+        if r.chance(0.1) {
+            for a in Attack::ALL {
+                // A list answer to anyone but itself kills a prototype's worker.
+                let fits = !(prototype && a == Attack::ListFlood);
+                if r.chance(0.5) && fits {
+                    hostile.push(a);
+                }
+            }
+            if hostile.is_empty() {
+                hostile.push(Attack::Forge);
+            }
+        }
         Params {
             seed,
             nodes,
@@ -198,10 +255,14 @@ impl Params {
             crash_rate,
             stop_share,
             restart_max,
+            stall_rate,
+            stall_max,
             set_rate,
             delete_rate,
             get_rate,
             keys,
+            limits: limits_for(nodes),
+            hostile,
         }
     }
 
@@ -263,7 +324,32 @@ impl Params {
             "crashes         = {:.3}/s, {:.2} graceful, restart within {:?}; whole cluster {:.3}/s",
             self.crash_rate, self.stop_share, self.restart_max, self.cluster_crash_rate
         );
+        let _ = writeln!(
+            s,
+            "stalls          = {:.3}/s, up to {:?}",
+            self.stall_rate, self.stall_max
+        );
+        if !self.hostile.is_empty() {
+            let _ = writeln!(
+                s,
+                "hostile host    = {:?}, until the faults end",
+                self.hostile
+            );
+        }
         let _ = writeln!(s, "durable nodes   = {:.2} of them", self.durable_share);
+        let l = &self.limits;
+        let _ = writeln!(
+            s,
+            "limits          = {}",
+            if *l == Limits::default() {
+                "default".to_string()
+            } else {
+                format!(
+                    "default but max_peers {}, new peers burst {}",
+                    l.max_peers, l.new_peers.burst
+                )
+            }
+        );
         let _ = write!(
             s,
             "workload        = {:.1} sets/s, {:.1} deletes/s, {:.1} gets/s over {} keys",
@@ -301,6 +387,8 @@ pub struct RunReport {
     pub converged_after: Option<Duration>,
     /// What the network did.
     pub net: NetCounters,
+    /// Messages and datagrams the hostile host sent (0 without one).
+    pub hostile_sent: u64,
     /// Every dkv node's counters, summed.
     pub stats: Stats,
     /// Virtual time simulated.
@@ -349,6 +437,13 @@ impl RunReport {
             "beacons         = {} sent, {} delivered, {} lost, {} blocked, {} duplicated, {} send failures",
             n.beacons_sent, n.beacons_delivered, n.beacons_lost, n.beacons_blocked, n.beacons_duplicated, n.beacon_send_failures
         );
+        if self.hostile_sent > 0 {
+            let _ = writeln!(
+                s,
+                "hostile         = {} messages and datagrams sent",
+                self.hostile_sent
+            );
+        }
         let st = &self.stats;
         let _ = writeln!(
             s,
@@ -366,6 +461,13 @@ impl RunReport {
             "nodes           = peers up/down {}/{}, net up/down {}/{}, bootstraps {}/{} done, gets hit/answered/timed out {}/{}/{}",
             st.peers_up, st.peers_down, st.net_up, st.net_down, st.bootstraps_done, st.bootstraps_started,
             st.gets_hit, st.gets_answered, st.gets_timed_out
+        );
+        let _ = writeln!(
+            s,
+            "limits hit      = peers {}/{}/{} (total/per ip/rate), answers {}, lists {}, asks {}, oversized {}, store full {}, peer budget {}",
+            st.drop_peer_limit, st.drop_peer_ip_limit, st.drop_peer_rate, st.drop_answer_rate,
+            st.drop_list_rate, st.drop_ask_rate, st.drop_oversized, st.drop_store_full,
+            st.sync_peer_over_budget
         );
         let _ = write!(
             s,
@@ -390,6 +492,7 @@ enum Action {
     AddPrototype {
         host: usize,
     },
+    AddHostile,
     Set,
     Delete,
     Get,
@@ -397,6 +500,7 @@ enum Action {
     Heal(u64),
     LinkUp(usize),
     Restart(usize),
+    Resume(usize),
     Stable,
     Probe,
     CheckPeers,
@@ -460,6 +564,7 @@ impl Driver {
                     + self.p.ip_change_rate
                     + self.p.crash_rate
                     + self.p.cluster_crash_rate
+                    + self.p.stall_rate
             }
         };
         if let Some(t) = self.after_rate(rate) {
@@ -488,6 +593,14 @@ impl Driver {
             }
             Action::AddPrototype { host } => {
                 self.sim.add_prototype(host);
+            }
+            Action::AddHostile => {
+                let h = self.sim.add_host();
+                let attacks = self.p.hostile.clone();
+                self.sim.add_hostile(h, &attacks);
+                // Half the default pace: enough to reach every limit's counter in
+                // a run, cheap enough to keep CI's seeds per second.
+                self.sim.hostile_pace(HOSTILE_EVERY, HOSTILE_FLOOD);
             }
             Action::Set => {
                 let live = self.sim.live();
@@ -526,6 +639,7 @@ impl Driver {
                     self.sim.restart(s)
                 }
             }
+            Action::Resume(s) => self.sim.resume(s),
             Action::Stable => self.enter_stable(),
             Action::Probe => {
                 if self.sim.identical_dkv_stores() {
@@ -546,6 +660,7 @@ impl Driver {
             }
             Action::CheckConverged => {
                 self.liveness_passed += self.sim.check_converged();
+                self.liveness_passed += self.sim.check_store_bounds();
                 if let Some(j) = self.joiner {
                     self.liveness_passed += self.sim.check_caught_up(j);
                 }
@@ -557,8 +672,12 @@ impl Driver {
     fn fault(&mut self) {
         let p = self.p.clone();
         let p = &p;
-        let total =
-            p.partition_rate + p.flap_rate + p.ip_change_rate + p.crash_rate + p.cluster_crash_rate;
+        let total = p.partition_rate
+            + p.flap_rate
+            + p.ip_change_rate
+            + p.crash_rate
+            + p.cluster_crash_rate
+            + p.stall_rate;
         let mut x = self.rng.unit() * total;
         let hosts = self.sim.hosts();
         let now = self.sim.now();
@@ -609,6 +728,18 @@ impl Driver {
             return;
         }
         x -= p.ip_change_rate;
+        if x < p.stall_rate {
+            let live = self.sim.live_dkv();
+            if let Some(slot) = self.random_of(live) {
+                if !self.sim.is_stalled(slot) {
+                    self.sim.stall(slot);
+                    let len = secs(0.05 + self.rng.unit() * p.stall_max.as_secs_f64());
+                    self.at(now + len, Action::Resume(slot));
+                }
+            }
+            return;
+        }
+        x -= p.stall_rate;
         if x < p.cluster_crash_rate {
             // A power cut: every node at once; each restarts on its own later.
             for slot in self.sim.live() {
@@ -634,12 +765,16 @@ impl Driver {
 
     fn enter_stable(&mut self) {
         self.stable = true;
+        self.sim.calm_hostile();
         self.sim.heal_all();
         for h in 0..self.sim.hosts() {
             self.sim.link_up(h);
         }
         for s in 0..self.sim.slots() {
             self.sim.restart(s);
+            if self.sim.is_stalled(s) {
+                self.sim.resume(s);
+            }
         }
         let net = self.sim.net_config();
         net.beacon_loss = 0.0;
@@ -689,7 +824,8 @@ impl Driver {
 pub fn run_seed(params: &Params) -> RunReport {
     let started = Instant::now();
     let mut rng = Rng::new(params.seed);
-    let sim = Sim::new(params.net.clone(), Timings::default(), rng.next_u64());
+    let mut sim = Sim::new(params.net.clone(), Timings::default(), rng.next_u64());
+    *sim.limits_mut() = params.limits.clone();
     let mut d = Driver {
         p: params.clone(),
         sim,
@@ -745,6 +881,9 @@ pub fn run_seed(params: &Params) -> RunReport {
     }
     let f = params.fault_end;
     let s = Duration::from_secs;
+    if !params.hostile.is_empty() {
+        d.at(s(1), Action::AddHostile);
+    }
     d.at(s(3), Action::Set);
     d.at(s(3), Action::Delete);
     d.at(s(3), Action::Get);
@@ -795,6 +934,7 @@ pub fn run_seed(params: &Params) -> RunReport {
         liveness_passed: d.liveness_passed,
         converged_after: d.converged_after,
         net: d.sim.counters().clone(),
+        hostile_sent: d.sim.hostile_sent(),
         stats: d.sim.node_stats(),
         simulated: d.sim.now(),
         wall: started.elapsed(),

@@ -8,15 +8,18 @@
 //! and report net up when they find one, as `dkv-mio` does; a beacon that cannot be
 //! sent is net down.
 
-use crate::net::{ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, NetEv, Shape};
-use crate::node::{Clock, Core};
+use crate::hostile::{Act, Attack, Hostile};
+use crate::net::{ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, NetEv, Payload, Shape};
+use crate::node::{Clock, Core, SIM_UNIX_MS};
 use crate::oracle::{NodeView, Oracle, Violation, Whereabouts};
 use crate::prototype::Prototype;
 use crate::queue::{Queue, SimTime};
 use crate::rng::Rng;
 use crate::trace::TraceHash;
 use bytes::Bytes;
-use dkv_proto::{Config, Entry, GetId, Message, Node, NodeId, Output, Stats, Timings, WallClock};
+use dkv_proto::{
+    Config, Entry, GetId, Limits, Message, Node, NodeId, Output, Stats, Timings, WallClock,
+};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -29,6 +32,8 @@ enum Ev {
     Wake { slot: u32, inc: u32 },
     /// A node's transport looks for a local address.
     Detect { slot: u32, inc: u32 },
+    /// The hostile host's next burst.
+    Attack { slot: u32 },
     /// Something in the network.
     Net(NetEv),
 }
@@ -52,6 +57,8 @@ struct Slot {
     done: BTreeMap<GetId, Option<Bytes>>,
     /// A dead prototype worker is reported once.
     reported_dead: bool,
+    /// The slot is the hostile host's: never a node, never restarted.
+    hostile: bool,
 }
 
 /// A whole simulated cluster: hosts, nodes and network, under virtual time.
@@ -70,6 +77,14 @@ pub struct Sim {
     oracle: Oracle,
     trace: TraceHash,
     retired_stats: Stats,
+    /// The limits the operator configured: dkv nodes run with them and the oracle
+    /// checks their bounds.
+    limits: Limits,
+    /// The hostile host, if there is one, and its slot.
+    hostile: Option<(usize, Hostile)>,
+    /// Limits nodes run with instead, while the oracle still checks `limits`: only
+    /// to show that a bound check can fail.
+    node_limits: Option<Limits>,
 }
 
 impl Sim {
@@ -88,7 +103,28 @@ impl Sim {
             oracle: Oracle::default(),
             trace: TraceHash::default(),
             retired_stats: Stats::default(),
+            limits: Limits::default(),
+            hostile: None,
+            node_limits: None,
         }
+    }
+
+    /// The limits every dkv node started (or restarted) from now on runs with, and
+    /// whose bounds the oracle checks: [`Limits::default`] unless changed here.
+    pub fn limits_mut(&mut self) -> &mut Limits {
+        &mut self.limits
+    }
+
+    /// The limits dkv nodes are configured with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Makes dkv nodes started from now on run with `limits` while the oracle keeps
+    /// checking the bounds of [`limits`](Self::limits): a node that ignores its
+    /// configuration, to show that a bound check can fail. Not for real scenarios.
+    pub fn run_nodes_with_limits(&mut self, limits: Limits) {
+        self.node_limits = Some(limits);
     }
 
     // ---- world building ----
@@ -127,9 +163,111 @@ impl Sim {
             wake: None,
             done: BTreeMap::new(),
             reported_dead: false,
+            hostile: false,
         });
         self.boot(slot);
         slot
+    }
+
+    /// Puts a hostile host on `host` that sends the `attacks` (see [`Attack`]),
+    /// one burst every 250 ms (floods of up to 60; see
+    /// [`hostile_pace`](Self::hostile_pace)), until [`calm_hostile`](Self::calm_hostile). It also
+    /// beacons its own PUB endpoint, so honest nodes connect to it and hear it, and
+    /// overhears honest messages to replay. Its writes are known to the oracle as
+    /// forged: in the open cluster they are accepted by design, and every other
+    /// check still holds. Returns its slot (which never runs a node). One at most.
+    pub fn add_hostile(&mut self, host: usize, attacks: &[Attack]) -> usize {
+        assert!(self.hostile.is_none(), "one hostile host per world");
+        let slot = self.net.add_station(host);
+        self.slots.push(Slot {
+            core: None,
+            prototype: false,
+            disk: None,
+            clock: Clock::default(),
+            inc: 0,
+            wake: None,
+            done: BTreeMap::new(),
+            reported_dead: false,
+            hostile: true,
+        });
+        let id = NodeId(self.ids.next_u64().to_le_bytes());
+        let port = self.net.fresh_port();
+        let rng = self.ids.fork();
+        self.net.boot(slot, port, Vec::new());
+        let ip = self.net.host_ip(host);
+        self.net.set_transport_ip(slot, Some(ip));
+        self.trace
+            .word(0xE71 ^ ((slot as u64) << 16) ^ u64::from(port));
+        self.hostile = Some((slot, Hostile::new(rng, id, port, attacks.to_vec())));
+        self.q
+            .schedule(self.q.now, Ev::Attack { slot: slot as u32 });
+        slot
+    }
+
+    /// Sets the hostile host's pace: one burst every `every`, floods of up to
+    /// `flood` messages or datagrams.
+    pub fn hostile_pace(&mut self, every: Duration, flood: u64) {
+        if let Some((_, h)) = &mut self.hostile {
+            self.trace.word(0xFACE ^ flood);
+            h.every = every.max(Duration::from_micros(1));
+            h.flood = flood.max(1);
+        }
+    }
+
+    /// The hostile host stops sending (it stays on the LAN, silent).
+    pub fn calm_hostile(&mut self) {
+        if let Some((_, h)) = &mut self.hostile {
+            self.trace.word(0xCA1);
+            h.active = false;
+        }
+    }
+
+    /// Messages and datagrams the hostile host sent so far.
+    pub fn hostile_sent(&self) -> u64 {
+        self.hostile.as_ref().map_or(0, |(_, h)| h.sent())
+    }
+
+    /// The hostile host's slot, if there is one.
+    pub fn hostile_slot(&self) -> Option<usize> {
+        self.hostile.as_ref().map(|(s, _)| *s)
+    }
+
+    fn attack(&mut self, slot: usize) {
+        self.trace.word(0xA77 ^ ((slot as u64) << 8));
+        let Some((_, h)) = self.hostile.as_mut() else {
+            return;
+        };
+        if !h.active {
+            return;
+        }
+        let wall = SIM_UNIX_MS + self.q.now / 1_000_000;
+        let mut acts = h.tick(wall, self.limits.max_value_bytes);
+        // Its own endpoint, once a second, so that honest nodes subscribe to it.
+        if self.q.now % 1_000_000_000 < ns(h.every) {
+            acts.push(Act::Beacon(
+                self.net.host_ip(self.net.host_of(slot)),
+                Bytes::from(dkv_proto::encode_hello(h.port, h.id)),
+            ));
+        }
+        let next = self.q.now + ns(h.every);
+        let own = self.net.host_ip(self.net.host_of(slot));
+        for act in acts {
+            match act {
+                Act::Publish(frames) => {
+                    self.oracle.hostile_sent(&frames);
+                    let topic = frames.first().cloned().unwrap_or_default();
+                    self.trace.bytes(&topic);
+                    self.net
+                        .publish(slot, Payload::Raw(frames), &topic, &mut self.q);
+                }
+                Act::Beacon(src, payload) => {
+                    let src = if src.is_unspecified() { own } else { src };
+                    self.trace.bytes(&payload);
+                    self.net.broadcast_from(slot, src, payload, &mut self.q);
+                }
+            }
+        }
+        self.q.schedule(next, Ev::Attack { slot: slot as u32 });
     }
 
     fn boot(&mut self, slot: usize) {
@@ -147,6 +285,7 @@ impl Sim {
             let mut config = Config::new(id, port, wall);
             config.seed = self.ids.next_u64();
             config.timings = self.timings.clone();
+            config.limits = self.node_limits.as_ref().unwrap_or(&self.limits).clone();
             let mut node = Node::new(config);
             for (key, entry) in s.disk.iter().flatten() {
                 node.restore(local, key, entry.clone());
@@ -154,7 +293,11 @@ impl Sim {
             Core::Dkv(Box::new(node))
         };
         self.net.boot(slot, port, core.subscriptions());
+        self.oracle.set_time(self.now());
         self.oracle.boot(slot, id, !s.prototype);
+        if !s.prototype {
+            self.oracle.bound_peers(slot, &self.limits);
+        }
         if let Some(disk) = &s.disk {
             self.trace.word(0xD15C ^ disk.len() as u64);
             self.oracle.restored(slot, disk);
@@ -390,6 +533,14 @@ impl Sim {
         self.oracle.check_converged(&views(&self.slots, &self.net))
     }
 
+    /// Every live dkv node holds at most its `max_store_keys` keys beyond those it
+    /// wrote or restored itself.
+    pub fn check_store_bounds(&mut self) -> u64 {
+        self.oracle.set_time(self.now());
+        self.oracle
+            .check_store_bounds(&views(&self.slots, &self.net))
+    }
+
     /// The dkv node in `slot` finished its bootstrap.
     pub fn check_caught_up(&mut self, slot: usize) -> u64 {
         self.oracle.set_time(self.now());
@@ -486,6 +637,23 @@ impl Sim {
         self.net.change_ip(host, &mut self.q);
     }
 
+    /// `slot`'s node stops reading its SUB socket (a frozen process, or a peer that
+    /// stops reading on purpose) while its timers and beacons go on: publishers
+    /// keep up to their high-water mark for it and drop the rest, for it alone.
+    pub fn stall(&mut self, slot: usize) {
+        self.net.stall(slot);
+    }
+
+    /// `slot`'s node reads again: what its pipes held arrives, in order.
+    pub fn resume(&mut self, slot: usize) {
+        self.net.resume(slot, &mut self.q);
+    }
+
+    /// Whether `slot`'s node is stalled (see [`stall`](Self::stall)).
+    pub fn is_stalled(&self, slot: usize) -> bool {
+        self.net.is_stalled(slot)
+    }
+
     /// Sets a slot's clocks (a restarted or re-synchronised machine).
     pub fn set_clock(&mut self, slot: usize, clock: Clock) {
         self.trace
@@ -524,7 +692,7 @@ impl Sim {
     /// Starts a crashed or stopped node again with a new id and port: from its
     /// disk if it is durable, else empty.
     pub fn restart(&mut self, slot: usize) {
-        if self.slots[slot].core.is_some() {
+        if self.slots[slot].core.is_some() || self.slots[slot].hostile {
             return;
         }
         self.trace.word(0x4E57 ^ slot as u64);
@@ -619,6 +787,7 @@ impl Sim {
                 self.drain(slot);
             }
             Ev::Detect { slot, inc } => self.detect(slot as usize, inc),
+            Ev::Attack { slot } => self.attack(slot as usize),
             Ev::Net(ev) => match self.net.handle(ev, &mut self.q) {
                 Arrival::Datagrams(dgram, slots) => {
                     for slot in slots {
@@ -629,7 +798,7 @@ impl Sim {
                         }
                     }
                 }
-                Arrival::Message(sub, msg) => self.deliver(sub, &msg),
+                Arrival::Message(sub, payload) => self.deliver(sub, payload),
                 Arrival::None => {}
             },
         }
@@ -665,15 +834,31 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, sub: usize, msg: &Rc<Message>) {
+    fn deliver(&mut self, sub: usize, payload: Payload) {
         let local = self.local_now(sub);
         let Some(core) = self.slots[sub].core.as_mut() else {
             return;
         };
+        let msg = match payload {
+            Payload::Msg(msg) => msg,
+            Payload::Raw(frames) => {
+                // Hostile input: decoded by the receiver under its own limits.
+                match core {
+                    Core::Dkv(n) => n.handle_message(local, &frames),
+                    Core::Prototype(p) => {
+                        if let Ok(m) = Message::decode(&frames) {
+                            p.handle_decoded(local, m);
+                        }
+                    }
+                }
+                self.after_delivery(sub);
+                return;
+            }
+        };
         // A `list_answer` for another node is counted and ignored whatever its keys
         // (the contract), so it is delivered without them: copying thousands of keys
         // to every node is most of the cost of a bootstrap otherwise.
-        let copy = match &**msg {
+        let copy = match &*msg {
             Message::ListAnswer { asker, .. } if *asker != core.id() => Message::ListAnswer {
                 asker: *asker,
                 keys: Vec::new(),
@@ -681,6 +866,10 @@ impl Sim {
             m => m.clone(),
         };
         core.handle_decoded(local, copy);
+        self.after_delivery(sub);
+    }
+
+    fn after_delivery(&mut self, sub: usize) {
         self.drain(sub);
         let dead = self
             .prototype(sub)
@@ -717,7 +906,15 @@ impl Sim {
                     let topic = msg.topic();
                     self.trace.word(4 ^ ((slot as u64) << 8));
                     self.trace.bytes(&topic);
-                    self.net.publish(slot, Rc::new(msg), &topic, &mut self.q);
+                    if let Some((_, h)) = &mut self.hostile {
+                        // It hears one message in eight (a sniffer that keeps up
+                        // with part of the LAN); decoded and encoded are the same.
+                        if h.active && self.q.now % 8 == slot as u64 % 8 {
+                            h.overhear(msg.encode(), &msg, self.net.endpoint(slot).ip());
+                        }
+                    }
+                    self.net
+                        .publish(slot, Payload::Msg(Rc::new(msg)), &topic, &mut self.q);
                 }
                 Output::Connect(addr) => {
                     self.net.connect(slot, addr, &mut self.q);

@@ -14,6 +14,7 @@
 
 use bytes::Bytes;
 use dkv_proto::Timings;
+use dkv_sim::run::limits_for;
 use dkv_sim::{run_seed, Clock, NetConfig, Params, Shape, Sim};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ fn report(label: &str, nodes: usize, samples: Vec<Sample>) {
 fn steady(nodes: usize, secs: u64) -> Sample {
     let started = Instant::now();
     let mut sim = Sim::new(NetConfig::default(), Timings::default(), 7);
+    *sim.limits_mut() = limits_for(nodes);
     for i in 0..nodes {
         let h = sim.add_host();
         sim.add_node(h, Clock::default());
