@@ -69,12 +69,13 @@ pub struct Limits {
     /// Prototype `list_answer`s sent in all. Default 1/s, burst 2.
     /// Counted: `drop_list_rate`.
     pub list_answers_total: Rate,
-    /// dkv/2 `ask`s (get misses) answered for one asker id. Default 1,024/s,
-    /// burst 1,024. Counted: `drop_ask_rate`.
-    pub asks_per_asker: Rate,
-    /// dkv/2 `ask`s answered in all. Default 4,096/s, burst 4,096.
-    /// Counted: `drop_ask_rate`.
-    pub asks_total: Rate,
+    /// dkv/2 requests served for one asker id: `ask`s (get misses), `sync`s,
+    /// `pull`s and `fetch`es, each of which makes this node send data. Default
+    /// 1,024/s, burst 1,024. Counted: `drop_request_rate`.
+    pub requests_per_asker: Rate,
+    /// dkv/2 requests served in all. Default 4,096/s, burst 4,096.
+    /// Counted: `drop_request_rate`.
+    pub requests_total: Rate,
     /// Asker ids whose rates are remembered at once; the least recently used is
     /// forgotten past this (the global rates still bound the work). Default 1,024.
     pub max_askers: usize,
@@ -113,8 +114,8 @@ impl Default for Limits {
                 burst: 3,
             },
             list_answers_total: Rate::per_second(1, 2),
-            asks_per_asker: Rate::per_second(1024, 1024),
-            asks_total: Rate::per_second(4096, 4096),
+            requests_per_asker: Rate::per_second(1024, 1024),
+            requests_total: Rate::per_second(4096, 4096),
             max_askers: 1024,
             bootstrap_max_keys: 1_000_000,
             bootstrap_max_unanswered: 4096,

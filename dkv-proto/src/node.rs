@@ -225,7 +225,7 @@ pub struct Node {
     /// Prototype list answers sent, per asker and in all.
     list_rates: RateTable,
     /// dkv/2 `ask`s answered, per asker and in all.
-    ask_rates: RateTable,
+    request_rates: RateTable,
     /// New keys and bytes each dkv peer may still bring.
     budgets: PeerBudgets,
     /// Seals what a keyed node sends (nonces from `Config::id` and `Config::seed`).
@@ -282,7 +282,7 @@ impl Node {
             new_peers: TokenBucket::default(),
             answer_rates: RateTable::default(),
             list_rates: RateTable::default(),
-            ask_rates: RateTable::default(),
+            request_rates: RateTable::default(),
             budgets: PeerBudgets::default(),
             stats: Stats::default(),
             config,
@@ -910,6 +910,14 @@ impl Node {
         self.accept(now, Message::Dkv(envelope));
     }
 
+    /// Whether `from` may have one more request served now (its own rate and the
+    /// node's: `Limits::requests_per_asker` and `requests_total`).
+    fn take_request(&mut self, now: Instant, from: NodeId) -> bool {
+        let l = &self.config.limits;
+        let (per, all, max) = (l.requests_per_asker, l.requests_total, l.max_askers);
+        self.request_rates.take(now, from, per, all, max)
+    }
+
     fn handle_dkv(&mut self, now: Instant, envelope: Envelope) {
         let from = envelope.from;
         self.peers.note_dkv(from, now);
@@ -926,14 +934,13 @@ impl Node {
                     self.apply(now, r.key, r.entry, Origin::Remote);
                 }
             }
+            Body::Ask { .. } | Body::Sync { .. } | Body::Pull { .. } | Body::Fetch { .. }
+                if !self.take_request(now, from) =>
+            {
+                self.stats.drop_request_rate += 1;
+            }
             Body::Ask { key } => {
                 if let Some(entry) = self.store.get(&key) {
-                    let l = &self.config.limits;
-                    let (per, all, max) = (l.asks_per_asker, l.asks_total, l.max_askers);
-                    if !self.ask_rates.take(now, from, per, all, max) {
-                        self.stats.drop_ask_rate += 1;
-                        return;
-                    }
                     let records = vec![Record {
                         key,
                         entry: entry.clone(),

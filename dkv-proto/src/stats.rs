@@ -189,8 +189,9 @@ counters! {
     drop_peer_rate,
     /// Unanswered: a prototype `question` over the answer rate (per asker or in all).
     drop_answer_rate,
-    /// Unanswered: a dkv/2 `ask` over the ask rate (per asker or in all).
-    drop_ask_rate,
+    /// Unserved: a dkv/2 `ask`, `sync`, `pull` or `fetch` over the request rate (per
+    /// asker or in all).
+    drop_request_rate,
     /// Unanswered: a prototype `list` over the list answer rate (per asker or in all).
     drop_list_rate,
     /// Listed keys a prototype bootstrap did not fetch, over

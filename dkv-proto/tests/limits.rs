@@ -581,11 +581,11 @@ fn pull_pages_of_largest_values_fit_the_default_message_limit() {
 #[test]
 fn asks_over_the_rate_are_unanswered_and_counted() {
     let mut n = limited(Limits {
-        asks_per_asker: Rate {
+        requests_per_asker: Rate {
             every: Duration::from_secs(1),
             burst: 2,
         },
-        asks_total: Rate {
+        requests_total: Rate {
             every: Duration::from_secs(1),
             burst: 3,
         },
@@ -599,12 +599,12 @@ fn asks_over_the_rate_are_unanswered_and_counted() {
         deliver(&mut n, at(2), &ask(2));
     }
     assert_eq!(pushes(&mut n), 2);
-    assert_eq!(n.stats().drop_ask_rate, 1);
+    assert_eq!(n.stats().drop_request_rate, 1);
     // Another asker: one left in the total bucket.
     deliver(&mut n, at(2), &ask(3));
     deliver(&mut n, at(2), &ask(3));
     assert_eq!(pushes(&mut n), 1);
-    assert_eq!(n.stats().drop_ask_rate, 2);
+    assert_eq!(n.stats().drop_request_rate, 2);
     assert_eq!(n.stats().in_ask, 5);
 }
 

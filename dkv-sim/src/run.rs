@@ -466,7 +466,7 @@ impl RunReport {
             s,
             "limits hit      = peers {}/{}/{} (total/per ip/rate), answers {}, lists {}, asks {}, oversized {}, store full {}, peer budget {}",
             st.drop_peer_limit, st.drop_peer_ip_limit, st.drop_peer_rate, st.drop_answer_rate,
-            st.drop_list_rate, st.drop_ask_rate, st.drop_oversized, st.drop_store_full,
+            st.drop_list_rate, st.drop_request_rate, st.drop_oversized, st.drop_store_full,
             st.sync_peer_over_budget
         );
         let _ = write!(

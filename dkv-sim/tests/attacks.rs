@@ -260,7 +260,7 @@ fn floods_of_questions_lists_asks_and_syncs_are_rate_limited() {
     let st = stats(&sim);
     assert!(st.drop_list_rate > 0, "{st:?}");
     assert!(st.drop_answer_rate > 0, "{st:?}");
-    assert!(st.drop_ask_rate > 0, "{st:?}");
+    assert!(st.drop_request_rate > 0, "{st:?}");
     // The oracle's work bound held on every answer (no violation so far).
     assert_recovers(&mut sim, &n);
 }

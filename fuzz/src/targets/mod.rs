@@ -106,7 +106,7 @@ pub fn counter(name: &str) -> Counter {
         n if n.starts_with("out_") || n.starts_with("sync_") => Counter::Traffic,
         // A question, list or ask over its rate is still counted in `in_<kind>`.
         "beacons_out" | "hellos_out" | "seal_failures" | "drop_answer_rate" | "drop_list_rate"
-        | "drop_ask_rate" => Counter::Traffic,
+        | "drop_request_rate" => Counter::Traffic,
         n if PEERS.contains(&n) => Counter::Peers,
         n if GETS.contains(&n) => Counter::Gets,
         n if WRITES.contains(&n) => Counter::Writes,
