@@ -49,7 +49,8 @@ pub struct Config {
     /// [`stall_timeout`](Self::stall_timeout) it bounds the memory one subscriber
     /// costs: `send_hwm` × the largest message (about
     /// [`Limits::max_message_bytes`](dkv_proto::Limits::max_message_bytes)) plus
-    /// the kernel's TCP send buffer. Default: 256. 0 is ZeroMQ's "no limit",
+    /// the kernel's TCP send buffer. Default: 1 000 (4 bootstrap windows of
+    /// questions, so a slow prototype peer keeps up). 0 is ZeroMQ's "no limit",
     /// refused by [`Dkv::start`](crate::Dkv::start).
     pub send_hwm: i32,
     /// Messages the SUB socket queues per publisher (ZeroMQ `RCVHWM`); past it,
@@ -111,7 +112,7 @@ impl Default for Config {
             id: None,
             timings: Timings::default(),
             address_check_interval: None,
-            send_hwm: 256,
+            send_hwm: 1_000,
             recv_hwm: 256,
             stall_timeout: None,
             held_bytes: 32 << 20,
