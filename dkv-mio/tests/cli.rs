@@ -268,14 +268,9 @@ fn keygen_makes_keys_a_keyed_node_starts_with_and_a_readable_key_file_is_refused
     child.stdin.take().unwrap().write_all(b"status\n").unwrap();
     let out = finish(child);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("cluster") && stdout.contains("team"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("keyed (key ") && stdout.contains("refusing unauthenticated"),
-        "{stdout}"
-    );
+    assert!(stdout.contains(" cluster=team "), "{stdout}");
+    assert!(stdout.contains(" security=keyed "), "{stdout}");
+    assert!(!stdout.contains(" send_key=none "), "{stdout}");
     let too_long = dkv()
         .args(node_args(port))
         .args(["--cluster", &"x".repeat(65)])

@@ -67,16 +67,15 @@ fn keyed_nodes_replicate_and_refuse_open_named_and_other_key_nodes() {
     for node in &nodes {
         assert_eq!(node.get_local("intruder").unwrap(), None);
         let status = node.status().unwrap();
-        assert!(
-            status.security().starts_with("keyed"),
-            "{}",
-            status.security()
-        );
+        assert_eq!(status.security(), "keyed");
+        assert!(status.send_key.is_some());
         assert!(
             status.stats.proto.refused_unauthenticated() > 0,
             "the others' hellos and beacons are refused and counted"
         );
     }
+    assert_eq!(open.status().unwrap().security(), "open");
+    assert_eq!(named.status().unwrap().security(), "named");
     for outsider in [&open, &named, &other_key] {
         assert_eq!(outsider.get_local("secret").unwrap(), None);
         assert_eq!(

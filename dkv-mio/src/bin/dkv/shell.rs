@@ -608,8 +608,14 @@ fn node_pairs(dkv: &Dkv, status: &Status) -> Vec<(String, String)> {
         ("fingerprint", fingerprint(status)),
         ("clock", status.clock.to_string()),
         ("bootstrap", phase_name(status.bootstrap.phase).to_string()),
-        ("cluster", status.cluster.clone()),
-        ("security", status.security()),
+        ("cluster", crate::text::display_key(&status.cluster)),
+        ("security", status.security().to_string()),
+        (
+            "send_key",
+            status
+                .send_key
+                .map_or_else(|| "none".to_string(), |k| k.to_string()),
+        ),
         (
             "refused_unauthenticated",
             status.stats.proto.refused_unauthenticated().to_string(),
