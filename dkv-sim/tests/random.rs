@@ -59,3 +59,29 @@ fn the_seed_decides_every_parameter() {
     assert_eq!(p.fault_end, Duration::from_secs(20));
     assert!(p.reproduce().contains("--seed 9 --nodes 12 --duration 50"));
 }
+
+#[test]
+fn a_seed_with_a_hostile_host_and_stalls_passes_and_is_bit_identical() {
+    let seed = (0..)
+        .find(|&s| {
+            let p = Params::from_seed(s, Some(5), None);
+            p.hostile.len() >= 3 && p.stall_rate > 0.0
+        })
+        .unwrap();
+    let p = Params::from_seed(seed, Some(5), Some(Duration::from_secs(40)));
+    let a = run_seed(&p);
+    assert!(
+        a.passed(),
+        "{}\n{}\n{:#?}",
+        p.describe(),
+        a.summary(),
+        a.failures
+    );
+    assert!(a.hostile_sent > 0);
+    let b = run_seed(&p);
+    assert_eq!(
+        (a.trace_hash, a.hostile_sent),
+        (b.trace_hash, b.hostile_sent)
+    );
+    assert_eq!(a.net, b.net);
+}
