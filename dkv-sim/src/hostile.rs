@@ -11,10 +11,11 @@
 
 use crate::rng::Rng;
 use bytes::Bytes;
+use dkv_proto::seal::{Cluster, Keyring, Sealer};
 use dkv_proto::wire::{Body, Envelope, Range, Record, Step, Summary};
 use dkv_proto::{encode_beacon, encode_hello};
 use dkv_proto::{Entry, Message, NodeId, Timestamp, Version};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::Duration;
@@ -103,6 +104,11 @@ pub(crate) struct Hostile {
     addrs: Vec<IpAddr>,
     big: Bytes,
     sent: u64,
+    /// The keyed cluster's key, only in a test that shows the keyed check can fail:
+    /// it then seals its dkv/2 forgeries (one sealer per claimed id, so the sealed
+    /// sender matches the body's `from`).
+    key: Option<(Cluster, Keyring)>,
+    sealers: BTreeMap<NodeId, Sealer>,
 }
 
 impl Hostile {
@@ -121,6 +127,38 @@ impl Hostile {
             addrs: Vec::new(),
             big: Bytes::from(vec![0x5a; (2 << 20) + 1]),
             sent: 0,
+            key: None,
+            sealers: BTreeMap::new(),
+        }
+    }
+
+    /// Gives it the keyed cluster's key: its dkv/2 messages are sealed from now on.
+    pub(crate) fn steal_key(&mut self, cluster: Cluster, keys: Keyring) {
+        self.key = Some((cluster, keys));
+    }
+
+    /// A random index below `n` (0 when `n` is 0), from its own randomness.
+    pub(crate) fn pick(&mut self, n: usize) -> usize {
+        self.index(n).unwrap_or(0)
+    }
+
+    /// `frames` as it sends them: sealed at `wall_ms` when it holds the key and they
+    /// are a dkv/2 message, else unchanged.
+    pub(crate) fn seal(&mut self, frames: Rc<[Bytes]>, wall_ms: u64) -> Rc<[Bytes]> {
+        let Some((cluster, keys)) = &self.key else {
+            return frames;
+        };
+        let Ok(Message::Dkv(e)) = Message::decode(&frames) else {
+            return frames;
+        };
+        let seed = self.rng.next_u64();
+        let sealer = self
+            .sealers
+            .entry(e.from)
+            .or_insert_with(|| Sealer::new(e.from, seed));
+        match sealer.seal_frame(keys, cluster, &frames[0], &frames[1], wall_ms) {
+            Ok(body) => Rc::from(vec![frames[0].clone(), Bytes::from(body)]),
+            Err(_) => frames,
         }
     }
 

@@ -198,6 +198,7 @@ fn main() -> ExitCode {
         println!("random seeds for {budget:?}, seed stream from {state}");
         let (mut ran, mut failed) = (0u64, Vec::new());
         let mut slowest: Option<(Duration, u64)> = None;
+        let (mut keyed, mut slowest_keyed): (u64, Option<(Duration, u64)>) = (0, None);
         while started.elapsed() < budget {
             let seed = splitmix64(&mut state);
             let det = args.determinism && ran % 4 == 0;
@@ -205,9 +206,14 @@ fn main() -> ExitCode {
             if !ok {
                 failed.push(seed);
             }
+            let is_keyed = params(&args, seed).keyed;
+            keyed += u64::from(is_keyed);
             if let Some(c) = converged {
                 if slowest.is_none_or(|(d, _)| c > d) {
                     slowest = Some((c, seed));
+                }
+                if is_keyed && slowest_keyed.is_none_or(|(d, _)| c > d) {
+                    slowest_keyed = Some((c, seed));
                 }
             }
             ran += 1;
@@ -221,6 +227,13 @@ fn main() -> ExitCode {
         if let Some((d, seed)) = slowest {
             println!(
                 "slowest convergence after the faults ended: {:.1} s (seed {seed})",
+                d.as_secs_f64()
+            );
+        }
+        println!("keyed clusters: {keyed} of the {ran} seeds");
+        if let Some((d, seed)) = slowest_keyed {
+            println!(
+                "slowest keyed convergence: {:.1} s (seed {seed})",
                 d.as_secs_f64()
             );
         }

@@ -23,7 +23,8 @@
 //! A hostile host's entries and values (whatever decodes from what it sent) are
 //! known as forged: the open cluster accepts them by design, so they pass the
 //! "some node wrote it" checks, and every other check applies to them as to any
-//! entry.
+//! entry. In a keyed cluster there is no such allowance: the hostile host has no
+//! key, so a node that applies any entry it originated is a violation.
 //!
 //! Liveness is checked after the faults end, by the run driver, through the
 //! `Sim::check_*` methods that call into this module; so is the store bound (no
@@ -92,6 +93,10 @@ pub struct Oracle {
     /// honest writes' own checks. A corrupted replay may give one version several
     /// values.
     forged: BTreeMap<(String, Version), Vec<Option<Bytes>>>,
+    /// A keyed cluster: the hostile host's entries go to `refused`, not `forged`.
+    keyed: bool,
+    /// In a keyed cluster, the entries the hostile host sent: none may be applied.
+    refused: BTreeSet<(String, Version)>,
     /// The newest local write of each key by a durable node, and whether it was a
     /// delete: acknowledged once applied, never to be lost.
     acknowledged: BTreeMap<String, (Version, bool)>,
@@ -144,6 +149,12 @@ impl Oracle {
         };
     }
 
+    /// The cluster is keyed: from now on nothing the hostile host sends counts as
+    /// written, and applying any entry it sent is a violation.
+    pub(crate) fn set_keyed(&mut self) {
+        self.keyed = true;
+    }
+
     /// The dkv node in `slot` runs under `limits`: check its connections against
     /// their peer bounds.
     pub(crate) fn bound_peers(&mut self, slot: usize, limits: &Limits) {
@@ -159,6 +170,18 @@ impl Oracle {
         let Ok(msg) = Message::decode(frames) else {
             return;
         };
+        if self.keyed {
+            if let Message::Dkv(Envelope {
+                body: Body::Put { records, .. } | Body::Push { records, .. },
+                ..
+            }) = msg
+            {
+                for r in records {
+                    self.refused.insert((r.key, r.entry.version));
+                }
+            }
+            return;
+        }
         match msg {
             Message::Set { key, value } | Message::Answer { key, value, .. } => {
                 self.values
@@ -458,6 +481,18 @@ impl Oracle {
 
     fn applied(&mut self, slot: usize, key: &str, entry: &Entry, local: bool) {
         let own = self.watch(slot).id;
+        if !local
+            && !self.refused.is_empty()
+            && self.refused.contains(&(key.to_owned(), entry.version))
+        {
+            self.violate(
+                slot,
+                format!(
+                    "applied {key:?} = {:?} at {}, which the hostile host forged in a keyed cluster",
+                    entry.value, entry.version
+                ),
+            );
+        }
         if local {
             let w = self.watch(slot);
             if w.work.is_some() && !w.own_keys.contains(key) {

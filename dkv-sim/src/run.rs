@@ -39,6 +39,7 @@ use crate::node::Clock;
 use crate::rng::Rng;
 use crate::sim::Sim;
 use bytes::Bytes;
+use dkv_proto::seal::{Cluster, Key, Keyring};
 use dkv_proto::{Limits, Stats, Timings};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -115,6 +116,9 @@ pub struct Params {
     /// The attacks of a hostile host on the LAN during the fault phase (none: no
     /// hostile host). It goes quiet when the faults end.
     pub hostile: Vec<Attack>,
+    /// Whether the dkv nodes form a keyed cluster (one keyring, from the seed; no
+    /// prototype then). The hostile host, if any, has no key.
+    pub keyed: bool,
 }
 
 /// A hostile host's pace in randomised runs: a burst every this often ...
@@ -140,6 +144,19 @@ pub fn limits_for(nodes: usize) -> Limits {
         l.new_peers.burst = l.new_peers.burst.max(nodes as u32 + 1);
     }
     l
+}
+
+/// The cluster name and keyring of a keyed run of `seed`: one key, its 32 bytes from
+/// the simulator's generator seeded by `seed`.
+pub fn keyring_for(seed: u64) -> (Cluster, Keyring) {
+    let mut r = Rng::new(seed ^ 0x006b_6579_7269_6e67);
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&r.next_u64().to_le_bytes());
+    }
+    let cluster = Cluster::new("sim").expect("a short cluster name");
+    let keys = Keyring::new(vec![Key::from_bytes(bytes)]).expect("one key");
+    (cluster, keys)
 }
 
 fn secs(x: f64) -> Duration {
@@ -232,6 +249,10 @@ impl Params {
                 hostile.push(Attack::Forge);
             }
         }
+        // Drawn after everything else, for the same reason. A keyed cluster has no
+        // prototype (it could not talk to one).
+        let keyed = r.chance(0.2);
+        let prototype = prototype && !keyed;
         Params {
             seed,
             nodes,
@@ -263,6 +284,7 @@ impl Params {
             keys,
             limits: limits_for(nodes),
             hostile,
+            keyed,
         }
     }
 
@@ -335,6 +357,9 @@ impl Params {
                 "hostile host    = {:?}, until the faults end",
                 self.hostile
             );
+        }
+        if self.keyed {
+            let _ = writeln!(s, "cluster         = keyed (one key, from the seed)");
         }
         let _ = writeln!(s, "durable nodes   = {:.2} of them", self.durable_share);
         let l = &self.limits;
@@ -442,6 +467,19 @@ impl RunReport {
                 s,
                 "hostile         = {} messages and datagrams sent",
                 self.hostile_sent
+            );
+        }
+        if self.params.keyed {
+            let st = &self.stats;
+            let _ = writeln!(
+                s,
+                "keyed refusals  = {} unauthenticated (replay {}, stale {}, forged {}, hello stale {}, hello replay {})",
+                st.refused_unauthenticated(),
+                st.drop_replay,
+                st.drop_stale,
+                st.drop_forged,
+                st.drop_hello_stale,
+                st.drop_hello_replay
             );
         }
         let st = &self.stats;
@@ -826,6 +864,10 @@ pub fn run_seed(params: &Params) -> RunReport {
     let mut rng = Rng::new(params.seed);
     let mut sim = Sim::new(params.net.clone(), Timings::default(), rng.next_u64());
     *sim.limits_mut() = params.limits.clone();
+    if params.keyed {
+        let (cluster, keys) = keyring_for(params.seed);
+        sim.set_keyed(cluster, keys);
+    }
     let mut d = Driver {
         p: params.clone(),
         sim,

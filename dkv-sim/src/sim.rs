@@ -17,6 +17,7 @@ use crate::queue::{Queue, SimTime};
 use crate::rng::Rng;
 use crate::trace::TraceHash;
 use bytes::Bytes;
+use dkv_proto::seal::{Cluster, Keyring};
 use dkv_proto::{
     Config, Entry, GetId, Limits, Message, Node, NodeId, Output, Stats, Timings, WallClock,
 };
@@ -85,6 +86,8 @@ pub struct Sim {
     /// Limits nodes run with instead, while the oracle still checks `limits`: only
     /// to show that a bound check can fail.
     node_limits: Option<Limits>,
+    /// The keyed cluster every dkv node joins, if the run is keyed.
+    keyed: Option<(Cluster, Keyring)>,
 }
 
 impl Sim {
@@ -106,6 +109,31 @@ impl Sim {
             limits: Limits::default(),
             hostile: None,
             node_limits: None,
+            keyed: None,
+        }
+    }
+
+    /// Makes the world a keyed cluster: every dkv node started from now on (call it
+    /// before adding any) joins `cluster` with `keys`, seals what it sends and
+    /// refuses what is not sealed with one of them; the net carries sealed frames.
+    /// The hostile host has no key (see [`give_hostile_key`](Self::give_hostile_key)),
+    /// so the oracle then takes any entry it sent being applied as a violation.
+    pub fn set_keyed(&mut self, cluster: Cluster, keys: Keyring) {
+        self.trace.word(0x5EA1);
+        self.oracle.set_keyed();
+        self.keyed = Some((cluster, keys));
+    }
+
+    /// Whether dkv nodes run in a keyed cluster.
+    pub fn is_keyed(&self) -> bool {
+        self.keyed.is_some()
+    }
+
+    /// Hands the keyed cluster's key to the hostile host: its dkv/2 forgeries are
+    /// sealed and accepted. Only to show that the keyed check fails then.
+    pub fn give_hostile_key(&mut self) {
+        if let (Some((cluster, keys)), Some((_, h))) = (&self.keyed, &mut self.hostile) {
+            h.steal_key(cluster.clone(), keys.clone());
         }
     }
 
@@ -175,7 +203,10 @@ impl Sim {
     /// beacons its own PUB endpoint, so honest nodes connect to it and hear it, and
     /// overhears honest messages to replay. Its writes are known to the oracle as
     /// forged: in the open cluster they are accepted by design, and every other
-    /// check still holds. Returns its slot (which never runs a node). One at most.
+    /// check still holds. In a keyed cluster ([`set_keyed`](Self::set_keyed)) it has
+    /// no key, nodes never subscribe to it, and it injects into honest publishers'
+    /// streams; none of its entries may be applied. Returns its slot (which never
+    /// runs a node). One at most.
     pub fn add_hostile(&mut self, host: usize, attacks: &[Attack]) -> usize {
         assert!(self.hostile.is_none(), "one hostile host per world");
         let slot = self.net.add_station(host);
@@ -251,14 +282,31 @@ impl Sim {
         }
         let next = self.q.now + ns(h.every);
         let own = self.net.host_ip(self.net.host_of(slot));
+        // Keyed nodes never connect to it (its hello is not sealed), so in a keyed
+        // cluster it injects into honest publishers' streams instead: an attacker
+        // on the path, the strongest one the key must stop.
+        let honest = if self.keyed.is_some() {
+            self.live_dkv()
+        } else {
+            Vec::new()
+        };
         for act in acts {
             match act {
                 Act::Publish(frames) => {
                     self.oracle.hostile_sent(&frames);
                     let topic = frames.first().cloned().unwrap_or_default();
                     self.trace.bytes(&topic);
+                    let Some((_, h)) = self.hostile.as_mut() else {
+                        break;
+                    };
+                    let frames = h.seal(frames, wall);
+                    let from = if honest.is_empty() {
+                        slot
+                    } else {
+                        honest[h.pick(honest.len())]
+                    };
                     self.net
-                        .publish(slot, Payload::Raw(frames), &topic, &mut self.q);
+                        .publish(from, Payload::Raw(frames), &topic, &mut self.q);
                 }
                 Act::Beacon(src, payload) => {
                     let src = if src.is_unspecified() { own } else { src };
@@ -286,6 +334,10 @@ impl Sim {
             config.seed = self.ids.next_u64();
             config.timings = self.timings.clone();
             config.limits = self.node_limits.as_ref().unwrap_or(&self.limits).clone();
+            if let Some((cluster, keys)) = &self.keyed {
+                config.cluster = cluster.clone();
+                config.keys = Some(keys.clone());
+            }
             let mut node = Node::new(config);
             for (key, entry) in s.disk.iter().flatten() {
                 node.restore(local, key, entry.clone());
@@ -899,10 +951,7 @@ impl Sim {
             self.oracle.output(slot, at, &out);
             match out {
                 Output::Beacon(payload) => self.send_beacon(slot, payload),
-                // The simulated net carries decoded messages, which a keyed core
-                // refuses (`handle_decoded`): keyed runs must carry `frames` to
-                // `Node::handle_message` instead. No run is keyed yet.
-                Output::Publish(msg) | Output::PublishSealed(dkv_proto::Sealed { msg, .. }) => {
+                Output::Publish(msg) => {
                     let topic = msg.topic();
                     self.trace.word(4 ^ ((slot as u64) << 8));
                     self.trace.bytes(&topic);
@@ -915,6 +964,24 @@ impl Sim {
                     }
                     self.net
                         .publish(slot, Payload::Msg(Rc::new(msg)), &topic, &mut self.q);
+                }
+                // A keyed core refuses decoded input: the net carries the sealed
+                // frames to `Node::handle_message`, as a socket would.
+                Output::PublishSealed(dkv_proto::Sealed { frames, msg }) => {
+                    let topic = frames[0].clone();
+                    self.trace.word(4 ^ ((slot as u64) << 8));
+                    self.trace.bytes(&topic);
+                    let frames: Rc<[Bytes]> = Rc::from(frames.to_vec());
+                    if let Some((_, h)) = &mut self.hostile {
+                        // It keeps the sealed frames to replay or corrupt; the
+                        // plaintext only tells it ids and key names, which it could
+                        // guess (ids are in every header).
+                        if h.active && self.q.now % 8 == slot as u64 % 8 {
+                            h.overhear(frames.to_vec(), &msg, self.net.endpoint(slot).ip());
+                        }
+                    }
+                    self.net
+                        .publish(slot, Payload::Raw(frames), &topic, &mut self.q);
                 }
                 Output::Connect(addr) => {
                     self.net.connect(slot, addr, &mut self.q);

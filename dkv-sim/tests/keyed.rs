@@ -1,0 +1,169 @@
+//! Keyed clusters in the simulator: sealed frames on the net, a keyless hostile host
+//! that changes nothing, the oracle's keyed check shown able to fail, and keyed
+//! seeds in the random mix.
+
+use dkv_proto::Timings;
+use dkv_sim::run::keyring_for;
+use dkv_sim::{run_seed, Attack, Clock, NetConfig, Params, Sim};
+use std::time::Duration;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn assert_clean(sim: &Sim) {
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
+
+/// A keyed cluster of `n` nodes; after 3 s a hostile host (without the key unless
+/// `stolen`) sends `attacks` for `attack_secs` while honest writes go on, then goes
+/// quiet.
+fn keyed_lan(
+    seed: u64,
+    n: usize,
+    attacks: &[Attack],
+    attack_secs: f64,
+    stolen: bool,
+) -> (Sim, Vec<usize>) {
+    let mut sim = Sim::new(NetConfig::default(), Timings::default(), seed);
+    let (cluster, keys) = keyring_for(seed);
+    sim.set_keyed(cluster, keys);
+    let nodes: Vec<usize> = (0..n)
+        .map(|_| {
+            let h = sim.add_host();
+            sim.add_node(h, Clock::default())
+        })
+        .collect();
+    sim.run_for(secs(3.0));
+    assert!(nodes.iter().all(|&s| sim.node(s).unwrap().keyed()));
+    let h = sim.add_host();
+    sim.add_hostile(h, attacks);
+    if stolen {
+        sim.give_hostile_key();
+    }
+    let steps = (attack_secs * 10.0) as usize;
+    for i in 0..steps {
+        sim.set(
+            nodes[i % n],
+            &format!("k{}", i % 40),
+            format!("honest-{i}").into(),
+        );
+        sim.run_for(secs(0.1));
+        if !sim.violations().is_empty() {
+            break;
+        }
+    }
+    sim.calm_hostile();
+    (sim, nodes)
+}
+
+/// How many entries the honest nodes hold that the hostile host made up.
+fn hostile_entries(sim: &Sim, nodes: &[usize]) -> usize {
+    nodes
+        .iter()
+        .map(|&s| {
+            sim.node(s)
+                .unwrap()
+                .entries()
+                .filter(|(k, e)| {
+                    k.starts_with("evil/")
+                        || e.value.as_ref().is_some_and(|v| v.starts_with(b"forged-"))
+                })
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn a_keyed_cluster_refuses_every_attack_of_a_keyless_host_and_converges() {
+    let (mut sim, n) = keyed_lan(201, 4, &Attack::ALL, 12.0, false);
+    assert_clean(&sim);
+    assert!(sim.hostile_sent() > 100, "sent {}", sim.hostile_sent());
+    assert_eq!(hostile_entries(&sim, &n), 0);
+    let st = sim.node_stats();
+    eprintln!(
+        "sent {}, refused {}: {st:?}",
+        sim.hostile_sent(),
+        st.refused_unauthenticated()
+    );
+    assert!(
+        st.refused_unauthenticated() > sim.hostile_sent() / 2,
+        "refused {} of {} sent",
+        st.refused_unauthenticated(),
+        sim.hostile_sent()
+    );
+    // Plain forgeries and floods, replays of sealed frames, bit flips in them, and
+    // its own and spoofed hellos each have their counter.
+    assert!(st.drop_unauthenticated > 0, "{st:?}");
+    assert!(st.drop_replay > 0, "{st:?}");
+    assert!(st.drop_forged > 0, "{st:?}");
+    assert!(st.drop_hello_unauthenticated > 0, "{st:?}");
+    // Its hellos are not sealed: no honest node took it (or a spoofed address) for
+    // a peer.
+    for &s in &n {
+        assert_eq!(sim.node(s).unwrap().peers().count(), n.len() - 1);
+    }
+    sim.run_for(secs(12.0));
+    assert_clean(&sim);
+    assert_eq!(sim.check_peers(), n.len() as u64, "{:#?}", sim.violations());
+    assert_eq!(sim.check_converged(), 1, "{:#?}", sim.violations());
+    let fresh = vec![("fresh".to_string(), bytes::Bytes::from("after"))];
+    sim.set(n[0], "fresh", "after".into());
+    sim.run_for(secs(1.0));
+    assert_eq!(sim.check_holds(&fresh), n.len() as u64);
+    assert_eq!(hostile_entries(&sim, &n), 0);
+    assert_clean(&sim);
+}
+
+#[test]
+fn a_hostile_host_with_the_key_gets_forgeries_applied_and_the_oracle_reports_it() {
+    let (sim, _) = keyed_lan(202, 4, &[Attack::Forge, Attack::ForgePush], 10.0, true);
+    assert!(
+        sim.violations().iter().any(|v| v
+            .what
+            .contains("the hostile host forged in a keyed cluster")),
+        "{:#?}",
+        sim.violations()
+    );
+}
+
+#[test]
+fn about_a_fifth_of_random_seeds_are_keyed_and_none_has_a_prototype() {
+    let ps: Vec<Params> = (0..1000)
+        .map(|s| Params::from_seed(s, None, None))
+        .collect();
+    let keyed = ps.iter().filter(|p| p.keyed).count();
+    assert!((150..=250).contains(&keyed), "{keyed} of 1000 keyed");
+    assert!(ps.iter().all(|p| !(p.keyed && p.prototype)));
+    // Keyed seeds with a hostile host exist in the mix.
+    assert!(ps.iter().any(|p| p.keyed && !p.hostile.is_empty()));
+}
+
+#[test]
+fn keyed_random_seeds_pass_and_are_bit_identical() {
+    let mut run = 0;
+    for seed in 0.. {
+        let p = Params::from_seed(seed, Some(5), Some(Duration::from_secs(40)));
+        if !p.keyed || (run == 0 && p.hostile.is_empty()) {
+            continue;
+        }
+        let a = run_seed(&p);
+        assert!(
+            a.passed(),
+            "{}\n{:#?}\nreproduce: {}",
+            p.describe(),
+            a.failures,
+            p.reproduce()
+        );
+        assert!(a.stats.refused_unauthenticated() > 0 || p.hostile.is_empty());
+        if run == 0 {
+            let b = run_seed(&p);
+            assert_eq!(a.trace_hash, b.trace_hash);
+            assert_eq!(a.stats, b.stats);
+        }
+        run += 1;
+        if run == 3 {
+            break;
+        }
+    }
+}
