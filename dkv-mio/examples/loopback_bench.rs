@@ -14,17 +14,28 @@
 //!   100-byte values and for 16 KiB values (KEYS / 20), median of `BENCH_RUNS`
 //!   runs: the rate ratio (target >= 90%) and the RSS growth against the stated
 //!   bound;
+//! - `encryption [KEYS]` (default 100000): what sealing costs. The same workloads
+//!   with the nodes open (the default cluster), named without a key, and keyed
+//!   (named + one key: every message and hello sealed), interleaved run by run,
+//!   median of `BENCH_RUNS` runs: KEYS sets of 100-byte values a -> b, each set
+//!   waiting for its acknowledgement (`Dkv::set`) and pipelined (`set_pending`,
+//!   1,024 in flight), and a joiner's bootstrap of KEYS keys; rates, node thread
+//!   CPU, and the keyed/named and keyed/open ratios;
 //! - `all` (the default): replication, get and bootstrap, with their defaults.
 //!
 //! `BENCH_RUNS=R` sets the bootstrap runs per size; `BENCH_DEBUG=1` prints the
 //! joiner's status when its bootstrap is done and when it holds every key;
 //! `BENCH_SEND_HWM` and `BENCH_RECV_HWM` override the nodes' `send_hwm` and
-//! `recv_hwm` (to choose their defaults).
+//! `recv_hwm` (to choose their defaults); `BENCH_KEYED=1` runs every other section
+//! keyed (cluster `bench`, one key).
 
 mod bench;
 
 use bench::{median, runs};
-use dkv_mio::{unused_udp_port, BootstrapPhase, Config, Dkv, LOOPBACK_BROADCAST};
+use dkv_mio::{
+    unused_udp_port, BootstrapPhase, Cluster, Config, Dkv, Key, Keyring, LOOPBACK_BROADCAST,
+};
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,7 +69,51 @@ fn config() -> Config {
     if let Some(hwm) = env_number("BENCH_RECV_HWM") {
         config.recv_hwm = hwm;
     }
+    if std::env::var_os("BENCH_KEYED").is_some_and(|v| v != "0") {
+        Mode::Keyed.apply(&mut config);
+    }
     config
+}
+
+/// How the nodes of an `encryption` run are configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The default: the open cluster, no key (prototype copies included).
+    Open,
+    /// Cluster `bench`, no key: dkv/2 only, nothing sealed.
+    Named,
+    /// Cluster `bench` and one key: every dkv/2 message and hello sealed.
+    Keyed,
+}
+
+impl Mode {
+    const ALL: [Mode; 3] = [Mode::Open, Mode::Named, Mode::Keyed];
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Open => "open",
+            Mode::Named => "named",
+            Mode::Keyed => "keyed",
+        }
+    }
+
+    fn apply(self, config: &mut Config) {
+        if self != Mode::Open {
+            config.cluster = Cluster::new("bench").expect("a valid cluster name");
+        }
+        if self == Mode::Keyed {
+            config.keys = Some(Keyring::new(vec![Key::from_bytes([7; 32])]).expect("one key"));
+        }
+    }
+
+    /// A fresh config (own beacon port) for this mode.
+    fn config(self) -> Config {
+        let mut config = config();
+        config.cluster = Cluster::open();
+        config.keys = None;
+        self.apply(&mut config);
+        config
+    }
 }
 
 /// A number from the environment, if set.
@@ -96,13 +151,16 @@ fn main() {
         "bootstrap" if numbers.is_empty() => bootstrap(&[100_000, 1_000_000]),
         "bootstrap" => bootstrap(&numbers),
         "stalled" => stalled(first(100_000)),
+        "encryption" => encryption(first(100_000)),
         "frozen-reader" => frozen_reader(first(0)),
         "all" => {
             replication(100_000);
             remote_get(100_000);
             bootstrap(&[100_000, 1_000_000]);
         }
-        other => panic!("unknown section {other:?}: replication, get, bootstrap, stalled or all"),
+        other => panic!(
+            "unknown section {other:?}: replication, get, bootstrap, stalled, encryption or all"
+        ),
     }
 }
 
@@ -446,5 +504,173 @@ fn stalled(keys: usize) {
             worst / 1048576.0,
             bench::load()
         );
+    }
+}
+
+/// What one `encryption` run measured.
+#[derive(Default)]
+struct Sample {
+    /// Sets (or keys) per second.
+    rate: f64,
+    /// Both nodes' thread CPU over the run, seconds (0 where unavailable).
+    cpu: f64,
+    /// Messages: put messages a sent, or pages the joiner pulled.
+    messages: u64,
+    /// Every `drop_*` and `drop_hello_*` counter of both nodes, summed.
+    drops: u64,
+}
+
+fn drops(node: &Dkv) -> u64 {
+    let stats = node.stats().expect("running").proto;
+    stats
+        .iter()
+        .filter(|(name, _)| name.starts_with("drop_"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn cpu_secs(node: &Dkv) -> f64 {
+    thread_cpu(node).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Writes `keys` keys of 100-byte values to `node` with up to `window` writes in
+/// flight (1: each waits for its acknowledgement, as `Dkv::set`).
+fn write_keys(node: &Dkv, keys: usize, window: usize) {
+    let value = bytes::Bytes::from(vec![b'v'; 100]);
+    let mut in_flight = VecDeque::with_capacity(window);
+    for i in 0..keys {
+        in_flight.push_back(
+            node.set_pending(format!("key/{i:07}"), value.clone())
+                .unwrap(),
+        );
+        if in_flight.len() >= window {
+            in_flight.pop_front().unwrap().wait().unwrap();
+        }
+    }
+    for pending in in_flight {
+        pending.wait().unwrap();
+    }
+}
+
+/// Two fresh ready nodes in `mode`; a writes `keys` keys (`window` in flight), b
+/// receives them. The rate counts until b holds every key.
+fn stream_run(mode: Mode, keys: usize, window: usize) -> Sample {
+    let config = mode.config();
+    let a = Dkv::start(config.clone()).unwrap();
+    let b = Dkv::start(config).unwrap();
+    wait("a and b to be ready", || {
+        a.ready_peers().unwrap().len() == 1 && b.ready_peers().unwrap().len() == 1
+    });
+    let cpu_before = cpu_secs(&a) + cpu_secs(&b);
+    let start = Instant::now();
+    write_keys(&a, keys, window);
+    wait("b to receive every set", || keys_held(&b) >= keys);
+    let took = start.elapsed();
+    let sample = Sample {
+        rate: keys as f64 / took.as_secs_f64(),
+        cpu: cpu_secs(&a) + cpu_secs(&b) - cpu_before,
+        messages: a.stats().unwrap().proto.out_put,
+        drops: drops(&a) + drops(&b),
+    };
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+    sample
+}
+
+/// A joiner in `holder`'s mode starts next to it and pulls all `keys` keys.
+fn bootstrap_run(holder: &Dkv, config: &Config, keys: usize) -> Sample {
+    let holder_before = cpu_secs(holder);
+    let started = Instant::now();
+    let joiner = Dkv::start(config.clone()).unwrap();
+    wait_every(
+        "the joiner to hold every key",
+        Duration::from_millis(1),
+        || keys_held(&joiner) >= keys,
+    );
+    let took = started.elapsed();
+    let sample = Sample {
+        rate: keys as f64 / took.as_secs_f64(),
+        cpu: cpu_secs(&joiner) + cpu_secs(holder) - holder_before,
+        messages: joiner.stats().unwrap().proto.sync_pull_pages,
+        drops: drops(&joiner),
+    };
+    joiner.shutdown().unwrap();
+    sample
+}
+
+/// The `encryption` section: every workload in every mode, the modes interleaved
+/// (each run starts with the next mode), medians and ratios.
+fn encryption(keys: usize) {
+    let runs = runs();
+    println!(
+        "encryption {keys}: {runs} runs, load before {}",
+        bench::load()
+    );
+    // One loaded holder per mode, kept for every bootstrap run.
+    let holders: Vec<(Dkv, Config)> = Mode::ALL
+        .iter()
+        .map(|mode| {
+            let config = mode.config();
+            let holder = Dkv::start(config.clone()).unwrap();
+            write_keys(&holder, keys, 1024);
+            (holder, config)
+        })
+        .collect();
+    const WORKLOADS: [&str; 3] = ["acked sets", "pipelined sets", "bootstrap"];
+    // samples[workload][mode]
+    let mut samples: Vec<Vec<Vec<Sample>>> = (0..WORKLOADS.len())
+        .map(|_| Mode::ALL.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for run in 0..runs {
+        for m in 0..Mode::ALL.len() {
+            let m = (m + run) % Mode::ALL.len();
+            let mode = Mode::ALL[m];
+            let (holder, config) = &holders[m];
+            let figures = [
+                stream_run(mode, keys, 1),
+                stream_run(mode, keys, 1024),
+                bootstrap_run(holder, config, keys),
+            ];
+            for (w, sample) in figures.into_iter().enumerate() {
+                println!(
+                    "encryption run {} {:5} {:14}: {:8.0} /s, node CPU {:.3} s, {} {}, \
+                     {} drops",
+                    run + 1,
+                    mode.name(),
+                    WORKLOADS[w],
+                    sample.rate,
+                    sample.cpu,
+                    sample.messages,
+                    if w == 2 { "pages" } else { "puts" },
+                    sample.drops
+                );
+                samples[w][m].push(sample);
+            }
+        }
+    }
+    let load = bench::load();
+    println!("encryption {keys} keys of 100 B, median of {runs} interleaved runs, load {load}:");
+    println!("| workload | open | named | keyed | keyed/named | keyed/open |");
+    println!("|---|---|---|---|---|---|");
+    for (w, name) in WORKLOADS.iter().enumerate() {
+        let rate = |m: usize| median(&mut samples[w][m].iter().map(|s| s.rate).collect::<Vec<_>>());
+        let cpu = |m: usize| {
+            median(&mut samples[w][m].iter().map(|s| s.cpu).collect::<Vec<_>>()) * 1e6 / keys as f64
+        };
+        let (open, named, keyed) = (rate(0), rate(1), rate(2));
+        println!(
+            "| {name} (keys/s) | {open:.0} | {named:.0} | {keyed:.0} | {:.0}% | {:.0}% |",
+            100.0 * keyed / named,
+            100.0 * keyed / open
+        );
+        let (open, named, keyed) = (cpu(0), cpu(1), cpu(2));
+        println!(
+            "| {name} (node CPU µs/key) | {open:.1} | {named:.1} | {keyed:.1} | {:.0}% | {:.0}% |",
+            100.0 * keyed / named,
+            100.0 * keyed / open
+        );
+    }
+    for (holder, _) in holders {
+        holder.shutdown().unwrap();
     }
 }
