@@ -10,7 +10,7 @@ mod support;
 
 use dkv_mio::{Config, Dkv, Timings};
 use std::time::{Duration, Instant};
-use support::wait_until;
+use support::{wait_until, RawPeer};
 
 /// Waits up to `limit` for `done`, checking every 20 ms; panics naming `what`.
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
@@ -209,43 +209,12 @@ fn a_stopped_node_is_cut_off_and_gets_every_acknowledged_write_once_it_resumes()
     drop(c);
 }
 
-/// A raw ZeroMQ PUB socket on loopback, announced to a node by one beacon.
-struct RawPublisher {
-    _context: zmq::Context,
-    socket: zmq::Socket,
-    port: u16,
+/// Test-only steps of the shared [`RawPeer`].
+trait SetUntilHeld {
+    fn set_until_held(&self, node: &Dkv, key: &str, value: &[u8]);
 }
 
-impl RawPublisher {
-    fn new() -> RawPublisher {
-        let context = zmq::Context::new();
-        let socket = context.socket(zmq::PUB).unwrap();
-        socket.set_linger(0).unwrap();
-        socket.bind("tcp://127.0.0.1:*").unwrap();
-        let endpoint = socket.get_last_endpoint().unwrap().unwrap();
-        let port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-        RawPublisher {
-            _context: context,
-            socket,
-            port,
-        }
-    }
-
-    fn announce(&self, beacon_port: u16) {
-        let socket = std::net::UdpSocket::bind(("127.0.0.1", 0)).unwrap();
-        socket.set_broadcast(true).unwrap();
-        socket
-            .send_to(
-                format!("beacon {}", self.port).as_bytes(),
-                (dkv_mio::LOOPBACK_BROADCAST, beacon_port),
-            )
-            .unwrap();
-    }
-
-    fn send(&self, frames: &[&[u8]]) {
-        self.socket.send_multipart(frames, 0).unwrap();
-    }
-
+impl SetUntilHeld for RawPeer {
     /// Sends `set key value` (bounded, beaconing meanwhile) until `node` holds it.
     fn set_until_held(&self, node: &Dkv, key: &str, value: &[u8]) {
         wait_for(
@@ -264,7 +233,7 @@ impl RawPublisher {
 #[test]
 fn a_peer_that_sends_one_oversized_frame_is_re_dialed_and_heard_again() {
     let node = Dkv::start(config()).unwrap();
-    let peer = RawPublisher::new();
+    let peer = RawPeer::new();
     peer.set_until_held(&node, "before", b"1");
     // One frame over max_message_bytes (1 MiB + 64 KiB): refused at its size
     // header, and libzmq ends the connection for good.

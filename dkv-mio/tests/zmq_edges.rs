@@ -13,7 +13,7 @@ use dkv_proto::{Message, NodeId};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
-use support::wait_until;
+use support::{wait_until, RawPeer};
 
 /// Timings under which the node has no reason to wake for a minute: any progress
 /// it makes must come from its descriptors being handled right.
@@ -30,50 +30,12 @@ fn sleepy_config() -> Config {
     }
 }
 
-/// A peer made of raw sockets: a PUB socket on loopback, announced to the node by
-/// one hand-made beacon.
-struct RawPeer {
-    _context: zmq::Context,
-    publisher: zmq::Socket,
-    port: u16,
+/// Test-only steps of the shared [`RawPeer`].
+trait Connect {
+    fn connect_to(&self, node: &Dkv);
 }
 
-impl RawPeer {
-    fn new() -> RawPeer {
-        let context = zmq::Context::new();
-        let publisher = context.socket(zmq::PUB).unwrap();
-        publisher.set_sndhwm(0).unwrap(); // unlimited: the test's burst must not drop
-        publisher.set_linger(0).unwrap();
-        publisher.bind("tcp://127.0.0.1:*").unwrap();
-        let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
-        let port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-        RawPeer {
-            _context: context,
-            publisher,
-            port,
-        }
-    }
-
-    fn endpoint(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// Sends one beacon to the node's beacon port on loopback broadcast.
-    fn announce(&self, beacon_port: u16) {
-        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        socket.set_broadcast(true).unwrap();
-        socket
-            .send_to(
-                format!("beacon {}", self.port).as_bytes(),
-                (dkv_mio::LOOPBACK_BROADCAST, beacon_port),
-            )
-            .unwrap();
-    }
-
-    fn send(&self, frames: &[&[u8]]) {
-        self.publisher.send_multipart(frames, 0).unwrap();
-    }
-
+impl Connect for RawPeer {
     /// Announces itself, waits until the node connected, and until its sets reach
     /// the node (so the subscription has arrived).
     fn connect_to(&self, node: &Dkv) {

@@ -110,3 +110,51 @@ pub fn loopback_node_args(port: u16) -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+
+/// A peer made of raw sockets: a ZeroMQ PUB socket on loopback (no send limit), which
+/// a node subscribes to once it hears the hand-made prototype beacon `announce` sends.
+pub struct RawPeer {
+    _context: zmq::Context,
+    publisher: zmq::Socket,
+    port: u16,
+}
+
+impl RawPeer {
+    /// A PUB socket bound to a free loopback port.
+    pub fn new() -> RawPeer {
+        let context = zmq::Context::new();
+        let publisher = context.socket(zmq::PUB).unwrap();
+        publisher.set_sndhwm(0).unwrap(); // unlimited: a test's burst must not drop
+        publisher.set_linger(0).unwrap();
+        publisher.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
+        let port = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        RawPeer {
+            _context: context,
+            publisher,
+            port,
+        }
+    }
+
+    /// Its PUB endpoint, as a node lists it among its peers.
+    pub fn endpoint(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Sends one prototype beacon for its port to `beacon_port` on loopback broadcast.
+    pub fn announce(&self, beacon_port: u16) {
+        let socket = std::net::UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+        socket.set_broadcast(true).unwrap();
+        socket
+            .send_to(
+                format!("beacon {}", self.port).as_bytes(),
+                (dkv_mio::LOOPBACK_BROADCAST, beacon_port),
+            )
+            .unwrap();
+    }
+
+    /// Publishes one multipart message.
+    pub fn send(&self, frames: &[&[u8]]) {
+        self.publisher.send_multipart(frames, 0).unwrap();
+    }
+}
