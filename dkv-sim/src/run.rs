@@ -119,6 +119,9 @@ pub struct Params {
     /// Whether the dkv nodes form a keyed cluster (one keyring, from the seed; no
     /// prototype then). The hostile host, if any, has no key.
     pub keyed: bool,
+    /// Whether the dkv nodes form a named cluster without a key (not keyed; no
+    /// prototype then).
+    pub named: bool,
 }
 
 /// A hostile host's pace in randomised runs: a burst every this often ...
@@ -264,6 +267,8 @@ impl Params {
                 hostile.push(Attack::Replay);
             }
         }
+        let named = !keyed && r.chance(0.1);
+        let prototype = prototype && !named;
         Params {
             seed,
             nodes,
@@ -296,6 +301,7 @@ impl Params {
             limits: limits_for(nodes),
             hostile,
             keyed,
+            named,
         }
     }
 
@@ -371,6 +377,9 @@ impl Params {
         }
         if self.keyed {
             let _ = writeln!(s, "cluster         = keyed (one key, from the seed)");
+        }
+        if self.named {
+            let _ = writeln!(s, "cluster         = named \"sim\", no key");
         }
         let _ = writeln!(s, "durable nodes   = {:.2} of them", self.durable_share);
         let l = &self.limits;
@@ -883,6 +892,10 @@ pub fn run_seed(params: &Params) -> RunReport {
     if params.keyed {
         let (cluster, keys) = keyring_for(params.seed);
         sim.set_keyed(cluster, keys);
+    }
+    if params.named {
+        let (cluster, _) = keyring_for(params.seed);
+        sim.set_named(cluster);
     }
     let mut d = Driver {
         p: params.clone(),

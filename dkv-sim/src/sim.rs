@@ -96,6 +96,8 @@ pub struct Sim {
     node_limits: Option<Limits>,
     /// The keyed cluster every dkv node joins, if the run is keyed.
     keyed: Option<(Cluster, Keyring)>,
+    /// The named (unkeyed) cluster every dkv node joins, if the run is named.
+    named: Option<Cluster>,
     /// Slots whose nodes run without the keyed cluster's keys (misconfigured).
     keyless: Vec<usize>,
     /// In a keyed world with a hostile host: per slot, fingerprints of the honest
@@ -141,6 +143,7 @@ impl Sim {
             node_limits: None,
             keyed: None,
             keyless: Vec::new(),
+            named: None,
             seen: Vec::new(),
             verdicts: HostileVerdicts::default(),
             outputs: 0,
@@ -154,6 +157,15 @@ impl Sim {
             self.trace.word(0x1EA4);
             h.steal_key(cluster, keys);
         }
+    }
+
+    /// Makes the world a named cluster without a key: every dkv node started from
+    /// now on (call it before adding any) joins `cluster`: dkv-only, plain hellos,
+    /// unauthenticated. The hostile host beacons a plain hello of it, so nodes
+    /// subscribe to it and take its forgeries (allowed: nothing authenticates).
+    pub fn set_named(&mut self, cluster: Cluster) {
+        self.trace.bytes(cluster.name().as_bytes());
+        self.named = Some(cluster);
     }
 
     /// What keyed nodes did with the hostile host's input so far.
@@ -335,9 +347,16 @@ impl Sim {
         let mut acts = h.tick(wall, self.limits.max_value_bytes);
         // Its own endpoint, once a second, so that honest nodes subscribe to it.
         if self.q.now % 1_000_000_000 < ns(h.every) {
+            let ip = self.net.host_ip(self.net.host_of(slot));
+            let payload = match (&self.named, ip) {
+                (Some(cluster), std::net::IpAddr::V4(v4)) => {
+                    dkv_proto::encode_plain_hello(cluster, h.id, h.port, v4)
+                }
+                _ => dkv_proto::encode_hello(h.port, h.id),
+            };
             acts.push(Act::Beacon {
-                src: self.net.host_ip(self.net.host_of(slot)),
-                payload: Bytes::from(dkv_proto::encode_hello(h.port, h.id)),
+                src: ip,
+                payload: Bytes::from(payload),
                 replay: false,
             });
         }
@@ -397,16 +416,12 @@ impl Sim {
         let Some(Core::Dkv(n)) = self.slots[slot].core.as_mut() else {
             return;
         };
-        let counted = |n: &Node| {
-            let st = n.stats();
-            st.dropped() + st.beacons_own
-        };
-        let before = n.keyed().then(|| counted(n));
+        let before = n.keyed().then(|| refusals(n));
         match input {
             HostileInput::Frames(frames) => n.handle_message(local, frames),
             HostileInput::Datagram(src, payload) => n.handle_beacon(local, src, payload),
         }
-        let moved = before.map(|b| counted(n) - b);
+        let moved = before.map(|b| refusals(n) - b);
         let outputs = self.outputs;
         self.drain(slot);
         let Some(moved) = moved else { return };
@@ -466,6 +481,9 @@ impl Sim {
             config.seed = self.ids.next_u64();
             config.timings = self.timings.clone();
             config.limits = self.node_limits.as_ref().unwrap_or(&self.limits).clone();
+            if let Some(cluster) = &self.named {
+                config.cluster = cluster.clone();
+            }
             if let Some((cluster, keys)) = &self.keyed {
                 config.cluster = cluster.clone();
                 config.keys = (!self.keyless.contains(&slot)).then(|| keys.clone());
@@ -986,9 +1004,14 @@ impl Sim {
                         }
                         let local = self.local_now(slot);
                         if let Some(core) = self.slots[slot].core.as_mut() {
+                            let before = fp.and_then(|_| core.dkv().map(refusals));
                             core.handle_beacon(local, dgram.src, &dgram.payload);
-                            if let Some(fp) = fp {
-                                self.saw(slot, fp);
+                            // Only what the node took: one it refused (net down,
+                            // before its start) it may take later.
+                            if let (Some(fp), Some(b)) = (fp, before) {
+                                if core.dkv().map(refusals) == Some(b) {
+                                    self.saw(slot, fp);
+                                }
                             }
                             self.drain(slot);
                         }
@@ -1049,8 +1072,11 @@ impl Sim {
                 // own limits.
                 match core {
                     Core::Dkv(n) => {
+                        let before = self.keyed.is_some() && self.hostile.is_some();
+                        let before = before.then(|| refusals(n));
                         n.handle_message(local, &frames);
-                        if self.tracking() {
+                        // Only what the node took (see the datagrams).
+                        if before.is_some_and(|b| refusals(n) == b) {
                             self.saw(sub, fingerprint(&frames));
                         }
                     }
@@ -1222,6 +1248,12 @@ impl Sim {
             },
         );
     }
+}
+
+/// Inputs the node refused so far: every drop counter, and its own hellos heard.
+fn refusals(n: &Node) -> u64 {
+    let st = n.stats();
+    st.dropped() + st.beacons_own
 }
 
 fn origin(replay: bool) -> Origin {

@@ -262,3 +262,67 @@ fn replayed_sealed_frames_and_hellos_change_nothing() {
     assert_eq!(hostile_entries(&sim, &n), 0);
     assert_clean(&sim);
 }
+
+#[test]
+fn a_named_cluster_takes_a_hostile_hosts_forgeries_and_its_checks_still_hold() {
+    // Named is not keyed: the hostile host joins with a plain hello of the
+    // cluster, its forged writes are accepted (known to the oracle as forged),
+    // every other check holds and the honest nodes recover.
+    let mut sim = Sim::new(NetConfig::default(), Timings::default(), 211);
+    let (cluster, _) = keyring_for(211);
+    sim.set_named(cluster);
+    let n: Vec<usize> = (0..4)
+        .map(|_| {
+            let h = sim.add_host();
+            sim.add_node(h, Clock::default())
+        })
+        .collect();
+    sim.run_for(secs(3.0));
+    assert!(n.iter().all(|&s| {
+        let node = sim.node(s).unwrap();
+        node.isolated() && !node.keyed()
+    }));
+    let h = sim.add_host();
+    sim.add_hostile(h, &[Attack::Forge, Attack::Replay, Attack::BeaconFlood]);
+    for i in 0..100 {
+        sim.set(
+            n[i % 4],
+            &format!("k{}", i % 40),
+            format!("honest-{i}").into(),
+        );
+        sim.run_for(secs(0.1));
+    }
+    sim.calm_hostile();
+    assert_clean(&sim);
+    assert!(
+        hostile_entries(&sim, &n) > 0,
+        "nothing authenticates a named cluster"
+    );
+    sim.run_for(secs(12.0));
+    assert_eq!(sim.check_peers(), 4, "{:#?}", sim.violations());
+    assert_eq!(sim.check_converged(), 1, "{:#?}", sim.violations());
+    assert_clean(&sim);
+}
+
+#[test]
+fn about_a_tenth_of_the_unkeyed_seeds_are_named_without_a_prototype() {
+    let ps: Vec<Params> = (0..1000)
+        .map(|s| Params::from_seed(s, None, None))
+        .collect();
+    let named = ps.iter().filter(|p| p.named).count();
+    assert!((40..=130).contains(&named), "{named} of 1000 named");
+    assert!(ps.iter().all(|p| !(p.named && (p.prototype || p.keyed))));
+}
+
+#[test]
+fn a_replay_of_a_hello_a_node_refused_earlier_may_be_taken() {
+    // Seed 5663139217778758882 (7 nodes, IP changes, hello replays): a node
+    // refused an honest hello before its replay guard (net down or the like), so
+    // never committed it; the hostile host's replay of it later is the genuine,
+    // fresh hello and is taken. The world once counted the refused original as
+    // received and reported the replay as a violation.
+    let p = Params::from_seed(5663139217778758882, Some(7), Some(Duration::from_secs(60)));
+    assert!(p.keyed && p.hostile.contains(&Attack::Replay));
+    let r = run_seed(&p);
+    assert!(r.passed(), "{}\n{:#?}", r.summary(), r.failures);
+}
