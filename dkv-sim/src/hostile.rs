@@ -73,13 +73,18 @@ impl Attack {
     ];
 }
 
-/// What the hostile host does in one tick.
+/// What the hostile host does in one tick. `replay`: a byte-for-byte copy of
+/// something an honest node sent (else the host made or altered it).
 #[derive(Debug)]
 pub(crate) enum Act {
     /// Publish these frames on its PUB socket. `topic` is the first frame.
-    Publish(Rc<[Bytes]>),
-    /// Broadcast a datagram with this source address.
-    Beacon(IpAddr, Bytes),
+    Publish { frames: Rc<[Bytes]>, replay: bool },
+    /// Broadcast a datagram with this source address (unspecified: its own).
+    Beacon {
+        src: IpAddr,
+        payload: Bytes,
+        replay: bool,
+    },
 }
 
 /// The hostile host's state: its randomness, what it overheard, what it may do.
@@ -99,6 +104,8 @@ pub(crate) struct Hostile {
     /// Whether it is attacking.
     pub(crate) active: bool,
     captured: VecDeque<Rc<[Bytes]>>,
+    /// Sealed hellos overheard in a keyed cluster, with their source address.
+    hellos: VecDeque<(IpAddr, Bytes)>,
     ids: Vec<NodeId>,
     keys: Vec<String>,
     addrs: Vec<IpAddr>,
@@ -122,6 +129,7 @@ impl Hostile {
             flood: 60,
             active: true,
             captured: VecDeque::new(),
+            hellos: VecDeque::new(),
             ids: Vec::new(),
             keys: Vec::new(),
             addrs: Vec::new(),
@@ -165,6 +173,16 @@ impl Hostile {
     /// Messages and datagrams sent so far.
     pub(crate) fn sent(&self) -> u64 {
         self.sent
+    }
+
+    /// Overhears an honest hello of a keyed cluster, sent from `src`: kept (a
+    /// bounded number) to replay and corrupt.
+    pub(crate) fn overhear_hello(&mut self, src: IpAddr, payload: Bytes) {
+        if self.hellos.len() == CAPTURED {
+            self.hellos.pop_front();
+        }
+        self.hellos.push_back((src, payload));
+        remember(&mut self.addrs, src, &mut self.rng);
     }
 
     /// Overhears an honest message: keeps its wire bytes (a bounded number, the
@@ -263,7 +281,7 @@ impl Hostile {
 
     fn dkv(&mut self, to: Option<NodeId>, from: NodeId, body: Body) -> Act {
         let msg = Message::Dkv(Envelope { to, from, body });
-        Act::Publish(Rc::from(msg.encode()))
+        publish(msg.encode())
     }
 
     /// One tick's traffic, at true wall time `wall_ms`. `max_value` is the value
@@ -306,14 +324,34 @@ impl Hostile {
                 ));
             }
             Attack::Replay | Attack::Corrupt => {
-                let i = self.index(self.captured.len());
-                if let Some(frames) = i.map(|i| self.captured[i].clone()) {
-                    let frames = if attack == Attack::Corrupt {
-                        self.flip(&frames)
+                let replay = attack == Attack::Replay;
+                // A sealed hello (keyed clusters only) or a message.
+                let hello = !self.hellos.is_empty() && self.rng.chance(0.3);
+                if hello {
+                    let i = self.rng.below(self.hellos.len() as u64) as usize;
+                    let (src, payload) = self.hellos[i].clone();
+                    // From the sender's address (spoofed) or its own.
+                    let src = if self.rng.chance(0.5) {
+                        src
                     } else {
-                        frames
+                        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
                     };
-                    out.push(Act::Publish(frames));
+                    let payload = if replay {
+                        payload
+                    } else {
+                        self.flip(&Rc::from(vec![payload]))[0].clone()
+                    };
+                    out.push(Act::Beacon {
+                        src,
+                        payload,
+                        replay,
+                    });
+                } else {
+                    let i = self.index(self.captured.len());
+                    if let Some(frames) = i.map(|i| self.captured[i].clone()) {
+                        let frames = if replay { frames } else { self.flip(&frames) };
+                        out.push(Act::Publish { frames, replay });
+                    }
                 }
             }
             Attack::Oversized => {
@@ -342,7 +380,7 @@ impl Hostile {
                         })
                     }
                 };
-                out.push(Act::Publish(Rc::from(msg.encode())));
+                out.push(publish(msg.encode()));
             }
             Attack::QuestionFlood | Attack::ListFlood | Attack::AskFlood | Attack::SyncFlood => {
                 let n = self.rng.range(self.flood / 4, self.flood).max(1);
@@ -352,11 +390,9 @@ impl Hostile {
                         Attack::QuestionFlood => {
                             let key = self.key_known(0.95);
                             let msg = Message::Question { asker, key };
-                            Act::Publish(Rc::from(msg.encode()))
+                            publish(msg.encode())
                         }
-                        Attack::ListFlood => {
-                            Act::Publish(Rc::from(Message::List { asker }.encode()))
-                        }
+                        Attack::ListFlood => publish(Message::List { asker }.encode()),
                         Attack::AskFlood => {
                             let key = self.key_known(0.95);
                             self.dkv(None, asker, Body::Ask { key })
@@ -409,7 +445,11 @@ impl Hostile {
                     };
                     // `None`: the host's own address, filled in by the world.
                     let src = src.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                    out.push(Act::Beacon(src, Bytes::from(payload)));
+                    out.push(Act::Beacon {
+                        src,
+                        payload: Bytes::from(payload),
+                        replay: false,
+                    });
                 }
             }
         }
@@ -429,6 +469,13 @@ impl Hostile {
         bytes[i] ^= 1 << self.rng.below(8);
         v[f] = Bytes::from(bytes);
         Rc::from(v)
+    }
+}
+
+fn publish(frames: Vec<Bytes>) -> Act {
+    Act::Publish {
+        frames: Rc::from(frames),
+        replay: false,
     }
 }
 

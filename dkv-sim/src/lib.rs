@@ -54,5 +54,5 @@ pub use prototype::Prototype;
 pub use queue::SimTime;
 pub use rng::{splitmix64, Rng};
 pub use run::{run_seed, Params, RunReport};
-pub use sim::Sim;
+pub use sim::{HostileVerdicts, Sim};
 pub use trace::TraceHash;

@@ -199,6 +199,7 @@ fn main() -> ExitCode {
         let (mut ran, mut failed) = (0u64, Vec::new());
         let mut slowest: Option<(Duration, u64)> = None;
         let (mut keyed, mut slowest_keyed): (u64, Option<(Duration, u64)>) = (0, None);
+        let (mut keyed_hostile, mut named) = (0u64, 0u64);
         while started.elapsed() < budget {
             let seed = splitmix64(&mut state);
             let det = args.determinism && ran % 4 == 0;
@@ -206,8 +207,11 @@ fn main() -> ExitCode {
             if !ok {
                 failed.push(seed);
             }
-            let is_keyed = params(&args, seed).keyed;
+            let p = params(&args, seed);
+            let is_keyed = p.keyed;
             keyed += u64::from(is_keyed);
+            keyed_hostile += u64::from(is_keyed && !p.hostile.is_empty());
+            named += u64::from(p.named);
             if let Some(c) = converged {
                 if slowest.is_none_or(|(d, _)| c > d) {
                     slowest = Some((c, seed));
@@ -230,7 +234,9 @@ fn main() -> ExitCode {
                 d.as_secs_f64()
             );
         }
-        println!("keyed clusters: {keyed} of the {ran} seeds");
+        println!(
+            "keyed clusters: {keyed} of the {ran} seeds, {keyed_hostile} with a hostile host; {named} named"
+        );
         if let Some((d, seed)) = slowest_keyed {
             println!(
                 "slowest keyed convergence: {:.1} s (seed {seed})",

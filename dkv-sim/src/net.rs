@@ -230,8 +230,14 @@ enum State {
 /// hostile host sent, which the receiver decodes under its limits.
 #[derive(Clone, Debug)]
 pub(crate) enum Payload {
+    /// An honest message, decoded (the open cluster).
     Msg(Rc<Message>),
+    /// Frames decoded by the receiver: an honest keyed node's sealed frames, or
+    /// the hostile host's outside a keyed cluster.
     Raw(Rc<[Bytes]>),
+    /// The hostile host's frames in a keyed cluster, with who made them (for the
+    /// keyed checks).
+    Hostile(Rc<[Bytes]>, Origin),
 }
 
 #[derive(Debug)]
@@ -254,6 +260,20 @@ pub(crate) struct Datagram {
     host: u32,
     pub(crate) src: IpAddr,
     pub(crate) payload: Bytes,
+    /// Who made it, for the keyed checks.
+    pub(crate) origin: Origin,
+}
+
+/// Who made a datagram or frames: an honest node, or the hostile host (a
+/// byte-for-byte replay of an honest one, or its own making).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// An honest node sent it.
+    Honest,
+    /// The hostile host made or altered it.
+    Invented,
+    /// The hostile host replays an honest node's bytes unchanged.
+    Replay,
 }
 
 /// A network event.
@@ -613,7 +633,7 @@ impl Net {
             return false;
         }
         let src = host.ip;
-        self.broadcast_from(slot, src, payload, q)
+        self.broadcast_from(slot, src, payload, Origin::Honest, q)
     }
 
     /// Broadcasts `payload` from `slot`'s host with any source address (a spoofer:
@@ -623,6 +643,7 @@ impl Net {
         slot: usize,
         src: IpAddr,
         payload: Bytes,
+        origin: Origin,
         q: &mut Queue<E>,
     ) -> bool {
         let s = &self.stations[slot];
@@ -634,6 +655,7 @@ impl Net {
             host: s.host as u32,
             src,
             payload,
+            origin,
         });
         self.counters.beacons_sent += 1;
         // Own-host copies arrive over loopback at once; the rest after the LAN latency.

@@ -37,7 +37,7 @@ use crate::hostile::Attack;
 use crate::net::{NetConfig, NetCounters, Shape};
 use crate::node::Clock;
 use crate::rng::Rng;
-use crate::sim::Sim;
+use crate::sim::{HostileVerdicts, Sim};
 use bytes::Bytes;
 use dkv_proto::seal::{Cluster, Key, Keyring};
 use dkv_proto::{Limits, Stats, Timings};
@@ -119,6 +119,9 @@ pub struct Params {
     /// Whether the dkv nodes form a keyed cluster (one keyring, from the seed; no
     /// prototype then). The hostile host, if any, has no key.
     pub keyed: bool,
+    /// Whether the dkv nodes form a named cluster without a key (not keyed; no
+    /// prototype then).
+    pub named: bool,
 }
 
 /// A hostile host's pace in randomised runs: a burst every this often ...
@@ -253,6 +256,19 @@ impl Params {
         // prototype (it could not talk to one).
         let keyed = r.chance(0.2);
         let prototype = prototype && !keyed;
+        // Keyed seeds get a hostile host in 40% (10% otherwise): the point of a key.
+        if keyed && hostile.is_empty() && r.chance(1.0 / 3.0) {
+            for a in Attack::ALL {
+                if r.chance(0.5) {
+                    hostile.push(a);
+                }
+            }
+            if hostile.is_empty() {
+                hostile.push(Attack::Replay);
+            }
+        }
+        let named = !keyed && r.chance(0.1);
+        let prototype = prototype && !named;
         Params {
             seed,
             nodes,
@@ -285,6 +301,7 @@ impl Params {
             limits: limits_for(nodes),
             hostile,
             keyed,
+            named,
         }
     }
 
@@ -361,6 +378,9 @@ impl Params {
         if self.keyed {
             let _ = writeln!(s, "cluster         = keyed (one key, from the seed)");
         }
+        if self.named {
+            let _ = writeln!(s, "cluster         = named \"sim\", no key");
+        }
         let _ = writeln!(s, "durable nodes   = {:.2} of them", self.durable_share);
         let l = &self.limits;
         let _ = writeln!(
@@ -414,6 +434,8 @@ pub struct RunReport {
     pub net: NetCounters,
     /// Messages and datagrams the hostile host sent (0 without one).
     pub hostile_sent: u64,
+    /// What keyed nodes did with the hostile host's input (zero unless keyed).
+    pub hostile_verdicts: HostileVerdicts,
     /// Every dkv node's counters, summed.
     pub stats: Stats,
     /// Virtual time simulated.
@@ -473,13 +495,16 @@ impl RunReport {
             let st = &self.stats;
             let _ = writeln!(
                 s,
-                "keyed refusals  = {} unauthenticated (replay {}, stale {}, forged {}, hello stale {}, hello replay {})",
+                "keyed refusals  = {} unauthenticated (replay {}, stale {}, forged {}, hello stale {}, hello replay {}, hello spoofed {}); hostile items: {} refused, {} late replays taken",
                 st.refused_unauthenticated(),
                 st.drop_replay,
                 st.drop_stale,
                 st.drop_forged,
                 st.drop_hello_stale,
-                st.drop_hello_replay
+                st.drop_hello_replay,
+                st.drop_hello_spoofed,
+                self.hostile_verdicts.refused,
+                self.hostile_verdicts.late_replays
             );
         }
         let st = &self.stats;
@@ -868,6 +893,10 @@ pub fn run_seed(params: &Params) -> RunReport {
         let (cluster, keys) = keyring_for(params.seed);
         sim.set_keyed(cluster, keys);
     }
+    if params.named {
+        let (cluster, _) = keyring_for(params.seed);
+        sim.set_named(cluster);
+    }
     let mut d = Driver {
         p: params.clone(),
         sim,
@@ -977,6 +1006,7 @@ pub fn run_seed(params: &Params) -> RunReport {
         converged_after: d.converged_after,
         net: d.sim.counters().clone(),
         hostile_sent: d.sim.hostile_sent(),
+        hostile_verdicts: d.sim.hostile_verdicts(),
         stats: d.sim.node_stats(),
         simulated: d.sim.now(),
         wall: started.elapsed(),

@@ -7,9 +7,17 @@
 //! Transports look for an address once per `detect_interval` while they have none
 //! and report net up when they find one, as `dkv-mio` does; a beacon that cannot be
 //! sent is net down.
+//!
+//! In a keyed world ([`Sim::set_keyed`]) every frame or datagram of the hostile
+//! host (which has no key) that reaches a keyed node is checked to be refused: no
+//! output and exactly one drop counter, unless it is a byte-for-byte replay of an
+//! honest item that node never received (a late delivery of genuine data, allowed
+//! and counted); a replay of one it did receive must be refused.
 
 use crate::hostile::{Act, Attack, Hostile};
-use crate::net::{ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, NetEv, Payload, Shape};
+use crate::net::{
+    ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, NetEv, Origin, Payload, Shape,
+};
 use crate::node::{Clock, Core, SIM_UNIX_MS};
 use crate::oracle::{NodeView, Oracle, Violation, Whereabouts};
 use crate::prototype::Prototype;
@@ -21,7 +29,7 @@ use dkv_proto::seal::{Cluster, Keyring};
 use dkv_proto::{
     Config, Entry, GetId, Limits, Message, Node, NodeId, Output, Stats, Timings, WallClock,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -88,6 +96,30 @@ pub struct Sim {
     node_limits: Option<Limits>,
     /// The keyed cluster every dkv node joins, if the run is keyed.
     keyed: Option<(Cluster, Keyring)>,
+    /// The named (unkeyed) cluster every dkv node joins, if the run is named.
+    named: Option<Cluster>,
+    /// Slots whose nodes run without the keyed cluster's keys (misconfigured).
+    keyless: Vec<usize>,
+    /// In a keyed world with a hostile host: per slot, fingerprints of the honest
+    /// sealed frames and hellos its current node received (a replay of one of
+    /// these must be refused). Only looked up, never iterated.
+    seen: Vec<HashSet<u64>>,
+    /// What keyed nodes did with the hostile host's input.
+    verdicts: HostileVerdicts,
+    /// Node outputs drained so far.
+    outputs: u64,
+}
+
+/// What keyed nodes did with the hostile host's frames and datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostileVerdicts {
+    /// Items a keyed node refused: no output, exactly one drop counter (or
+    /// `beacons_own` for a replay of its own hello).
+    pub refused: u64,
+    /// Byte-for-byte replays of honest items the node had not received (its
+    /// original was lost, or is still on its way), which it took as the genuine
+    /// items they are.
+    pub late_replays: u64,
 }
 
 impl Sim {
@@ -110,7 +142,47 @@ impl Sim {
             hostile: None,
             node_limits: None,
             keyed: None,
+            keyless: Vec::new(),
+            named: None,
+            seen: Vec::new(),
+            verdicts: HostileVerdicts::default(),
+            outputs: 0,
         }
+    }
+
+    /// Hands the hostile host `keys` for `cluster` (say, a key file of another
+    /// cluster, or an old one): its dkv/2 forgeries are sealed with them.
+    pub fn give_hostile_keys_of(&mut self, cluster: Cluster, keys: Keyring) {
+        if let Some((_, h)) = &mut self.hostile {
+            self.trace.word(0x1EA4);
+            h.steal_key(cluster, keys);
+        }
+    }
+
+    /// Makes the world a named cluster without a key: every dkv node started from
+    /// now on (call it before adding any) joins `cluster`: dkv-only, plain hellos,
+    /// unauthenticated. The hostile host beacons a plain hello of it, so nodes
+    /// subscribe to it and take its forgeries (allowed: nothing authenticates).
+    pub fn set_named(&mut self, cluster: Cluster) {
+        self.trace.bytes(cluster.name().as_bytes());
+        self.named = Some(cluster);
+    }
+
+    /// What keyed nodes did with the hostile host's input so far.
+    pub fn hostile_verdicts(&self) -> HostileVerdicts {
+        self.verdicts
+    }
+
+    /// Starts a dkv node in the keyed world's cluster but without its keys (a
+    /// node whose key file is missing): it takes unsealed input. Only to show that
+    /// the keyed checks fail when a node in a keyed cluster is not keyed. It
+    /// restarts keyless too.
+    pub fn add_keyless_node(&mut self, host: usize, clock: Clock) -> usize {
+        let slot = self.slots.len();
+        self.keyless.push(slot);
+        let added = self.add_node(host, clock);
+        debug_assert_eq!(added, slot);
+        added
     }
 
     /// Makes the world a keyed cluster: every dkv node started from now on (call it
@@ -275,10 +347,18 @@ impl Sim {
         let mut acts = h.tick(wall, self.limits.max_value_bytes);
         // Its own endpoint, once a second, so that honest nodes subscribe to it.
         if self.q.now % 1_000_000_000 < ns(h.every) {
-            acts.push(Act::Beacon(
-                self.net.host_ip(self.net.host_of(slot)),
-                Bytes::from(dkv_proto::encode_hello(h.port, h.id)),
-            ));
+            let ip = self.net.host_ip(self.net.host_of(slot));
+            let payload = match (&self.named, ip) {
+                (Some(cluster), std::net::IpAddr::V4(v4)) => {
+                    dkv_proto::encode_plain_hello(cluster, h.id, h.port, v4)
+                }
+                _ => dkv_proto::encode_hello(h.port, h.id),
+            };
+            acts.push(Act::Beacon {
+                src: ip,
+                payload: Bytes::from(payload),
+                replay: false,
+            });
         }
         let next = self.q.now + ns(h.every);
         let own = self.net.host_ip(self.net.host_of(slot));
@@ -292,7 +372,7 @@ impl Sim {
         };
         for act in acts {
             match act {
-                Act::Publish(frames) => {
+                Act::Publish { frames, replay } => {
                     self.oracle.hostile_sent(&frames);
                     let topic = frames.first().cloned().unwrap_or_default();
                     self.trace.bytes(&topic);
@@ -305,20 +385,87 @@ impl Sim {
                     } else {
                         honest[h.pick(honest.len())]
                     };
-                    self.net
-                        .publish(from, Payload::Raw(frames), &topic, &mut self.q);
+                    let payload = if honest.is_empty() {
+                        Payload::Raw(frames)
+                    } else {
+                        Payload::Hostile(frames, origin(replay))
+                    };
+                    self.net.publish(from, payload, &topic, &mut self.q);
                 }
-                Act::Beacon(src, payload) => {
+                Act::Beacon {
+                    src,
+                    payload,
+                    replay,
+                } => {
                     let src = if src.is_unspecified() { own } else { src };
                     self.trace.bytes(&payload);
-                    self.net.broadcast_from(slot, src, payload, &mut self.q);
+                    self.net
+                        .broadcast_from(slot, src, payload, origin(replay), &mut self.q);
                 }
             }
         }
         self.q.schedule(next, Ev::Attack { slot: slot as u32 });
     }
 
+    /// Feeds the hostile host's `input` to the dkv node in `slot`. A keyed node
+    /// must refuse it (no output, exactly one drop counter, or `beacons_own` for
+    /// its own hello) unless it is a replay of an honest item the node never
+    /// received; anything else is a violation.
+    fn hostile_input(&mut self, slot: usize, origin: Origin, fp: u64, input: HostileInput) {
+        let local = self.local_now(slot);
+        let Some(Core::Dkv(n)) = self.slots[slot].core.as_mut() else {
+            return;
+        };
+        let before = n.keyed().then(|| refusals(n));
+        match input {
+            HostileInput::Frames(frames) => n.handle_message(local, frames),
+            HostileInput::Datagram(src, payload) => n.handle_beacon(local, src, payload),
+        }
+        let moved = before.map(|b| refusals(n) - b);
+        let outputs = self.outputs;
+        self.drain(slot);
+        let Some(moved) = moved else { return };
+        let outputs = self.outputs - outputs;
+        let had = self.seen.get(slot).is_some_and(|s| s.contains(&fp));
+        if moved == 1 && outputs == 0 {
+            self.verdicts.refused += 1;
+        } else if origin == Origin::Replay && !had {
+            self.verdicts.late_replays += 1;
+            self.saw(slot, fp);
+        } else {
+            let what = if origin == Origin::Replay {
+                "a replay of an item it had already received"
+            } else {
+                "an item the hostile host made"
+            };
+            self.oracle.set_time(self.now());
+            self.oracle.violate(
+                slot,
+                format!(
+                    "keyed node took {what} from the hostile host ({moved} drop counters moved, {outputs} outputs)"
+                ),
+            );
+        }
+    }
+
+    /// Whether the keyed checks follow honest items (a keyed world with a hostile
+    /// host).
+    fn tracking(&self) -> bool {
+        self.keyed.is_some() && self.hostile.is_some()
+    }
+
+    /// The node in `slot` received the honest item `fp`.
+    fn saw(&mut self, slot: usize, fp: u64) {
+        if self.seen.len() <= slot {
+            self.seen.resize_with(slot + 1, HashSet::new);
+        }
+        self.seen[slot].insert(fp);
+    }
+
     fn boot(&mut self, slot: usize) {
+        if let Some(seen) = self.seen.get_mut(slot) {
+            seen.clear();
+        }
         let id = NodeId(self.ids.next_u64().to_le_bytes());
         let port = self.net.fresh_port();
         let local = self.local_now(slot);
@@ -334,9 +481,12 @@ impl Sim {
             config.seed = self.ids.next_u64();
             config.timings = self.timings.clone();
             config.limits = self.node_limits.as_ref().unwrap_or(&self.limits).clone();
+            if let Some(cluster) = &self.named {
+                config.cluster = cluster.clone();
+            }
             if let Some((cluster, keys)) = &self.keyed {
                 config.cluster = cluster.clone();
-                config.keys = Some(keys.clone());
+                config.keys = (!self.keyless.contains(&slot)).then(|| keys.clone());
             }
             let mut node = Node::new(config);
             for (key, entry) in s.disk.iter().flatten() {
@@ -842,10 +992,27 @@ impl Sim {
             Ev::Attack { slot } => self.attack(slot as usize),
             Ev::Net(ev) => match self.net.handle(ev, &mut self.q) {
                 Arrival::Datagrams(dgram, slots) => {
+                    let fp = self
+                        .tracking()
+                        .then(|| fingerprint(std::slice::from_ref(&dgram.payload)));
                     for slot in slots {
+                        let hostile = dgram.origin != Origin::Honest && self.node(slot).is_some();
+                        if let (Some(fp), true) = (fp, hostile) {
+                            let input = HostileInput::Datagram(dgram.src, &dgram.payload);
+                            self.hostile_input(slot, dgram.origin, fp, input);
+                            continue;
+                        }
                         let local = self.local_now(slot);
                         if let Some(core) = self.slots[slot].core.as_mut() {
+                            let before = fp.and_then(|_| core.dkv().map(refusals));
                             core.handle_beacon(local, dgram.src, &dgram.payload);
+                            // Only what the node took: one it refused (net down,
+                            // before its start) it may take later.
+                            if let (Some(fp), Some(b)) = (fp, before) {
+                                if core.dkv().map(refusals) == Some(b) {
+                                    self.saw(slot, fp);
+                                }
+                            }
                             self.drain(slot);
                         }
                     }
@@ -893,10 +1060,26 @@ impl Sim {
         };
         let msg = match payload {
             Payload::Msg(msg) => msg,
+            Payload::Hostile(frames, origin) => {
+                if core.dkv().is_some() {
+                    let fp = fingerprint(&frames);
+                    self.hostile_input(sub, origin, fp, HostileInput::Frames(&frames));
+                }
+                return;
+            }
             Payload::Raw(frames) => {
-                // Hostile input: decoded by the receiver under its own limits.
+                // Sealed frames, or hostile input: decoded by the receiver under its
+                // own limits.
                 match core {
-                    Core::Dkv(n) => n.handle_message(local, &frames),
+                    Core::Dkv(n) => {
+                        let before = self.keyed.is_some() && self.hostile.is_some();
+                        let before = before.then(|| refusals(n));
+                        n.handle_message(local, &frames);
+                        // Only what the node took (see the datagrams).
+                        if before.is_some_and(|b| refusals(n) == b) {
+                            self.saw(sub, fingerprint(&frames));
+                        }
+                    }
                     Core::Prototype(p) => {
                         if let Ok(m) = Message::decode(&frames) {
                             p.handle_decoded(local, m);
@@ -949,6 +1132,7 @@ impl Sim {
                 local_ip: self.slots[slot].core.as_ref().and_then(Core::local_ip),
             };
             self.oracle.output(slot, at, &out);
+            self.outputs += 1;
             match out {
                 Output::Beacon(payload) => self.send_beacon(slot, payload),
                 Output::Publish(msg) => {
@@ -1037,6 +1221,12 @@ impl Sim {
     }
 
     fn send_beacon(&mut self, slot: usize, payload: Bytes) {
+        if let (Some((_, h)), Some(_)) = (&mut self.hostile, &self.keyed) {
+            // Sealed hellos are worth replaying (from the sender's address too).
+            if h.active && self.net.link_is_up(self.net.host_of(slot)) {
+                h.overhear_hello(self.net.host_ip(self.net.host_of(slot)), payload.clone());
+            }
+        }
         if self.net.broadcast(slot, payload, &mut self.q) {
             return;
         }
@@ -1058,6 +1248,36 @@ impl Sim {
             },
         );
     }
+}
+
+/// Inputs the node refused so far: every drop counter, and its own hellos heard.
+fn refusals(n: &Node) -> u64 {
+    let st = n.stats();
+    st.dropped() + st.beacons_own
+}
+
+fn origin(replay: bool) -> Origin {
+    if replay {
+        Origin::Replay
+    } else {
+        Origin::Invented
+    }
+}
+
+/// The hostile host's input to one node.
+enum HostileInput<'a> {
+    Frames(&'a [Bytes]),
+    Datagram(std::net::IpAddr, &'a [u8]),
+}
+
+/// Identifies a sealed item (its topic and header, or a whole hello): sealed
+/// items never repeat, so equal fingerprints are one item.
+fn fingerprint(frames: &[Bytes]) -> u64 {
+    let mut t = TraceHash::default();
+    for f in frames {
+        t.bytes(&f[..f.len().min(64)]);
+    }
+    t.value()
 }
 
 /// What the liveness checks see of every running node.
