@@ -60,10 +60,6 @@ pub enum Error {
     /// [`Limits::validate`](dkv_proto::Limits::validate)); nothing was started.
     #[error("invalid limits: {0}")]
     InvalidLimits(#[from] dkv_proto::LimitsError),
-    /// The protocol configuration does not make sense (see
-    /// [`Config::validate`](dkv_proto::Config::validate)); nothing was started.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(#[from] dkv_proto::ConfigError),
     /// A write's key or value is over the node's configured limits
     /// ([`Config::limits`](crate::Config::limits)); nothing was written.
     #[error("refused: {0}")]

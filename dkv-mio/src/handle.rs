@@ -152,7 +152,6 @@ impl Dkv {
         proto.limits = config.limits.clone();
         proto.cluster = config.cluster.clone();
         proto.keys = config.keys.clone();
-        proto.validate()?;
         let mut node = Node::new(proto);
         let restored = match &mut store {
             Some(store) => store.restore(&mut node, Instant::now())?,
