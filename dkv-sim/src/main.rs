@@ -4,17 +4,21 @@
 
 use dkv_sim::run::LIVENESS;
 use dkv_sim::{run_seed, splitmix64, Params, RunReport};
+use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: dkv-sim [--seed S] [--nodes N] [--duration SECS] [--seeds K]
-               [--seeds-for-secs T] [--soak] [--no-determinism-check] [--quiet]
+               [--seeds-for-secs T] [--jobs J] [--soak] [--no-determinism-check] [--quiet]
 
   --seed S              run seed S (default: a fresh random seed); with --seeds, the first seed
   --nodes N             override the node count the seed picks (2 to 10000)
   --duration SECS       virtual seconds per run (default 60, at least 35; the last 30 are liveness)
   --seeds K             run K seeds: S, S+1, ..., S+K-1 (K at least 1)
   --seeds-for-secs T    run fresh random seeds until T wall seconds have passed (CI; T at least 1)
+  --jobs J              with --seeds-for-secs/--soak: seeds run on J threads at once
+                        (default: one per core); each seed's run stays on one thread
   --soak                like --seeds-for-secs 86400, printing every seed
   --no-determinism-check  do not rerun seeds to compare trace hashes
   --quiet               one line per passing seed";
@@ -37,6 +41,7 @@ struct Args {
     budget: Option<Duration>,
     determinism: bool,
     quiet: bool,
+    jobs: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -89,6 +94,13 @@ fn parse() -> Result<Args, String> {
                 a.budget = Some(Duration::from_secs(t));
             }
             "--soak" => a.budget = Some(Duration::from_secs(86_400)),
+            "--jobs" => {
+                let j = num(&value("--jobs")?)?;
+                if !(1..=256).contains(&j) {
+                    return Err(format!("--jobs {j} is out of range: 1 to 256 threads"));
+                }
+                a.jobs = Some(j as usize);
+            }
             "--no-determinism-check" => a.determinism = false,
             "--quiet" => a.quiet = true,
             "-h" | "--help" => return Err(String::new()),
@@ -97,6 +109,9 @@ fn parse() -> Result<Args, String> {
     }
     if a.seeds.is_some() && a.budget.is_some() {
         return Err("--seeds and --seeds-for-secs/--soak exclude each other".into());
+    }
+    if a.jobs.is_some() && a.budget.is_none() {
+        return Err("--jobs goes with --seeds-for-secs or --soak".into());
     }
     Ok(a)
 }
@@ -120,12 +135,21 @@ fn params(args: &Args, seed: u64) -> Params {
     Params::from_seed(seed, args.nodes, args.duration)
 }
 
-/// Runs one seed, twice if asked, and prints what happened. Whether it passed, and
-/// how long after the faults ended its dkv nodes first held identical stores.
-fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> (bool, Option<Duration>) {
+/// What one seed's run came to.
+struct Outcome {
+    passed: bool,
+    /// How long after the faults ended its dkv nodes first held identical stores.
+    converged: Option<Duration>,
+    /// What to print about it.
+    text: String,
+}
+
+/// Runs one seed, twice if asked, and says what happened.
+fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> Outcome {
     let params = params(args, seed);
+    let mut text = String::new();
     if verbose {
-        println!("{}", params.describe());
+        writeln!(text, "{}", params.describe()).unwrap();
     }
     let report = run_seed(&params);
     let mut ok = report.passed();
@@ -143,42 +167,99 @@ fn one(args: &Args, seed: u64, determinism: bool, verbose: bool) -> (bool, Optio
         }
     }
     if verbose {
-        println!("{}", report.summary());
-        println!(
+        writeln!(text, "{}", report.summary()).unwrap();
+        writeln!(
+            text,
             "determinism     = {}",
             if determinism {
                 det.trim()
             } else {
                 "not checked"
             }
-        );
+        )
+        .unwrap();
     }
-    print_outcome(&report, ok, &det, verbose);
-    (ok, report.converged_after)
+    write_outcome(&mut text, &report, ok, &det, verbose);
+    Outcome {
+        passed: ok,
+        converged: report.converged_after,
+        text,
+    }
 }
 
-fn print_outcome(report: &RunReport, ok: bool, det: &str, verbose: bool) {
+fn write_outcome(out: &mut String, report: &RunReport, ok: bool, det: &str, verbose: bool) {
     let p = &report.params;
     if ok {
         let speed = report.simulated.as_secs_f64() / report.wall.as_secs_f64().max(1e-9);
-        println!(
+        writeln!(
+            out,
             "PASS seed {} nodes {} hash {:016x}{det}, {:.0} sim s/wall s",
             p.seed, p.nodes, report.trace_hash, speed
-        );
+        )
+        .unwrap();
         return;
     }
     if !verbose {
-        println!("{}", p.describe());
-        println!("{}", report.summary());
+        writeln!(out, "{}", p.describe()).unwrap();
+        writeln!(out, "{}", report.summary()).unwrap();
     }
-    println!("FAIL seed {} hash {:016x}{det}", p.seed, report.trace_hash);
+    writeln!(
+        out,
+        "FAIL seed {} hash {:016x}{det}",
+        p.seed, report.trace_hash
+    )
+    .unwrap();
     for f in report.failures.iter().take(20) {
-        println!("  {f}");
+        writeln!(out, "  {f}").unwrap();
     }
     if report.failures.len() > 20 {
-        println!("  ... and {} more", report.failures.len() - 20);
+        writeln!(out, "  ... and {} more", report.failures.len() - 20).unwrap();
     }
-    println!("reproduce: {}", p.reproduce());
+    writeln!(out, "reproduce: {}", p.reproduce()).unwrap();
+}
+
+/// Runs fresh seeds from `stream` on `jobs` threads until `budget` has passed
+/// (a seed started before then runs to its end), handing each outcome to `seen`
+/// on this thread, in the order they finish. Every fourth seed drawn is run twice
+/// if `args.determinism`. Each run is on one thread, so it is as deterministic as
+/// a lone one; only which seeds fit in the budget depends on the machine.
+fn run_for(
+    args: &Args,
+    budget: Duration,
+    mut stream: u64,
+    jobs: usize,
+    mut seen: impl FnMut(u64, Outcome),
+) {
+    let started = Instant::now();
+    let next = Mutex::new((0u64, &mut stream));
+    let draw = || {
+        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+        if started.elapsed() >= budget {
+            return None;
+        }
+        let index = next.0;
+        next.0 += 1;
+        Some((index, splitmix64(next.1)))
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let draw = &draw;
+            scope.spawn(move || {
+                while let Some((index, seed)) = draw() {
+                    let det = args.determinism && index % 4 == 0;
+                    if tx.send((seed, one(args, seed, det, false))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (seed, outcome) in rx {
+            seen(seed, outcome);
+        }
+    });
 }
 
 fn main() -> ExitCode {
@@ -194,17 +275,18 @@ fn main() -> ExitCode {
     };
     if let Some(budget) = args.budget {
         let started = Instant::now();
-        let mut state = args.seed.unwrap_or_else(fresh_seed);
-        println!("random seeds for {budget:?}, seed stream from {state}");
+        let state = args.seed.unwrap_or_else(fresh_seed);
+        let jobs = args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        println!("random seeds for {budget:?} on {jobs} threads, seed stream from {state}");
         let (mut ran, mut failed) = (0u64, Vec::new());
         let mut slowest: Option<(Duration, u64)> = None;
         let (mut keyed, mut slowest_keyed): (u64, Option<(Duration, u64)>) = (0, None);
         let (mut keyed_hostile, mut named) = (0u64, 0u64);
-        while started.elapsed() < budget {
-            let seed = splitmix64(&mut state);
-            let det = args.determinism && ran % 4 == 0;
-            let (ok, converged) = one(&args, seed, det, false);
-            if !ok {
+        run_for(&args, budget, state, jobs, |seed, outcome| {
+            print!("{}", outcome.text);
+            if !outcome.passed {
                 failed.push(seed);
             }
             let p = params(&args, seed);
@@ -212,7 +294,7 @@ fn main() -> ExitCode {
             keyed += u64::from(is_keyed);
             keyed_hostile += u64::from(is_keyed && !p.hostile.is_empty());
             named += u64::from(p.named);
-            if let Some(c) = converged {
+            if let Some(c) = outcome.converged {
                 if slowest.is_none_or(|(d, _)| c > d) {
                     slowest = Some((c, seed));
                 }
@@ -221,7 +303,7 @@ fn main() -> ExitCode {
                 }
             }
             ran += 1;
-        }
+        });
         println!(
             "ran {ran} random seeds in {:.1} s: {} passed, {} failed",
             started.elapsed().as_secs_f64(),
@@ -261,7 +343,9 @@ fn main() -> ExitCode {
         if verbose && count > 1 {
             println!("---");
         }
-        if !one(&args, seed, args.determinism, verbose).0 {
+        let outcome = one(&args, seed, args.determinism, verbose);
+        print!("{}", outcome.text);
+        if !outcome.passed {
             failed.push(seed);
         }
     }

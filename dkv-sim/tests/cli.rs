@@ -53,6 +53,11 @@ fn counts_that_would_run_nothing_are_refused() {
     assert_refused(&["--seeds", "0"], "run nothing");
     assert_refused(&["--seeds-for-secs", "0"], "run nothing");
     assert_refused(&["--seeds", "3", "--seeds-for-secs", "5"], "exclude");
+    assert_refused(&["--seeds-for-secs", "5", "--jobs", "0"], "out of range");
+    assert_refused(
+        &["--seed", "3", "--jobs", "2"],
+        "goes with --seeds-for-secs",
+    );
 }
 
 #[test]
@@ -94,4 +99,35 @@ fn a_seed_gives_the_same_trace_hash_in_two_separate_processes() {
     let first = pass_line(&args);
     assert!(first.contains(" hash "), "{first}");
     assert_eq!(first, pass_line(&args));
+}
+
+#[test]
+fn seeds_run_on_several_threads_each_hash_as_when_run_alone() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dkv-sim"))
+        .args(["--seeds-for-secs", "1", "--jobs", "2", "--seed", "9"])
+        .args(["--nodes", "3", "--duration", "35", "--quiet"])
+        .output()
+        .expect("dkv-sim starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "failed:\n{stdout}");
+    assert!(stdout.contains("on 2 threads"), "{stdout}");
+    let passes: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("PASS seed"))
+        .collect();
+    assert!(passes.len() >= 2, "at least one seed per thread:\n{stdout}");
+    for line in passes.iter().take(3) {
+        let seed = line.split(' ').nth(2).expect("PASS seed <seed>");
+        let alone = pass_line(&[
+            "--seed",
+            seed,
+            "--nodes",
+            "3",
+            "--duration",
+            "35",
+            "--no-determinism-check",
+            "--quiet",
+        ]);
+        assert!(line.starts_with(&alone), "{line} vs alone: {alone}");
+    }
 }
