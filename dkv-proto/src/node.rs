@@ -936,14 +936,10 @@ impl Node {
         match envelope.body {
             Body::Put { echo, records } => {
                 for r in records {
-                    if !self.within_budget(now, from, &r) {
-                        continue;
-                    }
-                    if echo {
+                    if self.apply_within_budget(now, from, &r) && echo {
                         let copy = r.entry.value.as_deref().unwrap_or_default();
                         self.echoes.expect(&r.key, copy);
                     }
-                    self.apply(now, &r.key, &r.entry, Origin::Remote);
                 }
             }
             Body::Ask { .. } | Body::Sync { .. } | Body::Pull { .. } | Body::Fetch { .. }
@@ -1010,10 +1006,8 @@ impl Node {
                 records,
                 more,
             } => {
-                for r in records {
-                    if self.within_budget(now, from, &r) {
-                        self.apply(now, &r.key, &r.entry, Origin::Remote);
-                    }
+                for r in &records {
+                    self.apply_within_budget(now, from, r);
                 }
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
@@ -1077,15 +1071,27 @@ impl Node {
         checked
     }
 
-    /// Whether record `r` from dkv peer `from` fits that peer's transfer budget: an
-    /// update of a key held costs nothing, a new key one key and its size. A
-    /// refusal is counted.
-    fn within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
-        if self.store.get(&r.key).is_some() {
+    /// Applies record `r` from dkv peer `from` if it fits that peer's transfer
+    /// budget: an update of a key held costs nothing, a new key stored one key and
+    /// its size. Returns whether it was let through; a refusal is counted.
+    ///
+    /// One store lookup when the budget has room for a new key (the usual case):
+    /// the record is applied and the budget charged if the store grew. Only a
+    /// peer out of budget has its key looked up first, to let updates through.
+    fn apply_within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
+        let len = record_len(&r.key, &r.entry);
+        let limits = &self.config.limits;
+        if self.budgets.allows(now, from, len, limits) {
+            let held = |store: &Store| store.live_len() + store.tombstones();
+            let before = held(&self.store);
+            self.apply(now, &r.key, &r.entry, Origin::Remote);
+            if held(&self.store) > before {
+                self.budgets.take(now, from, len, &self.config.limits);
+            }
             return true;
         }
-        let len = record_len(&r.key, &r.entry);
-        if self.budgets.take(now, from, len, &self.config.limits) {
+        if self.store.get(&r.key).is_some() {
+            self.apply(now, &r.key, &r.entry, Origin::Remote);
             return true;
         }
         self.stats.sync_peer_over_budget += 1;
