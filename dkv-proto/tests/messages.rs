@@ -112,6 +112,25 @@ fn with_changes_unreported_writes_and_puts_still_store_publish_and_answer_gets()
 }
 
 #[test]
+fn a_put_is_one_unit_a_record_over_a_limit_refuses_the_whole_batch() {
+    let mut config = config(1, 1);
+    config.limits.max_value_bytes = 8;
+    let mut n = up(Node::new(config), 1, at(0));
+    let batch = put(
+        2,
+        vec![
+            record("a", entry(5, 2, Some("fine"))),
+            record("b", entry(5, 2, Some("far too large"))),
+            record("c", entry(5, 2, Some("fine"))),
+        ],
+    );
+    deliver(&mut n, at(6), &batch);
+    assert!(applied(&drain(&mut n)).is_empty());
+    assert_eq!((n.entry("a"), n.entry("c")), (None, None));
+    assert_eq!(n.stats().drop_value_too_large, 1);
+}
+
+#[test]
 fn with_a_prototype_peer_a_write_is_an_echo_put_then_a_prototype_set_copy() {
     let mut n = with_prototype_peer();
     n.set(at(5), "k".into(), bytes("v"));
