@@ -3,10 +3,12 @@
 //! many keys. It prints figures and asserts nothing about speed.
 //!
 //! Run: `cargo run --release -p dkv-mio --example loopback_bench -- [SECTION] [N...]`
-//! - `replication [KEYS]` (default 100000): one node sets KEYS keys, another
-//!   receives them;
+//! - `replication [KEYS]` (default 100000): one node sets KEYS keys of 100-byte
+//!   values (1,024 in flight), another receives them; beside the raw libzmq rate
+//!   of one PUB/SUB message per set, `BENCH_RUNS` interleaved runs;
 //! - `get [KEYS]` (default 100000): 1000 gets that miss locally, each answered by a
-//!   peer's push;
+//!   peer's push, beside raw libzmq question/answer round trips over two PUB/SUB
+//!   pairs;
 //! - `bootstrap [N...]` (default 100000 1000000): a joiner starts next to one node
 //!   holding N keys with 100-byte values; time to hold them all, median of 3 runs;
 //! - `stalled [KEYS]` (default 100000): replication a -> b with and without a third
@@ -106,6 +108,15 @@ impl Mode {
         }
     }
 
+    /// Keyed with `BENCH_KEYED=1`, else open.
+    fn from_env() -> Mode {
+        if std::env::var_os("BENCH_KEYED").is_some_and(|v| v != "0") {
+            Mode::Keyed
+        } else {
+            Mode::Open
+        }
+    }
+
     /// A fresh config (own beacon port) for this mode.
     fn config(self) -> Config {
         let mut config = config();
@@ -164,33 +175,119 @@ fn main() {
     }
 }
 
-/// Two ready nodes; one sets `keys` keys, the other receives them.
+/// Two ready nodes; one sets `keys` keys of 100-byte values (1,024 writes in
+/// flight, `set_pending`), the other receives them; interleaved with the raw
+/// libzmq rate of one three-frame message per set, `BENCH_RUNS` runs each.
 fn replication(keys: usize) {
-    let config = config();
-    let a = Dkv::start(config.clone()).unwrap();
-    let b = Dkv::start(config).unwrap();
-    wait("a and b to be ready", || {
-        a.ready_peers().unwrap().len() == 1 && b.ready_peers().unwrap().len() == 1
+    let (mut dkv_rates, mut raw_rates) = (Vec::new(), Vec::new());
+    for run in 1..=runs() {
+        let raw = raw_replication(keys, 100);
+        let sample = stream_run(Mode::from_env(), keys, 1024);
+        println!(
+            "replication run {run}: dkv {:.0} sets/s ({} put messages, node CPU {:.2} us/set), raw \
+             libzmq {raw:.0} msgs/s, ratio {:.2}",
+            sample.rate,
+            sample.messages,
+            sample.cpu * 1e6 / keys as f64,
+            sample.rate / raw
+        );
+        dkv_rates.push(sample.rate);
+        raw_rates.push(raw);
+    }
+    let (dkv, raw) = (median(&mut dkv_rates), median(&mut raw_rates));
+    println!(
+        "replication {keys} sets of 100 B a -> b, median of {}: dkv {dkv:.0} sets/s, raw libzmq \
+         one message per set {raw:.0} msgs/s, ratio {:.2}; load {}",
+        runs(),
+        dkv / raw,
+        bench::load()
+    );
+}
+
+/// A raw libzmq PUB socket bound to a loopback port of its own, with no queue
+/// limit, and a SUB socket connected to it, subscribed to `topic`; returns once
+/// the subscription reached the publisher.
+fn raw_pair(context: &zmq::Context, topic: &[u8]) -> (zmq::Socket, zmq::Socket) {
+    let publisher = context.socket(zmq::XPUB).unwrap();
+    publisher.set_sndhwm(0).unwrap();
+    publisher.set_linger(0).unwrap();
+    publisher.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
+    let subscriber = context.socket(zmq::SUB).unwrap();
+    subscriber.set_rcvhwm(0).unwrap();
+    subscriber.set_linger(0).unwrap();
+    subscriber.set_rcvtimeo(10_000).unwrap();
+    subscriber.set_subscribe(topic).unwrap();
+    subscriber.connect(&endpoint).unwrap();
+    publisher.set_rcvtimeo(10_000).unwrap();
+    let subscription = publisher.recv_bytes(0).expect("the raw subscription");
+    assert_eq!(subscription.first(), Some(&1));
+    (publisher, subscriber)
+}
+
+/// Raw libzmq replication: `keys` prototype-style sets (topic, key, value of
+/// `value_len` bytes), one message each, PUB to SUB on its own thread; messages
+/// per second until the subscriber has them all.
+fn raw_replication(keys: usize, value_len: usize) -> f64 {
+    let context = zmq::Context::new();
+    let (publisher, subscriber) = raw_pair(&context, b"set");
+    let reader = std::thread::spawn(move || {
+        for i in 0..keys {
+            let message = subscriber
+                .recv_multipart(0)
+                .unwrap_or_else(|err| panic!("raw subscriber got {i} of {keys} messages: {err}"));
+            assert_eq!(message.len(), 3);
+        }
     });
+    let value = vec![b'v'; value_len];
     let start = Instant::now();
     for i in 0..keys {
-        a.set(format!("key/{i:07}"), format!("value-{i:07}"))
+        let key = format!("key/{i:07}");
+        publisher
+            .send_multipart([&b"set"[..], key.as_bytes(), &value], 0)
             .unwrap();
     }
-    let queued = start.elapsed();
-    wait("b to receive every set", || keys_held(&b) >= keys);
-    let took = start.elapsed();
-    let stats = a.stats().unwrap();
-    let t = &stats.transport;
-    println!(
-        "replication: {keys} sets a -> b in {:.3} s ({:.0} sets/s; handle calls took {:.3} s; \
-         {} put messages; a's subscriber queue overflows {})",
-        took.as_secs_f64(),
-        keys as f64 / took.as_secs_f64(),
-        queued.as_secs_f64(),
-        stats.proto.out_put,
-        t.pub_overflows
-    );
+    reader.join().unwrap();
+    keys as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Raw libzmq round trips: a question (topic, key) on one PUB/SUB pair and its
+/// answer (topic, key, 100-byte value) on another, a server thread answering;
+/// `samples` round trips after one to warm up, sorted.
+fn raw_round_trips(samples: usize) -> Vec<Duration> {
+    let context = zmq::Context::new();
+    let (questions, server_in) = raw_pair(&context, b"question");
+    let (answers, asker) = raw_pair(&context, b"answer");
+    let server = std::thread::spawn(move || {
+        let value = vec![b'v'; 100];
+        for _ in 0..=samples {
+            let question = server_in.recv_multipart(0).expect("a raw question");
+            answers
+                .send_multipart([&b"answer"[..], &question[1], &value], 0)
+                .unwrap();
+        }
+    });
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..=samples {
+        let key = format!("key/{i:07}");
+        let start = Instant::now();
+        questions
+            .send_multipart([&b"question"[..], key.as_bytes()], 0)
+            .unwrap();
+        let answer = asker.recv_multipart(0).expect("a raw answer");
+        assert_eq!(answer[1], key.as_bytes());
+        if i > 0 {
+            latencies.push(start.elapsed());
+        }
+    }
+    server.join().unwrap();
+    latencies.sort();
+    latencies
+}
+
+/// The `p`th percentile of sorted `latencies`, in microseconds.
+fn percentile_us(latencies: &[Duration], p: usize) -> f64 {
+    latencies[(latencies.len() - 1) * p / 100].as_secs_f64() * 1e6
 }
 
 /// Sends each node the other's prototype beacon (no hello) every 100 ms until
@@ -214,19 +311,25 @@ fn cross_beacons(a: &Dkv, b: &Dkv, stop: Arc<AtomicBool>) -> std::thread::JoinHa
     })
 }
 
-/// Remote gets: a server holding `keys` keys and an asker on beacon ports of their
-/// own, introduced to each other by hand-made beacons so that they do not
-/// reconcile; each get misses locally and is answered by the server's push.
+/// Remote gets: a server holding `keys` keys (100-byte values) and an asker on
+/// beacon ports of their own, introduced to each other by hand-made beacons so
+/// that they do not reconcile; each get misses locally and is answered by the
+/// server's push. Compared with raw libzmq round trips measured just before.
 fn remote_get(keys: usize) {
     let server = Dkv::start(config()).unwrap();
+    let value = bytes::Bytes::from(vec![b'v'; 100]);
+    let mut in_flight = VecDeque::new();
     for i in 0..keys {
-        server
-            .set(format!("key/{i:07}"), format!("value-{i:07}"))
-            .unwrap();
+        in_flight.push_back(
+            server
+                .set_pending(format!("key/{i:07}"), value.clone())
+                .unwrap(),
+        );
+        if in_flight.len() >= 1024 {
+            in_flight.pop_front().unwrap().wait().unwrap();
+        }
     }
-    wait("the server to hold every key", || {
-        keys_held(&server) >= keys
-    });
+    in_flight.into_iter().for_each(|p| p.wait().unwrap());
     // No prototype bootstrap (list, then questions) either: only gets ask.
     let mut asker_config = config();
     asker_config.timings.bootstrap_delay = Duration::from_secs(3600);
@@ -240,6 +343,9 @@ fn remote_get(keys: usize) {
             .is_some()
     });
     let samples = 1000.min(keys - 1);
+    let raw = raw_round_trips(samples);
+    let turns = |node: &Dkv| node.stats().unwrap().transport.loop_turns;
+    let turns_before = (turns(&asker), turns(&server));
     let mut latencies = Vec::with_capacity(samples);
     let mut misses = 0;
     for i in 1..=samples {
@@ -250,20 +356,30 @@ fn remote_get(keys: usize) {
         latencies.push(start.elapsed());
         misses += usize::from(value.is_none());
     }
+    let turns_per_get = (
+        (turns(&asker) - turns_before.0) as f64 / samples as f64,
+        (turns(&server) - turns_before.1) as f64 / samples as f64,
+    );
     stop.store(true, Ordering::Relaxed);
     beacons.join().unwrap();
     latencies.sort();
-    let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100].as_secs_f64() * 1e6;
     let stats = asker.stats().unwrap().proto;
+    let (p50, p99) = (percentile_us(&latencies, 50), percentile_us(&latencies, 99));
+    let (raw50, raw99) = (percentile_us(&raw, 50), percentile_us(&raw, 99));
     println!(
-        "remote get: {samples} gets that missed locally, p50 {:.0} us, p99 {:.0} us, max {:.0} us, \
-         {misses} unanswered ({} answered by a push; {} pages pulled, {} bootstrap questions)",
-        pct(50),
-        pct(99),
-        pct(100),
+        "remote get: {samples} gets that missed locally, p50 {p50:.0} us, p99 {p99:.0} us, max \
+         {:.0} us, {misses} unanswered ({} answered by a push; {} pages pulled, {} bootstrap \
+         questions); raw libzmq round trip p50 {raw50:.0} us, p99 {raw99:.0} us; ratio p50 \
+         {:.2}, p99 {:.2}; loop turns per get: asker {:.1}, server {:.1}; load {}",
+        percentile_us(&latencies, 100),
         stats.gets_answered,
         stats.sync_pull_pages,
-        stats.bootstrap_keys_requested
+        stats.bootstrap_keys_requested,
+        p50 / raw50,
+        p99 / raw99,
+        turns_per_get.0,
+        turns_per_get.1,
+        bench::load()
     );
 }
 

@@ -27,6 +27,7 @@ use mio::{Events, Poll, Token};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +55,42 @@ const OWN_DATAGRAM_CHECK_GAP: Duration = Duration::from_millis(100);
 
 /// The least time between two warnings about refused unauthenticated input.
 const REFUSALS_LOG_GAP: Duration = Duration::from_secs(60);
+
+/// Commands handled between two readings of the clock (and of [`BUDGET`]): one
+/// `now` serves a run of writes, as a clock read costs as much as a write.
+const CLOCK_EVERY: usize = 64;
+
+/// Wakes the loop thread for new commands with one `eventfd` write per turn, not
+/// per command: a wake while one is pending (the loop has not yet started reading
+/// commands since the last) is skipped, as that read will find the command too.
+pub(crate) struct Wakeup {
+    waker: mio::Waker,
+    pending: AtomicBool,
+}
+
+impl Wakeup {
+    pub(crate) fn new(waker: mio::Waker) -> Wakeup {
+        Wakeup {
+            waker,
+            pending: AtomicBool::new(false),
+        }
+    }
+
+    /// After sending a command: makes sure the loop reads the channel again.
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        // AcqRel: the loop's `take` that reads this `true` also sees the command
+        // sent before it.
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.waker.wake()
+    }
+
+    /// By the loop, before it reads the channel: later commands wake it again.
+    fn take(&self) {
+        self.pending.swap(false, Ordering::AcqRel);
+    }
+}
 
 /// A read-only look at the node, for queries from the handle.
 pub(crate) type Query = Box<dyn FnOnce(&Node, &TransportStats) + Send>;
@@ -105,6 +142,7 @@ pub(crate) struct EventLoop {
     pub(crate) probe: net::AddressProbe,
     pub(crate) zmq: ZmqIo,
     pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) wakeup: Arc<Wakeup>,
     pub(crate) address_check_interval: Duration,
     pub(crate) next_address_check: Instant,
     pub(crate) gets: HashMap<GetId, mpsc::Sender<GetReply>>,
@@ -141,6 +179,7 @@ impl EventLoop {
             ),
             None => {}
         }
+        self.report_applied();
         self.check_address(Instant::now());
         loop {
             self.stats.loop_turns += 1;
@@ -200,11 +239,16 @@ impl EventLoop {
     /// writes are thus carried out together, which lets the node batch them. Returns
     /// whether to go on, and whether commands remain.
     fn handle_commands(&mut self) -> (Flow, bool) {
+        self.wakeup.take();
         let mut result = (Flow::Continue, true);
         let start = Instant::now();
-        for _ in 0..BATCH {
-            if start.elapsed() >= BUDGET {
-                break;
+        let mut now = start;
+        for handled in 0..BATCH {
+            if handled % CLOCK_EVERY == CLOCK_EVERY - 1 {
+                now = Instant::now();
+                if now.duration_since(start) >= BUDGET {
+                    break;
+                }
             }
             let command = match self.commands.try_recv() {
                 Ok(command) => command,
@@ -217,7 +261,6 @@ impl EventLoop {
                     break;
                 }
             };
-            let now = Instant::now();
             match command {
                 Command::Set { key, value, write } => {
                     self.node.set(now, key, value);
@@ -245,11 +288,13 @@ impl EventLoop {
                     self.drain_outputs();
                     self.watches.push((id, shared));
                     self.stats.watches = self.watches.len() as u64;
+                    self.report_applied();
                     let _ = ack.send(());
                 }
                 Command::Unwatch(id) => {
                     self.watches.retain(|(watch, _)| *watch != id);
                     self.stats.watches = self.watches.len() as u64;
+                    self.report_applied();
                 }
                 Command::Shutdown => {
                     result = (Flow::Stop, false);
@@ -259,6 +304,13 @@ impl EventLoop {
         }
         self.drain_outputs();
         result
+    }
+
+    /// Has the node report its changes only while someone takes them: a watch or
+    /// the data dir.
+    fn report_applied(&mut self) {
+        let wanted = !self.watches.is_empty() || self.persist.records_changes();
+        self.node.report_applied(wanted);
     }
 
     /// Reads beacon datagrams until `WouldBlock`, or a batch. True if more may wait.

@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::event_loop::{Command, EventLoop, BEACON, PUB, PUB_MONITOR, SUB, SUB_MONITOR, WAKER};
+use crate::event_loop::{
+    Command, EventLoop, Wakeup, BEACON, PUB, PUB_MONITOR, SUB, SUB_MONITOR, WAKER,
+};
 use crate::net;
 use crate::stats::{Stats, Status, TransportStats};
 use crate::storage::{Acks, Pending, Persistence, Store};
@@ -36,7 +38,7 @@ pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Dropping the handle shuts the node down, as [`shutdown`](Self::shutdown) does.
 pub struct Dkv {
     commands: mpsc::Sender<Command>,
-    waker: Arc<Waker>,
+    waker: Arc<Wakeup>,
     /// The number of the last write sent to the loop.
     last_write: Mutex<u64>,
     /// How far the writes are acknowledged.
@@ -209,7 +211,9 @@ impl Dkv {
             )
             .map_err(Error::EventLoop)?;
         let probe = net::AddressProbe::new().map_err(Error::EventLoop)?;
-        let waker = Arc::new(Waker::new(registry, WAKER).map_err(Error::EventLoop)?);
+        let waker = Arc::new(Wakeup::new(
+            Waker::new(registry, WAKER).map_err(Error::EventLoop)?,
+        ));
         let acks = Arc::new(Acks::default());
         let persist = match store {
             Some(store) => {
@@ -233,6 +237,7 @@ impl Dkv {
             probe,
             zmq,
             commands: receiver,
+            wakeup: Arc::clone(&waker),
             address_check_interval: config.effective_address_check_interval(),
             next_address_check: Instant::now(),
             gets: HashMap::new(),
@@ -611,7 +616,7 @@ mod tests {
     #[test]
     fn a_concurrent_shutdown_returns_only_once_the_thread_is_joined() {
         let poll = Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let waker = Arc::new(Wakeup::new(Waker::new(poll.registry(), WAKER).unwrap()));
         let (commands, receiver) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));

@@ -571,6 +571,12 @@ impl Persistence {
         }
     }
 
+    /// Whether changes are recorded ([`applied`](Self::applied)): only with a data
+    /// dir.
+    pub(crate) fn records_changes(&self) -> bool {
+        self.disk.is_some()
+    }
+
     /// Records a tombstone the core forgot.
     pub(crate) fn collected(&mut self, key: String) {
         if self.disk.is_some() {

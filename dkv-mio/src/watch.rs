@@ -11,9 +11,9 @@
 
 use crate::error::Error;
 use crate::event_loop::Command;
+use crate::event_loop::Wakeup;
 use bytes::Bytes;
 use dkv_proto::{Applied, Version};
-use mio::Waker;
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -198,7 +198,7 @@ pub struct Watch {
     shared: Arc<Shared>,
     id: u64,
     commands: mpsc::Sender<Command>,
-    waker: Arc<Waker>,
+    waker: Arc<Wakeup>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -215,7 +215,7 @@ impl Watch {
         shared: Arc<Shared>,
         id: u64,
         commands: mpsc::Sender<Command>,
-        waker: Arc<Waker>,
+        waker: Arc<Wakeup>,
     ) -> Watch {
         Watch {
             shared,

@@ -298,15 +298,29 @@ impl PeerBudgets {
         let tick = self.tick;
         let (keys, kib, used) = self.peers.entry(peer).or_default();
         *used = tick;
-        let cost = u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
         // Checked on a copy first, so a refusal takes nothing from either bucket.
         let mut k = *keys;
         let mut b = *kib;
-        if k.take(now, l.peer_new_keys) && b.take_n(now, l.peer_new_kib, cost) {
+        if k.take(now, l.peer_new_keys) && b.take_n(now, l.peer_new_kib, kib_cost(len)) {
             (*keys, *kib) = (k, b);
             true
         } else {
             false
         }
     }
+
+    /// Whether [`take`](Self::take) would take one new key of `len` bytes from
+    /// `peer` at `now`; takes nothing.
+    pub(crate) fn allows(&self, now: Instant, peer: NodeId, len: usize, l: &Limits) -> bool {
+        let (mut k, mut b) = self
+            .peers
+            .get(&peer)
+            .map_or_else(Default::default, |&(keys, kib, _)| (keys, kib));
+        k.take(now, l.peer_new_keys) && b.take_n(now, l.peer_new_kib, kib_cost(len))
+    }
+}
+
+/// What `len` bytes cost in the KiB bucket: whole KiB, at least one.
+fn kib_cost(len: usize) -> u32 {
+    u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }

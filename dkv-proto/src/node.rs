@@ -81,7 +81,8 @@ pub enum Output {
     /// A get completed.
     GetDone(GetDone),
     /// The store changed, in the order changes were applied. For transports that
-    /// persist or watch; others may ignore it.
+    /// persist or watch; others may ignore it, or turn it off
+    /// ([`Node::report_applied`]).
     Applied(Applied),
     /// The tombstone of this key was forgotten after the tombstone horizon.
     Collected(String),
@@ -235,6 +236,8 @@ pub struct Node {
     /// The latest `now` any input carried: sealing, which happens in
     /// `poll_output`, stamps with the wall clock at this instant.
     last_now: Option<Instant>,
+    /// Whether changes are reported as [`Output::Applied`].
+    report_applied: bool,
     stats: Stats,
 }
 
@@ -260,6 +263,7 @@ impl Node {
             sealer: Sealer::new(config.id, config.seed),
             guard: ReplayGuard::new(config.replay, floor_ms),
             last_now: None,
+            report_applied: true,
             beacon: Bytes::from(encode_beacon(config.pub_port)),
             hello: Bytes::from(encode_hello(config.pub_port, config.id)),
             local_ip: None,
@@ -287,6 +291,13 @@ impl Node {
             stats: Stats::default(),
             config,
         }
+    }
+
+    /// Whether store changes are reported as [`Output::Applied`] from now on (on
+    /// at creation). A transport that neither persists nor watches turns them
+    /// off, which saves a copy of every key and value written or received.
+    pub fn report_applied(&mut self, on: bool) {
+        self.report_applied = on;
     }
 
     // ---- getters ----
@@ -693,7 +704,8 @@ impl Node {
                 } else {
                     // A prototype's write: it gets a version here.
                     let ts = self.hlc.tick(self.wall_ms(now));
-                    self.apply(now, key, self.entry_at(ts, Some(value)), Origin::Stamped);
+                    let entry = self.entry_at(ts, Some(value));
+                    self.apply(now, &key, &entry, Origin::Stamped);
                 }
             }
             Message::Answer { key, value, .. } => {
@@ -701,7 +713,7 @@ impl Node {
                     version: Version::UNVERSIONED,
                     value: Some(value),
                 };
-                self.apply(now, key, entry, Origin::Remote);
+                self.apply(now, &key, &entry, Origin::Remote);
             }
             Message::Question { asker, key } => {
                 if let Some(value) = self.value(&key).filter(|v| !v.is_empty()) {
@@ -924,14 +936,10 @@ impl Node {
         match envelope.body {
             Body::Put { echo, records } => {
                 for r in records {
-                    if !self.within_budget(now, from, &r) {
-                        continue;
-                    }
-                    if echo {
+                    if self.apply_within_budget(now, from, &r) && echo {
                         let copy = r.entry.value.as_deref().unwrap_or_default();
                         self.echoes.expect(&r.key, copy);
                     }
-                    self.apply(now, r.key, r.entry, Origin::Remote);
                 }
             }
             Body::Ask { .. } | Body::Sync { .. } | Body::Pull { .. } | Body::Fetch { .. }
@@ -998,10 +1006,8 @@ impl Node {
                 records,
                 more,
             } => {
-                for r in records {
-                    if self.within_budget(now, from, &r) {
-                        self.apply(now, r.key, r.entry, Origin::Remote);
-                    }
+                for r in &records {
+                    self.apply_within_budget(now, from, r);
                 }
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
@@ -1065,15 +1071,27 @@ impl Node {
         checked
     }
 
-    /// Whether record `r` from dkv peer `from` fits that peer's transfer budget: an
-    /// update of a key held costs nothing, a new key one key and its size. A
-    /// refusal is counted.
-    fn within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
-        if self.store.get(&r.key).is_some() {
+    /// Applies record `r` from dkv peer `from` if it fits that peer's transfer
+    /// budget: an update of a key held costs nothing, a new key stored one key and
+    /// its size. Returns whether it was let through; a refusal is counted.
+    ///
+    /// One store lookup when the budget has room for a new key (the usual case):
+    /// the record is applied and the budget charged if the store grew. Only a
+    /// peer out of budget has its key looked up first, to let updates through.
+    fn apply_within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
+        let len = record_len(&r.key, &r.entry);
+        let limits = &self.config.limits;
+        if self.budgets.allows(now, from, len, limits) {
+            let held = |store: &Store| store.live_len() + store.tombstones();
+            let before = held(&self.store);
+            self.apply(now, &r.key, &r.entry, Origin::Remote);
+            if held(&self.store) > before {
+                self.budgets.take(now, from, len, &self.config.limits);
+            }
             return true;
         }
-        let len = record_len(&r.key, &r.entry);
-        if self.budgets.take(now, from, len, &self.config.limits) {
+        if self.store.get(&r.key).is_some() {
+            self.apply(now, &r.key, &r.entry, Origin::Remote);
             return true;
         }
         self.stats.sync_peer_over_budget += 1;
@@ -1102,13 +1120,10 @@ impl Node {
     fn write(&mut self, now: Instant, key: String, value: Option<Bytes>) {
         let ts = self.hlc.tick(self.wall_ms(now));
         let entry = self.entry_at(ts, value);
-        let record = Record {
-            key: key.clone(),
-            entry: entry.clone(),
-        };
         // Stored (and reported) first, then published: a transport that persists
         // writes has one on disk before any peer can hold it.
-        self.apply(now, key, entry, Origin::Local);
+        self.apply(now, &key, &entry, Origin::Local);
+        let record = Record { key, entry };
         let echo = !self.config.isolated() && self.peers.any_prototype();
         self.queue_put(echo, record);
         self.sync_step(now);
@@ -1424,7 +1439,7 @@ impl Node {
 
     /// Merges `entry` for `key`: a remote version too far ahead is refused; a winner
     /// is stored, completes gets on the key and is reported as [`Output::Applied`].
-    fn apply(&mut self, now: Instant, key: String, entry: Entry, origin: Origin) {
+    fn apply(&mut self, now: Instant, key: &str, entry: &Entry, origin: Origin) {
         let local = origin == Origin::Local;
         if origin == Origin::Remote && entry.version != Version::UNVERSIONED {
             let wall = self.wall_ms(now);
@@ -1433,13 +1448,13 @@ impl Node {
                 return;
             }
         }
-        if !local && self.store_full() && self.store.get(&key).is_none() {
+        if !local && self.store_full() && self.store.get(key).is_none() {
             self.stats.drop_store_full += 1;
             return;
         }
-        let send = self.bootstrap.on_stored(now, &key);
+        let send = self.bootstrap.on_stored(now, key);
         send.into_iter().for_each(|m| self.publish(m));
-        if !self.store.merge(&key, &entry) {
+        if !self.store.merge(key, entry) {
             self.stats.entries_stale += 1;
             return;
         }
@@ -1449,18 +1464,22 @@ impl Node {
         if entry.is_tombstone() {
             self.schedule_gc(now, entry.version.ts);
         }
-        let waiting = self.gets.take_key(&key);
-        let done = |id| GetDone {
-            id,
-            key: key.clone(),
-            value: entry.value.clone(),
-            version: Some(entry.version),
-        };
-        let done: Vec<GetDone> = waiting.into_iter().map(done).collect();
-        self.stats.gets_answered += done.len() as u64;
-        self.out
-            .push_back(Output::Applied(Applied { key, entry, local }));
-        self.out.extend(done.into_iter().map(Output::GetDone));
+        if self.report_applied {
+            self.out.push_back(Output::Applied(Applied {
+                key: key.to_owned(),
+                entry: entry.clone(),
+                local,
+            }));
+        }
+        for id in self.gets.take_key(key) {
+            self.stats.gets_answered += 1;
+            self.out.push_back(Output::GetDone(GetDone {
+                id,
+                key: key.to_owned(),
+                value: entry.value.clone(),
+                version: Some(entry.version),
+            }));
+        }
     }
 
     /// Whether the store holds `Limits::max_store_keys` keys (tombstones included).

@@ -84,6 +84,53 @@ fn a_local_set_stores_a_fresh_version_and_publishes_a_put_only() {
 }
 
 #[test]
+fn with_changes_unreported_writes_and_puts_still_store_publish_and_answer_gets() {
+    let mut n = up_node(1, 1, at(0));
+    n.report_applied(false);
+    n.set(at(5), "k".into(), bytes("v"));
+    let waiting = n.get(at(5), "r".into(), None);
+    drain(&mut n);
+    deliver(
+        &mut n,
+        at(6),
+        &put(2, vec![record("r", entry(6, 2, Some("remote")))]),
+    );
+    let out = drain(&mut n);
+    assert!(applied(&out).is_empty(), "{out:?}");
+    let done = completions(&out);
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].id, done[0].value.clone()),
+        (waiting, Some(bytes("remote")))
+    );
+    assert_eq!(n.entry("k"), Some(&entry(5, 1, Some("v"))));
+    assert_eq!(n.stats().out_put, 1);
+    // Turned back on, the next change is reported again.
+    n.report_applied(true);
+    n.set(at(7), "k".into(), bytes("w"));
+    assert_eq!(applied(&drain(&mut n)).len(), 1);
+}
+
+#[test]
+fn a_put_is_one_unit_a_record_over_a_limit_refuses_the_whole_batch() {
+    let mut config = config(1, 1);
+    config.limits.max_value_bytes = 8;
+    let mut n = up(Node::new(config), 1, at(0));
+    let batch = put(
+        2,
+        vec![
+            record("a", entry(5, 2, Some("fine"))),
+            record("b", entry(5, 2, Some("far too large"))),
+            record("c", entry(5, 2, Some("fine"))),
+        ],
+    );
+    deliver(&mut n, at(6), &batch);
+    assert!(applied(&drain(&mut n)).is_empty());
+    assert_eq!((n.entry("a"), n.entry("c")), (None, None));
+    assert_eq!(n.stats().drop_value_too_large, 1);
+}
+
+#[test]
 fn with_a_prototype_peer_a_write_is_an_echo_put_then_a_prototype_set_copy() {
     let mut n = with_prototype_peer();
     n.set(at(5), "k".into(), bytes("v"));

@@ -188,7 +188,14 @@ pub fn record_len(key: &str, entry: &Entry) -> usize {
 impl Envelope {
     /// The encoded body frame.
     pub fn body_bytes(&self) -> Bytes {
-        let mut w = Writer(Vec::with_capacity(64));
+        // One allocation: a put or push (a batch of writes, up to a page) is
+        // sized up front, the rest fit in 64 bytes or grow.
+        let records = match &self.body {
+            Body::Put { records, .. } | Body::Push { records, .. } => records.as_slice(),
+            _ => &[],
+        };
+        let size: usize = records.iter().map(|r| record_len(&r.key, &r.entry)).sum();
+        let mut w = Writer(Vec::with_capacity(64 + size));
         w.u8(WIRE_VERSION);
         w.u8(self.body.code());
         w.raw(&self.from.0);
