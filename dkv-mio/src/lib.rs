@@ -81,6 +81,9 @@ mod storage;
 mod watch;
 mod zmq_io;
 
+#[cfg(feature = "cli")]
+pub mod bench;
+
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
 pub use dkv_proto::seal::{Cluster, Key, Keyring};
 pub use dkv_proto::wire::Summary;

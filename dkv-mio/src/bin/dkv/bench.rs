@@ -1,0 +1,599 @@
+//! `dkv bench`: what dkv does on this machine, side by side with raw ZeroMQ
+//! PUB/SUB sockets in the same process, as one table (or `--json`). By default
+//! every dkv node runs in this process over the loopback broadcast address
+//! (`dkv_mio::bench` measures); with `--socket`, replication is measured through
+//! the control sockets of running nodes, and what cannot be done that way is
+//! said in the table. A progress bar goes to stderr when it is a terminal.
+
+use crate::client::Conn;
+use crate::exit;
+use crate::text::{display_key, json_str, quote};
+use dkv_mio::bench::{self, BenchError, Workload};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The most memory a workload may ask for, counted as `keys × (value + 16) ×
+/// nodes`: every node holds every key, and the raw side may queue them all.
+pub const MAX_WORKLOAD_BYTES: u64 = 1 << 30;
+
+/// What the user asked for, checked.
+pub struct Options {
+    pub keys: usize,
+    pub value_bytes: usize,
+    pub peers: usize,
+    pub window: usize,
+    pub timeout: Duration,
+    pub sockets: Vec<PathBuf>,
+    pub json: bool,
+}
+
+impl Options {
+    /// Refuses workloads too large for memory, and remote runs without a peer.
+    pub fn check(&self) -> Result<(), String> {
+        let nodes = self.peers as u64 + 1;
+        let bytes = (self.keys as u64)
+            .saturating_mul(self.value_bytes as u64 + 16)
+            .saturating_mul(nodes);
+        if bytes > MAX_WORKLOAD_BYTES {
+            return Err(format!(
+                "--keys {} x (--value-bytes {} + 16) x {nodes} nodes is {} MiB, over the {} MiB \
+                 this benchmark may use",
+                self.keys,
+                self.value_bytes,
+                bytes >> 20,
+                MAX_WORKLOAD_BYTES >> 20
+            ));
+        }
+        if self.sockets.len() == 1 {
+            return Err(
+                "--socket: give the control sockets of at least two running nodes \
+                 (the first is written to, the others are watched for the keys)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn workload(&self) -> Workload {
+        Workload {
+            keys: self.keys,
+            value_bytes: self.value_bytes,
+            window: self.window,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// One row: a dkv figure, the raw one, and what they are in.
+struct Row {
+    /// Machine name, for `--json`.
+    name: String,
+    /// What a person reads.
+    label: String,
+    unit: &'static str,
+    /// `None`: not measured (the note says why).
+    dkv: Option<f64>,
+    raw: Option<f64>,
+    note: Option<String>,
+}
+
+impl Row {
+    fn ratio(&self) -> Option<f64> {
+        Some(self.dkv? / self.raw?).filter(|r| r.is_finite())
+    }
+}
+
+/// The steps, for the progress bar.
+struct Progress {
+    state: Arc<Mutex<(usize, String)>>,
+    done: Arc<AtomicBool>,
+    drawer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// A bar of `steps` steps, drawn on stderr after the first second if it is a
+    /// terminal.
+    fn start(steps: usize) -> Progress {
+        let state = Arc::new(Mutex::new((0, String::new())));
+        let done = Arc::new(AtomicBool::new(false));
+        let drawer = io::stderr().is_terminal().then(|| {
+            let (state, done) = (Arc::clone(&state), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut drawn = false;
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if started.elapsed() < Duration::from_secs(1) {
+                        continue;
+                    }
+                    let (step, what) = state.lock().map(|s| s.clone()).unwrap_or_default();
+                    let filled = 20 * step / steps.max(1);
+                    let _ = write!(
+                        io::stderr(),
+                        "\r\x1b[2K[{}{}] {step}/{steps} {what} ({:.0} s)",
+                        "#".repeat(filled),
+                        "-".repeat(20 - filled),
+                        started.elapsed().as_secs_f64()
+                    );
+                    drawn = true;
+                }
+                if drawn {
+                    let _ = write!(io::stderr(), "\r\x1b[2K");
+                }
+            })
+        });
+        Progress {
+            state,
+            done,
+            drawer,
+        }
+    }
+
+    /// Step `what` starts (the previous ones are done).
+    fn step(&self, what: &str) {
+        if let Ok(mut state) = self.state.lock() {
+            if !state.1.is_empty() {
+                state.0 += 1;
+            }
+            state.1 = what.to_string();
+        }
+    }
+
+    fn finish(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(drawer) = self.drawer.take() {
+            let _ = drawer.join();
+        }
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Runs the benchmark and prints its table (or JSON).
+pub fn run(options: &Options) -> ExitCode {
+    if let Err(reason) = options.check() {
+        eprintln!("dkv bench: {reason}");
+        return ExitCode::from(exit::USAGE);
+    }
+    let load_before = load();
+    let remote = !options.sockets.is_empty();
+    let peer_counts: Vec<usize> = if remote {
+        vec![options.sockets.len() - 1]
+    } else if options.peers == 1 {
+        vec![1]
+    } else {
+        vec![1, options.peers]
+    };
+    let progress = Progress::start(2 * (peer_counts.len() + 3));
+    let started = Instant::now();
+    let rows = if remote {
+        remote_rows(options, &progress)
+    } else {
+        loopback_rows(options, &peer_counts, &progress)
+    };
+    progress.finish();
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(err) => {
+            eprintln!("dkv bench: {err}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let facts = Facts {
+        mode: if remote { "sockets" } else { "loopback" },
+        options,
+        load_before,
+        load_after: load(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let printed = if options.json {
+        print_json(&facts, &rows)
+    } else {
+        print_table(&facts, &rows)
+    };
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("dkv bench: cannot write the results: {err}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn replication_row(peers: usize, dkv: Option<f64>, raw: f64, note: Option<String>) -> Row {
+    Row {
+        name: format!(
+            "replication_{peers}_peer{}",
+            if peers == 1 { "" } else { "s" }
+        ),
+        label: format!(
+            "replication to {peers} peer{}",
+            if peers == 1 { "" } else { "s" }
+        ),
+        unit: "sets/s",
+        dkv,
+        raw: Some(raw),
+        note,
+    }
+}
+
+/// Every row with dkv's nodes in this process.
+fn loopback_rows(
+    options: &Options,
+    peer_counts: &[usize],
+    progress: &Progress,
+) -> Result<Vec<Row>, BenchError> {
+    let workload = options.workload();
+    let config = bench::loopback_config()?;
+    let mut rows = Vec::new();
+    for &peers in peer_counts {
+        progress.step(&format!("replication to {peers} (dkv)"));
+        let dkv = bench::dkv_replication(&config, &workload, peers)?;
+        progress.step(&format!("replication to {peers} (raw)"));
+        let raw = bench::raw_replication(&workload, peers)?;
+        rows.push(replication_row(peers, Some(dkv.rate), raw, None));
+    }
+    progress.step("remote gets (dkv)");
+    let dkv = bench::dkv_remote_get(&config, &workload)?;
+    progress.step("remote gets (raw)");
+    let raw = bench::raw_remote_get(&workload)?;
+    let samples = dkv.sorted.len();
+    let unanswered = (dkv.unanswered > 0).then(|| format!("{} unanswered", dkv.unanswered));
+    for p in [50, 99] {
+        rows.push(Row {
+            name: format!("remote_get_p{p}"),
+            label: format!("remote get p{p} ({samples} gets)"),
+            unit: "µs",
+            dkv: Some(micros(dkv.percentile(p))),
+            raw: Some(micros(raw.percentile(p))),
+            note: unanswered.clone(),
+        });
+    }
+    progress.step("bootstrap (dkv)");
+    let holder = bench::dkv_holder(&config, &workload)?;
+    let dkv = bench::dkv_bootstrap(&holder, &config, workload.timeout)?;
+    holder.shutdown()?;
+    progress.step("bootstrap (raw)");
+    let raw = bench::raw_bootstrap(&workload)?;
+    rows.push(Row {
+        name: "bootstrap".into(),
+        label: format!("bootstrap of {} keys", options.keys),
+        unit: "ms",
+        dkv: Some(dkv.as_secs_f64() * 1e3),
+        raw: Some(raw.as_secs_f64() * 1e3),
+        note: None,
+    });
+    progress.step("reconciliation (dkv)");
+    let dkv = bench::dkv_reconciliation(&config, &workload)?;
+    progress.step("reconciliation (raw)");
+    let raw = bench::raw_reconciliation(&workload)?;
+    let extra = bench::partition_writes(options.keys);
+    rows.push(Row {
+        name: "reconciliation".into(),
+        label: format!(
+            "reconciliation: {} shared + {extra} + {extra} keys",
+            options.keys
+        ),
+        unit: "ms",
+        dkv: Some(dkv.as_secs_f64() * 1e3),
+        raw: Some(raw.as_secs_f64() * 1e3),
+        note: None,
+    });
+    Ok(rows)
+}
+
+/// A control-socket failure: its reason is already on stderr.
+fn socket_failed(_code: ExitCode) -> BenchError {
+    BenchError("a control socket failed (see above)".into())
+}
+
+/// The `keys=N` field of a node's `status` reply.
+fn remote_keys(conn: &mut Conn) -> Result<usize, BenchError> {
+    let reply = conn
+        .request("status", Some(Duration::from_secs(30)))
+        .map_err(socket_failed)?;
+    reply
+        .split(' ')
+        .find_map(|pair| pair.strip_prefix("keys="))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| BenchError(format!("the node's status has no key count: {reply:?}")))
+}
+
+/// Sends `lines` through `conn` with up to `window` replies outstanding; every
+/// reply must be `OK`.
+fn pipelined(
+    conn: &mut Conn,
+    lines: impl Iterator<Item = String>,
+    window: usize,
+) -> Result<(), BenchError> {
+    conn.set_timeout(Some(Duration::from_secs(30)))
+        .map_err(socket_failed)?;
+    let mut outstanding = 0;
+    let check = |conn: &mut Conn| -> Result<(), BenchError> {
+        let reply = conn.line().map_err(socket_failed)?;
+        if reply == "OK" {
+            Ok(())
+        } else {
+            Err(BenchError(format!("the node refused a write: {reply}")))
+        }
+    };
+    for line in lines {
+        conn.send(&line).map_err(socket_failed)?;
+        outstanding += 1;
+        if outstanding >= window {
+            check(conn)?;
+            outstanding -= 1;
+        }
+    }
+    for _ in 0..outstanding {
+        check(conn)?;
+    }
+    Ok(())
+}
+
+/// Rows for `--socket`: keys written through the first node's socket, watched
+/// on the others' (their key counts); the raw figures from this machine.
+fn remote_rows(options: &Options, progress: &Progress) -> Result<Vec<Row>, BenchError> {
+    let workload = options.workload();
+    let mut conns = options
+        .sockets
+        .iter()
+        .map(|path| Conn::open(path).map_err(socket_failed))
+        .collect::<Result<Vec<_>, _>>()?;
+    let peers = conns.len() - 1;
+    progress.step(&format!("replication to {peers} through sockets (dkv)"));
+    let before = conns
+        .iter_mut()
+        .map(remote_keys)
+        .collect::<Result<Vec<_>, _>>()?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let prefix = format!("bench/{}-{nanos:09}/", std::process::id());
+    let key = |i: usize| display_key(&format!("{prefix}{i:010}"));
+    let value = quote(&workload.value());
+    let start = Instant::now();
+    let writer_and_rest = conns.split_first_mut().expect("at least two sockets");
+    pipelined(
+        writer_and_rest.0,
+        (0..options.keys).map(|i| format!("set {} {value}", key(i))),
+        options.window,
+    )?;
+    let (watched, watched_before) = (writer_and_rest.1, &before[1..]);
+    bench::wait_for(
+        "every watched node to hold every key",
+        workload.timeout,
+        Duration::from_millis(5),
+        || {
+            for (conn, before) in watched.iter_mut().zip(watched_before) {
+                if remote_keys(conn)? < before + options.keys {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    let rate = options.keys as f64 / start.elapsed().as_secs_f64();
+    progress.step("deleting the benchmark's keys");
+    pipelined(
+        &mut conns[0],
+        (0..options.keys).map(|i| format!("del {}", key(i))),
+        options.window,
+    )?;
+    progress.step(&format!("replication to {peers} (raw)"));
+    let raw = bench::raw_replication(&workload, peers)?;
+    let mut rows = vec![replication_row(
+        peers,
+        Some(rate),
+        raw,
+        Some("through the control socket, one request per set".into()),
+    )];
+    progress.step("remote gets (raw)");
+    let raw_get = bench::raw_remote_get(&workload)?;
+    for p in [50, 99] {
+        rows.push(Row {
+            name: format!("remote_get_p{p}"),
+            label: format!("remote get p{p}"),
+            unit: "µs",
+            dkv: None,
+            raw: Some(micros(raw_get.percentile(p))),
+            note: Some("not measured through sockets: every node holds every key".into()),
+        });
+    }
+    progress.step("bootstrap (raw)");
+    let raw = bench::raw_bootstrap(&workload)?;
+    rows.push(Row {
+        name: "bootstrap".into(),
+        label: format!("bootstrap of {} keys", options.keys),
+        unit: "ms",
+        dkv: None,
+        raw: Some(raw.as_secs_f64() * 1e3),
+        note: Some("not measured through sockets: needs a node started here".into()),
+    });
+    progress.step("reconciliation (raw)");
+    let raw = bench::raw_reconciliation(&workload)?;
+    rows.push(Row {
+        name: "reconciliation".into(),
+        label: "reconciliation after a partition".into(),
+        unit: "ms",
+        dkv: None,
+        raw: Some(raw.as_secs_f64() * 1e3),
+        note: Some("not measured through sockets: needs a partition made here".into()),
+    });
+    Ok(rows)
+}
+
+/// What a run was, for the header.
+struct Facts<'a> {
+    mode: &'static str,
+    options: &'a Options,
+    load_before: String,
+    load_after: String,
+    seconds: f64,
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A figure with thousands separators for rates, one decimal below 100.
+fn figure(value: Option<f64>) -> String {
+    let Some(value) = value else {
+        return "n/a".into();
+    };
+    if value < 100.0 {
+        return format!("{value:.1}");
+    }
+    let digits = format!("{value:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_table(facts: &Facts, rows: &[Row]) -> io::Result<()> {
+    let o = facts.options;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "dkv bench {}: {} keys, {}-byte values, {} writes in flight, {}; {:.1} s, load {} \
+         -> {}",
+        env!("CARGO_PKG_VERSION"),
+        o.keys,
+        o.value_bytes,
+        o.window,
+        if facts.mode == "loopback" {
+            "nodes in this process over 127.255.255.255".to_string()
+        } else {
+            format!("nodes at {} control sockets", o.sockets.len())
+        },
+        facts.seconds,
+        facts.load_before,
+        facts.load_after
+    )?;
+    let header = ["measurement", "unit", "dkv", "raw libzmq", "dkv/raw"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.label.clone(),
+                row.unit.to_string(),
+                figure(row.dkv),
+                figure(row.raw),
+                row.ratio().map_or("n/a".into(), |r| format!("{r:.2}")),
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..5).map(width).collect();
+    let line = |cells: [&str; 5]| {
+        let mut s = String::from("|");
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            if i >= 2 {
+                s.push_str(&format!(" {}{cell} |", " ".repeat(pad)));
+            } else {
+                s.push_str(&format!(" {cell}{} |", " ".repeat(pad)));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(header))?;
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    writeln!(
+        out,
+        "{}",
+        line([&rule[0], &rule[1], &rule[2], &rule[3], &rule[4]])
+    )?;
+    for c in &cells {
+        writeln!(out, "{}", line([&c[0], &c[1], &c[2], &c[3], &c[4]]))?;
+    }
+    writeln!(
+        out,
+        "dkv/raw: for sets/s above 1 is faster than raw libzmq; for µs and ms below 1 is."
+    )?;
+    for row in rows {
+        if let Some(note) = &row.note {
+            writeln!(out, "{}: {note}", row.label)?;
+        }
+    }
+    writeln!(out, "How each figure is made (raw: plain ZeroMQ PUB/SUB over loopback TCP in this process, no dkv):")?;
+    let extra = bench::partition_writes(o.keys);
+    for explanation in [
+        "replication: one node writes every key (set_pending, bounded in flight); until every peer holds every key. Raw: one 3-frame message (set, key, value) per set to that many SUB sockets, until all arrived.".to_string(),
+        "remote get: gets of keys only a peer holds (the peer answers each); raw: a question and its answer over two PUB/SUB pairs, one at a time.".to_string(),
+        "bootstrap: a joiner starts next to a node holding every key; until it holds them all. Raw: a SUB socket connects and one message per key streams to it.".to_string(),
+        format!("reconciliation: two nodes share {} keys; one restarts from its data dir on another beacon port (the partition) and each side writes {extra} keys of its own; then it restarts on the shared port, and the time runs until both hold the union (it includes that start from disk). Raw: each side streams its {extra} keys to the other, the differences known in advance.", o.keys),
+    ] {
+        if facts.mode == "loopback" || explanation.starts_with("replication") {
+            writeln!(out, "- {explanation}")?;
+        }
+    }
+    out.flush()
+}
+
+fn json_number(value: Option<f64>) -> String {
+    value
+        .filter(|v| v.is_finite())
+        .map_or("null".into(), |v| format!("{v:.3}"))
+}
+
+fn print_json(facts: &Facts, rows: &[Row]) -> io::Result<()> {
+    let o = facts.options;
+    let results: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!(
+                "{{\"name\":{},\"label\":{},\"unit\":{},\"dkv\":{},\"raw\":{},\"ratio\":{},\"note\":{}}}",
+                json_str(&row.name),
+                json_str(&row.label),
+                json_str(row.unit),
+                json_number(row.dkv),
+                json_number(row.raw),
+                json_number(row.ratio()),
+                row.note.as_deref().map_or("null".into(), json_str)
+            )
+        })
+        .collect();
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{{\"version\":{},\"mode\":{},\"keys\":{},\"value_bytes\":{},\"peers\":{},\"window\":{},\
+         \"seconds\":{:.3},\"load_before\":{},\"load_after\":{},\"results\":[{}]}}",
+        json_str(env!("CARGO_PKG_VERSION")),
+        json_str(facts.mode),
+        o.keys,
+        o.value_bytes,
+        o.peers,
+        o.window,
+        facts.seconds,
+        json_str(&facts.load_before),
+        json_str(&facts.load_after),
+        results.join(",")
+    )?;
+    out.flush()
+}
