@@ -14,6 +14,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them (empty
+/// where there is none).
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Why a measurement could not be made: a wait that timed out, a node or socket
 /// that failed. The text says which.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,6 +58,15 @@ impl Options {
         Ok(())
     }
 
+    /// Writes in flight: through control sockets, at most [`MAX_SOCKET_WINDOW`].
+    fn window(&self) -> usize {
+        if self.sockets.is_empty() {
+            self.window
+        } else {
+            self.window.min(MAX_SOCKET_WINDOW)
+        }
+    }
+
     fn workload(&self) -> Workload {
         Workload {
             keys: self.keys,
@@ -155,13 +164,17 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// Runs the benchmark and prints its table (or JSON).
 pub fn run(options: &Options) -> ExitCode {
     if let Err(reason) = options.check() {
         eprintln!("dkv bench: {reason}");
         return ExitCode::from(exit::USAGE);
     }
-    let load_before = load();
+    let load_before = bench::load();
     let remote = !options.sockets.is_empty();
     let peer_counts: Vec<usize> = if remote {
         vec![options.sockets.len() - 1]
@@ -172,11 +185,7 @@ pub fn run(options: &Options) -> ExitCode {
     };
     let progress = Progress::start(2 * (peer_counts.len() + 3));
     let started = Instant::now();
-    let rows = if remote {
-        remote_rows(options, &progress)
-    } else {
-        loopback_rows(options, &peer_counts, &progress)
-    };
+    let rows = rows(options, &peer_counts, &progress);
     progress.finish();
     let rows = match rows {
         Ok(rows) => rows,
@@ -189,7 +198,7 @@ pub fn run(options: &Options) -> ExitCode {
         mode: if remote { "sockets" } else { "loopback" },
         options,
         load_before,
-        load_after: load(),
+        load_after: bench::load(),
         seconds: started.elapsed().as_secs_f64(),
     };
     let printed = if options.json {
@@ -207,71 +216,91 @@ pub fn run(options: &Options) -> ExitCode {
     }
 }
 
-fn replication_row(peers: usize, dkv: Option<f64>, raw: f64, note: Option<String>) -> Row {
-    Row {
-        name: format!(
-            "replication_{peers}_peer{}",
-            if peers == 1 { "" } else { "s" }
-        ),
-        label: format!(
-            "replication to {peers} peer{}",
-            if peers == 1 { "" } else { "s" }
-        ),
-        unit: "sets/s",
-        dkv,
-        raw: Some(raw),
-        note,
-    }
-}
-
-/// Every row with dkv's nodes in this process.
-fn loopback_rows(
+/// Every row: for each, the dkv figure (nodes in this process, or through the
+/// control sockets where that can be measured), then the raw one.
+fn rows(
     options: &Options,
     peer_counts: &[usize],
     progress: &Progress,
 ) -> Result<Vec<Row>, BenchError> {
     let workload = options.workload();
     let config = bench::loopback_config()?;
+    let remote = !options.sockets.is_empty();
+    let not_remote = |why: &str| Some(format!("not measured through sockets: {why}"));
     let mut rows = Vec::new();
     for &peers in peer_counts {
+        let plural = if peers == 1 { "" } else { "s" };
         progress.step(&format!("replication to {peers} (dkv)"));
-        let dkv = bench::dkv_replication(&config, &workload, peers)?;
+        let (dkv, note) = if remote {
+            let note = "through the control socket, one request per set";
+            (remote_replication(options)?, Some(note.to_string()))
+        } else {
+            (
+                bench::dkv_replication(&config, &workload, peers)?.rate,
+                None,
+            )
+        };
         progress.step(&format!("replication to {peers} (raw)"));
         let raw = bench::raw_replication(&workload, peers)?;
-        rows.push(replication_row(peers, Some(dkv.rate), raw, None));
+        rows.push(Row {
+            name: format!("replication_{peers}_peer{plural}"),
+            label: format!("replication to {peers} peer{plural}"),
+            unit: "sets/s",
+            dkv: Some(dkv),
+            raw: Some(raw),
+            note,
+        });
     }
     progress.step("remote gets (dkv)");
-    let dkv = bench::dkv_remote_get(&config, &workload)?;
+    let dkv = if remote {
+        None
+    } else {
+        Some(bench::dkv_remote_get(&config, &workload)?)
+    };
     progress.step("remote gets (raw)");
     let raw = bench::raw_remote_get(&workload)?;
-    let samples = dkv.sorted.len();
-    let unanswered = (dkv.unanswered > 0).then(|| format!("{} unanswered", dkv.unanswered));
+    let note = match &dkv {
+        None => not_remote("every node holds every key"),
+        Some(dkv) => (dkv.unanswered > 0).then(|| format!("{} unanswered", dkv.unanswered)),
+    };
     for p in [50, 99] {
         rows.push(Row {
             name: format!("remote_get_p{p}"),
-            label: format!("remote get p{p} ({samples} gets)"),
+            label: format!("remote get p{p} ({} gets)", raw.sorted.len()),
             unit: "µs",
-            dkv: Some(micros(dkv.percentile(p))),
+            dkv: dkv.as_ref().map(|dkv| micros(dkv.percentile(p))),
             raw: Some(micros(raw.percentile(p))),
-            note: unanswered.clone(),
+            note: note.clone(),
         });
     }
     progress.step("bootstrap (dkv)");
-    let holder = bench::dkv_holder(&config, &workload)?;
-    let dkv = bench::dkv_bootstrap(&holder, &config, workload.timeout)?;
-    holder.shutdown()?;
+    let dkv = if remote {
+        None
+    } else {
+        let holder = bench::dkv_holder(&config, &workload)?;
+        let took = bench::dkv_bootstrap(&holder, &config, workload.timeout)?;
+        holder.shutdown()?;
+        Some(took)
+    };
     progress.step("bootstrap (raw)");
     let raw = bench::raw_bootstrap(&workload)?;
     rows.push(Row {
         name: "bootstrap".into(),
         label: format!("bootstrap of {} keys", options.keys),
         unit: "ms",
-        dkv: Some(dkv.as_secs_f64() * 1e3),
-        raw: Some(raw.as_secs_f64() * 1e3),
-        note: None,
+        dkv: dkv.map(millis),
+        raw: Some(millis(raw)),
+        note: dkv
+            .is_none()
+            .then(|| not_remote("needs a node started here"))
+            .flatten(),
     });
     progress.step("reconciliation (dkv)");
-    let dkv = bench::dkv_reconciliation(&config, &workload)?;
+    let dkv = if remote {
+        None
+    } else {
+        Some(bench::dkv_reconciliation(&config, &workload)?)
+    };
     progress.step("reconciliation (raw)");
     let raw = bench::raw_reconciliation(&workload)?;
     let extra = bench::partition_writes(options.keys);
@@ -282,9 +311,12 @@ fn loopback_rows(
             options.keys
         ),
         unit: "ms",
-        dkv: Some(dkv.as_secs_f64() * 1e3),
-        raw: Some(raw.as_secs_f64() * 1e3),
-        note: None,
+        dkv: dkv.map(millis),
+        raw: Some(millis(raw)),
+        note: dkv
+            .is_none()
+            .then(|| not_remote("needs a partition made here"))
+            .flatten(),
     });
     Ok(rows)
 }
@@ -306,6 +338,12 @@ fn remote_keys(conn: &mut Conn) -> Result<usize, BenchError> {
         .ok_or_else(|| BenchError(format!("the node's status has no key count: {reply:?}")))
 }
 
+/// The most requests in flight on one control socket. Each unread reply holds a
+/// kernel buffer of its own (about 768 bytes for 3), so about 280 unread replies
+/// fill the node's default 208 KiB send buffer: the node then stops reading
+/// requests while this side is still writing them, and both wait for ever.
+const MAX_SOCKET_WINDOW: usize = 128;
+
 /// Sends `lines` through `conn` with up to `window` replies outstanding; every
 /// reply must be `OK`.
 fn pipelined(
@@ -313,6 +351,7 @@ fn pipelined(
     lines: impl Iterator<Item = String>,
     window: usize,
 ) -> Result<(), BenchError> {
+    let window = window.max(1);
     conn.set_timeout(Some(Duration::from_secs(30)))
         .map_err(socket_failed)?;
     let mut outstanding = 0;
@@ -338,17 +377,16 @@ fn pipelined(
     Ok(())
 }
 
-/// Rows for `--socket`: keys written through the first node's socket, watched
-/// on the others' (their key counts); the raw figures from this machine.
-fn remote_rows(options: &Options, progress: &Progress) -> Result<Vec<Row>, BenchError> {
-    let workload = options.workload();
+/// Replication through control sockets: keys written through the first
+/// node's socket (under a fresh `bench/` prefix), watched arriving at the others
+/// (their key counts); sets per second until all hold every key. The keys are
+/// deleted after.
+fn remote_replication(options: &Options) -> Result<f64, BenchError> {
     let mut conns = options
         .sockets
         .iter()
         .map(|path| Conn::open(path).map_err(socket_failed))
         .collect::<Result<Vec<_>, _>>()?;
-    let peers = conns.len() - 1;
-    progress.step(&format!("replication to {peers} through sockets (dkv)"));
     let before = conns
         .iter_mut()
         .map(remote_keys)
@@ -358,21 +396,22 @@ fn remote_rows(options: &Options, progress: &Progress) -> Result<Vec<Row>, Bench
         .map_or(0, |d| d.subsec_nanos());
     let prefix = format!("bench/{}-{nanos:09}/", std::process::id());
     let key = |i: usize| display_key(&format!("{prefix}{i:010}"));
-    let value = quote(&workload.value());
+    let value = quote(&options.workload().value());
     let start = Instant::now();
-    let writer_and_rest = conns.split_first_mut().expect("at least two sockets");
+    let Some((writer, watched)) = conns.split_first_mut() else {
+        return Err(BenchError("no control socket given".into()));
+    };
     pipelined(
-        writer_and_rest.0,
+        writer,
         (0..options.keys).map(|i| format!("set {} {value}", key(i))),
-        options.window,
+        options.window(),
     )?;
-    let (watched, watched_before) = (writer_and_rest.1, &before[1..]);
     bench::wait_for(
         "every watched node to hold every key",
-        workload.timeout,
+        options.timeout,
         Duration::from_millis(5),
         || {
-            for (conn, before) in watched.iter_mut().zip(watched_before) {
+            for (conn, before) in watched.iter_mut().zip(&before[1..]) {
                 if remote_keys(conn)? < before + options.keys {
                     return Ok(false);
                 }
@@ -381,53 +420,12 @@ fn remote_rows(options: &Options, progress: &Progress) -> Result<Vec<Row>, Bench
         },
     )?;
     let rate = options.keys as f64 / start.elapsed().as_secs_f64();
-    progress.step("deleting the benchmark's keys");
     pipelined(
-        &mut conns[0],
+        writer,
         (0..options.keys).map(|i| format!("del {}", key(i))),
-        options.window,
+        options.window(),
     )?;
-    progress.step(&format!("replication to {peers} (raw)"));
-    let raw = bench::raw_replication(&workload, peers)?;
-    let mut rows = vec![replication_row(
-        peers,
-        Some(rate),
-        raw,
-        Some("through the control socket, one request per set".into()),
-    )];
-    progress.step("remote gets (raw)");
-    let raw_get = bench::raw_remote_get(&workload)?;
-    for p in [50, 99] {
-        rows.push(Row {
-            name: format!("remote_get_p{p}"),
-            label: format!("remote get p{p}"),
-            unit: "µs",
-            dkv: None,
-            raw: Some(micros(raw_get.percentile(p))),
-            note: Some("not measured through sockets: every node holds every key".into()),
-        });
-    }
-    progress.step("bootstrap (raw)");
-    let raw = bench::raw_bootstrap(&workload)?;
-    rows.push(Row {
-        name: "bootstrap".into(),
-        label: format!("bootstrap of {} keys", options.keys),
-        unit: "ms",
-        dkv: None,
-        raw: Some(raw.as_secs_f64() * 1e3),
-        note: Some("not measured through sockets: needs a node started here".into()),
-    });
-    progress.step("reconciliation (raw)");
-    let raw = bench::raw_reconciliation(&workload)?;
-    rows.push(Row {
-        name: "reconciliation".into(),
-        label: "reconciliation after a partition".into(),
-        unit: "ms",
-        dkv: None,
-        raw: Some(raw.as_secs_f64() * 1e3),
-        note: Some("not measured through sockets: needs a partition made here".into()),
-    });
-    Ok(rows)
+    Ok(rate)
 }
 
 /// What a run was, for the header.
@@ -439,23 +437,22 @@ struct Facts<'a> {
     seconds: f64,
 }
 
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A figure with thousands separators for rates, one decimal below 100.
+/// A figure: whole, with thousands separators, from 100; three significant
+/// digits below.
 fn figure(value: Option<f64>) -> String {
     let Some(value) = value else {
         return "n/a".into();
     };
     if value < 100.0 {
-        return format!("{value:.1}");
+        // Three significant digits.
+        let decimals = if value < 1.0 {
+            3
+        } else if value < 10.0 {
+            2
+        } else {
+            1
+        };
+        return format!("{value:.decimals$}");
     }
     let digits = format!("{value:.0}");
     let mut out = String::new();
@@ -478,7 +475,7 @@ fn print_table(facts: &Facts, rows: &[Row]) -> io::Result<()> {
         env!("CARGO_PKG_VERSION"),
         o.keys,
         o.value_bytes,
-        o.window,
+        o.window(),
         if facts.mode == "loopback" {
             "nodes in this process over 127.255.255.255".to_string()
         } else {
@@ -544,7 +541,7 @@ fn print_table(facts: &Facts, rows: &[Row]) -> io::Result<()> {
     writeln!(out, "How each figure is made (raw: plain ZeroMQ PUB/SUB over loopback TCP in this process, no dkv):")?;
     let extra = bench::partition_writes(o.keys);
     for explanation in [
-        "replication: one node writes every key (set_pending, bounded in flight); until every peer holds every key. Raw: one 3-frame message (set, key, value) per set to that many SUB sockets, until all arrived.".to_string(),
+        "replication: one node writes every key (in-process: set_pending; through --socket: requests on its control socket; bounded in flight); until every peer holds every key. Raw: one 3-frame message (set, key, value) per set to that many SUB sockets, until all arrived.".to_string(),
         "remote get: gets of keys only a peer holds (the peer answers each); raw: a question and its answer over two PUB/SUB pairs, one at a time.".to_string(),
         "bootstrap: a joiner starts next to a node holding every key; until it holds them all. Raw: a SUB socket connects and one message per key streams to it.".to_string(),
         format!("reconciliation: two nodes share {} keys; one restarts from its data dir on another beacon port (the partition) and each side writes {extra} keys of its own; then it restarts on the shared port, and the time runs until both hold the union (it includes that start from disk). Raw: each side streams its {extra} keys to the other, the differences known in advance.", o.keys),
@@ -589,7 +586,7 @@ fn print_json(facts: &Facts, rows: &[Row]) -> io::Result<()> {
         o.keys,
         o.value_bytes,
         o.peers,
-        o.window,
+        o.window(),
         facts.seconds,
         json_str(&facts.load_before),
         json_str(&facts.load_after),

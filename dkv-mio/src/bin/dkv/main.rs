@@ -302,7 +302,8 @@ struct BenchArgs {
     /// Peers replication is measured to, besides 1.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=8))]
     peers: u64,
-    /// Writes in flight at once on the writing node.
+    /// Writes in flight at once on the writing node (through --socket, at most
+    /// 128 requests).
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     window: u64,
     /// The longest any one wait may take, in seconds; past it the benchmark fails.
