@@ -15,7 +15,7 @@
 //! The `dkv` binary (the
 //! default feature `cli`; leave it out with `default-features = false`) wraps it in
 //! a command line: `dkv node` as a service with a control socket, one-shot clients
-//! (`dkv get`, `set`, `watch`, …) and `dkv demo`.
+//! (`dkv get`, `set`, `watch`, …), `dkv demo` and `dkv bench`.
 //!
 //! # Example
 //! Two nodes on this host, talking over the loopback broadcast address on a beacon
