@@ -681,7 +681,17 @@ fn bench_prints_every_measurement_beside_raw_libzmq_with_ratios() {
 
 #[test]
 fn bench_json_is_one_object_with_a_result_per_measurement() {
-    let out = bench(&["--keys", "200", "--peers", "1", "--json", "--timeout", "25"]);
+    let out = bench(&[
+        "--keys",
+        "200",
+        "--peers",
+        "1",
+        "--runs",
+        "2",
+        "--json",
+        "--timeout",
+        "25",
+    ]);
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(out.status.success(), "{text}\n{out:?}");
     let lines: Vec<&str> = text.lines().collect();
@@ -696,6 +706,7 @@ fn bench_json_is_one_object_with_a_result_per_measurement() {
         "\"keys\":200",
         "\"value_bytes\":100",
         "\"peers\":1",
+        "\"runs\":2",
     ] {
         assert!(json.contains(field), "{field} missing: {json}");
     }
@@ -729,6 +740,7 @@ fn bench_refuses_bad_options_with_a_usage_error() {
         (&["--peers", "9"], "--peers"),
         (&["--window", "0"], "--window"),
         (&["--timeout", "0"], "--timeout"),
+        (&["--runs", "0"], "--runs"),
         (&["--keys", "2000000", "--value-bytes", "65536"], "MiB"),
         (&["--socket", "/nonexistent/a.sock"], "at least two"),
         (&["--frobnicate"], "--frobnicate"),

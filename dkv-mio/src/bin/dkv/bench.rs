@@ -27,6 +27,8 @@ pub struct Options {
     pub peers: usize,
     pub window: usize,
     pub timeout: Duration,
+    /// Runs per figure; the median is printed.
+    pub runs: usize,
     pub sockets: Vec<PathBuf>,
     pub json: bool,
 }
@@ -56,6 +58,16 @@ impl Options {
             );
         }
         Ok(())
+    }
+
+    /// The most peers replication is measured to: through control sockets, the
+    /// nodes watched.
+    fn peers(&self) -> usize {
+        if self.sockets.is_empty() {
+            self.peers
+        } else {
+            self.sockets.len().saturating_sub(1)
+        }
     }
 
     /// Writes in flight: through control sockets, at most [`MAX_SOCKET_WINDOW`].
@@ -183,7 +195,7 @@ pub fn run(options: &Options) -> ExitCode {
     } else {
         vec![1, options.peers]
     };
-    let progress = Progress::start(2 * (peer_counts.len() + 3));
+    let progress = Progress::start(steps(&peer_counts, options.runs));
     let started = Instant::now();
     let rows = rows(options, &peer_counts, &progress);
     progress.finish();
@@ -216,8 +228,49 @@ pub fn run(options: &Options) -> ExitCode {
     }
 }
 
+/// The median of `values` (the upper one of an even count); NaN if empty.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs `dkv` (unless `None`) and `raw` `runs` times each, alternately, and
+/// returns the median of each of their figures.
+fn interleaved(
+    runs: usize,
+    progress: &Progress,
+    what: &str,
+    mut dkv: Option<&mut dyn FnMut() -> Result<Vec<f64>, BenchError>>,
+    raw: &mut dyn FnMut() -> Result<Vec<f64>, BenchError>,
+) -> Result<(Option<Vec<f64>>, Vec<f64>), BenchError> {
+    let (mut dkv_runs, mut raw_runs) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        progress.step(&format!("{what} (dkv)"));
+        if let Some(dkv) = dkv.as_mut() {
+            dkv_runs.push(dkv()?);
+        }
+        progress.step(&format!("{what} (raw)"));
+        raw_runs.push(raw()?);
+    }
+    let medians = |runs: &[Vec<f64>]| {
+        let figures = runs.first().map_or(0, Vec::len);
+        (0..figures)
+            .map(|i| median(runs.iter().map(|run| run[i]).collect()))
+            .collect::<Vec<f64>>()
+    };
+    let dkv = dkv.is_some().then(|| medians(&dkv_runs));
+    Ok((dkv, medians(&raw_runs)))
+}
+
+/// Measurements per run: replication per peer count, then gets, bootstrap and
+/// reconciliation; each has a dkv and a raw step.
+fn steps(peer_counts: &[usize], runs: usize) -> usize {
+    2 * runs * (peer_counts.len() + 3)
+}
+
 /// Every row: for each, the dkv figure (nodes in this process, or through the
-/// control sockets where that can be measured), then the raw one.
+/// control sockets where that can be measured) and the raw one, each the median
+/// of `--runs` runs taken alternately.
 fn rows(
     options: &Options,
     peer_counts: &[usize],
@@ -226,83 +279,115 @@ fn rows(
     let workload = options.workload();
     let config = bench::loopback_config()?;
     let remote = !options.sockets.is_empty();
+    let runs = options.runs;
     let not_remote = |why: &str| Some(format!("not measured through sockets: {why}"));
     let mut rows = Vec::new();
     for &peers in peer_counts {
         let plural = if peers == 1 { "" } else { "s" };
-        progress.step(&format!("replication to {peers} (dkv)"));
-        let (dkv, note) = if remote {
-            let note = "through the control socket, one request per set";
-            (remote_replication(options)?, Some(note.to_string()))
-        } else {
-            (
-                bench::dkv_replication(&config, &workload, peers)?.rate,
-                None,
-            )
-        };
-        progress.step(&format!("replication to {peers} (raw)"));
-        let raw = bench::raw_replication(&workload, peers)?;
+        let (dkv, raw) = interleaved(
+            runs,
+            progress,
+            &format!("replication to {peers}"),
+            Some(&mut || {
+                Ok(vec![if remote {
+                    remote_replication(options)?
+                } else {
+                    bench::dkv_replication(&config, &workload, peers)?.rate
+                }])
+            }),
+            &mut || Ok(vec![bench::raw_replication(&workload, peers)?]),
+        )?;
         rows.push(Row {
             name: format!("replication_{peers}_peer{plural}"),
             label: format!("replication to {peers} peer{plural}"),
             unit: "sets/s",
-            dkv: Some(dkv),
-            raw: Some(raw),
-            note,
+            dkv: dkv.map(|figures| figures[0]),
+            raw: Some(raw[0]),
+            note: remote.then(|| "through the control socket, one request per set".into()),
         });
     }
-    progress.step("remote gets (dkv)");
-    let dkv = if remote {
-        None
+    let mut unanswered = 0;
+    let mut dkv_gets = || {
+        let latencies = bench::dkv_remote_get(&config, &workload)?;
+        unanswered += latencies.unanswered;
+        Ok(vec![
+            micros(latencies.percentile(50)),
+            micros(latencies.percentile(99)),
+        ])
+    };
+    let (dkv, raw) = interleaved(
+        runs,
+        progress,
+        "remote gets",
+        (!remote).then_some(&mut dkv_gets as &mut dyn FnMut() -> _),
+        &mut || {
+            let latencies = bench::raw_remote_get(&workload)?;
+            Ok(vec![
+                micros(latencies.percentile(50)),
+                micros(latencies.percentile(99)),
+            ])
+        },
+    )?;
+    let note = if remote {
+        not_remote("every node holds every key")
     } else {
-        Some(bench::dkv_remote_get(&config, &workload)?)
+        (unanswered > 0).then(|| format!("{unanswered} unanswered"))
     };
-    progress.step("remote gets (raw)");
-    let raw = bench::raw_remote_get(&workload)?;
-    let note = match &dkv {
-        None => not_remote("every node holds every key"),
-        Some(dkv) => (dkv.unanswered > 0).then(|| format!("{} unanswered", dkv.unanswered)),
-    };
-    for p in [50, 99] {
+    for (i, p) in [50, 99].into_iter().enumerate() {
         rows.push(Row {
             name: format!("remote_get_p{p}"),
-            label: format!("remote get p{p} ({} gets)", raw.sorted.len()),
+            label: format!(
+                "remote get p{p} ({} gets)",
+                bench::get_samples(options.keys)
+            ),
             unit: "µs",
-            dkv: dkv.as_ref().map(|dkv| micros(dkv.percentile(p))),
-            raw: Some(micros(raw.percentile(p))),
+            dkv: dkv.as_ref().map(|figures| figures[i]),
+            raw: Some(raw[i]),
             note: note.clone(),
         });
     }
-    progress.step("bootstrap (dkv)");
-    let dkv = if remote {
+    let holder = if remote {
         None
     } else {
-        let holder = bench::dkv_holder(&config, &workload)?;
-        let took = bench::dkv_bootstrap(&holder, &config, workload.timeout)?;
-        holder.shutdown()?;
-        Some(took)
+        Some(bench::dkv_holder(&config, &workload)?)
     };
-    progress.step("bootstrap (raw)");
-    let raw = bench::raw_bootstrap(&workload)?;
+    let mut dkv_bootstrap = || match &holder {
+        Some(holder) => Ok(vec![millis(bench::dkv_bootstrap(
+            holder,
+            &config,
+            workload.timeout,
+        )?)]),
+        None => Err(BenchError("no node holds the keys".into())),
+    };
+    let (dkv, raw) = interleaved(
+        runs,
+        progress,
+        "bootstrap",
+        (!remote).then_some(&mut dkv_bootstrap as &mut dyn FnMut() -> _),
+        &mut || Ok(vec![millis(bench::raw_bootstrap(&workload)?)]),
+    )?;
+    if let Some(holder) = holder {
+        holder.shutdown()?;
+    }
     rows.push(Row {
         name: "bootstrap".into(),
         label: format!("bootstrap of {} keys", options.keys),
         unit: "ms",
-        dkv: dkv.map(millis),
-        raw: Some(millis(raw)),
-        note: dkv
-            .is_none()
+        dkv: dkv.map(|figures| figures[0]),
+        raw: Some(raw[0]),
+        note: remote
             .then(|| not_remote("needs a node started here"))
             .flatten(),
     });
-    progress.step("reconciliation (dkv)");
-    let dkv = if remote {
-        None
-    } else {
-        Some(bench::dkv_reconciliation(&config, &workload)?)
-    };
-    progress.step("reconciliation (raw)");
-    let raw = bench::raw_reconciliation(&workload)?;
+    let mut dkv_reconciliation =
+        || Ok(vec![millis(bench::dkv_reconciliation(&config, &workload)?)]);
+    let (dkv, raw) = interleaved(
+        runs,
+        progress,
+        "reconciliation",
+        (!remote).then_some(&mut dkv_reconciliation as &mut dyn FnMut() -> _),
+        &mut || Ok(vec![millis(bench::raw_reconciliation(&workload)?)]),
+    )?;
     let extra = bench::partition_writes(options.keys);
     rows.push(Row {
         name: "reconciliation".into(),
@@ -311,10 +396,9 @@ fn rows(
             options.keys
         ),
         unit: "ms",
-        dkv: dkv.map(millis),
-        raw: Some(millis(raw)),
-        note: dkv
-            .is_none()
+        dkv: dkv.map(|figures| figures[0]),
+        raw: Some(raw[0]),
+        note: remote
             .then(|| not_remote("needs a partition made here"))
             .flatten(),
     });
@@ -470,12 +554,17 @@ fn print_table(facts: &Facts, rows: &[Row]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "dkv bench {}: {} keys, {}-byte values, {} writes in flight, {}; {:.1} s, load {} \
-         -> {}",
+        "dkv bench {}: {} keys, {}-byte values, {} writes in flight, {}; {}; {:.1} s, load \
+         {} -> {}",
         env!("CARGO_PKG_VERSION"),
         o.keys,
         o.value_bytes,
         o.window(),
+        if o.runs == 1 {
+            "1 run".to_string()
+        } else {
+            format!("medians of {} runs", o.runs)
+        },
         if facts.mode == "loopback" {
             "nodes in this process over 127.255.255.255".to_string()
         } else {
@@ -580,13 +669,14 @@ fn print_json(facts: &Facts, rows: &[Row]) -> io::Result<()> {
     writeln!(
         out,
         "{{\"version\":{},\"mode\":{},\"keys\":{},\"value_bytes\":{},\"peers\":{},\"window\":{},\
-         \"seconds\":{:.3},\"load_before\":{},\"load_after\":{},\"results\":[{}]}}",
+         \"runs\":{},\"seconds\":{:.3},\"load_before\":{},\"load_after\":{},\"results\":[{}]}}",
         json_str(env!("CARGO_PKG_VERSION")),
         json_str(facts.mode),
         o.keys,
         o.value_bytes,
-        o.peers,
+        o.peers(),
         o.window(),
+        o.runs,
         facts.seconds,
         json_str(&facts.load_before),
         json_str(&facts.load_after),

@@ -309,6 +309,9 @@ struct BenchArgs {
     /// The longest any one wait may take, in seconds; past it the benchmark fails.
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     timeout: u64,
+    /// Runs per figure, dkv and raw alternately; the table shows the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=99))]
+    runs: u64,
     /// The control socket of a running node (give two or more: keys are written
     /// through the first and watched arriving at the others). Default: nodes in
     /// this process on loopback.
@@ -357,6 +360,7 @@ fn main() -> ExitCode {
                 peers: args.peers as usize,
                 window: args.window as usize,
                 timeout: Duration::from_secs(args.timeout),
+                runs: args.runs as usize,
                 sockets: args.sockets,
                 json: args.json,
             });
