@@ -20,16 +20,24 @@ use std::time::{Duration, Instant};
 /// nodes`: every node holds every key, and the raw side may queue them all.
 pub const MAX_WORKLOAD_BYTES: u64 = 1 << 30;
 
-/// What the user asked for, checked.
+/// What the user asked for (each within clap's bounds; [`Options::check`]
+/// checks them together).
 pub struct Options {
+    /// Keys per measurement.
     pub keys: usize,
+    /// Bytes per value.
     pub value_bytes: usize,
+    /// Peers replication is measured to, besides 1 (in this process).
     pub peers: usize,
+    /// Writes in flight on the writing node.
     pub window: usize,
+    /// The longest any one wait may take.
     pub timeout: Duration,
     /// Runs per figure; the median is printed.
     pub runs: usize,
+    /// Control sockets of running nodes; empty: nodes in this process.
     pub sockets: Vec<PathBuf>,
+    /// One JSON object instead of the table.
     pub json: bool,
 }
 
