@@ -751,7 +751,8 @@ fn bench_refuses_bad_options_with_a_usage_error() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    // Sockets no node serves: a clear failure, not a hang.
+    // Sockets no node serves: unreachable (3), as for the other client
+    // commands, not a hang.
     let out = bench(&[
         "--socket",
         "/nonexistent/a.sock",
@@ -759,6 +760,6 @@ fn bench_refuses_bad_options_with_a_usage_error() {
         "/nonexistent/b.sock",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("cannot reach the node"), "{stderr}");
 }

@@ -211,7 +211,12 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(rows) => rows,
         Err(err) => {
             eprintln!("dkv bench: {err}");
-            return ExitCode::from(exit::FAILED);
+            let lost = err.0 == SOCKET_LOST;
+            return ExitCode::from(if lost {
+                exit::UNREACHABLE
+            } else {
+                exit::FAILED
+            });
         }
     };
     let facts = Facts {
@@ -414,9 +419,14 @@ fn rows(
 }
 
 /// A control-socket failure: its reason is already on stderr.
+/// (The client reports every such failure as [`exit::UNREACHABLE`].)
 fn socket_failed(_code: ExitCode) -> BenchError {
-    BenchError("a control socket failed (see above)".into())
+    BenchError(SOCKET_LOST.into())
 }
+
+/// The text of [`socket_failed`]'s error, which exits [`exit::UNREACHABLE`]
+/// as the other client commands do.
+const SOCKET_LOST: &str = "a control socket could not be reached (see above)";
 
 /// The `keys=N` field of a node's `status` reply.
 fn remote_keys(conn: &mut Conn) -> Result<usize, BenchError> {
