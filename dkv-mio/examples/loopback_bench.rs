@@ -1,14 +1,15 @@
 //! Figures for dkv-mio on this host over loopback broadcast: replication
-//! throughput, remote get latency, and how fast a joiner bootstraps a node holding
-//! many keys. It prints figures and asserts nothing about speed.
+//! throughput, remote get latency, bootstrap, a stalled subscriber's cost and
+//! encryption's cost. It prints figures and asserts nothing about speed. The
+//! first three are measured by `dkv_mio::bench`, as `dkv bench` does (which
+//! also sets them beside raw libzmq); this example runs them alone, with more
+//! runs and detail.
 //!
 //! Run: `cargo run --release -p dkv-mio --example loopback_bench -- [SECTION] [N...]`
-//! - `replication [KEYS]` (default 100000): one node sets KEYS keys of 100-byte
-//!   values (1,024 in flight), another receives them; beside the raw libzmq rate
-//!   of one PUB/SUB message per set, `BENCH_RUNS` interleaved runs;
+//! - `replication [KEYS]` (default 100000): one node sets KEYS keys of 100 bytes
+//!   (`BENCH_WINDOW` in flight, default 1024), another receives them;
 //! - `get [KEYS]` (default 100000): 1000 gets that miss locally, each answered by a
-//!   peer's push, beside raw libzmq question/answer round trips over two PUB/SUB
-//!   pairs;
+//!   peer;
 //! - `bootstrap [N...]` (default 100000 1000000): a joiner starts next to one node
 //!   holding N keys with 100-byte values; time to hold them all, median of 3 runs;
 //! - `stalled [KEYS]` (default 100000): replication a -> b with and without a third
@@ -25,8 +26,7 @@
 //!   CPU, and the keyed/named and keyed/open ratios;
 //! - `all` (the default): replication, get and bootstrap, with their defaults.
 //!
-//! `BENCH_RUNS=R` sets the bootstrap runs per size; `BENCH_DEBUG=1` prints the
-//! joiner's status when its bootstrap is done and when it holds every key;
+//! `BENCH_RUNS=R` sets the bootstrap runs per size;
 //! `BENCH_SEND_HWM` and `BENCH_RECV_HWM` override the nodes' `send_hwm` and
 //! `recv_hwm` (to choose their defaults); `BENCH_KEYED=1` runs every other section
 //! keyed (cluster `bench`, one key).
@@ -34,13 +34,9 @@
 mod bench;
 
 use bench::{median, runs};
-use dkv_mio::{
-    unused_udp_port, BootstrapPhase, Cluster, Config, Dkv, Key, Keyring, LOOPBACK_BROADCAST,
-};
-use std::collections::VecDeque;
-use std::net::{Ipv4Addr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use bytes::Bytes;
+use dkv_mio::bench::{self as shared, Workload};
+use dkv_mio::{unused_udp_port, Cluster, Config, Dkv, Key, Keyring};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -108,15 +104,6 @@ impl Mode {
         }
     }
 
-    /// Keyed with `BENCH_KEYED=1`, else open.
-    fn from_env() -> Mode {
-        if std::env::var_os("BENCH_KEYED").is_some_and(|v| v != "0") {
-            Mode::Keyed
-        } else {
-            Mode::Open
-        }
-    }
-
     /// A fresh config (own beacon port) for this mode.
     fn config(self) -> Config {
         let mut config = config();
@@ -175,312 +162,78 @@ fn main() {
     }
 }
 
-/// Two ready nodes; one sets `keys` keys of 100-byte values (1,024 writes in
-/// flight, `set_pending`), the other receives them; interleaved with the raw
-/// libzmq rate of one three-frame message per set, `BENCH_RUNS` runs each.
+/// The workload of the shared sections: `keys` keys of 100-byte values,
+/// `BENCH_WINDOW` writes in flight (default 1024), 300 s per wait.
+fn workload(keys: usize) -> Workload {
+    Workload {
+        keys,
+        value_bytes: 100,
+        window: env_number("BENCH_WINDOW").unwrap_or(1024),
+        timeout: LIMIT,
+    }
+}
+
+/// Two ready nodes; one sets `keys` keys, the other receives them.
 fn replication(keys: usize) {
-    let (mut dkv_rates, mut raw_rates) = (Vec::new(), Vec::new());
-    for run in 1..=runs() {
-        let raw = raw_replication(keys, 100);
-        let sample = stream_run(Mode::from_env(), keys, 1024);
-        println!(
-            "replication run {run}: dkv {:.0} sets/s ({} put messages, node CPU {:.2} us/set), raw \
-             libzmq {raw:.0} msgs/s, ratio {:.2}",
-            sample.rate,
-            sample.messages,
-            sample.cpu * 1e6 / keys as f64,
-            sample.rate / raw
-        );
-        dkv_rates.push(sample.rate);
-        raw_rates.push(raw);
-    }
-    let (dkv, raw) = (median(&mut dkv_rates), median(&mut raw_rates));
+    let r = shared::dkv_replication(&config(), &workload(keys), 1).unwrap();
     println!(
-        "replication {keys} sets of 100 B a -> b, median of {}: dkv {dkv:.0} sets/s, raw libzmq \
-         one message per set {raw:.0} msgs/s, ratio {:.2}; load {}",
-        runs(),
-        dkv / raw,
-        bench::load()
+        "replication: {keys} sets a -> b in {:.3} s ({:.0} sets/s; writes acknowledged in \
+         {:.3} s; {} put messages; a's subscriber queue overflows {})",
+        r.took.as_secs_f64(),
+        r.rate,
+        r.written.as_secs_f64(),
+        r.put_messages,
+        r.pub_overflows
     );
 }
 
-/// A raw libzmq PUB socket bound to a loopback port of its own, with no queue
-/// limit, and a SUB socket connected to it, subscribed to `topic`; returns once
-/// the subscription reached the publisher.
-fn raw_pair(context: &zmq::Context, topic: &[u8]) -> (zmq::Socket, zmq::Socket) {
-    let publisher = context.socket(zmq::XPUB).unwrap();
-    publisher.set_sndhwm(0).unwrap();
-    publisher.set_linger(0).unwrap();
-    publisher.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = publisher.get_last_endpoint().unwrap().unwrap();
-    let subscriber = context.socket(zmq::SUB).unwrap();
-    subscriber.set_rcvhwm(0).unwrap();
-    subscriber.set_linger(0).unwrap();
-    subscriber.set_rcvtimeo(10_000).unwrap();
-    subscriber.set_subscribe(topic).unwrap();
-    subscriber.connect(&endpoint).unwrap();
-    publisher.set_rcvtimeo(10_000).unwrap();
-    let subscription = publisher.recv_bytes(0).expect("the raw subscription");
-    assert_eq!(subscription.first(), Some(&1));
-    (publisher, subscriber)
-}
-
-/// Raw libzmq replication: `keys` prototype-style sets (topic, key, value of
-/// `value_len` bytes), one message each, PUB to SUB on its own thread; messages
-/// per second until the subscriber has them all.
-fn raw_replication(keys: usize, value_len: usize) -> f64 {
-    let context = zmq::Context::new();
-    let (publisher, subscriber) = raw_pair(&context, b"set");
-    let reader = std::thread::spawn(move || {
-        for i in 0..keys {
-            let message = subscriber
-                .recv_multipart(0)
-                .unwrap_or_else(|err| panic!("raw subscriber got {i} of {keys} messages: {err}"));
-            assert_eq!(message.len(), 3);
-        }
-    });
-    let value = vec![b'v'; value_len];
-    let start = Instant::now();
-    for i in 0..keys {
-        let key = format!("key/{i:07}");
-        publisher
-            .send_multipart([&b"set"[..], key.as_bytes(), &value], 0)
-            .unwrap();
-    }
-    reader.join().unwrap();
-    keys as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Raw libzmq round trips: a question (topic, key) on one PUB/SUB pair and its
-/// answer (topic, key, 100-byte value) on another, a server thread answering;
-/// `samples` round trips after one to warm up, sorted.
-fn raw_round_trips(samples: usize) -> Vec<Duration> {
-    let context = zmq::Context::new();
-    let (questions, server_in) = raw_pair(&context, b"question");
-    let (answers, asker) = raw_pair(&context, b"answer");
-    let server = std::thread::spawn(move || {
-        let value = vec![b'v'; 100];
-        for _ in 0..=samples {
-            let question = server_in.recv_multipart(0).expect("a raw question");
-            answers
-                .send_multipart([&b"answer"[..], &question[1], &value], 0)
-                .unwrap();
-        }
-    });
-    let mut latencies = Vec::with_capacity(samples);
-    for i in 0..=samples {
-        let key = format!("key/{i:07}");
-        let start = Instant::now();
-        questions
-            .send_multipart([&b"question"[..], key.as_bytes()], 0)
-            .unwrap();
-        let answer = asker.recv_multipart(0).expect("a raw answer");
-        assert_eq!(answer[1], key.as_bytes());
-        if i > 0 {
-            latencies.push(start.elapsed());
-        }
-    }
-    server.join().unwrap();
-    latencies.sort();
-    latencies
-}
-
-/// The `p`th percentile of sorted `latencies`, in microseconds.
-fn percentile_us(latencies: &[Duration], p: usize) -> f64 {
-    latencies[(latencies.len() - 1) * p / 100].as_secs_f64() * 1e6
-}
-
-/// Sends each node the other's prototype beacon (no hello) every 100 ms until
-/// `stop`: each takes the other for a prototype peer, so neither reconciles, and a
-/// get that misses is answered only by the other's reply to its `ask`.
-fn cross_beacons(a: &Dkv, b: &Dkv, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    let pairs = [
-        (a.pub_port(), b.beacon_port()),
-        (b.pub_port(), a.beacon_port()),
-    ];
-    std::thread::spawn(move || {
-        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        socket.set_broadcast(true).unwrap();
-        while !stop.load(Ordering::Relaxed) {
-            for (pub_port, beacon_port) in pairs {
-                let beacon = format!("beacon {pub_port}");
-                let _ = socket.send_to(beacon.as_bytes(), (LOOPBACK_BROADCAST, beacon_port));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-}
-
-/// Remote gets: a server holding `keys` keys (100-byte values) and an asker on
-/// beacon ports of their own, introduced to each other by hand-made beacons so
-/// that they do not reconcile; each get misses locally and is answered by the
-/// server's push. Compared with raw libzmq round trips measured just before.
+/// Remote gets: each misses locally and is answered by a peer (see
+/// `dkv_mio::bench::dkv_remote_get`).
 fn remote_get(keys: usize) {
-    let server = Dkv::start(config()).unwrap();
-    let value = bytes::Bytes::from(vec![b'v'; 100]);
-    let mut in_flight = VecDeque::new();
-    for i in 0..keys {
-        in_flight.push_back(
-            server
-                .set_pending(format!("key/{i:07}"), value.clone())
-                .unwrap(),
-        );
-        if in_flight.len() >= 1024 {
-            in_flight.pop_front().unwrap().wait().unwrap();
-        }
-    }
-    in_flight.into_iter().for_each(|p| p.wait().unwrap());
-    // No prototype bootstrap (list, then questions) either: only gets ask.
-    let mut asker_config = config();
-    asker_config.timings.bootstrap_delay = Duration::from_secs(3600);
-    let asker = Dkv::start(asker_config).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let beacons = cross_beacons(&server, &asker, Arc::clone(&stop));
-    wait("the asker's first remote get", || {
-        asker
-            .get("key/0000000", Some(Duration::from_millis(100)))
-            .unwrap()
-            .is_some()
-    });
-    let samples = 1000.min(keys - 1);
-    let raw = raw_round_trips(samples);
-    let turns = |node: &Dkv| node.stats().unwrap().transport.loop_turns;
-    let turns_before = (turns(&asker), turns(&server));
-    let mut latencies = Vec::with_capacity(samples);
-    let mut misses = 0;
-    for i in 1..=samples {
-        let start = Instant::now();
-        let value = asker
-            .get(format!("key/{i:07}"), Some(Duration::from_secs(1)))
-            .unwrap();
-        latencies.push(start.elapsed());
-        misses += usize::from(value.is_none());
-    }
-    let turns_per_get = (
-        (turns(&asker) - turns_before.0) as f64 / samples as f64,
-        (turns(&server) - turns_before.1) as f64 / samples as f64,
-    );
-    stop.store(true, Ordering::Relaxed);
-    beacons.join().unwrap();
-    latencies.sort();
-    let stats = asker.stats().unwrap().proto;
-    let (p50, p99) = (percentile_us(&latencies, 50), percentile_us(&latencies, 99));
-    let (raw50, raw99) = (percentile_us(&raw, 50), percentile_us(&raw, 99));
+    let l = shared::dkv_remote_get(&config(), &workload(keys)).unwrap();
+    let us = |p| l.percentile(p).as_secs_f64() * 1e6;
     println!(
-        "remote get: {samples} gets that missed locally, p50 {p50:.0} us, p99 {p99:.0} us, max \
-         {:.0} us, {misses} unanswered ({} answered by a push; {} pages pulled, {} bootstrap \
-         questions); raw libzmq round trip p50 {raw50:.0} us, p99 {raw99:.0} us; ratio p50 \
-         {:.2}, p99 {:.2}; loop turns per get: asker {:.1}, server {:.1}; load {}",
-        percentile_us(&latencies, 100),
-        stats.gets_answered,
-        stats.sync_pull_pages,
-        stats.bootstrap_keys_requested,
-        p50 / raw50,
-        p99 / raw99,
-        turns_per_get.0,
-        turns_per_get.1,
-        bench::load()
+        "remote get: {} gets that missed locally, p50 {:.0} us, p99 {:.0} us, max {:.0} us, \
+         {} unanswered",
+        l.sorted.len(),
+        us(50),
+        us(99),
+        us(100),
+        l.unanswered
     );
 }
 
 /// Bootstrap of `n` keys with 100-byte values for each `n`: a holder is loaded
-/// once; each run starts a fresh joiner next to it and times it from its start and
-/// from when it first sees the holder to holding all `n` keys (and to bootstrap
-/// done).
+/// once; each run starts a fresh joiner next to it and times it from its start to
+/// holding all `n` keys.
 fn bootstrap(sizes: &[usize]) {
     for &n in sizes {
         let config = config();
-        let holder = Dkv::start(config.clone()).unwrap();
         let load = Instant::now();
-        let value = "v".repeat(100);
-        for i in 0..n {
-            holder.set(format!("key/{i:08}"), value.clone()).unwrap();
-        }
-        wait_every(
-            "the holder to hold every key",
-            Duration::from_millis(20),
-            || keys_held(&holder) >= n,
-        );
+        let holder = shared::dkv_holder(&config, &workload(n)).unwrap();
         println!(
             "bootstrap {n}: holder loaded in {:.2} s",
             load.elapsed().as_secs_f64()
         );
-        let (mut from_start, mut from_seen, mut done_after) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut joiner_cpu, mut holder_cpu) = (Vec::new(), Vec::new());
+        let mut took = Vec::new();
         for run in 1..=runs() {
             let holder_before = thread_cpu(&holder);
-            let started = Instant::now();
-            let joiner = Dkv::start(config.clone()).unwrap();
-            let mut seen = None;
-            let mut done = None;
-            wait_every(
-                "the joiner to hold every key",
-                Duration::from_millis(1),
-                || {
-                    if seen.is_none() && !joiner.peers().unwrap().is_empty() {
-                        seen = Some(started.elapsed());
-                    }
-                    let status = joiner.status().unwrap();
-                    if done.is_none() && status.bootstrap.phase == BootstrapPhase::Done {
-                        done = Some(started.elapsed());
-                        if std::env::var_os("BENCH_DEBUG").is_some() {
-                            eprintln!("done at {:?}: {status:?}", started.elapsed());
-                        }
-                    }
-                    status.keys >= n
-                },
-            );
-            let all = started.elapsed();
-            let cpu = (thread_cpu(&joiner), thread_cpu(&holder));
-            let cpu = (cpu.0, cpu.1.zip(holder_before).map(|(a, b)| a - b));
-            let seen = seen.unwrap_or(all);
-            wait("the joiner's bootstrap to be done", || {
-                joiner.bootstrap().unwrap().phase == BootstrapPhase::Done
-            });
-            let done = done.unwrap_or_else(|| started.elapsed());
-            let stats = joiner.stats().unwrap();
-            if std::env::var_os("BENCH_DEBUG").is_some() {
-                eprintln!("all keys: {:?}", joiner.status().unwrap());
-            }
+            let all = shared::dkv_bootstrap(&holder, &config, LIMIT).unwrap();
+            let holder_cpu = thread_cpu(&holder).zip(holder_before).map(|(a, b)| a - b);
             println!(
-                "bootstrap {n} run {run}: all keys {:.3} s after start, {:.3} s after seeing the \
-                 holder (seen at {:.3} s); bootstrap done at {:.3} s; {} pages, {} pull timeouts, \
-                 {} messages in; thread CPU until then: joiner {}, holder {}",
+                "bootstrap {n} run {run}: all keys {:.3} s after the joiner's start; holder \
+                 thread CPU {}",
                 all.as_secs_f64(),
-                (all - seen).as_secs_f64(),
-                seen.as_secs_f64(),
-                done.as_secs_f64(),
-                stats.proto.sync_pull_pages,
-                stats.proto.sync_pulls_timed_out,
-                stats.transport.zmq_in,
-                secs(cpu.0),
-                secs(cpu.1)
+                secs(holder_cpu)
             );
-            joiner_cpu.extend(cpu.0.map(|d| d.as_secs_f64()));
-            holder_cpu.extend(cpu.1.map(|d| d.as_secs_f64()));
-            from_start.push(all.as_secs_f64());
-            from_seen.push((all - seen).as_secs_f64());
-            done_after.push(done.as_secs_f64());
-            joiner.shutdown().unwrap();
+            took.push(all.as_secs_f64());
         }
-        let cpu = |v: &mut Vec<f64>| {
-            if v.is_empty() {
-                "n/a".to_string()
-            } else {
-                format!("{:.3} s", median(v))
-            }
-        };
         println!(
-            "bootstrap {n}: median of {}: {:.3} s from the joiner's start, {:.3} s from \
-             seeing the holder; bootstrap done {:.3} s after start; thread CPU: joiner {}, \
-             holder {}",
+            "bootstrap {n}: median of {}: {:.3} s from the joiner's start",
             runs(),
-            median(&mut from_start),
-            median(&mut from_seen),
-            median(&mut done_after),
-            cpu(&mut joiner_cpu),
-            cpu(&mut holder_cpu)
+            median(&mut took)
         );
+        holder.shutdown().unwrap();
     }
 }
 
@@ -652,20 +405,7 @@ fn cpu_secs(node: &Dkv) -> f64 {
 /// Writes `keys` keys of 100-byte values to `node` with up to `window` writes in
 /// flight (1: each waits for its acknowledgement, as `Dkv::set`).
 fn write_keys(node: &Dkv, keys: usize, window: usize) {
-    let value = bytes::Bytes::from(vec![b'v'; 100]);
-    let mut in_flight = VecDeque::with_capacity(window);
-    for i in 0..keys {
-        in_flight.push_back(
-            node.set_pending(format!("key/{i:07}"), value.clone())
-                .unwrap(),
-        );
-        if in_flight.len() >= window {
-            in_flight.pop_front().unwrap().wait().unwrap();
-        }
-    }
-    for pending in in_flight {
-        pending.wait().unwrap();
-    }
+    shared::write_keys(node, 0..keys, &Bytes::from(vec![b'v'; 100]), window).unwrap();
 }
 
 /// Two fresh ready nodes in `mode`; a writes `keys` keys (`window` in flight), b

@@ -15,7 +15,7 @@
 //! The `dkv` binary (the
 //! default feature `cli`; leave it out with `default-features = false`) wraps it in
 //! a command line: `dkv node` as a service with a control socket, one-shot clients
-//! (`dkv get`, `set`, `watch`, …) and `dkv demo`.
+//! (`dkv get`, `set`, `watch`, …), `dkv demo` and `dkv bench`.
 //!
 //! # Example
 //! Two nodes on this host, talking over the loopback broadcast address on a beacon
@@ -80,6 +80,9 @@ mod stats;
 mod storage;
 mod watch;
 mod zmq_io;
+
+#[cfg(feature = "cli")]
+pub mod bench;
 
 pub use config::{Config, DEFAULT_BEACON_PORT, LOOPBACK_BROADCAST, MAX_ADDRESS_CHECK_INTERVAL};
 pub use dkv_proto::seal::{Cluster, Key, Keyring};

@@ -1,6 +1,7 @@
 //! The `dkv` binary driven as a user or script would: `dkv node` through pipes
 //! (exactly one stdout line per command, `ERR` lines for bad input, EOF and `quit`
-//! end it) and `dkv demo` from start to exit.
+//! end it), `dkv demo` from start to exit, and `dkv bench`'s output shape and
+//! option checks (never its figures).
 #![cfg(feature = "cli")]
 
 mod support;
@@ -615,4 +616,150 @@ fn log_lines_are_printed_above_the_prompt_not_through_it() {
         "{}",
         screen.join("\n")
     );
+}
+
+/// Runs `dkv bench ARGS` to its end (bounded) and returns its output.
+fn bench(args: &[&str]) -> Output {
+    let child = dkv()
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child)
+}
+
+/// The cells of the table's rows (the `|` lines after the header and its rule).
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|line| line.starts_with('|'))
+        .skip(2)
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// A figure as the table prints it (`1,234`, `5.6`).
+fn figure(cell: &str) -> f64 {
+    cell.replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("{cell:?} is not a figure"))
+}
+
+#[test]
+fn bench_prints_every_measurement_beside_raw_libzmq_with_ratios() {
+    let out = bench(&["--keys", "300", "--peers", "2", "--timeout", "25"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{out:?}");
+    assert!(text.starts_with("dkv bench "), "{text}");
+    let rows = table_rows(&text);
+    let labels = [
+        "replication to 1 peer",
+        "replication to 2 peers",
+        "remote get p50",
+        "remote get p99",
+        "bootstrap of 300 keys",
+        "reconciliation: 300 shared + 30 + 30 keys",
+    ];
+    assert_eq!(rows.len(), labels.len(), "{text}");
+    for (row, label) in rows.iter().zip(labels) {
+        assert!(row[0].starts_with(label), "{row:?} is not {label:?}");
+        assert_eq!(row.len(), 5, "{row:?}");
+        let (dkv, raw, ratio) = (figure(&row[2]), figure(&row[3]), figure(&row[4]));
+        assert!(dkv > 0.0 && raw > 0.0, "{row:?}");
+        // The ratio is dkv / raw, to the two decimals printed (and the
+        // figures' own rounding).
+        assert!((ratio - dkv / raw).abs() <= 0.01 + 0.02 * ratio, "{row:?}");
+    }
+}
+
+#[test]
+fn bench_json_is_one_object_with_a_result_per_measurement() {
+    let out = bench(&[
+        "--keys",
+        "200",
+        "--peers",
+        "1",
+        "--runs",
+        "2",
+        "--json",
+        "--timeout",
+        "25",
+    ]);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(out.status.success(), "{text}\n{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let json = lines[0];
+    assert!(
+        json.starts_with("{\"version\":") && json.ends_with("]}"),
+        "{json}"
+    );
+    for field in [
+        "\"mode\":\"loopback\"",
+        "\"keys\":200",
+        "\"value_bytes\":100",
+        "\"peers\":1",
+        "\"runs\":2",
+    ] {
+        assert!(json.contains(field), "{field} missing: {json}");
+    }
+    let names: Vec<&str> = json
+        .split("\"name\":\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "replication_1_peer",
+            "remote_get_p50",
+            "remote_get_p99",
+            "bootstrap",
+            "reconciliation"
+        ]
+    );
+    // Every figure measured: no null dkv, raw or ratio on loopback.
+    for null in ["\"dkv\":null", "\"raw\":null", "\"ratio\":null"] {
+        assert!(!json.contains(null), "{json}");
+    }
+}
+
+#[test]
+fn bench_refuses_bad_options_with_a_usage_error() {
+    for (args, says) in [
+        (&["--keys", "1"][..], "--keys"),
+        (&["--keys", "many"], "--keys"),
+        (&["--value-bytes", "0"], "--value-bytes"),
+        (&["--peers", "9"], "--peers"),
+        (&["--window", "0"], "--window"),
+        (&["--timeout", "0"], "--timeout"),
+        (&["--runs", "0"], "--runs"),
+        (&["--keys", "2000000", "--value-bytes", "65536"], "MiB"),
+        (&["--socket", "/nonexistent/a.sock"], "at least two"),
+        (&["--frobnicate"], "--frobnicate"),
+    ] {
+        let out = bench(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Sockets no node serves: unreachable (3), as for the other client
+    // commands, not a hang.
+    let out = bench(&[
+        "--socket",
+        "/nonexistent/a.sock",
+        "--socket",
+        "/nonexistent/b.sock",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot reach the node"), "{stderr}");
 }

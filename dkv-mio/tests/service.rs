@@ -814,3 +814,48 @@ fn version_and_help_speak_to_users() {
         assert!(text.contains(word), "node --help lacks {word}:\n{text}");
     }
 }
+
+#[test]
+fn bench_through_sockets_measures_replication_and_deletes_its_keys() {
+    let dir = TempDir::new();
+    let port = dkv_mio::unused_udp_port().unwrap();
+    let a = Node::serving(port, &dir.path("a.sock"));
+    let b = Node::serving(port, &dir.path("b.sock"));
+    let start = Instant::now();
+    while a.ready_peers() < 1 || b.ready_peers() < 1 {
+        assert!(start.elapsed() < LIMIT, "a and b never became ready peers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (a_socket, b_socket) = (a.socket().to_str().unwrap(), b.socket().to_str().unwrap());
+    let out = run(&[
+        "bench",
+        "--keys",
+        "200",
+        "--json",
+        "--timeout",
+        "15",
+        "--socket",
+        a_socket,
+        "--socket",
+        b_socket,
+    ]);
+    let json = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(out.status.success(), "{json}\n{out:?}");
+    assert!(json.contains("\"mode\":\"sockets\""), "{json}");
+    let result = |name: &str| {
+        let at = json.find(&format!("\"name\":\"{name}\"")).unwrap();
+        let end = at + json[at..].find('}').unwrap();
+        json[at..end].to_string()
+    };
+    let replication = result("replication_1_peer");
+    assert!(!replication.contains("\"dkv\":null"), "{replication}");
+    for name in ["remote_get_p50", "bootstrap", "reconciliation"] {
+        let row = result(name);
+        assert!(row.contains("\"dkv\":null"), "{row}");
+        assert!(row.contains("not measured through sockets"), "{row}");
+    }
+    // Its keys are deleted: none left, 200 tombstones.
+    assert_eq!(a.ok(&["keys", "bench/"]), "");
+    let status = a.ok(&["status", "--json"]);
+    assert!(status.contains("\"tombstones\":200"), "{status}");
+}

@@ -32,15 +32,7 @@ pub fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.
-pub fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use dkv_mio::bench::load;
 
 /// CPU time this process's thread named `name` (cut to the kernel's 15 bytes)
 /// has used, from `/proc/self/task/*/schedstat`; `None` where unavailable.

@@ -48,7 +48,9 @@ pub struct Target {
     pub json: bool,
 }
 
-struct Conn {
+/// One connection to a node's control socket. Its errors are already reported
+/// on stderr; the `ExitCode` says which status to exit with.
+pub struct Conn {
     input: BufReader<UnixStream>,
     out: UnixStream,
     socket: PathBuf,
@@ -65,7 +67,8 @@ fn unreachable(socket: &Path, why: impl std::fmt::Display) -> ExitCode {
 }
 
 impl Conn {
-    fn open(socket: &Path) -> Result<Conn, ExitCode> {
+    /// Connects to the node serving `socket`.
+    pub fn open(socket: &Path) -> Result<Conn, ExitCode> {
         let stream = UnixStream::connect(socket).map_err(|err| unreachable(socket, err))?;
         let input = BufReader::new(stream.try_clone().map_err(|err| unreachable(socket, err))?);
         Ok(Conn {
@@ -76,20 +79,31 @@ impl Conn {
     }
 
     /// Sends one request line; returns its reply line (without the newline).
-    fn request(&mut self, line: &str, timeout: Option<Duration>) -> Result<String, ExitCode> {
+    pub fn request(&mut self, line: &str, timeout: Option<Duration>) -> Result<String, ExitCode> {
+        self.send(line)?;
+        self.set_timeout(timeout)?;
+        self.line()
+    }
+
+    /// Sends one request line without waiting for its reply (the node answers
+    /// requests in order, so several may be in flight).
+    pub fn send(&mut self, line: &str) -> Result<(), ExitCode> {
         let mut bytes = line.as_bytes().to_vec();
         bytes.push(b'\n');
         self.out
             .write_all(&bytes)
-            .map_err(|err| unreachable(&self.socket, err))?;
+            .map_err(|err| unreachable(&self.socket, err))
+    }
+
+    /// How long [`line`](Self::line) waits (`None`: for ever).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ExitCode> {
         self.out
             .set_read_timeout(timeout)
-            .map_err(|err| unreachable(&self.socket, err))?;
-        self.line()
+            .map_err(|err| unreachable(&self.socket, err))
     }
 
     /// The next line from the node.
-    fn line(&mut self) -> Result<String, ExitCode> {
+    pub fn line(&mut self) -> Result<String, ExitCode> {
         let mut buf = Vec::new();
         match self.input.read_until(b'\n', &mut buf) {
             Ok(0) => Err(unreachable(&self.socket, "the node closed the connection")),

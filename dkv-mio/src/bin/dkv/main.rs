@@ -2,8 +2,9 @@
 //! socket, stdin commands, graceful stop on SIGINT/SIGTERM); `dkv get`, `set`,
 //! `del`, `keys`, `scan`, `peers`, `stats`, `status` and `watch` talk to a running
 //! node through its control socket; `dkv demo` tells the story of a small cluster
-//! on this host.
+//! on this host; `dkv bench` measures dkv beside raw ZeroMQ on this machine.
 
+mod bench;
 mod client;
 mod demo;
 mod logs;
@@ -169,6 +170,15 @@ enum Cmd {
     /// narrate discovery, a replicated set, a replicated delete, a remote get, a late
     /// joiner's bootstrap and a peer going down. Needs no root and no network.
     Demo(DemoArgs),
+    /// Measure replication, remote gets, bootstrap and reconciliation on this
+    /// machine, side by side with raw ZeroMQ PUB/SUB sockets in the same process.
+    ///
+    /// By default every node runs in this process over the loopback broadcast
+    /// address (no root, no network). With --socket (twice or more), keys are
+    /// written through the first running node's control socket and watched
+    /// arriving at the others (under a fresh `bench/` prefix, deleted after).
+    /// Prints a table with the dkv/raw ratios, or one JSON object with --json.
+    Bench(BenchArgs),
     /// Print a fresh key for `dkv node --key-file`: 64 hex digits from the OS's
     /// randomness. Put it in a file only its owner can read (chmod 600).
     Keygen,
@@ -280,6 +290,41 @@ struct DemoArgs {
     log: LevelFilter,
 }
 
+#[derive(Args)]
+struct BenchArgs {
+    /// Keys per measurement (written, held by the peer answering gets,
+    /// bootstrapped, shared before the partition).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(2..=2_000_000))]
+    keys: u64,
+    /// Bytes per value.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    value_bytes: u64,
+    /// Peers replication is measured to, besides 1.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=8))]
+    peers: u64,
+    /// Writes in flight at once on the writing node (through --socket, at most
+    /// 128 requests).
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    window: u64,
+    /// The longest any one wait may take, in seconds; past it the benchmark fails.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    timeout: u64,
+    /// Runs per figure, dkv and raw alternately; the table shows the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=99))]
+    runs: u64,
+    /// The control socket of a running node (give two or more: keys are written
+    /// through the first and watched arriving at the others). Default: nodes in
+    /// this process on loopback.
+    #[arg(long = "socket", value_name = "PATH")]
+    sockets: Vec<PathBuf>,
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Log level on stderr: off, error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL", default_value = "error")]
+    log: LevelFilter,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (client, ask) = match cli.command {
@@ -305,6 +350,20 @@ fn main() -> ExitCode {
         Cmd::Demo(args) => {
             logs::init(args.log);
             return demo::run(usize::from(args.nodes));
+        }
+        Cmd::Bench(args) => {
+            logs::init(args.log);
+            // Cannot truncate: clap bounds each well within usize.
+            return bench::run(&bench::Options {
+                keys: args.keys as usize,
+                value_bytes: args.value_bytes as usize,
+                peers: args.peers as usize,
+                window: args.window as usize,
+                timeout: Duration::from_secs(args.timeout),
+                runs: args.runs as usize,
+                sockets: args.sockets,
+                json: args.json,
+            });
         }
         Cmd::Keygen => {
             return match dkv_mio::generate_key_hex() {
