@@ -553,11 +553,12 @@ fn a_node_whose_disk_fills_up_refuses_the_write_and_exits_with_status_4() {
     assert_eq!(node.cmd("set small one"), "OK");
     let value = "v".repeat(64 * 1024);
     // 1 MiB holds at most 16 of these; 64 is a bound, not a goal.
-    let refused = (0..64).find_map(|i| {
-        let reply = node.try_cmd(&format!("set big{i} {value}")).ok()?;
-        (reply != "OK").then_some(reply)
+    let refused = (0..64).find_map(|i| match node.try_cmd(&format!("set big{i} {value}")) {
+        Ok(reply) => (reply != "OK").then_some(Ok(reply)),
+        Err(e) => Some(Err(e)),
     });
     let refused = refused.expect("64 writes of 64 KiB fitted in 1 MiB");
+    let refused = refused.unwrap_or_else(|e| panic!("{e}\n{}", node.stderr_tail()));
     assert!(refused.starts_with("ERR "), "{refused}");
     let status = node
         .wait_exit(LIMIT)
