@@ -60,10 +60,12 @@ impl Peers {
         gap: Duration,
     ) -> Heard {
         let mut heard = Heard::default();
+        let mut was = None;
         let peer = match self.by_addr.entry(addr) {
             Entry::Occupied(o) => {
                 let peer = o.into_mut();
                 heard.after_gap = now.saturating_duration_since(peer.last_seen) > gap;
+                was = Some(peer.last_seen);
                 peer
             }
             Entry::Vacant(v) => {
@@ -79,7 +81,9 @@ impl Peers {
             self.by_age.push(Reverse((now, addr)));
         }
         let peer_id = peer.id;
-        self.tidy_ages();
+        if let Some(was) = was.filter(|&t| t != now) {
+            self.tidy_ages((was, addr));
+        }
         if let Some(id) = id {
             self.dkv_ids.insert(id, now);
             if peer_id != Some(id) {
@@ -187,10 +191,11 @@ impl Peers {
         self.by_addr.get(&addr).is_some_and(|p| p.last_seen == seen)
     }
 
-    /// Drops stale `by_age` entries: from the top, so that it is current, and all
-    /// of them once they outnumber the live peers (memory stays bounded by the
-    /// peers, whatever the rate of beacons).
-    fn tidy_ages(&mut self) {
+    /// Drops stale `by_age` entries, `old` having just gone stale: from the top
+    /// (only `old` can have made it stale), so that it is current, and all of them
+    /// once they outnumber the live peers (memory stays bounded by the peers,
+    /// whatever the rate of beacons).
+    fn tidy_ages(&mut self, old: (Instant, SocketAddr)) {
         if self.by_age.len() > 2 * self.by_addr.len() + 64 {
             let ages = std::mem::take(&mut self.by_age).into_vec();
             let mut ages: Vec<_> = ages
@@ -200,6 +205,9 @@ impl Peers {
             ages.sort_unstable();
             ages.dedup();
             self.by_age = BinaryHeap::from(ages);
+        }
+        if self.by_age.peek() != Some(&Reverse(old)) {
+            return;
         }
         while let Some(&Reverse(top)) = self.by_age.peek() {
             if self.current(top) {
@@ -212,7 +220,7 @@ impl Peers {
     /// Removes a peer; returns its id if it was a dkv node.
     pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<NodeId> {
         let peer = self.by_addr.remove(&addr)?;
-        self.tidy_ages();
+        self.tidy_ages((peer.last_seen, addr));
         let id = peer.id?;
         self.by_id.remove(&id);
         Some(id)
