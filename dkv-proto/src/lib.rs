@@ -57,6 +57,7 @@ pub mod reconcile;
 pub mod seal;
 mod stats;
 mod store;
+mod timed;
 pub mod wire;
 
 pub use beacon::{

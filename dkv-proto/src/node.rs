@@ -1529,12 +1529,8 @@ impl Node {
         let Some(peers) = &self.catch_up.peers else {
             return;
         };
-        let live: Vec<NodeId> = peers
-            .iter()
-            .copied()
-            .filter(|id| self.peers.addr_of(*id).is_some())
-            .collect();
-        if self.sync.caught_up(live.iter()) {
+        let mut live = peers.iter().filter(|id| self.peers.addr_of(**id).is_some());
+        if self.sync.caught_up(&mut live) {
             self.catch_up.done = true;
             self.stats.bootstraps_done += 1;
         }

@@ -2,7 +2,9 @@
 //! nodes (they say hello, with their id), and which ids belong to dkv nodes at all.
 
 use crate::node_id::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,13 @@ pub(crate) struct Heard {
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
     by_addr: BTreeMap<SocketAddr, Peer>,
-    by_age: BTreeSet<(Instant, SocketAddr)>,
+    /// `(last seen, endpoint)`, oldest on top. Hearing a peer pushes a new entry
+    /// and leaves its old one stale (its time is no longer the peer's `last_seen`):
+    /// a push is cheaper than the removal from an ordered set it replaces, and a
+    /// peer is heard about twice per beacon interval from every other. Stale
+    /// entries are dropped when they reach the top, which is always current, and
+    /// all at once when they outnumber the live ones.
+    by_age: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
     by_id: BTreeMap<NodeId, SocketAddr>,
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
     dkv_ids: BTreeMap<NodeId, Instant>,
@@ -52,28 +60,34 @@ impl Peers {
         gap: Duration,
     ) -> Heard {
         let mut heard = Heard::default();
-        match self.by_addr.get_mut(&addr) {
-            Some(peer) => {
-                self.by_age.remove(&(peer.last_seen, addr));
+        let mut was = None;
+        let peer = match self.by_addr.entry(addr) {
+            Entry::Occupied(o) => {
+                let peer = o.into_mut();
                 heard.after_gap = now.saturating_duration_since(peer.last_seen) > gap;
-                peer.last_seen = now;
+                was = Some(peer.last_seen);
+                peer
             }
-            None => {
+            Entry::Vacant(v) => {
                 heard.new = true;
-                self.by_addr.insert(
-                    addr,
-                    Peer {
-                        last_seen: now,
-                        id: None,
-                    },
-                );
+                v.insert(Peer {
+                    last_seen: now,
+                    id: None,
+                })
             }
+        };
+        if heard.new || peer.last_seen != now {
+            peer.last_seen = now;
+            self.by_age.push(Reverse((now, addr)));
         }
-        self.by_age.insert((now, addr));
-        if let (Some(id), Some(peer)) = (id, self.by_addr.get_mut(&addr)) {
+        let peer_id = peer.id;
+        if let Some(was) = was.filter(|&t| t != now) {
+            self.tidy_ages((was, addr));
+        }
+        if let Some(id) = id {
             self.dkv_ids.insert(id, now);
-            if peer.id != Some(id) {
-                if let Some(old) = peer.id.replace(id) {
+            if peer_id != Some(id) {
+                if let Some(old) = self.by_addr.get_mut(&addr).and_then(|p| p.id.replace(id)) {
                     self.by_id.remove(&old);
                     heard.replaced = Some(old);
                 }
@@ -169,15 +183,79 @@ impl Peers {
 
     /// The peer that was heard from longest ago, and when.
     pub(crate) fn oldest(&self) -> Option<(Instant, SocketAddr)> {
-        self.by_age.first().copied()
+        self.by_age.peek().map(|Reverse(top)| *top)
+    }
+
+    /// Whether a `by_age` entry is a live peer's current one.
+    fn current(&self, (seen, addr): (Instant, SocketAddr)) -> bool {
+        self.by_addr.get(&addr).is_some_and(|p| p.last_seen == seen)
+    }
+
+    /// Drops stale `by_age` entries, `old` having just gone stale: from the top
+    /// (only `old` can have made it stale), so that it is current, and all of them
+    /// once they outnumber the live peers (memory stays bounded by the peers,
+    /// whatever the rate of beacons).
+    fn tidy_ages(&mut self, old: (Instant, SocketAddr)) {
+        if self.by_age.len() > 2 * self.by_addr.len() + 64 {
+            let ages = std::mem::take(&mut self.by_age).into_vec();
+            let mut ages: Vec<_> = ages
+                .into_iter()
+                .filter(|Reverse(e)| self.current(*e))
+                .collect();
+            ages.sort_unstable();
+            ages.dedup();
+            self.by_age = BinaryHeap::from(ages);
+        }
+        if self.by_age.peek() != Some(&Reverse(old)) {
+            return;
+        }
+        while let Some(&Reverse(top)) = self.by_age.peek() {
+            if self.current(top) {
+                break;
+            }
+            self.by_age.pop();
+        }
     }
 
     /// Removes a peer; returns its id if it was a dkv node.
     pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<NodeId> {
         let peer = self.by_addr.remove(&addr)?;
-        self.by_age.remove(&(peer.last_seen, addr));
+        self.tidy_ages((peer.last_seen, addr));
         let id = peer.id?;
         self.by_id.remove(&id);
         Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_peer_follows_hearings_and_removals_and_ages_stay_bounded() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let gap = Duration::from_secs(3);
+        let mut p = Peers::default();
+        assert_eq!(p.oldest(), None);
+        for (i, port) in [1, 2, 3].into_iter().enumerate() {
+            assert!(p.heard(at(i as u64), addr(port), None, gap).new);
+        }
+        assert_eq!(p.oldest(), Some((at(0), addr(1))));
+        p.heard(at(10), addr(1), None, gap);
+        assert_eq!(p.oldest(), Some((at(1), addr(2))));
+        p.remove(addr(2));
+        assert_eq!(p.oldest(), Some((at(2), addr(3))));
+        // A peer heard again and again: one live entry each, however many hearings.
+        for ms in 100..10_000 {
+            p.heard(at(ms), addr(1), None, gap);
+        }
+        assert_eq!(p.oldest(), Some((at(2), addr(3))));
+        assert!(p.by_age.len() <= 2 * p.len() + 64 + 1);
+        p.remove(addr(3));
+        assert_eq!(p.oldest(), Some((at(9_999), addr(1))));
+        p.remove(addr(1));
+        assert_eq!((p.oldest(), p.len()), (None, 0));
     }
 }

@@ -19,6 +19,7 @@ use crate::node_id::NodeId;
 use crate::peers::Peers;
 use crate::range::{Item, Range, Summary};
 use crate::store::{Record, Store};
+use crate::timed::Timed;
 use crate::wire::v2::{Body, Envelope, Step};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -54,12 +55,12 @@ pub(crate) struct SyncCounters {
     pub(crate) stale_replies: u64,
 }
 
+/// A session this node started; its deadline is kept beside it in `sessions`.
 #[derive(Debug)]
 struct Session {
     id: u64,
     /// Messages sent whose replies have not ended yet.
     outstanding: u32,
-    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -84,16 +85,18 @@ pub(crate) struct Reconciler {
     own: NodeId,
     timings: Timings,
     rng: u64,
-    sessions: BTreeMap<NodeId, Session>,
+    /// Sessions by peer, due to time out at their deadline.
+    sessions: Timed<NodeId, Session>,
     pulling: Option<Pulling>,
-    fetches: BTreeMap<u64, (NodeId, Instant)>,
+    /// Fetches in flight by request, with the peer asked.
+    fetches: Timed<u64, NodeId>,
     next_request: u64,
     /// Peers with a session completed since they came up.
     synced: BTreeSet<NodeId>,
     /// Peers to reconcile with once the current pull ends.
     after_pull: BTreeSet<NodeId>,
     /// Peers to reconcile with at or after a time.
-    due: BTreeMap<NodeId, Instant>,
+    due: Timed<NodeId, ()>,
     /// Sessions in a row that timed out, by peer.
     failed: BTreeMap<NodeId, u32>,
     next_periodic: Option<Instant>,
@@ -113,13 +116,13 @@ impl Reconciler {
             own,
             timings: timings.clone(),
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
-            sessions: BTreeMap::new(),
+            sessions: Timed::default(),
             pulling: None,
-            fetches: BTreeMap::new(),
+            fetches: Timed::default(),
             next_request: 1,
             synced: BTreeSet::new(),
             after_pull: BTreeSet::new(),
-            due: BTreeMap::new(),
+            due: Timed::default(),
             failed: BTreeMap::new(),
             next_periodic: None,
             counters: SyncCounters::default(),
@@ -155,14 +158,14 @@ impl Reconciler {
     /// A dkv peer came up (or was identified): reconcile with it now.
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
-        self.due.insert(peer, now);
+        self.due.insert(peer, (), now);
         self.next_periodic
             .get_or_insert(later(now, self.timings.sync_interval));
     }
 
     /// A dkv peer was heard again after a gap: reconcile with it now.
     pub(crate) fn peer_back(&mut self, now: Instant, peer: NodeId) {
-        self.due.insert(peer, now);
+        self.due.insert(peer, (), now);
     }
 
     /// A dkv peer went down: its session and transfers end.
@@ -172,7 +175,7 @@ impl Reconciler {
         self.failed.remove(&peer);
         self.after_pull.remove(&peer);
         self.sessions.remove(&peer);
-        self.fetches.retain(|_, (p, _)| *p != peer);
+        self.fetches.retain(|_, p| *p != peer);
         if self.pulling.as_ref().is_some_and(|p| p.peer == peer) {
             self.end_pull(now);
         }
@@ -197,20 +200,23 @@ impl Reconciler {
         self.pulling.is_none() && self.fetches.is_empty() && peers.all(|p| self.is_synced(*p))
     }
 
-    /// When [`on_timeout`](Self::on_timeout) must next run.
+    /// When [`on_timeout`](Self::on_timeout) must next run. It costs no more with
+    /// a thousand peers than with one (pulls in flight are at most `PULL_WINDOW`).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let sessions = self.sessions.values().map(|s| s.deadline);
         let pulls = self
             .pulling
             .iter()
             .flat_map(|p| p.in_flight.values().map(|(_, at)| *at));
-        let fetches = self.fetches.values().map(|(_, at)| *at);
-        sessions
-            .chain(pulls)
-            .chain(fetches)
-            .chain(self.due.values().copied())
-            .chain(self.next_periodic)
-            .min()
+        [
+            self.sessions.first(),
+            self.fetches.first(),
+            self.due.first(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(pulls)
+        .chain(self.next_periodic)
+        .min()
     }
 
     /// Expires what timed out, picks the periodic peer among the live dkv `peers`,
@@ -221,21 +227,16 @@ impl Reconciler {
         peers: &Peers,
         store: &Store,
     ) -> Vec<Envelope> {
-        let expired: Vec<NodeId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.deadline <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in expired {
+        for peer in self.sessions.due(now) {
             self.sessions.remove(&peer);
             self.counters.sessions_timed_out += 1;
             *self.failed.entry(peer).or_default() += 1;
-            self.due.insert(peer, now);
+            self.due.insert(peer, (), now);
         }
-        let before = self.fetches.len();
-        self.fetches.retain(|_, (_, at)| *at > now);
-        self.counters.fetches_timed_out += (before - self.fetches.len()) as u64;
+        for request in self.fetches.due(now) {
+            self.fetches.remove(&request);
+            self.counters.fetches_timed_out += 1;
+        }
         let mut send = Vec::new();
         if let Some(pulling) = &mut self.pulling {
             let before = pulling.in_flight.len();
@@ -259,17 +260,13 @@ impl Reconciler {
             if live > 0 {
                 let n = (self.random() % live as u64) as usize;
                 if let Some(pick) = peers.dkv_peers().nth(n) {
-                    self.due.entry(pick).or_insert(now);
+                    if !self.due.contains_key(&pick) {
+                        self.due.insert(pick, (), now);
+                    }
                 }
             }
         }
-        let due: Vec<NodeId> = self
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in due {
+        for peer in self.due.due(now) {
             self.due.remove(&peer);
             // One session per peer: a running one compares the stores as they are
             // when each step arrives, so it serves this turn too.
@@ -294,14 +291,8 @@ impl Reconciler {
         let id = self.random();
         self.counters.sessions_started += 1;
         let deadline = later(now, self.first_reply_wait(peer));
-        self.sessions.insert(
-            peer,
-            Session {
-                id,
-                outstanding: 1,
-                deadline,
-            },
-        );
+        self.sessions
+            .insert(peer, Session { id, outstanding: 1 }, deadline);
         let steps = vec![Step::Fingerprint {
             range: Range::ROOT,
             summary: store.summary(Range::ROOT),
@@ -336,14 +327,15 @@ impl Reconciler {
         let mut reaction = Reaction::default();
         if !initiator {
             // A reply in a session of ours.
-            let Some(s) = self.sessions.get_mut(&from).filter(|s| s.id == session) else {
+            let Some(s) = self.sessions.value_mut(&from).filter(|s| s.id == session) else {
                 self.counters.stale_replies += 1;
                 return reaction;
             };
             if last {
                 s.outstanding = s.outstanding.saturating_sub(1);
             }
-            s.deadline = later(now, self.timings.sync_timeout);
+            self.sessions
+                .set_deadline(&from, later(now, self.timings.sync_timeout));
         } else if steps.is_empty() {
             return reaction;
         }
@@ -367,7 +359,7 @@ impl Reconciler {
             let request = self.request_id();
             self.counters.fetches += 1;
             self.fetches
-                .insert(request, (from, later(now, self.timings.sync_timeout)));
+                .insert(request, from, later(now, self.timings.sync_timeout));
             reaction.send.push(self.to(
                 from,
                 Body::Fetch {
@@ -395,7 +387,7 @@ impl Reconciler {
             }
         } else {
             for steps in chunks {
-                if let Some(s) = self.sessions.get_mut(&from) {
+                if let Some(s) = self.sessions.value_mut(&from) {
                     s.outstanding += 1;
                 }
                 reaction.send.push(self.to(
@@ -408,7 +400,11 @@ impl Reconciler {
                     },
                 ));
             }
-            if self.sessions.get(&from).is_some_and(|s| s.outstanding == 0) {
+            if self
+                .sessions
+                .get(&from)
+                .is_some_and(|(s, _)| s.outstanding == 0)
+            {
                 self.sessions.remove(&from);
                 self.failed.remove(&from);
                 self.synced.insert(from);
@@ -612,7 +608,7 @@ impl Reconciler {
     fn end_pull(&mut self, now: Instant) {
         self.pulling = None;
         for peer in std::mem::take(&mut self.after_pull) {
-            self.due.insert(peer, now);
+            self.due.insert(peer, (), now);
         }
     }
 

@@ -185,6 +185,8 @@ pub enum ConnStatus {
 struct Host {
     ip: IpAddr,
     link_up: bool,
+    /// The stations on this host, in slot order.
+    stations: Vec<usize>,
 }
 
 /// The network side of one node slot: its host, PUB port, SUB subscriptions and
@@ -365,7 +367,11 @@ impl Net {
 
     pub(crate) fn add_host(&mut self) -> usize {
         let ip = self.fresh_ip();
-        self.hosts.push(Host { ip, link_up: true });
+        self.hosts.push(Host {
+            ip,
+            link_up: true,
+            stations: Vec::new(),
+        });
         let h = self.hosts.len() - 1;
         self.ip_host.insert(ip, h);
         h
@@ -386,7 +392,9 @@ impl Net {
             by_prefix: HashMap::new(),
             prefix_lens: Vec::new(),
         });
-        self.stations.len() - 1
+        let slot = self.stations.len() - 1;
+        self.hosts[host].stations.push(slot);
+        slot
     }
 
     fn fresh_ip(&mut self) -> IpAddr {
@@ -681,11 +689,8 @@ impl Net {
         let mut reached = Vec::new();
         match to {
             LOOPBACK => {
-                for slot in 0..self.stations.len() {
-                    if self.stations[slot].host == from && self.stations[slot].up {
-                        reached.push(slot);
-                    }
-                }
+                let here = &self.hosts[from].stations;
+                reached.extend(here.iter().filter(|&&slot| self.stations[slot].up));
             }
             ALL => {
                 let jitter = ns(self.config.beacon_jitter);

@@ -30,11 +30,17 @@ impl Clock {
 
     /// The monotonic reading (nanoseconds) at true time `t`.
     pub fn local(&self, t: SimTime) -> u64 {
+        if self.ppm == 0 {
+            return t; // most clocks: no 128-bit division on every event
+        }
         (i128::from(t) * self.rate() / 1_000_000) as u64
     }
 
     /// The earliest true time at which the monotonic reading reaches `local`.
     pub fn sim(&self, local: u64) -> SimTime {
+        if self.ppm == 0 {
+            return local;
+        }
         let rate = self.rate();
         let mut t = ((i128::from(local) * 1_000_000 + rate - 1) / rate) as u64;
         while self.local(t) < local {
