@@ -25,6 +25,12 @@ pub fn load() -> String {
         .join(" ")
 }
 
+/// The median of `values` (the upper one of an even count); NaN if empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// Why a measurement could not be made: a wait that timed out, a node or socket
 /// that failed. The text says which.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,20 +162,9 @@ pub fn write_keys(
 /// Waits until every node in `nodes` sees all the others as ready peers (a
 /// write made now reaches them).
 fn wait_ready(nodes: &[&Dkv], limit: Duration) -> Result<(), BenchError> {
-    let others = nodes.len() - 1;
-    wait_for(
-        "the nodes to be ready peers of each other",
-        limit,
-        Duration::from_millis(5),
-        || {
-            for node in nodes {
-                if node.ready_peers()?.len() < others {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
-    )?;
+    for node in nodes {
+        node.wait_for_peers(nodes.len() - 1, limit)?;
+    }
     Ok(())
 }
 

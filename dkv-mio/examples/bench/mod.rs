@@ -26,13 +26,7 @@ pub fn runs() -> usize {
         .max(1)
 }
 
-/// The median of `values` (the upper one of an even count); panics if empty.
-pub fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-pub use dkv_mio::bench::load;
+pub use dkv_mio::bench::{load, median};
 
 /// CPU time this process's thread named `name` (cut to the kernel's 15 bytes)
 /// has used, from `/proc/self/task/*/schedstat`; `None` where unavailable.

@@ -241,12 +241,6 @@ pub fn run(options: &Options) -> ExitCode {
     }
 }
 
-/// The median of `values` (the upper one of an even count); NaN if empty.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Runs `dkv` (unless `None`) and `raw` `runs` times each, alternately, and
 /// returns the median of each of their figures.
 fn interleaved(
@@ -268,7 +262,7 @@ fn interleaved(
     let medians = |runs: &[Vec<f64>]| {
         let figures = runs.first().map_or(0, Vec::len);
         (0..figures)
-            .map(|i| median(runs.iter().map(|run| run[i]).collect()))
+            .map(|i| bench::median(&mut runs.iter().map(|run| run[i]).collect::<Vec<_>>()))
             .collect::<Vec<f64>>()
     };
     let dkv = dkv.is_some().then(|| medians(&dkv_runs));
