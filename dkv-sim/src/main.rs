@@ -226,12 +226,13 @@ fn write_outcome(out: &mut String, report: &RunReport, ok: bool, det: &str, verb
 fn run_for(
     args: &Args,
     budget: Duration,
-    mut stream: u64,
+    stream: u64,
     jobs: usize,
     mut seen: impl FnMut(u64, Outcome),
 ) {
     let started = Instant::now();
-    let next = Mutex::new((0u64, &mut stream));
+    // Seeds drawn so far, and the stream's state.
+    let next = Mutex::new((0u64, stream));
     let draw = || {
         let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
         if started.elapsed() >= budget {
@@ -239,7 +240,7 @@ fn run_for(
         }
         let index = next.0;
         next.0 += 1;
-        Some((index, splitmix64(next.1)))
+        Some((index, splitmix64(&mut next.1)))
     };
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|scope| {
