@@ -366,14 +366,14 @@ impl Dkv {
     /// deleted.
     pub fn get_local(&self, key: impl Into<String>) -> Result<Option<Bytes>, Error> {
         let key = key.into();
-        self.query(move |node, _| node.value(&key).cloned())
+        self.query(move |node, _| node.value(&key).map(Bytes::copy_from_slice))
     }
 
     /// The entry held locally for `key`, tombstones included (a deleted key gives
     /// an entry with `value: None`), without asking peers.
     pub fn entry(&self, key: impl Into<String>) -> Result<Option<Entry>, Error> {
         let key = key.into();
-        self.query(move |node, _| node.entry(&key).cloned())
+        self.query(move |node, _| node.entry(&key))
     }
 
     /// Every key holding a value here (deleted keys left out), sorted by key.
@@ -401,12 +401,14 @@ impl Dkv {
     pub fn scan(&self, prefix: impl Into<String>) -> Result<Vec<KeyValue>, Error> {
         let prefix = prefix.into();
         let mut items: Vec<KeyValue> = self.query(move |node, _| {
-            node.entries()
-                .filter(|(key, _)| key.starts_with(&prefix))
-                .filter_map(|(key, entry)| {
+            // Keys first, so only the values under the prefix are copied out.
+            node.keys()
+                .filter(|key| key.starts_with(&prefix))
+                .filter_map(|key| {
+                    let entry = node.entry(key)?;
                     Some(KeyValue {
                         key: key.to_owned(),
-                        value: entry.value.clone()?,
+                        value: entry.value?,
                         version: entry.version,
                     })
                 })

@@ -854,14 +854,11 @@ mod tests {
         let (node, restored) = reopen(dir.path()).unwrap();
         assert_eq!(restored.entries, 4);
         assert_eq!(restored.collected_floor, Timestamp::ZERO);
-        assert_eq!(node.entry("a"), Some(&entry(now + 2, 3, Some("two"))));
-        assert_eq!(node.entry("gone"), Some(&entry(now + 1, 2, None)));
+        assert_eq!(node.entry("a"), Some(entry(now + 2, 3, Some("two"))));
+        assert_eq!(node.entry("gone"), Some(entry(now + 1, 2, None)));
         assert_eq!(node.value("gone"), None);
-        assert_eq!(node.entry("proto"), Some(&unversioned));
-        assert_eq!(
-            node.entry("b\n\u{e9} b"),
-            Some(&entry(now + 3, 4, Some("")))
-        );
+        assert_eq!(node.entry("proto"), Some(unversioned));
+        assert_eq!(node.entry("b\n\u{e9} b"), Some(entry(now + 3, 4, Some(""))));
         assert_eq!((node.len(), node.tombstones()), (3, 1));
         // The clock restarts above every restored version.
         assert!(node.clock() >= Timestamp::from_millis(now + 3));
@@ -902,10 +899,10 @@ mod tests {
         Store::open(dir.path()).unwrap().commit(&changes).unwrap();
         let (node, restored) = reopen(dir.path()).unwrap();
         assert_eq!(restored.entries, 79);
-        assert_eq!(node.entry("k3"), Some(&entry(T0 + 50, 2, Some("second"))));
+        assert_eq!(node.entry("k3"), Some(entry(T0 + 50, 2, Some("second"))));
         assert_eq!(node.entry("k5"), None);
-        assert_eq!(node.entry("k7"), Some(&entry(T0 + 90, 3, Some("third"))));
-        assert_eq!(node.entry("k79"), Some(&entry(T0 + 79, 1, Some("first"))));
+        assert_eq!(node.entry("k7"), Some(entry(T0 + 90, 3, Some("third"))));
+        assert_eq!(node.entry("k79"), Some(entry(T0 + 79, 1, Some("first"))));
     }
 
     #[test]

@@ -17,10 +17,11 @@ use crate::seal::{
     parse_frame, parse_hello, Class, Cluster, HelloAddr, KeyId, ReplayGuard, Sealer, FRAME_MARKER,
 };
 use crate::stats::Stats;
-use crate::store::{Entry, Record, Store};
+use crate::store::{Entry, Record, Slot, Store};
 use crate::wire::v2::{self, record_len, Body, Envelope};
 use crate::wire::{subscriptions, DecodeLimits, Message, NodeId};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -120,8 +121,9 @@ impl Echoes {
         xxhash_rust::xxh3::xxh3_64(value)
     }
 
-    fn expect(&mut self, key: &str, value: &[u8]) {
-        let k = (key.to_owned(), Self::hash(value));
+    /// Expects the copy of `key` with a value of hash `value_hash` ([`Self::hash`]).
+    fn expect(&mut self, key: String, value_hash: u64) {
+        let k = (key, value_hash);
         let seq = self.next;
         self.next += 1;
         self.expected.entry(k.clone()).or_default().push_back(seq);
@@ -384,27 +386,27 @@ impl Node {
     }
 
     /// The value held locally for `key`; `None` if none is or it is deleted.
-    pub fn value(&self, key: &str) -> Option<&Bytes> {
-        self.store.get(key).and_then(|e| e.value.as_ref())
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
+        self.store.get(key).and_then(Slot::value)
     }
 
-    /// The entry held for `key`, tombstones included.
-    pub fn entry(&self, key: &str) -> Option<&Entry> {
-        self.store.get(key)
+    /// The entry held for `key`, tombstones included, its value copied out.
+    pub fn entry(&self, key: &str) -> Option<Entry> {
+        self.store.get(key).map(Slot::entry)
     }
 
     /// Every entry held, tombstones included, in key-hash order (stable, not
-    /// alphabetical).
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> + '_ {
-        self.store.iter()
+    /// alphabetical), values copied out one by one.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Entry)> + '_ {
+        self.store.iter().map(|s| (s.key(), s.entry()))
     }
 
     /// Every key with a value, in key-hash order.
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.store
             .iter()
-            .filter(|(_, e)| !e.is_tombstone())
-            .map(|(k, _)| k)
+            .filter(|s| !s.is_tombstone())
+            .map(Slot::key)
     }
 
     /// Keys with a value.
@@ -705,7 +707,8 @@ impl Node {
                     // A prototype's write: it gets a version here.
                     let ts = self.hlc.tick(self.wall_ms(now));
                     let entry = self.entry_at(ts, Some(value));
-                    self.apply(now, &key, &entry, Origin::Stamped);
+                    let record = Record { key, entry };
+                    self.apply(now, Cow::Owned(record), Origin::Stamped);
                 }
             }
             Message::Answer { key, value, .. } => {
@@ -713,11 +716,11 @@ impl Node {
                     version: Version::UNVERSIONED,
                     value: Some(value),
                 };
-                self.apply(now, &key, &entry, Origin::Remote);
+                self.apply(now, Cow::Owned(Record { key, entry }), Origin::Remote);
             }
             Message::Question { asker, key } => {
                 if let Some(value) = self.value(&key).filter(|v| !v.is_empty()) {
-                    let value = value.clone();
+                    let value = Bytes::copy_from_slice(value);
                     let l = &self.config.limits;
                     let (per, all, max) = (l.answers_per_asker, l.answers_total, l.max_askers);
                     if self.answer_rates.take(now, asker, per, all, max) {
@@ -936,9 +939,12 @@ impl Node {
         match envelope.body {
             Body::Put { echo, records } => {
                 for r in records {
-                    if self.apply_within_budget(now, from, &r) && echo {
-                        let copy = r.entry.value.as_deref().unwrap_or_default();
-                        self.echoes.expect(&r.key, copy);
+                    let copy = || r.entry.value.as_deref().unwrap_or_default();
+                    let expected = echo.then(|| (r.key.clone(), Echoes::hash(copy())));
+                    if self.apply_within_budget(now, from, r) {
+                        if let Some((key, value_hash)) = expected {
+                            self.echoes.expect(key, value_hash);
+                        }
                     }
                 }
             }
@@ -948,10 +954,10 @@ impl Node {
                 self.stats.drop_request_rate += 1;
             }
             Body::Ask { key } => {
-                if let Some(entry) = self.store.get(&key) {
+                if let Some(slot) = self.store.get(&key) {
                     let records = vec![Record {
                         key,
-                        entry: entry.clone(),
+                        entry: slot.entry(),
                     }];
                     self.send_to(
                         from,
@@ -1006,7 +1012,7 @@ impl Node {
                 records,
                 more,
             } => {
-                for r in &records {
+                for r in records {
                     self.apply_within_budget(now, from, r);
                 }
                 for e in self.sync.on_push(now, from, request, more) {
@@ -1078,20 +1084,20 @@ impl Node {
     /// One store lookup when the budget has room for a new key (the usual case):
     /// the record is applied and the budget charged if the store grew. Only a
     /// peer out of budget has its key looked up first, to let updates through.
-    fn apply_within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
+    fn apply_within_budget(&mut self, now: Instant, from: NodeId, r: Record) -> bool {
         let len = record_len(&r.key, &r.entry);
         let limits = &self.config.limits;
         if self.budgets.allows(now, from, len, limits) {
             let held = |store: &Store| store.live_len() + store.tombstones();
             let before = held(&self.store);
-            self.apply(now, &r.key, &r.entry, Origin::Remote);
+            self.apply(now, Cow::Owned(r), Origin::Remote);
             if held(&self.store) > before {
                 self.budgets.take(now, from, len, &self.config.limits);
             }
             return true;
         }
         if self.store.get(&r.key).is_some() {
-            self.apply(now, &r.key, &r.entry, Origin::Remote);
+            self.apply(now, Cow::Owned(r), Origin::Remote);
             return true;
         }
         self.stats.sync_peer_over_budget += 1;
@@ -1122,8 +1128,8 @@ impl Node {
         let entry = self.entry_at(ts, value);
         // Stored (and reported) first, then published: a transport that persists
         // writes has one on disk before any peer can hold it.
-        self.apply(now, &key, &entry, Origin::Local);
         let record = Record { key, entry };
+        self.apply(now, Cow::Borrowed(&record), Origin::Local);
         let echo = !self.config.isolated() && self.peers.any_prototype();
         self.queue_put(echo, record);
         self.sync_step(now);
@@ -1437,10 +1443,13 @@ impl Node {
         }));
     }
 
-    /// Merges `entry` for `key`: a remote version too far ahead is refused; a winner
-    /// is stored, completes gets on the key and is reported as [`Output::Applied`].
-    fn apply(&mut self, now: Instant, key: &str, entry: &Entry, origin: Origin) {
+    /// Merges `record`: a remote version too far ahead is refused; a winner is
+    /// stored (a borrowed one copied, an owned one adopted by the store: a
+    /// decoded record's value buffer becomes the store's), completes gets on the
+    /// key and is reported as [`Output::Applied`].
+    fn apply(&mut self, now: Instant, record: Cow<'_, Record>, origin: Origin) {
         let local = origin == Origin::Local;
+        let (key, entry) = (&record.key, &record.entry);
         if origin == Origin::Remote && entry.version != Version::UNVERSIONED {
             let wall = self.wall_ms(now);
             if self.hlc.observe(entry.version.ts, wall).is_err() {
@@ -1454,28 +1463,46 @@ impl Node {
         }
         let send = self.bootstrap.on_stored(now, key);
         send.into_iter().for_each(|m| self.publish(m));
-        if !self.store.merge(key, entry) {
+        // The key, for the outputs after the merge, copied only if they are wanted.
+        let follow_up = (self.report_applied || self.gets.waits_on(key)).then(|| key.clone());
+        let (version, tombstone) = (entry.version, entry.is_tombstone());
+        let (stored, borrowed) = match record {
+            Cow::Borrowed(r) => (self.store.merge(&r.key, &r.entry), Some(&r.entry)),
+            Cow::Owned(r) => (self.store.adopt(r), None),
+        };
+        if !stored {
             self.stats.entries_stale += 1;
             return;
         }
         if !local {
             self.stats.entries_applied += 1;
         }
-        if entry.is_tombstone() {
-            self.schedule_gc(now, entry.version.ts);
+        if tombstone {
+            self.schedule_gc(now, version.ts);
         }
+        let Some(key) = follow_up else {
+            return;
+        };
+        // A borrowed entry is shared; an adopted one is copied back out of the store
+        // (sharing it would have made the store copy it in).
+        let Some(entry) = borrowed
+            .cloned()
+            .or_else(|| self.store.get(&key).map(Slot::entry))
+        else {
+            return;
+        };
         if self.report_applied {
             self.out.push_back(Output::Applied(Applied {
-                key: key.to_owned(),
+                key: key.clone(),
                 entry: entry.clone(),
                 local,
             }));
         }
-        for id in self.gets.take_key(key) {
+        for id in self.gets.take_key(&key) {
             self.stats.gets_answered += 1;
             self.out.push_back(Output::GetDone(GetDone {
                 id,
-                key: key.to_owned(),
+                key: key.clone(),
                 value: entry.value.clone(),
                 version: Some(entry.version),
             }));
@@ -1543,11 +1570,11 @@ impl Node {
     }
 
     fn complete_get(&mut self, id: GetId, key: String) {
-        let entry = self.store.get(&key);
+        let entry = self.store.get(&key).map(Slot::entry);
         let done = GetDone {
             id,
-            value: entry.and_then(|e| e.value.clone()),
-            version: entry.map(|e| e.version),
+            version: entry.as_ref().map(|e| e.version),
+            value: entry.and_then(|e| e.value),
             key,
         };
         self.out.push_back(Output::GetDone(done));
@@ -1569,8 +1596,8 @@ mod tests {
     #[test]
     fn each_expected_echo_is_recognised_once() {
         let mut e = Echoes::default();
-        e.expect("k", b"v");
-        e.expect("k", b"v");
+        e.expect("k".into(), Echoes::hash(b"v"));
+        e.expect("k".into(), Echoes::hash(b"v"));
         assert!(!e.consume("k", b"other"));
         assert!(e.consume("k", b"v"));
         assert!(e.consume("k", b"v"));
@@ -1580,9 +1607,9 @@ mod tests {
     #[test]
     fn the_oldest_expectations_are_forgotten_beyond_the_cap() {
         let mut e = Echoes::default();
-        e.expect("first", b"v");
+        e.expect("first".into(), Echoes::hash(b"v"));
         for i in 0..Echoes::CAP {
-            e.expect(&format!("k{i}"), b"v");
+            e.expect(format!("k{i}"), Echoes::hash(b"v"));
         }
         assert!(
             !e.consume("first", b"v"),
@@ -1591,9 +1618,9 @@ mod tests {
         assert!(e.consume("k0", b"v"));
         assert!(e.consume(&format!("k{}", Echoes::CAP - 1), b"v"));
         // Forgetting the oldest expectation of a key keeps its newer one.
-        e.expect("k1", b"v");
+        e.expect("k1".into(), Echoes::hash(b"v"));
         for i in 0..Echoes::CAP - 1 {
-            e.expect(&format!("x{i}"), b"v");
+            e.expect(format!("x{i}"), Echoes::hash(b"v"));
         }
         assert!(e.consume("k1", b"v"));
     }

@@ -108,7 +108,7 @@ fn a_refused_entry_is_accepted_once_wall_time_catches_up() {
     deliver(&mut n, at(1_499), &early);
     assert_eq!((n.entry("k"), n.stats().drop_clock_ahead), (None, 2));
     deliver(&mut n, at(1_500), &early);
-    assert_eq!(n.entry("k"), Some(&entry(2_000, 2, Some("v"))));
+    assert_eq!(n.entry("k"), Some(entry(2_000, 2, Some("v"))));
 }
 
 #[test]

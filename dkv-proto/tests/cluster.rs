@@ -202,7 +202,7 @@ fn two_named_clusters_and_the_open_one_on_one_lan_never_peer() {
     lan.set(3, "k".into(), "from b".into());
     lan.set(5, "k".into(), "open".into());
     lan.run(3_000);
-    let v = |lan: &mut Lan, n| lan.node(n).value("k").cloned();
+    let v = |lan: &mut Lan, n| lan.node(n).value("k").map(<[u8]>::to_vec);
     assert_eq!(v(&mut lan, 2), Some("from a".into()));
     assert_eq!(v(&mut lan, 4), Some("from b".into()));
     assert_eq!(v(&mut lan, 6), Some("open".into()));
@@ -273,7 +273,7 @@ fn keyed_nodes_converge_sealing_everything() {
     let s1 = lan.node(1).summary();
     assert_eq!(lan.node(2).summary(), s1);
     assert_eq!(lan.node(3).summary(), s1);
-    assert_eq!(lan.node(3).value("b"), Some(&Bytes::from("2")));
+    assert_eq!(lan.node(3).value("b"), Some(&b"2"[..]));
     assert_eq!(lan.node(3).value("a"), None);
     assert!(lan.peers_of(4).is_empty() && lan.peers_of(5).is_empty());
     assert_eq!(lan.node(4).value("b"), None);
@@ -438,7 +438,7 @@ fn a_keyed_node_refuses_each_kind_of_bad_input_counting_it() {
 
     // The genuine frame is taken once; its replay is refused.
     a.handle_message(at(100), &good);
-    assert_eq!(a.value("k"), Some(&Bytes::from("v")));
+    assert_eq!(a.value("k"), Some(&b"v"[..]));
     drain(&mut a);
     refused(&mut a, &good, "drop_replay");
 }
@@ -538,16 +538,8 @@ fn a_key_rotates_across_a_running_cluster_step_by_step() {
         lan.set(1, "a".into(), "1".into());
         lan.set(2, "b".into(), "2".into());
         lan.run(3_000);
-        assert_eq!(
-            lan.node(1).value("b"),
-            Some(&Bytes::from("2")),
-            "{ka:?} {kb:?}"
-        );
-        assert_eq!(
-            lan.node(2).value("a"),
-            Some(&Bytes::from("1")),
-            "{ka:?} {kb:?}"
-        );
+        assert_eq!(lan.node(1).value("b"), Some(&b"2"[..]), "{ka:?} {kb:?}");
+        assert_eq!(lan.node(2).value("a"), Some(&b"1"[..]), "{ka:?} {kb:?}");
     }
     let mut lan = Lan::new(vec![keyed(1, "team", &[OLD]), keyed(2, "team", &[NEW])]);
     lan.run(3_000);
@@ -595,7 +587,7 @@ fn sealed_frames_open_in_the_order_they_were_polled() {
     assert!(n > 0);
     let s = b.stats();
     assert_eq!(s.drop_replay + s.drop_forged + s.drop_stale, 0, "{s:?}");
-    assert_eq!(b.value("k199"), Some(&Bytes::from("v")));
+    assert_eq!(b.value("k199"), Some(&b"v"[..]));
 }
 
 #[test]

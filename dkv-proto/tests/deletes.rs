@@ -39,7 +39,7 @@ fn a_delete_leaves_a_tombstone_that_counts_as_an_entry_not_a_value() {
             local: true
         }]
     );
-    assert_eq!((n.value("k"), n.entry("k")), (None, Some(&tomb)));
+    assert_eq!((n.value("k"), n.entry("k")), (None, Some(tomb)));
     assert_eq!((n.len(), n.tombstones()), (1, 1));
     assert_eq!(n.keys().collect::<Vec<_>>(), vec!["other"]);
     assert_eq!(n.entries().count(), 2);
@@ -52,7 +52,7 @@ fn a_delete_leaves_a_tombstone_that_counts_as_an_entry_not_a_value() {
 fn deleting_a_key_never_written_still_leaves_a_tombstone() {
     let mut n = up_node(1, 1, at(0));
     n.delete(at(3), "never".into());
-    assert_eq!(n.entry("never"), Some(&entry(3, 1, None)));
+    assert_eq!(n.entry("never"), Some(entry(3, 1, None)));
     assert!(n.is_empty());
 }
 
@@ -69,7 +69,7 @@ fn a_delete_replicates_by_put_and_wins_over_the_older_write_it_deletes() {
     for m in published(&drain(&mut a)) {
         deliver(&mut b, at(2), &m);
     }
-    assert_eq!(b.entry("k"), Some(&entry(2, 1, None)));
+    assert_eq!(b.entry("k"), Some(entry(2, 1, None)));
     assert_eq!(b.entry("k"), a.entry("k"));
     assert_eq!(b.summary(), a.summary());
 }
@@ -87,7 +87,7 @@ fn a_delete_wins_over_an_older_write_arriving_later() {
         at(2),
         &put(3, vec![record("k", entry(5, 3, Some("stale")))]),
     );
-    assert_eq!(n.entry("k"), Some(&entry(10, 2, None)));
+    assert_eq!(n.entry("k"), Some(entry(10, 2, None)));
     assert_eq!(n.stats().entries_stale, 1);
 }
 

@@ -69,7 +69,7 @@ fn an_empty_value_replicates_among_dkv_nodes_as_a_value() {
         &put(1, vec![record("theirs", theirs.clone())]),
     );
     assert!(is_visible_empty(&b, "theirs"));
-    assert_eq!(b.entry("theirs"), Some(&theirs));
+    assert_eq!(b.entry("theirs"), Some(theirs.clone()));
     // A late joiner gets the same entry, version and all, from a push.
     let mut c = up_node(3, 7003, at(0));
     deliver(
@@ -85,7 +85,7 @@ fn an_empty_value_replicates_among_dkv_nodes_as_a_value() {
             },
         ),
     );
-    assert_eq!(c.entry("theirs"), Some(&theirs));
+    assert_eq!(c.entry("theirs"), Some(theirs));
     assert!(is_visible_empty(&c, "theirs"));
 }
 

@@ -134,7 +134,7 @@ fn a_push_in_reply_completes_the_get_with_its_version_and_is_kept() {
         (done.id, done.value, done.version),
         (get, e.value.clone(), Some(e.version))
     );
-    assert_eq!(n.entry("k"), Some(&e), "cached");
+    assert_eq!(n.entry("k"), Some(e), "cached");
     assert_eq!((n.stats().gets_answered, n.pending_gets()), (1, 0));
 }
 

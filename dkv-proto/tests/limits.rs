@@ -87,7 +87,7 @@ fn defaults_let_a_largest_record_and_a_dozen_local_nodes_through() {
             }],
         ),
     );
-    assert_eq!(n.value(&key), Some(&value));
+    assert_eq!(n.value(&key), Some(&value[..]));
     assert_eq!(n.try_set(at(2), "mine".into(), value.clone()), Ok(()));
     // `dkv demo` runs 12 nodes on loopback: one IP, 12 ports, within a second.
     for port in 0..12u16 {

@@ -76,7 +76,7 @@ fn a_local_set_stores_a_fresh_version_and_publishes_a_put_only() {
             local: true
         }]
     );
-    assert_eq!(n.entry("k"), Some(&e));
+    assert_eq!(n.entry("k"), Some(e));
     assert_eq!(
         (n.stats().sets, n.stats().out_put, n.stats().out_set),
         (1, 1, 0)
@@ -103,7 +103,7 @@ fn with_changes_unreported_writes_and_puts_still_store_publish_and_answer_gets()
         (done[0].id, done[0].value.clone()),
         (waiting, Some(bytes("remote")))
     );
-    assert_eq!(n.entry("k"), Some(&entry(5, 1, Some("v"))));
+    assert_eq!(n.entry("k"), Some(entry(5, 1, Some("v"))));
     assert_eq!(n.stats().out_put, 1);
     // Turned back on, the next change is reported again.
     n.report_applied(true);
@@ -298,7 +298,7 @@ fn an_answer_is_stored_unversioned() {
     deliver(&mut n, at(1), &answer(id(1), "k", "v"));
     assert_eq!(
         n.entry("k"),
-        Some(&Entry {
+        Some(Entry {
             version: Version::UNVERSIONED,
             value: Some(bytes("v"))
         })
@@ -312,7 +312,7 @@ fn an_answer_loses_to_any_versioned_entry() {
     let ancient = entry(-1_000_000_000, 2, Some("old dkv write"));
     deliver(&mut n, at(1), &put(2, vec![record("k", ancient.clone())]));
     deliver(&mut n, at(2), &answer(id(1), "k", "answer"));
-    assert_eq!(n.entry("k"), Some(&ancient));
+    assert_eq!(n.entry("k"), Some(ancient));
     assert_eq!(n.stats().entries_stale, 1);
     // And the other way round: a versioned write replaces an answer.
     deliver(&mut n, at(3), &answer(id(1), "j", "answer"));
@@ -491,7 +491,7 @@ fn a_put_with_echo_makes_the_following_prototype_copy_ignored() {
     deliver(&mut n, at(1), &set_msg("d", ""));
     assert_eq!(
         n.entry("k"),
-        Some(&entry(1, 2, Some("v"))),
+        Some(entry(1, 2, Some("v"))),
         "not re-versioned"
     );
     assert!(n.entry("d").unwrap().is_tombstone());
@@ -902,5 +902,5 @@ fn bytes_of_a_value_are_kept_exactly() {
     let mut n = up_node(1, 1, at(0));
     let v = Bytes::from_static(b"\x00\xff\x00");
     n.set(at(1), "k".into(), v.clone());
-    assert_eq!(n.value("k"), Some(&v));
+    assert_eq!(n.value("k"), Some(&v[..]));
 }

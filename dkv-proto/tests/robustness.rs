@@ -319,7 +319,7 @@ fn check_state(n: &Node, model: &Model, before: &Stats) -> Result<(), TestCaseEr
     for (key, e) in n.entries() {
         prop_assert_eq!(
             model.applied.get(key),
-            Some(e),
+            Some(&e),
             "{} changed unreported",
             key
         );

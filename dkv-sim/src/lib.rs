@@ -25,7 +25,7 @@
 //! sim.run_for(Duration::from_secs(5));
 //! sim.set(a, "greeting", "hello".into());
 //! sim.run_for(Duration::from_millis(100));
-//! assert_eq!(sim.node(b).unwrap().value("greeting").unwrap(), "hello");
+//! assert_eq!(sim.node(b).unwrap().value("greeting").unwrap(), b"hello");
 //! sim.delete(b, "greeting");
 //! sim.run_for(Duration::from_millis(100));
 //! assert!(sim.node(a).unwrap().value("greeting").is_none());

@@ -101,10 +101,10 @@ impl Core {
     }
 
     /// The value the node holds for `key` (none for a deleted key).
-    pub fn value(&self, key: &str) -> Option<&Bytes> {
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
         match self {
             Core::Dkv(n) => n.value(key),
-            Core::Prototype(p) => p.value(key),
+            Core::Prototype(p) => p.value(key).map(|v| &v[..]),
         }
     }
 

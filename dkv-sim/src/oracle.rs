@@ -684,7 +684,7 @@ impl Oracle {
         for n in nodes {
             for (key, value) in keys {
                 let got = n.core.value(key);
-                if got == Some(value) {
+                if got == Some(&value[..]) {
                     passed += 1;
                 } else {
                     self.fail(
@@ -709,9 +709,9 @@ impl Oracle {
         let mut failures = Vec::new();
         for &(s, node) in &dkv {
             let held = self.held(s).cloned().unwrap_or_default();
-            let stored: BTreeMap<&str, &Entry> = node.entries().collect();
+            let stored: BTreeMap<&str, Entry> = node.entries().collect();
             let same = stored.len() == held.len()
-                && held.iter().all(|(k, e)| stored.get(k.as_str()) == Some(&e));
+                && held.iter().all(|(k, e)| stored.get(k.as_str()) == Some(e));
             if !same {
                 failures.push((
                     s,
@@ -744,9 +744,9 @@ impl Oracle {
             }
         }
         if let Some((&(first, reference), rest)) = dkv.split_first() {
-            let reference: BTreeMap<&str, &Entry> = reference.entries().collect();
+            let reference: BTreeMap<&str, Entry> = reference.entries().collect();
             for &(s, node) in rest {
-                let theirs: BTreeMap<&str, &Entry> = node.entries().collect();
+                let theirs: BTreeMap<&str, Entry> = node.entries().collect();
                 let mut diffs: Vec<String> = reference
                     .iter()
                     .filter(|(k, e)| theirs.get(*k) != Some(e))

@@ -121,7 +121,7 @@ fn a_stalled_subscriber_does_not_slow_replication_to_the_others_and_catches_up_a
     sim.resume(n[2]);
     sim.run_for(secs(10.0));
     assert_eq!(sim.check_converged(), 1, "{:#?}", sim.violations());
-    assert_eq!(sim.core(n[2]).unwrap().value("k39-9").unwrap(), "v39");
+    assert_eq!(sim.core(n[2]).unwrap().value("k39-9").unwrap(), b"v39");
     assert_clean(&sim);
 }
 

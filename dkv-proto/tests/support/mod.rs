@@ -205,5 +205,5 @@ pub fn bytes(s: &str) -> Bytes {
 }
 
 pub fn value<'a>(node: &'a Node, key: &str) -> Option<&'a [u8]> {
-    node.value(key).map(|v| &v[..])
+    node.value(key)
 }

@@ -631,7 +631,7 @@ impl Harness {
             held += 1;
             assert_eq!(
                 self.model.store.get(key),
-                Some(entry),
+                Some(&entry),
                 "the store differs from the model at {key:?}"
             );
         }
