@@ -1466,8 +1466,16 @@ impl Node {
         // The key, for the outputs after the merge, copied only if they are wanted.
         let follow_up = (self.report_applied || self.gets.waits_on(key)).then(|| key.clone());
         let (version, tombstone) = (entry.version, entry.is_tombstone());
-        let (stored, borrowed) = match record {
-            Cow::Borrowed(r) => (self.store.merge(&r.key, &r.entry), Some(&r.entry)),
+        // When outputs follow, they keep the record's entry and the store copies it
+        // (no entry copied twice); else the store adopts an owned record.
+        let (stored, shared) = match record {
+            Cow::Borrowed(r) => {
+                let shared = follow_up.is_some().then(|| r.entry.clone());
+                (self.store.merge(&r.key, &r.entry), shared)
+            }
+            Cow::Owned(r) if follow_up.is_some() => {
+                (self.store.merge(&r.key, &r.entry), Some(r.entry))
+            }
             Cow::Owned(r) => (self.store.adopt(r), None),
         };
         if !stored {
@@ -1483,12 +1491,7 @@ impl Node {
         let Some(key) = follow_up else {
             return;
         };
-        // A borrowed entry is shared; an adopted one is copied back out of the store
-        // (sharing it would have made the store copy it in).
-        let Some(entry) = borrowed
-            .cloned()
-            .or_else(|| self.store.get(&key).map(Slot::entry))
-        else {
+        let Some(entry) = shared else {
             return;
         };
         if self.report_applied {
