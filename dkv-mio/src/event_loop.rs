@@ -190,6 +190,15 @@ struct Due {
     monitors: bool,
 }
 
+impl Due {
+    const ALL: Due = Due {
+        beacons: true,
+        messages: true,
+        subscriptions: true,
+        monitors: true,
+    };
+}
+
 impl EventLoop {
     /// Runs until a shutdown command, or until every handle is gone.
     pub(crate) fn run(mut self) {
@@ -208,12 +217,7 @@ impl EventLoop {
         self.report_applied();
         self.check_address(Instant::now());
         // The first turn reads every source.
-        let mut due = Due {
-            beacons: true,
-            messages: true,
-            subscriptions: true,
-            monitors: true,
-        };
+        let mut due = Due::ALL;
         loop {
             self.stats.loop_turns += 1;
             let (flow, mut busy) = self.handle_commands();
@@ -272,6 +276,11 @@ impl EventLoop {
                     tracing::error!(%err, "poll failed; stopping the node");
                     break;
                 }
+            }
+            // A turn woken by a timer reads every source: should an edge ever go
+            // unsignalled, a read waits one timer, not forever.
+            if events.is_empty() && !timeout.is_zero() {
+                due = Due::ALL;
             }
             for event in events.iter() {
                 tracing::trace!(token = event.token().0, "ready");
