@@ -510,6 +510,34 @@ fn new_keys_over_a_peers_budget_are_refused_and_counted() {
 }
 
 #[test]
+fn a_put_within_a_peers_budget_is_charged_only_for_the_keys_it_adds() {
+    let mut n = limited(Limits {
+        peer_new_keys: Rate {
+            every: Duration::from_secs(1),
+            burst: 4,
+        },
+        ..Limits::default()
+    });
+    let recs = |keys: &[&str], ms: i64| {
+        keys.iter()
+            .map(|k| record(k, entry(ms, 2, Some("v"))))
+            .collect::<Vec<_>>()
+    };
+    deliver(&mut n, at(1), &put(2, recs(&["a", "b"], 1)));
+    // Updates only: nothing taken, so two new keys still fit.
+    deliver(&mut n, at(2), &put(2, recs(&["a", "b"], 2)));
+    deliver(&mut n, at(3), &put(2, recs(&["c", "a", "d"], 3)));
+    assert_eq!(n.len(), 4);
+    assert_eq!(n.entry("a").unwrap().version, version(3, 2));
+    assert_eq!(n.stats().sync_peer_over_budget, 0);
+    // The budget is spent: a fifth key is refused, an update still passes.
+    deliver(&mut n, at(4), &put(2, recs(&["e", "b"], 4)));
+    assert_eq!(n.len(), 4);
+    assert_eq!(n.entry("b").unwrap().version, version(4, 2));
+    assert_eq!(n.stats().sync_peer_over_budget, 1);
+}
+
+#[test]
 fn new_bytes_over_a_peers_budget_are_refused_and_counted() {
     let mut n = limited(Limits {
         peer_new_kib: Rate {
