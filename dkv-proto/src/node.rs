@@ -9,7 +9,7 @@ use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
 use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
 use crate::gets::{GetId, PendingGets};
-use crate::limits::{PeerBudgets, RateTable, TokenBucket, WriteError};
+use crate::limits::{NewKeys, PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
 use crate::range::{Range, Summary};
 use crate::reconcile::{Reconciler, PAGE_BYTES};
@@ -934,14 +934,7 @@ impl Node {
         let from = envelope.from;
         self.peers.note_dkv(from, now);
         match envelope.body {
-            Body::Put { echo, records } => {
-                for r in records {
-                    if self.apply_within_budget(now, from, &r) && echo {
-                        let copy = r.entry.value.as_deref().unwrap_or_default();
-                        self.echoes.expect(&r.key, copy);
-                    }
-                }
-            }
+            Body::Put { echo, records } => self.apply_from_peer(now, from, &records, echo),
             Body::Ask { .. } | Body::Sync { .. } | Body::Pull { .. } | Body::Fetch { .. }
                 if !self.take_request(now, from) =>
             {
@@ -1006,9 +999,7 @@ impl Node {
                 records,
                 more,
             } => {
-                for r in &records {
-                    self.apply_within_budget(now, from, r);
-                }
+                self.apply_from_peer(now, from, &records, false);
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
                 }
@@ -1071,22 +1062,50 @@ impl Node {
         checked
     }
 
-    /// Applies record `r` from dkv peer `from` if it fits that peer's transfer
+    /// Applies `records` from dkv peer `from`, in order, within that peer's transfer
     /// budget: an update of a key held costs nothing, a new key stored one key and
-    /// its size. Returns whether it was let through; a refusal is counted.
+    /// its size; a record refused for the budget is counted. With `echo`, the
+    /// prototype copy of each record let through is expected.
     ///
-    /// One store lookup when the budget has room for a new key (the usual case):
-    /// the record is applied and the budget charged if the store grew. Only a
-    /// peer out of budget has its key looked up first, to let updates through.
+    /// When the budget has room for every record as a new key (the usual case), it
+    /// is checked once and charged once, after, with what the store grew by: one
+    /// budget lookup per batch, one store lookup per record. Only a peer short of
+    /// budget has each record checked on its own, and its key looked up first to
+    /// let updates through.
+    fn apply_from_peer(&mut self, now: Instant, from: NodeId, records: &[Record], echo: bool) {
+        let mut all_new = NewKeys::default();
+        for r in records {
+            all_new += NewKeys::one(record_len(&r.key, &r.entry));
+        }
+        if !self.budgets.allows(now, from, all_new, &self.config.limits) {
+            for r in records {
+                if self.apply_within_budget(now, from, r) && echo {
+                    self.expect_echo(r);
+                }
+            }
+            return;
+        }
+        let mut new = NewKeys::default();
+        for r in records {
+            new += self.apply_remote(now, r);
+            if echo {
+                self.expect_echo(r);
+            }
+        }
+        if !new.is_none() {
+            // Within `all_new`, allowed at this same `now`: cannot be refused.
+            self.budgets.take(now, from, new, &self.config.limits);
+        }
+    }
+
+    /// Applies record `r` from dkv peer `from` if it fits that peer's transfer
+    /// budget on its own; returns whether it was let through. A refusal is counted.
     fn apply_within_budget(&mut self, now: Instant, from: NodeId, r: &Record) -> bool {
-        let len = record_len(&r.key, &r.entry);
-        let limits = &self.config.limits;
-        if self.budgets.allows(now, from, len, limits) {
-            let held = |store: &Store| store.live_len() + store.tombstones();
-            let before = held(&self.store);
-            self.apply(now, &r.key, &r.entry, Origin::Remote);
-            if held(&self.store) > before {
-                self.budgets.take(now, from, len, &self.config.limits);
+        let cost = NewKeys::one(record_len(&r.key, &r.entry));
+        if self.budgets.allows(now, from, cost, &self.config.limits) {
+            let new = self.apply_remote(now, r);
+            if !new.is_none() {
+                self.budgets.take(now, from, new, &self.config.limits);
             }
             return true;
         }
@@ -1096,6 +1115,26 @@ impl Node {
         }
         self.stats.sync_peer_over_budget += 1;
         false
+    }
+
+    /// Applies record `r` from a dkv peer; returns what it cost the peer's budget:
+    /// one new key of its size if the store grew, else nothing.
+    fn apply_remote(&mut self, now: Instant, r: &Record) -> NewKeys {
+        let held = |store: &Store| store.live_len() + store.tombstones();
+        let before = held(&self.store);
+        self.apply(now, &r.key, &r.entry, Origin::Remote);
+        if held(&self.store) > before {
+            NewKeys::one(record_len(&r.key, &r.entry))
+        } else {
+            NewKeys::default()
+        }
+    }
+
+    /// Expects the prototype `set` copy of `r`, which a dkv peer publishes after
+    /// the `put` holding it.
+    fn expect_echo(&mut self, r: &Record) {
+        let copy = r.entry.value.as_deref().unwrap_or_default();
+        self.echoes.expect(&r.key, copy);
     }
 
     /// Whether a beacon or hello from a new endpoint on `ip` may make it a peer: the
