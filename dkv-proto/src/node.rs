@@ -601,11 +601,12 @@ impl Node {
             Some(_) => self.stats.hellos_in += 1,
         }
         let addr = SocketAddr::new(src, port);
-        if !self.peers.contains(&addr) && !self.admit_peer(now, src) {
-            return;
-        }
         let gap = self.config.timings.beacon_interval.saturating_mul(5) / 2;
-        let heard = self.peers.heard(now, addr, id, gap);
+        let heard = match self.peers.heard(now, addr, id, gap) {
+            Some(heard) => heard,
+            None if self.admit_peer(now, src) => self.peers.add(now, addr, id),
+            None => return,
+        };
         if heard.new {
             self.stats.peers_up += 1;
             self.out.push_back(Output::Connect(addr));
