@@ -1,11 +1,15 @@
 //! The node's one thread: a `mio::Poll` around the beacon socket, the two ZeroMQ
 //! sockets and the command channel, driving a [`dkv_proto::Node`].
 //!
-//! Each turn services every source once, whether or not it was signalled: the
-//! command channel, the beacon socket (until `WouldBlock`), the SUB socket (until
-//! a receive finds nothing), the PUB socket's subscription changes, the address
-//! re-check (which also re-reads the wall
-//! clock) and the node's timers. Every source is drained in bounded batches
+//! Each turn services the command channel, the address re-check (which also
+//! re-reads the wall clock) and the node's timers. The beacon socket (until
+//! `WouldBlock`), the SUB socket (until a receive finds nothing), the PUB socket's
+//! subscription changes and the socket monitors are read when they signalled,
+//! and for as long as they may hold more: stopped at their batch limit, or, for
+//! a ZeroMQ socket, touched by another call since it was last found empty
+//! (`ZmqIo::sub_settled`). Otherwise their next input signals, and a turn that
+//! does not concern them (most turns of a get) saves their system calls. Every
+//! source is drained in bounded batches
 //! (commands and SUB messages also within a time budget, so beacons and timers are
 //! never starved for long); the
 //! node's outputs are carried out once per batch of commands, so writes made back
@@ -164,6 +168,37 @@ enum Flow {
     Stop,
 }
 
+/// How a turn's beacon reading ended.
+#[derive(PartialEq, Eq)]
+enum BeaconRead {
+    /// At `WouldBlock`: the next datagram signals.
+    Drained,
+    /// At the batch limit: more may wait.
+    More,
+    /// A receive failed (logged).
+    Failed,
+}
+
+/// The sources read only when they signalled or may hold more (module docs):
+/// whether each is to be read next turn.
+struct Due {
+    beacons: bool,
+    /// The SUB socket (also read while not settled).
+    messages: bool,
+    /// The PUB socket's subscription changes (also read while not settled).
+    subscriptions: bool,
+    monitors: bool,
+}
+
+impl Due {
+    const ALL: Due = Due {
+        beacons: true,
+        messages: true,
+        subscriptions: true,
+        monitors: true,
+    };
+}
+
 impl EventLoop {
     /// Runs until a shutdown command, or until every handle is gone.
     pub(crate) fn run(mut self) {
@@ -181,6 +216,8 @@ impl EventLoop {
         }
         self.report_applied();
         self.check_address(Instant::now());
+        // The first turn reads every source.
+        let mut due = Due::ALL;
         loop {
             self.stats.loop_turns += 1;
             let (flow, mut busy) = self.handle_commands();
@@ -190,10 +227,24 @@ impl EventLoop {
             if self.persist.failed() {
                 break; // the writer logged why
             }
-            busy |= self.read_beacons();
-            busy |= self.read_messages();
-            busy |= self.zmq.read_subscriptions(BATCH, &mut self.stats);
-            busy |= self.zmq.read_monitors(BATCH, &mut self.stats);
+            if due.beacons {
+                let read = self.read_beacons();
+                busy |= read == BeaconRead::More;
+                // After a failed receive, try again next turn.
+                due.beacons = read != BeaconRead::Drained;
+            }
+            if due.messages || !self.zmq.sub_settled() {
+                due.messages = false;
+                busy |= self.read_messages();
+            }
+            if due.subscriptions || !self.zmq.pub_settled() {
+                due.subscriptions = false;
+                busy |= self.zmq.read_subscriptions(BATCH, &mut self.stats);
+            }
+            if due.monitors {
+                due.monitors = self.zmq.read_monitors(BATCH, &mut self.stats);
+                busy |= due.monitors;
+            }
             let now = Instant::now();
             let node = &self.node;
             self.zmq
@@ -226,9 +277,20 @@ impl EventLoop {
                     break;
                 }
             }
-            // Which sources were signalled does not matter: all are serviced.
+            // A turn woken by a timer reads every source: should an edge ever go
+            // unsignalled, a read waits one timer, not forever.
+            if events.is_empty() && !timeout.is_zero() {
+                due = Due::ALL;
+            }
             for event in events.iter() {
                 tracing::trace!(token = event.token().0, "ready");
+                match event.token() {
+                    BEACON => due.beacons = true,
+                    SUB => due.messages = true,
+                    PUB => due.subscriptions = true,
+                    PUB_MONITOR | SUB_MONITOR => due.monitors = true,
+                    _ => {}
+                }
             }
         }
         self.stop();
@@ -313,8 +375,8 @@ impl EventLoop {
         self.node.report_applied(wanted);
     }
 
-    /// Reads beacon datagrams until `WouldBlock`, or a batch. True if more may wait.
-    fn read_beacons(&mut self) -> bool {
+    /// Reads beacon datagrams until `WouldBlock`, a failed receive, or a batch.
+    fn read_beacons(&mut self) -> BeaconRead {
         let mut buf = [0u8; MAX_BEACON_LEN];
         for _ in 0..BATCH {
             match self.beacon.recv_from(&mut buf) {
@@ -338,15 +400,15 @@ impl EventLoop {
                     self.node.handle_beacon(Instant::now(), src.ip(), datagram);
                     self.drain_outputs();
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return BeaconRead::Drained,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     tracing::warn!(%err, "beacon receive failed");
-                    return false;
+                    return BeaconRead::Failed;
                 }
             }
         }
-        true
+        BeaconRead::More
     }
 
     /// Reads SUB messages until none is ready, a batch, or [`BUDGET`]. True if more

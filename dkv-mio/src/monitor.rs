@@ -58,7 +58,7 @@ impl Monitor {
         pair.set_linger(0)
             .map_err(Error::zmq("set monitor linger"))?;
         // Unlimited: the monitored socket must never block or lose events on it;
-        // the loop drains it every turn.
+        // the loop drains it whenever it signals.
         pair.set_rcvhwm(0)
             .map_err(Error::zmq("set monitor RCVHWM"))?;
         pair.connect(&endpoint)

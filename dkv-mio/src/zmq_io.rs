@@ -66,6 +66,7 @@ use crate::monitor::{self, event, Inbound, Monitor, Redials};
 use crate::stats::TransportStats;
 use bytes::Bytes;
 use dkv_proto::wire::v2::TOPIC_TO;
+use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{c_int, c_void};
 use std::net::SocketAddr;
@@ -202,6 +203,12 @@ pub(crate) struct ZmqIo {
     max_subscribers_per_ip: usize,
     /// SUB connections to re-dial.
     redials: Redials,
+    /// Whether the last call on the SUB (XPUB) socket was a receive that found
+    /// nothing: it processed the socket's pending commands and saw nothing to
+    /// read, as [`settle`](Self::settle) would, so its descriptor signals the
+    /// next change.
+    sub_settled: Cell<bool>,
+    pub_settled: Cell<bool>,
     // Dropped last: terminating the context waits for the sockets to close (SUB
     // at once, PUB within the linger `close` set).
     _context: zmq::Context,
@@ -301,8 +308,22 @@ impl ZmqIo {
             max_subscribers: config.effective_max_subscribers(),
             max_subscribers_per_ip: config.max_subscribers_per_ip,
             redials: Redials::default(),
+            sub_settled: Cell::new(false),
+            pub_settled: Cell::new(false),
             _context: context,
         })
+    }
+
+    /// Whether the SUB socket's last call was a receive that found nothing, so
+    /// its descriptor signals the next message: reading it now would find
+    /// nothing either.
+    pub(crate) fn sub_settled(&self) -> bool {
+        self.sub_settled.get()
+    }
+
+    /// The same for the PUB socket and its subscription changes.
+    pub(crate) fn pub_settled(&self) -> bool {
+        self.pub_settled.get()
     }
 
     /// The port the PUB socket is bound to.
@@ -335,7 +356,9 @@ impl ZmqIo {
 
     /// Reads up to `batch` events of each monitor: inbound connections over the
     /// caps are cut, and SUB connections that ended are scheduled for a re-dial.
-    /// True if more may wait.
+    /// True if more may wait. Settles both monitors (as [`settle`](Self::settle)
+    /// does the sockets): nothing else touches them, so until this is called
+    /// again their descriptors signal their next event.
     pub(crate) fn read_monitors(&mut self, batch: usize, stats: &mut TransportStats) -> bool {
         let mut more = false;
         for i in 0..=batch {
@@ -353,7 +376,7 @@ impl ZmqIo {
             more |= i == batch;
             self.redials.on_event(now, &ev);
         }
-        more
+        more | self.pub_monitor.ready() | self.sub_monitor.ready()
     }
 
     fn on_pub_event(&mut self, ev: &monitor::Event, stats: &mut TransportStats) {
@@ -406,6 +429,7 @@ impl ZmqIo {
                 continue;
             }
             let endpoint = format!("tcp://{addr}");
+            self.sub_settled.set(false);
             // ENOENT: libzmq already forgot the endpoint; connecting is what counts.
             let _ = self.subscriber.disconnect(&endpoint);
             match self.subscriber.connect(&endpoint) {
@@ -428,6 +452,7 @@ impl ZmqIo {
 
     /// Connects the SUB socket to a peer's PUB endpoint.
     pub(crate) fn connect(&self, peer: SocketAddr, stats: &mut TransportStats) {
+        self.sub_settled.set(false);
         match self.subscriber.connect(&format!("tcp://{peer}")) {
             Ok(()) => stats.sub_connects += 1,
             Err(err) => {
@@ -440,6 +465,7 @@ impl ZmqIo {
     /// Disconnects the SUB socket from a peer's PUB endpoint.
     pub(crate) fn disconnect(&mut self, peer: SocketAddr, stats: &mut TransportStats) {
         self.redials.forget(peer);
+        self.sub_settled.set(false);
         match self.subscriber.disconnect(&format!("tcp://{peer}")) {
             Ok(()) => stats.sub_disconnects += 1,
             Err(err) => {
@@ -491,10 +517,14 @@ impl ZmqIo {
     /// peer's new subscription releases the messages held for it, in order. True if
     /// more may wait.
     pub(crate) fn read_subscriptions(&mut self, batch: usize, stats: &mut TransportStats) -> bool {
+        self.pub_settled.set(false);
         for _ in 0..batch {
             let event = match self.publisher.recv_bytes(zmq::DONTWAIT) {
                 Ok(event) => event,
-                Err(zmq::Error::EAGAIN) => return false,
+                Err(zmq::Error::EAGAIN) => {
+                    self.pub_settled.set(true);
+                    return false;
+                }
                 Err(err) => {
                     tracing::warn!(%err, "XPUB receive failed");
                     return false;
@@ -553,6 +583,7 @@ impl ZmqIo {
     /// a subscriber with a full queue misses it, counted as an overflow (module
     /// docs).
     fn send(&mut self, frames: &[Bytes], stats: &mut TransportStats) {
+        self.pub_settled.set(false);
         let parts = || frames.iter().map(|frame| &frame[..]);
         match self.publisher.send_multipart(parts(), zmq::DONTWAIT) {
             Ok(()) => {
@@ -591,13 +622,18 @@ impl ZmqIo {
     /// ZeroMQ's buffers (no copy). A non-blocking receive that finds nothing
     /// processes ZeroMQ's pending commands itself (unthrottled) before it reports
     /// `EAGAIN`, so no `ZMQ_EVENTS` read is needed per message;
-    /// [`settle`](Self::settle) re-reads it once before the loop sleeps.
+    /// [`settle`](Self::settle) re-reads it once before the loop sleeps if
+    /// another call came after that.
     pub(crate) fn recv(&self) -> Option<Vec<Frame>> {
+        self.sub_settled.set(false);
         let mut frames = Vec::new();
         loop {
             match self.subscriber.recv_msg(zmq::DONTWAIT) {
                 Ok(frame) => frames.push(Frame(frame)),
-                Err(zmq::Error::EAGAIN) if frames.is_empty() => return None,
+                Err(zmq::Error::EAGAIN) if frames.is_empty() => {
+                    self.sub_settled.set(true);
+                    return None;
+                }
                 Err(err) => {
                     tracing::warn!(%err, "SUB receive failed");
                     return None;
@@ -622,13 +658,19 @@ impl ZmqIo {
     /// Reading `ZMQ_EVENTS` processes each socket's pending commands, after which
     /// its descriptor signals again on the next one. `POLLIN` is the truth for the
     /// SUB socket (messages) and the XPUB socket (subscription changes). The PUB
-    /// side's `POLLOUT` is never waited for: sends never wait.
+    /// side's `POLLOUT` is never waited for: sends never wait. A socket whose
+    /// last call was a receive that found nothing is settled already and not read
+    /// again. (The monitors are settled by [`read_monitors`](Self::read_monitors).)
     pub(crate) fn settle(&mut self, stats: &mut TransportStats) -> bool {
         self.expire_held(stats);
-        let sub_ready = has_event(&self.subscriber, zmq::POLLIN);
-        let pub_ready = has_event(&self.publisher, zmq::POLLIN);
-        let monitors_ready = self.pub_monitor.ready() | self.sub_monitor.ready();
-        sub_ready || pub_ready || monitors_ready
+        let settle = |socket: &zmq::Socket, settled: &Cell<bool>| {
+            let ready = !settled.get() && has_event(socket, zmq::POLLIN);
+            settled.set(!ready);
+            ready
+        };
+        let sub_ready = settle(&self.subscriber, &self.sub_settled);
+        let pub_ready = settle(&self.publisher, &self.pub_settled);
+        sub_ready || pub_ready
     }
 
     /// Before the sockets close: gives the messages ZeroMQ still queues up to a

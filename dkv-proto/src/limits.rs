@@ -275,6 +275,37 @@ impl RateTable {
     }
 }
 
+/// What new keys cost a peer's budgets: one token per key in the key bucket, and
+/// each key's size in whole KiB (at least one) in the KiB bucket. Costs add up, so
+/// a batch of records is checked and charged once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NewKeys {
+    keys: u32,
+    kib: u32,
+}
+
+impl NewKeys {
+    /// The cost of one new key whose record takes `len` bytes.
+    pub(crate) fn one(len: usize) -> NewKeys {
+        NewKeys {
+            keys: 1,
+            kib: u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Whether this costs nothing (no key).
+    pub(crate) fn is_none(self) -> bool {
+        self.keys == 0
+    }
+}
+
+impl std::ops::AddAssign for NewKeys {
+    fn add_assign(&mut self, other: NewKeys) {
+        self.keys = self.keys.saturating_add(other.keys);
+        self.kib = self.kib.saturating_add(other.kib);
+    }
+}
+
 /// Per dkv peer id, the new keys and bytes it may still bring (two buckets each), for
 /// at most `max` ids; the least recently used is forgotten past that.
 #[derive(Debug, Default)]
@@ -284,9 +315,9 @@ pub(crate) struct PeerBudgets {
 }
 
 impl PeerBudgets {
-    /// Takes one new key of `len` bytes from `peer` at `now`, if both its budgets
-    /// allow it.
-    pub(crate) fn take(&mut self, now: Instant, peer: NodeId, len: usize, l: &Limits) -> bool {
+    /// Takes `cost` from `peer`'s budgets at `now`, if both allow all of it (else
+    /// takes nothing).
+    pub(crate) fn take(&mut self, now: Instant, peer: NodeId, cost: NewKeys, l: &Limits) -> bool {
         self.tick += 1;
         let max = l.max_askers.max(1);
         if !self.peers.contains_key(&peer) && self.peers.len() >= max {
@@ -301,7 +332,7 @@ impl PeerBudgets {
         // Checked on a copy first, so a refusal takes nothing from either bucket.
         let mut k = *keys;
         let mut b = *kib;
-        if k.take(now, l.peer_new_keys) && b.take_n(now, l.peer_new_kib, kib_cost(len)) {
+        if k.take_n(now, l.peer_new_keys, cost.keys) && b.take_n(now, l.peer_new_kib, cost.kib) {
             (*keys, *kib) = (k, b);
             true
         } else {
@@ -309,18 +340,14 @@ impl PeerBudgets {
         }
     }
 
-    /// Whether [`take`](Self::take) would take one new key of `len` bytes from
-    /// `peer` at `now`; takes nothing.
-    pub(crate) fn allows(&self, now: Instant, peer: NodeId, len: usize, l: &Limits) -> bool {
+    /// Whether [`take`](Self::take) would take `cost` from `peer` at `now`; takes
+    /// nothing. Budgets only refill with time, so at the same `now` any smaller
+    /// cost is allowed too.
+    pub(crate) fn allows(&self, now: Instant, peer: NodeId, cost: NewKeys, l: &Limits) -> bool {
         let (mut k, mut b) = self
             .peers
             .get(&peer)
             .map_or_else(Default::default, |&(keys, kib, _)| (keys, kib));
-        k.take(now, l.peer_new_keys) && b.take_n(now, l.peer_new_kib, kib_cost(len))
+        k.take_n(now, l.peer_new_keys, cost.keys) && b.take_n(now, l.peer_new_kib, cost.kib)
     }
-}
-
-/// What `len` bytes cost in the KiB bucket: whole KiB, at least one.
-fn kib_cost(len: usize) -> u32 {
-    u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }

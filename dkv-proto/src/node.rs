@@ -9,7 +9,7 @@ use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
 use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
 use crate::gets::{GetId, PendingGets};
-use crate::limits::{PeerBudgets, RateTable, TokenBucket, WriteError};
+use crate::limits::{NewKeys, PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
 use crate::range::{Range, Summary};
 use crate::reconcile::{Reconciler, PAGE_BYTES};
@@ -119,6 +119,12 @@ impl Echoes {
 
     fn hash(value: &[u8]) -> u64 {
         xxhash_rust::xxh3::xxh3_64(value)
+    }
+
+    /// What [`Self::expect`] takes for the prototype copy of `r`.
+    fn expectation(r: &Record) -> (String, u64) {
+        let value = r.entry.value.as_deref().unwrap_or_default();
+        (r.key.clone(), Self::hash(value))
     }
 
     /// Expects the copy of `key` with a value of hash `value_hash` ([`Self::hash`]).
@@ -603,11 +609,12 @@ impl Node {
             Some(_) => self.stats.hellos_in += 1,
         }
         let addr = SocketAddr::new(src, port);
-        if !self.peers.contains(&addr) && !self.admit_peer(now, src) {
-            return;
-        }
         let gap = self.config.timings.beacon_interval.saturating_mul(5) / 2;
-        let heard = self.peers.heard(now, addr, id, gap);
+        let heard = match self.peers.heard(now, addr, id, gap) {
+            Some(heard) => heard,
+            None if self.admit_peer(now, src) => self.peers.add(now, addr, id),
+            None => return,
+        };
         if heard.new {
             self.stats.peers_up += 1;
             self.out.push_back(Output::Connect(addr));
@@ -937,17 +944,7 @@ impl Node {
         let from = envelope.from;
         self.peers.note_dkv(from, now);
         match envelope.body {
-            Body::Put { echo, records } => {
-                for r in records {
-                    let copy = || r.entry.value.as_deref().unwrap_or_default();
-                    let expected = echo.then(|| (r.key.clone(), Echoes::hash(copy())));
-                    if self.apply_within_budget(now, from, r) {
-                        if let Some((key, value_hash)) = expected {
-                            self.echoes.expect(key, value_hash);
-                        }
-                    }
-                }
-            }
+            Body::Put { echo, records } => self.apply_from_peer(now, from, records, echo),
             Body::Ask { .. } | Body::Sync { .. } | Body::Pull { .. } | Body::Fetch { .. }
                 if !self.take_request(now, from) =>
             {
@@ -1012,9 +1009,7 @@ impl Node {
                 records,
                 more,
             } => {
-                for r in records {
-                    self.apply_within_budget(now, from, r);
-                }
+                self.apply_from_peer(now, from, records, false);
                 for e in self.sync.on_push(now, from, request, more) {
                     self.publish(Message::Dkv(e));
                 }
@@ -1077,22 +1072,54 @@ impl Node {
         checked
     }
 
-    /// Applies record `r` from dkv peer `from` if it fits that peer's transfer
+    /// Applies `records` from dkv peer `from`, in order, within that peer's transfer
     /// budget: an update of a key held costs nothing, a new key stored one key and
-    /// its size. Returns whether it was let through; a refusal is counted.
+    /// its size; a record refused for the budget is counted. With `echo`, the
+    /// prototype copy of each record let through is expected.
     ///
-    /// One store lookup when the budget has room for a new key (the usual case):
-    /// the record is applied and the budget charged if the store grew. Only a
-    /// peer out of budget has its key looked up first, to let updates through.
+    /// When the budget has room for every record as a new key (the usual case), it
+    /// is checked once and charged once, after, with what the store grew by: one
+    /// budget lookup per batch, one store lookup per record. Only a peer short of
+    /// budget has each record checked on its own, and its key looked up first to
+    /// let updates through. Records are taken by value: the store adopts them.
+    fn apply_from_peer(&mut self, now: Instant, from: NodeId, records: Vec<Record>, echo: bool) {
+        let mut all_new = NewKeys::default();
+        for r in &records {
+            all_new += NewKeys::one(record_len(&r.key, &r.entry));
+        }
+        if !self.budgets.allows(now, from, all_new, &self.config.limits) {
+            for r in records {
+                let expected = echo.then(|| Echoes::expectation(&r));
+                if self.apply_within_budget(now, from, r) {
+                    if let Some((key, value_hash)) = expected {
+                        self.echoes.expect(key, value_hash);
+                    }
+                }
+            }
+            return;
+        }
+        let mut new = NewKeys::default();
+        for r in records {
+            let expected = echo.then(|| Echoes::expectation(&r));
+            new += self.apply_remote(now, r);
+            if let Some((key, value_hash)) = expected {
+                self.echoes.expect(key, value_hash);
+            }
+        }
+        if !new.is_none() {
+            // Within `all_new`, allowed at this same `now`: cannot be refused.
+            self.budgets.take(now, from, new, &self.config.limits);
+        }
+    }
+
+    /// Applies record `r` from dkv peer `from` if it fits that peer's transfer
+    /// budget on its own; returns whether it was let through. A refusal is counted.
     fn apply_within_budget(&mut self, now: Instant, from: NodeId, r: Record) -> bool {
-        let len = record_len(&r.key, &r.entry);
-        let limits = &self.config.limits;
-        if self.budgets.allows(now, from, len, limits) {
-            let held = |store: &Store| store.live_len() + store.tombstones();
-            let before = held(&self.store);
-            self.apply(now, Cow::Owned(r), Origin::Remote);
-            if held(&self.store) > before {
-                self.budgets.take(now, from, len, &self.config.limits);
+        let cost = NewKeys::one(record_len(&r.key, &r.entry));
+        if self.budgets.allows(now, from, cost, &self.config.limits) {
+            let new = self.apply_remote(now, r);
+            if !new.is_none() {
+                self.budgets.take(now, from, new, &self.config.limits);
             }
             return true;
         }
@@ -1102,6 +1129,20 @@ impl Node {
         }
         self.stats.sync_peer_over_budget += 1;
         false
+    }
+
+    /// Applies record `r` from a dkv peer; returns what it cost the peer's budget:
+    /// one new key of its size if the store grew, else nothing.
+    fn apply_remote(&mut self, now: Instant, r: Record) -> NewKeys {
+        let cost = NewKeys::one(record_len(&r.key, &r.entry));
+        let held = |store: &Store| store.live_len() + store.tombstones();
+        let before = held(&self.store);
+        self.apply(now, Cow::Owned(r), Origin::Remote);
+        if held(&self.store) > before {
+            cost
+        } else {
+            NewKeys::default()
+        }
     }
 
     /// Whether a beacon or hello from a new endpoint on `ip` may make it a peer: the

@@ -2,9 +2,7 @@
 //! nodes (they say hello, with their id), and which ids belong to dkv nodes at all.
 
 use crate::node_id::NodeId;
-use std::cmp::Reverse;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,11 @@ pub(crate) struct Peer {
     /// The id from its hello: a dkv node. `None` so far: a prototype node (or a dkv
     /// node whose hello has not arrived yet).
     pub(crate) id: Option<NodeId>,
+    /// The last hello that carried `id`; folded into `dkv_ids` when the id leaves
+    /// the peer, so that a repeated hello costs no lookup there.
+    hello_at: Instant,
+    /// Its link in the age list.
+    age: u32,
 }
 
 /// What a beacon or hello changed.
@@ -31,19 +34,135 @@ pub(crate) struct Heard {
     pub(crate) after_gap: bool,
 }
 
+const NIL: u32 = u32::MAX;
+
+/// One live peer's place in the age list.
+#[derive(Debug)]
+struct AgeLink {
+    seen: Instant,
+    addr: SocketAddr,
+    prev: u32,
+    next: u32,
+}
+
+/// Live peers ordered by `(last seen, endpoint)`, oldest first: a doubly linked
+/// list in a slab. Hearing a peer moves it to the back, which is its place since
+/// time only goes forward (a step back past equal or later entries keeps the
+/// order for ties and for a clock read out of order), so each hearing is O(1)
+/// where an ordered set or heap would be O(log peers).
+#[derive(Debug)]
+struct AgeList {
+    links: Vec<AgeLink>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+}
+
+impl Default for AgeList {
+    fn default() -> Self {
+        AgeList {
+            links: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+        }
+    }
+}
+
+impl AgeList {
+    fn key(&self, i: u32) -> (Instant, SocketAddr) {
+        let l = &self.links[i as usize];
+        (l.seen, l.addr)
+    }
+
+    /// A new link for `(seen, addr)`, in its place.
+    fn insert(&mut self, seen: Instant, addr: SocketAddr) -> u32 {
+        let link = AgeLink {
+            seen,
+            addr,
+            prev: NIL,
+            next: NIL,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.links[i as usize] = link;
+                i
+            }
+            None => {
+                self.links.push(link);
+                (self.links.len() - 1) as u32
+            }
+        };
+        self.place(i);
+        i
+    }
+
+    /// Link `i`, heard again at `seen`, moves to its new place.
+    fn touch(&mut self, i: u32, seen: Instant) {
+        self.unlink(i);
+        self.links[i as usize].seen = seen;
+        self.place(i);
+    }
+
+    fn remove(&mut self, i: u32) {
+        self.unlink(i);
+        self.free.push(i);
+    }
+
+    fn oldest(&self) -> Option<(Instant, SocketAddr)> {
+        (self.head != NIL).then(|| self.key(self.head))
+    }
+
+    /// Links the unlinked `i` after the last entry not greater than it.
+    fn place(&mut self, i: u32) {
+        let key = self.key(i);
+        let mut after = self.tail;
+        while after != NIL && self.key(after) > key {
+            after = self.links[after as usize].prev;
+        }
+        let next = if after == NIL {
+            self.head
+        } else {
+            self.links[after as usize].next
+        };
+        let l = &mut self.links[i as usize];
+        l.prev = after;
+        l.next = next;
+        match after {
+            NIL => self.head = i,
+            a => self.links[a as usize].next = i,
+        }
+        match next {
+            NIL => self.tail = i,
+            n => self.links[n as usize].prev = i,
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let AgeLink { prev, next, .. } = self.links[i as usize];
+        match prev {
+            NIL => self.head = next,
+            p => self.links[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.links[n as usize].prev = prev,
+        }
+    }
+}
+
 /// Live peers by endpoint, by age and by id, and recently heard dkv ids.
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
-    by_addr: BTreeMap<SocketAddr, Peer>,
-    /// `(last seen, endpoint)`, oldest on top. Hearing a peer pushes a new entry
-    /// and leaves its old one stale (its time is no longer the peer's `last_seen`):
-    /// a push is cheaper than the removal from an ordered set it replaces, and a
-    /// peer is heard about twice per beacon interval from every other. Stale
-    /// entries are dropped when they reach the top, which is always current, and
-    /// all at once when they outnumber the live ones.
-    by_age: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
+    /// Looked up on every datagram, so hashed (one probe where an ordered map
+    /// walks several nodes); never iterated where order could matter.
+    by_addr: HashMap<SocketAddr, Peer>,
+    /// The same endpoints in order, changed only when a peer comes or goes.
+    addrs: BTreeSet<SocketAddr>,
+    by_age: AgeList,
     by_id: BTreeMap<NodeId, SocketAddr>,
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
+    /// A live dkv peer's latest hellos are in its `hello_at` until its id leaves.
     dkv_ids: BTreeMap<NodeId, Instant>,
 }
 
@@ -51,58 +170,88 @@ impl Peers {
     /// Ids not heard from for this long are forgotten as dkv ids.
     const DKV_ID_MEMORY: u32 = 16;
 
-    /// Records a beacon (`id: None`) or hello (`id: Some`) from `addr`.
+    /// Records a beacon (`id: None`) or hello (`id: Some`) from the live peer at
+    /// `addr`; `None` (and nothing changes) if `addr` is not a live peer.
     pub(crate) fn heard(
         &mut self,
         now: Instant,
         addr: SocketAddr,
         id: Option<NodeId>,
         gap: Duration,
-    ) -> Heard {
-        let mut heard = Heard::default();
-        let mut was = None;
-        let peer = match self.by_addr.entry(addr) {
-            Entry::Occupied(o) => {
-                let peer = o.into_mut();
-                heard.after_gap = now.saturating_duration_since(peer.last_seen) > gap;
-                was = Some(peer.last_seen);
-                peer
-            }
-            Entry::Vacant(v) => {
-                heard.new = true;
-                v.insert(Peer {
-                    last_seen: now,
-                    id: None,
-                })
-            }
+    ) -> Option<Heard> {
+        let peer = self.by_addr.get_mut(&addr)?;
+        let heard = Heard {
+            after_gap: now.saturating_duration_since(peer.last_seen) > gap,
+            ..Heard::default()
         };
-        if heard.new || peer.last_seen != now {
+        if peer.last_seen != now {
             peer.last_seen = now;
-            self.by_age.push(Reverse((now, addr)));
+            self.by_age.touch(peer.age, now);
         }
-        let peer_id = peer.id;
-        if let Some(was) = was.filter(|&t| t != now) {
-            self.tidy_ages((was, addr));
+        match id {
+            None => Some(heard),
+            Some(id) if peer.id == Some(id) => {
+                peer.hello_at = now;
+                Some(heard)
+            }
+            Some(id) => Some(self.identify(now, addr, id, heard)),
         }
-        if let Some(id) = id {
-            self.dkv_ids.insert(id, now);
-            if peer_id != Some(id) {
-                if let Some(old) = self.by_addr.get_mut(&addr).and_then(|p| p.id.replace(id)) {
-                    self.by_id.remove(&old);
-                    heard.replaced = Some(old);
+    }
+
+    /// Records the first beacon (`id: None`) or hello (`id: Some`) from `addr`, not
+    /// a live peer until now.
+    pub(crate) fn add(&mut self, now: Instant, addr: SocketAddr, id: Option<NodeId>) -> Heard {
+        let age = self.by_age.insert(now, addr);
+        let peer = Peer {
+            last_seen: now,
+            id: None,
+            hello_at: now,
+            age,
+        };
+        if let Some(old) = self.by_addr.insert(addr, peer) {
+            // Not expected (the caller saw no peer there): keep the lists whole.
+            self.by_age.remove(old.age);
+        }
+        self.addrs.insert(addr);
+        let heard = Heard {
+            new: true,
+            ..Heard::default()
+        };
+        match id {
+            None => heard,
+            Some(id) => self.identify(now, addr, id, heard),
+        }
+    }
+
+    /// The peer at `addr` said hello as `id`, which it was not known as.
+    fn identify(&mut self, now: Instant, addr: SocketAddr, id: NodeId, mut heard: Heard) -> Heard {
+        self.dkv_ids.insert(id, now);
+        let Some(peer) = self.by_addr.get_mut(&addr) else {
+            return heard;
+        };
+        let old = peer.id.replace(id);
+        let last_hello = std::mem::replace(&mut peer.hello_at, now);
+        if let Some(old) = old {
+            self.by_id.remove(&old);
+            self.forget_id(old, last_hello);
+            heard.replaced = Some(old);
+        }
+        if let Some(other) = self.by_id.insert(id, addr) {
+            // The id moved endpoints (a new address): the old one is stale.
+            if other != addr {
+                if let Some(p) = self.by_addr.get_mut(&other) {
+                    p.id = None;
                 }
-                if let Some(other) = self.by_id.insert(id, addr) {
-                    // The id moved endpoints (a new address): the old one is stale.
-                    if other != addr {
-                        if let Some(p) = self.by_addr.get_mut(&other) {
-                            p.id = None;
-                        }
-                    }
-                }
-                heard.identified = true;
             }
         }
+        heard.identified = true;
         heard
+    }
+
+    /// Folds the last hello of `id`, which has just left its peer, into `dkv_ids`.
+    fn forget_id(&mut self, id: NodeId, hello_at: Instant) {
+        let seen = self.dkv_ids.entry(id).or_insert(hello_at);
+        *seen = (*seen).max(hello_at);
     }
 
     /// Notes that `id` spoke dkv/2.
@@ -139,7 +288,7 @@ impl Peers {
 
     /// Live peers' endpoints, in address order.
     pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.by_addr.keys().copied()
+        self.addrs.iter().copied()
     }
 
     /// Live dkv peers' ids, in id order.
@@ -174,55 +323,27 @@ impl Peers {
     pub(crate) fn count_ip(&self, ip: std::net::IpAddr) -> usize {
         let lo = SocketAddr::new(ip, 0);
         let hi = SocketAddr::new(ip, u16::MAX);
-        self.by_addr.range(lo..=hi).count()
+        self.addrs.range(lo..=hi).count()
     }
 
     pub(crate) fn len(&self) -> usize {
         self.by_addr.len()
     }
 
-    /// The peer that was heard from longest ago, and when.
+    /// The peer that was heard from longest ago, and when (of equals, the lowest
+    /// endpoint).
     pub(crate) fn oldest(&self) -> Option<(Instant, SocketAddr)> {
-        self.by_age.peek().map(|Reverse(top)| *top)
-    }
-
-    /// Whether a `by_age` entry is a live peer's current one.
-    fn current(&self, (seen, addr): (Instant, SocketAddr)) -> bool {
-        self.by_addr.get(&addr).is_some_and(|p| p.last_seen == seen)
-    }
-
-    /// Drops stale `by_age` entries, `old` having just gone stale: from the top
-    /// (only `old` can have made it stale), so that it is current, and all of them
-    /// once they outnumber the live peers (memory stays bounded by the peers,
-    /// whatever the rate of beacons).
-    fn tidy_ages(&mut self, old: (Instant, SocketAddr)) {
-        if self.by_age.len() > 2 * self.by_addr.len() + 64 {
-            let ages = std::mem::take(&mut self.by_age).into_vec();
-            let mut ages: Vec<_> = ages
-                .into_iter()
-                .filter(|Reverse(e)| self.current(*e))
-                .collect();
-            ages.sort_unstable();
-            ages.dedup();
-            self.by_age = BinaryHeap::from(ages);
-        }
-        if self.by_age.peek() != Some(&Reverse(old)) {
-            return;
-        }
-        while let Some(&Reverse(top)) = self.by_age.peek() {
-            if self.current(top) {
-                break;
-            }
-            self.by_age.pop();
-        }
+        self.by_age.oldest()
     }
 
     /// Removes a peer; returns its id if it was a dkv node.
     pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<NodeId> {
         let peer = self.by_addr.remove(&addr)?;
-        self.tidy_ages((peer.last_seen, addr));
+        self.addrs.remove(&addr);
+        self.by_age.remove(peer.age);
         let id = peer.id?;
         self.by_id.remove(&id);
+        self.forget_id(id, peer.hello_at);
         Some(id)
     }
 }
@@ -231,31 +352,74 @@ impl Peers {
 mod tests {
     use super::*;
 
+    fn heard(p: &mut Peers, now: Instant, addr: SocketAddr, id: Option<NodeId>) -> Heard {
+        match p.heard(now, addr, id, Duration::from_secs(3)) {
+            Some(h) => h,
+            None => p.add(now, addr, id),
+        }
+    }
+
     #[test]
-    fn the_oldest_peer_follows_hearings_and_removals_and_ages_stay_bounded() {
+    fn the_oldest_peer_follows_hearings_and_removals() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
-        let gap = Duration::from_secs(3);
         let mut p = Peers::default();
         assert_eq!(p.oldest(), None);
         for (i, port) in [1, 2, 3].into_iter().enumerate() {
-            assert!(p.heard(at(i as u64), addr(port), None, gap).new);
+            assert!(heard(&mut p, at(i as u64), addr(port), None).new);
         }
         assert_eq!(p.oldest(), Some((at(0), addr(1))));
-        p.heard(at(10), addr(1), None, gap);
+        heard(&mut p, at(10), addr(1), None);
         assert_eq!(p.oldest(), Some((at(1), addr(2))));
         p.remove(addr(2));
         assert_eq!(p.oldest(), Some((at(2), addr(3))));
-        // A peer heard again and again: one live entry each, however many hearings.
         for ms in 100..10_000 {
-            p.heard(at(ms), addr(1), None, gap);
+            heard(&mut p, at(ms), addr(1), None);
         }
         assert_eq!(p.oldest(), Some((at(2), addr(3))));
-        assert!(p.by_age.len() <= 2 * p.len() + 64 + 1);
+        assert_eq!(p.by_age.links.len(), 3, "a slot per peer ever live at once");
         p.remove(addr(3));
         assert_eq!(p.oldest(), Some((at(9_999), addr(1))));
         p.remove(addr(1));
         assert_eq!((p.oldest(), p.len()), (None, 0));
+    }
+
+    #[test]
+    fn peers_heard_at_one_instant_or_out_of_order_age_by_time_then_endpoint() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let mut p = Peers::default();
+        for port in [5, 3, 4] {
+            heard(&mut p, at(7), addr(port), None);
+        }
+        // A reading older than the others goes first.
+        heard(&mut p, at(6), addr(9), None);
+        let mut order = Vec::new();
+        while let Some((seen, a)) = p.oldest() {
+            order.push((seen, a.port()));
+            p.remove(a);
+        }
+        assert_eq!(order, [(at(6), 9), (at(7), 3), (at(7), 4), (at(7), 5)]);
+    }
+
+    #[test]
+    fn an_id_stays_known_for_its_memory_after_its_last_hello() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let timeout = Duration::from_secs(4);
+        let memory = 4 * u64::from(Peers::DKV_ID_MEMORY);
+        let (a, b) = (SocketAddr::from(([10, 0, 0, 1], 1)), NodeId(*b"node one"));
+        let mut p = Peers::default();
+        for s in 0..=10 {
+            heard(&mut p, at(s), a, Some(b));
+        }
+        heard(&mut p, at(11), a, None);
+        p.remove(a);
+        p.prune_ids(at(10 + memory), timeout);
+        assert!(p.is_dkv(b), "known for the memory after the hello at 10 s");
+        p.prune_ids(at(11 + memory), timeout);
+        assert!(!p.is_dkv(b), "forgotten after it");
     }
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use bytes::Bytes;
-use dkv_proto::wire::v2::Body;
+use dkv_proto::wire::v2::{Body, Record};
 use dkv_proto::wire::{DecodeLimits, Envelope};
 use dkv_proto::{
     Config, DecodeError, Limits, LimitsError, Message, Node, NodeId, Output, Rate, WriteError,
@@ -471,20 +471,27 @@ fn a_list_answer_is_exempt_from_the_message_size_limit() {
 
 // ---- transfer from one peer ----
 
-#[test]
-fn new_keys_over_a_peers_budget_are_refused_and_counted() {
-    let mut n = limited(Limits {
+/// A node that takes `burst` new keys from each dkv peer, then one a second.
+fn with_new_key_budget(burst: u32) -> Node {
+    limited(Limits {
         peer_new_keys: Rate {
             every: Duration::from_secs(1),
-            burst: 2,
+            burst,
         },
         ..Limits::default()
-    });
-    let recs = |keys: &[&str], ms: i64| {
-        keys.iter()
-            .map(|k| record(k, entry(ms, 2, Some("v"))))
-            .collect::<Vec<_>>()
-    };
+    })
+}
+
+/// Records of `keys`, each with value "v" and version (`ms`, node 2).
+fn recs(keys: &[&str], ms: i64) -> Vec<Record> {
+    keys.iter()
+        .map(|k| record(k, entry(ms, 2, Some("v"))))
+        .collect()
+}
+
+#[test]
+fn new_keys_over_a_peers_budget_are_refused_and_counted() {
+    let mut n = with_new_key_budget(2);
     deliver(&mut n, at(1), &put(2, recs(&["a", "b", "c"], 1)));
     assert_eq!(n.len(), 2);
     assert_eq!(n.stats().sync_peer_over_budget, 1);
@@ -506,6 +513,23 @@ fn new_keys_over_a_peers_budget_are_refused_and_counted() {
     // The budget refills with time.
     deliver(&mut n, at(1_004), &put(2, recs(&["d"], 4)));
     assert_eq!(n.len(), 4);
+    assert_eq!(n.stats().sync_peer_over_budget, 1);
+}
+
+#[test]
+fn a_put_within_a_peers_budget_is_charged_only_for_the_keys_it_adds() {
+    let mut n = with_new_key_budget(4);
+    deliver(&mut n, at(1), &put(2, recs(&["a", "b"], 1)));
+    // Updates only: nothing taken, so two new keys still fit.
+    deliver(&mut n, at(2), &put(2, recs(&["a", "b"], 2)));
+    deliver(&mut n, at(3), &put(2, recs(&["c", "a", "d"], 3)));
+    assert_eq!(n.len(), 4);
+    assert_eq!(n.entry("a").unwrap().version, version(3, 2));
+    assert_eq!(n.stats().sync_peer_over_budget, 0);
+    // The budget is spent: a fifth key is refused, an update still passes.
+    deliver(&mut n, at(4), &put(2, recs(&["e", "b"], 4)));
+    assert_eq!(n.len(), 4);
+    assert_eq!(n.entry("b").unwrap().version, version(4, 2));
     assert_eq!(n.stats().sync_peer_over_budget, 1);
 }
 

@@ -87,7 +87,9 @@ pub(crate) struct Whereabouts {
 /// Every write ever made, every node's view, and the violations found.
 #[derive(Debug, Default)]
 pub struct Oracle {
-    writes: BTreeMap<(String, Version), Option<Bytes>>,
+    /// Every write by key, then version (looked up on every apply anywhere, so
+    /// without building a key).
+    writes: BTreeMap<String, BTreeMap<Version, Option<Bytes>>>,
     /// Entries the hostile host sent (whatever decodes from its frames): in the
     /// open cluster nodes accept them, so they count as written, apart from the
     /// honest writes' own checks. A corrupted replay may give one version several
@@ -532,8 +534,7 @@ impl Oracle {
                     ),
                 );
             }
-            let k = (key.to_owned(), entry.version);
-            if self.writes.insert(k, entry.value.clone()).is_some() {
+            if self.wrote_at(key, entry.version, entry.value.clone()) {
                 self.violate(slot, format!("two writes of {key:?} at {}", entry.version));
             }
         } else if self.is_forged(key, entry) {
@@ -547,8 +548,7 @@ impl Oracle {
                         .get(key)
                         .is_some_and(|s| s.contains(v)) =>
                 {
-                    self.writes
-                        .insert((key.to_owned(), entry.version), entry.value.clone());
+                    self.wrote_at(key, entry.version, entry.value.clone());
                 }
                 _ => self.violate(
                     slot,
@@ -561,7 +561,11 @@ impl Oracle {
         } else {
             self.entry_known(slot, key, entry, "applied");
         }
-        let previous = self.watch(slot).held.insert(key.to_owned(), entry.clone());
+        let held = &mut self.watch(slot).held;
+        let previous = match held.get_mut(key) {
+            Some(e) => Some(std::mem::replace(e, entry.clone())),
+            None => held.insert(key.to_owned(), entry.clone()),
+        };
         if let Some(prev) = previous {
             if entry.merge_order(&prev) != Ordering::Greater {
                 let what = if prev.is_tombstone() {
@@ -580,6 +584,15 @@ impl Oracle {
         }
     }
 
+    /// Records a write of `key` at `version`; whether one was recorded there already.
+    fn wrote_at(&mut self, key: &str, version: Version, value: Option<Bytes>) -> bool {
+        let versions = match self.writes.get_mut(key) {
+            Some(v) => v,
+            None => self.writes.entry(key.to_owned()).or_default(),
+        };
+        versions.insert(version, value).is_some()
+    }
+
     /// Whether `entry` is one some node wrote, reporting it if not.
     fn entry_known(&mut self, slot: usize, key: &str, entry: &Entry, doing: &str) {
         if entry.version == Version::UNVERSIONED {
@@ -589,7 +602,7 @@ impl Oracle {
             }
             return;
         }
-        match self.writes.get(&(key.to_owned(), entry.version)) {
+        match self.writes.get(key).and_then(|w| w.get(&entry.version)) {
             Some(v) if *v == entry.value => {}
             _ if self.is_forged(key, entry) => {}
             other => self.violate(

@@ -138,13 +138,21 @@ pub const DEFAULT_LIMITS_UP_TO: usize = 128;
 /// The limits a cluster of `nodes` is run with, as an operator following README
 /// would configure them: the defaults up to [`DEFAULT_LIMITS_UP_TO`] nodes; above,
 /// `max_peers` of twice the cluster (restarted nodes' old endpoints linger until
-/// the peer timeout) and a new-peer burst of the whole cluster, so that a node that
-/// restarts sees every peer at once.
+/// the peer timeout), a new-peer burst of the whole cluster, so that a node that
+/// restarts sees every peer at once, and a new-peer rate that grows with the
+/// cluster as the burst does: a bucket drained by partitions (every peer lost
+/// behind one comes back as new when it heals) refills for the whole cluster in
+/// the time the defaults give [`DEFAULT_LIMITS_UP_TO`] nodes.
 pub fn limits_for(nodes: usize) -> Limits {
     let mut l = Limits::default();
     if nodes > DEFAULT_LIMITS_UP_TO {
-        l.max_peers = l.max_peers.max(2 * (nodes + 1));
-        l.new_peers.burst = l.new_peers.burst.max(nodes as u32 + 1);
+        let cluster = nodes as u64 + 1;
+        l.max_peers = l.max_peers.max(2 * cluster as usize);
+        let default_rate = Duration::from_secs(1).as_nanos() as u64 / ns(l.new_peers.every);
+        let rate = (cluster * default_rate).div_ceil(DEFAULT_LIMITS_UP_TO as u64);
+        let rate = u32::try_from(rate.max(default_rate)).unwrap_or(u32::MAX);
+        let burst = l.new_peers.burst.max(cluster as u32);
+        l.new_peers = dkv_proto::Rate::per_second(rate, burst);
     }
     l
 }

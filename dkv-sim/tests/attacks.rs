@@ -38,6 +38,18 @@ fn runs_use_the_default_limits_up_to_128_nodes_and_room_for_every_peer_above() {
     assert!(big.max_peers >= 2 * 300);
     assert!(big.new_peers.burst as usize > 300);
     assert_eq!(big.validate(), Ok(()));
+    // A bucket that partitions drained refills for the whole cluster as fast as
+    // the defaults refill for 128 nodes: 6.4 s (the peers check is 10 s after the
+    // faults end). With the default 20/s, 1,001 peers would take 50 s.
+    let default_refill = Limits::default().new_peers.every * DEFAULT_LIMITS_UP_TO as u32;
+    for nodes in [129, 300, 1000, 5000] {
+        let l = limits_for(nodes);
+        assert!(
+            l.new_peers.every * (nodes as u32 + 1) <= default_refill,
+            "{nodes} nodes: {:?} per new peer",
+            l.new_peers.every
+        );
+    }
 }
 
 #[test]
