@@ -1087,22 +1087,17 @@ impl Node {
         for r in &records {
             all_new += NewKeys::one(record_len(&r.key, &r.entry));
         }
-        if !self.budgets.allows(now, from, all_new, &self.config.limits) {
-            for r in records {
-                let expected = echo.then(|| Echoes::expectation(&r));
-                if self.apply_within_budget(now, from, r) {
-                    if let Some((key, value_hash)) = expected {
-                        self.echoes.expect(key, value_hash);
-                    }
-                }
-            }
-            return;
-        }
+        let batch_fits = self.budgets.allows(now, from, all_new, &self.config.limits);
         let mut new = NewKeys::default();
         for r in records {
             let expected = echo.then(|| Echoes::expectation(&r));
-            new += self.apply_remote(now, r);
-            if let Some((key, value_hash)) = expected {
+            let through = if batch_fits {
+                new += self.apply_remote(now, r);
+                true
+            } else {
+                self.apply_within_budget(now, from, r)
+            };
+            if let Some((key, value_hash)) = expected.filter(|_| through) {
                 self.echoes.expect(key, value_hash);
             }
         }
@@ -1504,19 +1499,17 @@ impl Node {
         }
         let send = self.bootstrap.on_stored(now, key);
         send.into_iter().for_each(|m| self.publish(m));
-        // The key, for the outputs after the merge, copied only if they are wanted.
-        let follow_up = (self.report_applied || self.gets.waits_on(key)).then(|| key.clone());
         let (version, tombstone) = (entry.version, entry.is_tombstone());
-        // When outputs follow, they keep the record's entry and the store copies it
-        // (no entry copied twice); else the store adopts an owned record.
-        let (stored, shared) = match record {
-            Cow::Borrowed(r) => {
-                let shared = follow_up.is_some().then(|| r.entry.clone());
-                (self.store.merge(&r.key, &r.entry), shared)
-            }
-            Cow::Owned(r) if follow_up.is_some() => {
-                (self.store.merge(&r.key, &r.entry), Some(r.entry))
-            }
+        // The record, for the outputs after the merge, kept only if they are wanted:
+        // then the store copies it (no entry copied twice); else the store adopts
+        // an owned record.
+        let wanted = self.report_applied || self.gets.waits_on(key);
+        let (stored, follow_up) = match record {
+            Cow::Borrowed(r) => (
+                self.store.merge(&r.key, &r.entry),
+                wanted.then(|| r.clone()),
+            ),
+            Cow::Owned(r) if wanted => (self.store.merge(&r.key, &r.entry), Some(r)),
             Cow::Owned(r) => (self.store.adopt(r), None),
         };
         if !stored {
@@ -1529,10 +1522,7 @@ impl Node {
         if tombstone {
             self.schedule_gc(now, version.ts);
         }
-        let Some(key) = follow_up else {
-            return;
-        };
-        let Some(entry) = shared else {
+        let Some(Record { key, entry }) = follow_up else {
             return;
         };
         if self.report_applied {
