@@ -329,25 +329,37 @@ impl PeerBudgets {
         let tick = self.tick;
         let (keys, kib, used) = self.peers.entry(peer).or_default();
         *used = tick;
-        // Checked on a copy first, so a refusal takes nothing from either bucket.
-        let mut k = *keys;
-        let mut b = *kib;
-        if k.take_n(now, l.peer_new_keys, cost.keys) && b.take_n(now, l.peer_new_kib, cost.kib) {
-            (*keys, *kib) = (k, b);
-            true
-        } else {
-            false
+        match Self::after_taking(*keys, *kib, now, cost, l) {
+            Some(taken) => {
+                (*keys, *kib) = taken;
+                true
+            }
+            None => false,
         }
+    }
+
+    /// The two buckets once `cost` is taken from both, if both allow all of it.
+    /// Works on copies, so a refusal takes nothing from either.
+    fn after_taking(
+        mut keys: TokenBucket,
+        mut kib: TokenBucket,
+        now: Instant,
+        cost: NewKeys,
+        l: &Limits,
+    ) -> Option<(TokenBucket, TokenBucket)> {
+        let both = keys.take_n(now, l.peer_new_keys, cost.keys)
+            && kib.take_n(now, l.peer_new_kib, cost.kib);
+        both.then_some((keys, kib))
     }
 
     /// Whether [`take`](Self::take) would take `cost` from `peer` at `now`; takes
     /// nothing. Budgets only refill with time, so at the same `now` any smaller
     /// cost is allowed too.
     pub(crate) fn allows(&self, now: Instant, peer: NodeId, cost: NewKeys, l: &Limits) -> bool {
-        let (mut k, mut b) = self
+        let (keys, kib) = self
             .peers
             .get(&peer)
             .map_or_else(Default::default, |&(keys, kib, _)| (keys, kib));
-        k.take_n(now, l.peer_new_keys, cost.keys) && b.take_n(now, l.peer_new_kib, cost.kib)
+        Self::after_taking(keys, kib, now, cost, l).is_some()
     }
 }
