@@ -17,7 +17,7 @@
 //!
 //! Per get it prints p50 and p99, context switches (voluntary + involuntary) and
 //! CPU, for the whole process (`getrusage`, so threads that ended count too)
-//! and, for dkv, per thread.
+//! and, for dkv, per thread. Last, what a reply channel and a `poll` cost alone.
 
 mod bench;
 
@@ -188,6 +188,39 @@ fn workload(gets: usize) -> Workload {
     }
 }
 
+/// What two pieces of a get cost alone, on one thread (no wake): a reply
+/// channel made, sent on and received from (the handle makes one per get), and
+/// a `poll` of an idle socket (libzmq checks a socket's command mailbox so; the
+/// loops make about four per get). Nanoseconds each, median of 5 runs.
+fn pieces() -> (f64, f64) {
+    const N: u32 = 20_000;
+    let mut channel = Vec::new();
+    let mut poll = Vec::new();
+    let (idle, _other) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&idle);
+    for _ in 0..5 {
+        let start = Instant::now();
+        for i in 0..N {
+            let (reply, answer) = std::sync::mpsc::channel();
+            reply.send(i).expect("the receiver is here");
+            std::hint::black_box(answer.recv().expect("sent"));
+        }
+        channel.push(start.elapsed().as_secs_f64() * 1e9 / f64::from(N));
+        let start = Instant::now();
+        for _ in 0..N {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the duration of the call.
+            std::hint::black_box(unsafe { libc::poll(&mut pfd, 1, 0) });
+        }
+        poll.push(start.elapsed().as_secs_f64() * 1e9 / f64::from(N));
+    }
+    (median(&mut channel), median(&mut poll))
+}
+
 fn main() -> Result<(), BenchError> {
     let numbers: Vec<usize> = std::env::args()
         .skip(1)
@@ -205,6 +238,12 @@ fn main() -> Result<(), BenchError> {
         "{gets} gets per phase, {rounds} rounds, load {}",
         bench::load()
     );
+    if std::env::var_os("RAW2_ONLY").is_some() {
+        for _ in 0..rounds {
+            shared::raw_remote_get_on(&workload(gets), true)?;
+        }
+        return Ok(());
+    }
     if std::env::var_os("DKV_ONLY").is_some() {
         for _ in 0..rounds {
             shared::with_remote_asker(&config, &workload(gets), |asker| dkv_phase(asker, gets))?;
@@ -233,6 +272,11 @@ fn main() -> Result<(), BenchError> {
             figures.entry(name).or_default().push(per);
         }
     }
+    let (channel_ns, poll_ns) = pieces();
+    println!(
+        "one thread, no wake: reply channel made, sent, received {channel_ns:.0} ns; \
+         poll of an idle socket {poll_ns:.0} ns"
+    );
     println!("medians over {rounds} rounds, load {}:", bench::load());
     let column =
         |per: &[PerGet], f: fn(&PerGet) -> f64| median(&mut per.iter().map(f).collect::<Vec<_>>());
