@@ -228,10 +228,11 @@ pub fn dkv_replication(
     })
 }
 
-/// Sends each node of each of `pairs` the other's dkv hello every 10 ms until
+/// Sends each node of each of `pairs` the other's dkv hello every 100 ms until
 /// `stop`, so the two are dkv peers though each node beacons on a port of its
-/// own (where no other node listens). 10 ms is far below the gap after which a
-/// peer heard again counts as back (2.5 beacon intervals), which reconciles.
+/// own (where no other node listens). With 1 s beacon intervals that is far
+/// below the gap after which a peer heard again counts as back (2.5 s), which
+/// reconciles, and seldom enough that few gets meet a loop reading a hello.
 fn cross_hellos(
     pairs: &[[&Dkv; 2]],
     stop: Arc<AtomicBool>,
@@ -248,7 +249,7 @@ fn cross_hellos(
             for (hello, beacon_port) in &sends {
                 let _ = socket.send_to(hello, (LOOPBACK_BROADCAST, *beacon_port));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }))
 }
@@ -321,15 +322,16 @@ pub fn with_remote_asker<T>(
     workload: &Workload,
     measure: impl FnOnce(&Dkv) -> Result<T, BenchError>,
 ) -> Result<T, BenchError> {
-    // The server and the asker never reconcile on their own after they met, and
-    // would take a peer for back (and reconcile) only after 2.5 s without its
-    // hello. The writer keeps its periodic reconciliation, which repairs a write
-    // the server missed.
-    let mut quiet = config.clone();
+    // Beacons every second: a peer counts as back (and is reconciled with) only
+    // after 2.5 s without its hello (`cross_hellos`). The server and the asker
+    // never reconcile on their own after they met; the writer keeps its periodic
+    // reconciliation, which repairs a write the server missed.
+    let mut writer_config = config.clone();
+    writer_config.timings.beacon_interval = Duration::from_secs(1);
+    let mut quiet = writer_config.clone();
     quiet.timings.sync_interval = Duration::from_secs(3600);
-    quiet.timings.beacon_interval = Duration::from_secs(1);
     let server = Dkv::start(on_fresh_port(&quiet)?)?;
-    let writer = Dkv::start(on_fresh_port(config)?)?;
+    let writer = Dkv::start(on_fresh_port(&writer_config)?)?;
     let asker = Dkv::start(on_fresh_port(&quiet)?)?;
     let stop = Arc::new(AtomicBool::new(false));
     let hellos = cross_hellos(&[[&server, &writer], [&server, &asker]], Arc::clone(&stop))?;
