@@ -228,25 +228,26 @@ pub fn dkv_replication(
     })
 }
 
-/// Sends each node the other's prototype beacon (no hello) every 100 ms until
-/// `stop`: each takes the other for a prototype peer, so neither reconciles, and
-/// a get that misses is answered only by the other's reply to its question.
-fn cross_beacons(
-    a: &Dkv,
-    b: &Dkv,
+/// Sends each node of each of `pairs` the other's dkv hello every 100 ms until
+/// `stop`, so the two are dkv peers though each node beacons on a port of its
+/// own (where no other node listens). With 1 s beacon intervals that is far
+/// below the gap after which a peer heard again counts as back (2.5 s), which
+/// reconciles, and seldom enough that few gets meet a loop reading a hello.
+fn cross_hellos(
+    pairs: &[[&Dkv; 2]],
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, BenchError> {
-    let pairs = [
-        (a.pub_port(), b.beacon_port()),
-        (b.pub_port(), a.beacon_port()),
-    ];
+    let hello = |node: &Dkv| dkv_proto::encode_hello(node.pub_port(), node.id());
+    let sends: Vec<(Vec<u8>, u16)> = pairs
+        .iter()
+        .flat_map(|[a, b]| [(hello(a), b.beacon_port()), (hello(b), a.beacon_port())])
+        .collect();
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     socket.set_broadcast(true)?;
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            for (pub_port, beacon_port) in pairs {
-                let beacon = format!("beacon {pub_port}");
-                let _ = socket.send_to(beacon.as_bytes(), (LOOPBACK_BROADCAST, beacon_port));
+            for (hello, beacon_port) in &sends {
+                let _ = socket.send_to(hello, (LOOPBACK_BROADCAST, *beacon_port));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -263,7 +264,8 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    fn new(mut samples: Vec<Duration>, unanswered: usize) -> Latencies {
+    /// The latencies of `samples`, of which `unanswered` found nothing.
+    pub fn new(mut samples: Vec<Duration>, unanswered: usize) -> Latencies {
         samples.sort();
         Latencies {
             sorted: samples,
@@ -286,27 +288,69 @@ pub fn get_samples(keys: usize) -> usize {
     keys.saturating_sub(1).clamp(1, 1000)
 }
 
-/// dkv remote gets: a server holding `keys` keys and an asker, on beacon ports of
-/// their own and introduced by hand-made prototype beacons so they never
-/// reconcile; each of [`get_samples`] gets misses locally and is answered by the
-/// server's reply.
+/// dkv remote gets, as in a cluster where a key was written by a node the asker
+/// does not hear: [`with_remote_asker`]'s asker gets each of [`get_samples`]
+/// keys, which misses locally and is answered by the server's reply.
 pub fn dkv_remote_get(config: &Config, workload: &Workload) -> Result<Latencies, BenchError> {
-    let server = Dkv::start(on_fresh_port(config)?)?;
-    write_keys(
-        &server,
-        0..workload.keys,
-        &workload.value(),
-        workload.window,
-    )?;
-    // No prototype bootstrap (list, then questions) either: only gets ask.
-    let mut asker_config = on_fresh_port(config)?;
-    asker_config.timings.bootstrap_delay = Duration::from_secs(3600);
-    let asker = Dkv::start(asker_config)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let beacons = cross_beacons(&server, &asker, Arc::clone(&stop))?;
-    let measured = (|| {
+    with_remote_asker(config, workload, |asker| {
         let samples = get_samples(workload.keys);
-        // Key 0 is the probe that waits for the connections; the samples follow.
+        let mut latencies = Vec::with_capacity(samples);
+        let mut unanswered = 0;
+        for i in 1..=samples {
+            let start = Instant::now();
+            let value = asker.get(Workload::key(i), Some(Duration::from_secs(1)))?;
+            latencies.push(start.elapsed());
+            unanswered += usize::from(value.is_none());
+        }
+        Ok(Latencies::new(latencies, unanswered))
+    })
+}
+
+/// The setup of [`dkv_remote_get`], three dkv nodes, each beaconing on a port of
+/// its own: the server meets the writer and the asker through hand-made dkv
+/// hellos ([`cross_hellos`]); the writer and the asker never meet. Once the
+/// server has reconciled with both (all empty), the writer writes keys
+/// `0..keys`, which reach the server alone. Neither the server nor the asker
+/// reconciles periodically (an hour apart), so every key misses on the asker
+/// until it gets it, and a get asks the server only, with one dkv `ask` (no prototype peer, so no
+/// prototype question). Waits until the asker's get of key 0 is answered, runs
+/// `measure` on the asker, then stops the nodes. Fails if the asker then holds
+/// a key it did not ask for (a reconciliation ran after all) or it sent a
+/// prototype question.
+pub fn with_remote_asker<T>(
+    config: &Config,
+    workload: &Workload,
+    measure: impl FnOnce(&Dkv) -> Result<T, BenchError>,
+) -> Result<T, BenchError> {
+    // Beacons every second: a peer counts as back (and is reconciled with) only
+    // after 2.5 s without its hello (`cross_hellos`). The server and the asker
+    // never reconcile on their own after they met; the writer keeps its periodic
+    // reconciliation, which repairs a write the server missed.
+    let mut writer_config = config.clone();
+    writer_config.timings.beacon_interval = Duration::from_secs(1);
+    let mut quiet = writer_config.clone();
+    quiet.timings.sync_interval = Duration::from_secs(3600);
+    let server = Dkv::start(on_fresh_port(&quiet)?)?;
+    let writer = Dkv::start(on_fresh_port(&writer_config)?)?;
+    let asker = Dkv::start(on_fresh_port(&quiet)?)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let hellos = cross_hellos(&[[&server, &writer], [&server, &asker]], Arc::clone(&stop))?;
+    let measured = (|| {
+        wait_ready(&[&server, &writer], workload.timeout)?;
+        wait_ready(&[&server, &asker], workload.timeout)?;
+        server.wait_for_peers(2, workload.timeout)?;
+        write_keys(
+            &writer,
+            0..workload.keys,
+            &workload.value(),
+            workload.window,
+        )?;
+        wait_for(
+            "the server to hold every key",
+            workload.timeout,
+            Duration::from_millis(1),
+            || Ok(keys_held(&server)? >= workload.keys),
+        )?;
         wait_for(
             "the asker's first remote get",
             workload.timeout,
@@ -317,20 +361,25 @@ pub fn dkv_remote_get(config: &Config, workload: &Workload) -> Result<Latencies,
                     .is_some())
             },
         )?;
-        let mut latencies = Vec::with_capacity(samples);
-        let mut unanswered = 0;
-        for i in 1..=samples {
-            let start = Instant::now();
-            let value = asker.get(Workload::key(i), Some(Duration::from_secs(1)))?;
-            latencies.push(start.elapsed());
-            unanswered += usize::from(value.is_none());
+        let asked_before = asker.stats()?.proto.out_ask;
+        let result = measure(&asker)?;
+        let stats = asker.stats()?.proto;
+        let held = keys_held(&asker)?;
+        let asked = stats.out_ask - asked_before;
+        if stats.out_question > 0 || held > asked as usize + 1 {
+            return Err(BenchError(format!(
+                "the asker holds {held} keys after {asked} asks and {} questions: \
+                 keys reached it other than by its gets",
+                stats.out_question
+            )));
         }
-        Ok(Latencies::new(latencies, unanswered))
+        Ok(result)
     })();
     stop.store(true, Ordering::Relaxed);
-    let _ = beacons.join();
-    asker.shutdown()?;
-    server.shutdown()?;
+    let _ = hellos.join();
+    for node in [&asker, &writer, &server] {
+        node.shutdown()?;
+    }
     measured
 }
 
@@ -642,13 +691,29 @@ pub fn raw_reconciliation(workload: &Workload) -> Result<Duration, BenchError> {
 
 /// Raw remote gets: a question (`question`, key) on one PUB/SUB pair and its
 /// answer (`answer`, key, value) on another, a server thread answering; one
-/// question at a time, [`get_samples`] of them after one to warm up.
+/// question at a time, [`get_samples`] of them after one to warm up. One ZeroMQ
+/// context (one I/O thread) serves both sides.
 pub fn raw_remote_get(workload: &Workload) -> Result<Latencies, BenchError> {
+    raw_remote_get_on(workload, false)
+}
+
+/// [`raw_remote_get`], with a ZeroMQ context per side if `context_per_side` (the
+/// asker's PUB and SUB on one, the server's on another): one I/O thread per
+/// side, as each dkv node has.
+pub fn raw_remote_get_on(
+    workload: &Workload,
+    context_per_side: bool,
+) -> Result<Latencies, BenchError> {
     let context = zmq::Context::new();
+    let server_context = if context_per_side {
+        zmq::Context::new()
+    } else {
+        context.clone()
+    };
     let questions = RawPub::bind(&context)?;
-    let answers = RawPub::bind(&context)?;
+    let answers = RawPub::bind(&server_context)?;
     let asker = raw_sub(&context, &answers.endpoint, b"answer")?;
-    let server_in = raw_sub(&context, &questions.endpoint, b"question")?;
+    let server_in = raw_sub(&server_context, &questions.endpoint, b"question")?;
     let limit = workload.timeout;
     server_in.set_rcvtimeo(limit.as_millis().min(i32::MAX as u128) as i32)?;
     asker.set_rcvtimeo(limit.as_millis().min(i32::MAX as u128) as i32)?;
