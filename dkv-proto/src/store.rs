@@ -226,10 +226,7 @@ impl Leaf {
     /// the top bits every hash in this leaf shares.
     fn find(&self, hash: u64, key: &[u8], fixed_bits: u32) -> Result<usize, usize> {
         let n = self.len();
-        // Key hashes are uniform within the leaf's range: start at the share of
-        // the leaf below `hash`, then step to the first hash not below it.
-        let below = u128::from(hash.wrapping_shl(fixed_bits));
-        let mut i = ((below * n as u128) >> 64) as usize;
+        let mut i = guess(hash, n, fixed_bits);
         while i > 0 && self.hashes[i - 1] >= hash {
             i -= 1;
         }
@@ -296,6 +293,14 @@ impl Leaf {
         (self.hashes.into_iter().zip(self.order))
             .filter_map(move |(hash, at)| Some((hash, slots[at as usize].take()?)))
     }
+}
+
+/// Where `hash` would sit among `n` hashes of a leaf whose hashes share their top
+/// `fixed_bits`: key hashes are uniform within a leaf's range, so at the share of
+/// the range below it.
+fn guess(hash: u64, n: usize, fixed_bits: u32) -> usize {
+    let below = u128::from(hash.wrapping_shl(fixed_bits));
+    ((below * n as u128) >> 64) as usize
 }
 
 /// Summaries of the top levels of the range tree, kept up to date.
@@ -418,6 +423,22 @@ impl Store {
     /// The top bits the key hashes in one leaf share.
     fn fixed_bits(&self) -> u32 {
         4 * self.tree.depth() as u32
+    }
+
+    /// Reads, for each of `hashes`, the lines a merge of its key reads first (its
+    /// leaf's header, the hashes near where it would sit, its deepest summary), all
+    /// in one go: their cache misses overlap, and the merges that follow find those
+    /// lines in cache. Returns a value only so that the reads are kept.
+    pub(crate) fn warm(&self, hashes: &[u64]) -> u64 {
+        let fixed = self.fixed_bits();
+        let deepest = self.tree.levels.last();
+        hashes.iter().fold(0, |acc, &hash| {
+            let at = self.leaf_of(hash);
+            let leaf = &self.leaves[at];
+            let near = leaf.hashes.get(guess(hash, leaf.len(), fixed));
+            let summary = deepest.and_then(|level| level.get(at));
+            acc ^ near.copied().unwrap_or(0) ^ summary.map_or(0, |s| s.count)
+        })
     }
 
     /// Every entry, in key-hash order.
