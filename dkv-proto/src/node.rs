@@ -11,7 +11,7 @@ use crate::config::{later, Config};
 use crate::gets::{GetId, PendingGets};
 use crate::limits::{NewKeys, PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
-use crate::range::{Range, Summary};
+use crate::range::{key_hash, Range, Summary};
 use crate::reconcile::{Reconciler, PAGE_BYTES};
 use crate::seal::{
     parse_frame, parse_hello, Class, Cluster, HelloAddr, KeyId, ReplayGuard, Sealer, FRAME_MARKER,
@@ -25,6 +25,10 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// Records of a peer's batch whose store lines are read together ahead of their
+/// merges ([`Store::warm`]): enough misses to overlap, few enough to stay cached.
+const WARM_AHEAD: usize = 8;
 
 /// The completion of a get.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1072,7 +1076,8 @@ impl Node {
         checked
     }
 
-    /// Applies `records` from dkv peer `from`, in order, within that peer's transfer
+    /// Applies `records` from dkv peer `from`, in order, the store's first lines for
+    /// the next [`WARM_AHEAD`] read while these are merged, within that peer's transfer
     /// budget: an update of a key held costs nothing, a new key stored one key and
     /// its size; a record refused for the budget is counted. With `echo`, the
     /// prototype copy of each record let through is expected.
@@ -1089,7 +1094,14 @@ impl Node {
         }
         let batch_fits = self.budgets.allows(now, from, all_new, &self.config.limits);
         let mut new = NewKeys::default();
-        for r in records {
+        let hashes: Vec<u64> = records.iter().map(|r| key_hash(&r.key)).collect();
+        for (i, r) in records.into_iter().enumerate() {
+            if i % WARM_AHEAD == 0 {
+                // The store lines of this group (the first time) and the next.
+                let start = if i == 0 { 0 } else { i + WARM_AHEAD };
+                let group = hashes.get(start..(i + 2 * WARM_AHEAD).min(hashes.len()));
+                std::hint::black_box(self.store.warm(group.unwrap_or_default()));
+            }
             let expected = echo.then(|| Echoes::expectation(&r));
             let through = if batch_fits {
                 new += self.apply_remote(now, r);

@@ -116,13 +116,13 @@ impl StoredKey {
     }
 }
 
-/// One key's entry as stored: inline but for a long key and the value, whose
-/// allocation is the one the decoder made when the entry came from a peer (the
-/// store adopts it) and a copy otherwise. Never a slice of a received frame, which
-/// would keep the frame alive. 72 bytes on 64-bit targets.
+/// One key's entry as stored (its key hash is kept apart, in its [`Leaf`]): inline
+/// but for a long key and the value, whose allocation is the one the decoder made
+/// when the entry came from a peer (the store adopts it) and a copy otherwise.
+/// Never a slice of a received frame, which would keep the frame alive. 64 bytes
+/// on 64-bit targets.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    hash: u64,
     digest: u64,
     version: Version,
     /// `None` for a tombstone.
@@ -183,6 +183,124 @@ fn records(slots: &[&Slot]) -> Vec<Record> {
             },
         })
         .collect()
+}
+
+/// The entries of one range at the summary tree's deepest level. The slots stay
+/// where they were added; the order (by key hash, then key) is kept in two small
+/// arrays beside them: the hashes, and which slot each one is. A new entry then
+/// moves 12 bytes per later entry, not a 64-byte slot, and finding a key reads a
+/// line or two of hashes (where the hash would be in a uniform spread), then one
+/// slot.
+#[derive(Debug, Default)]
+struct Leaf {
+    /// Key hashes, in order.
+    hashes: Vec<u64>,
+    /// `order[i]` is the index in `slots` of the entry of `hashes[i]`.
+    order: Vec<u32>,
+    slots: Vec<Slot>,
+}
+
+impl Leaf {
+    fn with_capacity(n: usize) -> Leaf {
+        Leaf {
+            hashes: Vec::with_capacity(n),
+            order: Vec::with_capacity(n),
+            slots: Vec::with_capacity(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// The `i`th entry in order.
+    fn slot(&self, i: usize) -> &Slot {
+        &self.slots[self.order[i] as usize]
+    }
+
+    fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        &mut self.slots[self.order[i] as usize]
+    }
+
+    /// Where in order the entry of `key` (of `hash`) is, or would go. `fixed_bits`:
+    /// the top bits every hash in this leaf shares.
+    fn find(&self, hash: u64, key: &[u8], fixed_bits: u32) -> Result<usize, usize> {
+        let n = self.len();
+        let mut i = guess(hash, n, fixed_bits);
+        while i > 0 && self.hashes[i - 1] >= hash {
+            i -= 1;
+        }
+        while i < n && self.hashes[i] < hash {
+            i += 1;
+        }
+        while self.hashes.get(i) == Some(&hash) {
+            match self.slot(i).key.bytes().cmp(key) {
+                Ordering::Less => i += 1,
+                Ordering::Equal => return Ok(i),
+                Ordering::Greater => break,
+            }
+        }
+        Err(i)
+    }
+
+    /// Inserts `slot` of `hash` at `i` in order, growing a full leaf by half:
+    /// leaves are many and small, and doubling left 41% more room than entries
+    /// at 1,000,000 keys (this, 20%).
+    fn insert(&mut self, i: usize, hash: u64, slot: Slot) {
+        if self.slots.len() == self.slots.capacity() {
+            let more = self.slots.len() / 2 + 1;
+            self.slots.reserve_exact(more);
+            self.hashes.reserve_exact(more);
+            self.order.reserve_exact(more);
+        }
+        // A leaf cannot hold 2^32 entries: that is 256 GiB of slots.
+        self.order.insert(i, self.slots.len() as u32);
+        self.hashes.insert(i, hash);
+        self.slots.push(slot);
+    }
+
+    /// Appends `slot` of `hash`, the last in order so far.
+    fn push(&mut self, hash: u64, slot: Slot) {
+        self.insert(self.len(), hash, slot);
+    }
+
+    /// Removes the `i`th entry in order; the last slot takes its place.
+    fn remove(&mut self, i: usize) -> Slot {
+        self.hashes.remove(i);
+        let at = self.order.remove(i);
+        let last = (self.slots.len() - 1) as u32;
+        if let Some(o) = self.order.iter_mut().find(|o| **o == last) {
+            *o = at;
+        }
+        self.slots.swap_remove(at as usize)
+    }
+
+    /// The positions in order of the entries whose key hash lies in `first..=last`.
+    fn run(&self, first: u64, last: u64) -> std::ops::Range<usize> {
+        let start = self.hashes.partition_point(|&h| h < first);
+        let end = self.hashes.partition_point(|&h| h <= last);
+        start..end
+    }
+
+    /// The entries at `positions` in order, with their key hashes.
+    fn entries(&self, positions: std::ops::Range<usize>) -> impl Iterator<Item = (u64, &Slot)> {
+        positions.map(|i| (self.hashes[i], self.slot(i)))
+    }
+
+    /// Takes every entry out, in order, with its key hash.
+    fn into_entries(self) -> impl Iterator<Item = (u64, Slot)> {
+        let mut slots: Vec<Option<Slot>> = self.slots.into_iter().map(Some).collect();
+        (self.hashes.into_iter().zip(self.order))
+            .filter_map(move |(hash, at)| Some((hash, slots[at as usize].take()?)))
+    }
+}
+
+/// Where `hash` would sit among `n` hashes of a leaf whose hashes share their top
+/// `fixed_bits`: key hashes are uniform within a leaf's range, so at the share of
+/// the range below it.
+fn guess(hash: u64, n: usize, fixed_bits: u32) -> usize {
+    let below = u128::from(hash.wrapping_shl(fixed_bits));
+    ((below * n as u128) >> 64) as usize
 }
 
 /// Summaries of the top levels of the range tree, kept up to date.
@@ -262,7 +380,7 @@ struct Place {
 pub(crate) struct Store {
     /// One leaf per range at the tree's deepest level, in hash order; each holds the
     /// entries of its range sorted by key hash, then key.
-    leaves: Vec<Vec<Slot>>,
+    leaves: Vec<Leaf>,
     len: usize,
     live: usize,
     tree: Tree,
@@ -272,7 +390,7 @@ pub(crate) struct Store {
 impl Store {
     pub(crate) fn new() -> Store {
         Store {
-            leaves: vec![Vec::new()],
+            leaves: vec![Leaf::default()],
             len: 0,
             live: 0,
             tree: Tree::new(),
@@ -294,16 +412,38 @@ impl Store {
     pub(crate) fn get(&self, key: &str) -> Option<&Slot> {
         let hash = key_hash(key);
         let leaf = &self.leaves[self.leaf_of(hash)];
-        find(leaf, hash, key.as_bytes()).ok().map(|i| &leaf[i])
+        let found = leaf.find(hash, key.as_bytes(), self.fixed_bits());
+        found.ok().map(|i| leaf.slot(i))
     }
 
     fn leaf_of(&self, hash: u64) -> usize {
         index(hash, self.tree.depth())
     }
 
+    /// The top bits the key hashes in one leaf share.
+    fn fixed_bits(&self) -> u32 {
+        4 * self.tree.depth() as u32
+    }
+
+    /// Reads, for each of `hashes`, the lines a merge of its key reads first (its
+    /// leaf's header, the hashes near where it would sit, its deepest summary), all
+    /// in one go: their cache misses overlap, and the merges that follow find those
+    /// lines in cache. Returns a value only so that the reads are kept.
+    pub(crate) fn warm(&self, hashes: &[u64]) -> u64 {
+        let fixed = self.fixed_bits();
+        let deepest = self.tree.levels.last();
+        hashes.iter().fold(0, |acc, &hash| {
+            let at = self.leaf_of(hash);
+            let leaf = &self.leaves[at];
+            let near = leaf.hashes.get(guess(hash, leaf.len(), fixed));
+            let summary = deepest.and_then(|level| level.get(at));
+            acc ^ near.copied().unwrap_or(0) ^ summary.map_or(0, |s| s.count)
+        })
+    }
+
     /// Every entry, in key-hash order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> + '_ {
-        self.leaves.iter().flatten()
+        (self.leaves.iter()).flat_map(|leaf| leaf.entries(0..leaf.len()).map(|(_, s)| s))
     }
 
     /// Keeps a copy of `entry` for `key` if it wins the merge; returns whether it
@@ -334,9 +474,9 @@ impl Store {
     fn place(&self, key: &str, entry: &Entry) -> Option<Place> {
         let hash = key_hash(key);
         let leaf = self.leaf_of(hash);
-        let at = find(&self.leaves[leaf], hash, key.as_bytes());
+        let at = self.leaves[leaf].find(hash, key.as_bytes(), self.fixed_bits());
         if let Ok(i) = at {
-            let held = &self.leaves[leaf][i];
+            let held = self.leaves[leaf].slot(i);
             let new = (entry.version, entry.value.as_deref());
             if merge_order(new, (held.version, held.value())) != Ordering::Greater {
                 return None;
@@ -370,20 +510,19 @@ impl Store {
         let leaf = &mut self.leaves[leaf];
         match at {
             Ok(i) => {
-                let slot = &mut leaf[i];
+                let slot = leaf.slot_mut(i);
                 let old = (slot.digest, slot.version.ts, slot.is_tombstone());
                 (slot.digest, slot.version, slot.value) = (digest, version, value);
                 self.unindex(hash, old.0, old.1, old.2);
             }
             Err(i) => {
                 let slot = Slot {
-                    hash,
                     digest,
                     version,
                     value,
                     key: key(),
                 };
-                insert(leaf, i, slot);
+                leaf.insert(i, hash, slot);
             }
         }
         self.index(hash, digest, version.ts, tombstone);
@@ -423,14 +562,18 @@ impl Store {
             .map(|l| vec![Summary::default(); 1 << (4 * l)])
             .collect();
         let mut sizes = vec![0; 1 << (4 * depth)];
-        for slot in self.iter() {
-            sizes[index(slot.hash, depth)] += 1;
+        for leaf in &self.leaves {
+            leaf.hashes
+                .iter()
+                .for_each(|&h| sizes[index(h, depth)] += 1);
         }
-        let mut leaves: Vec<Vec<Slot>> = sizes.into_iter().map(Vec::with_capacity).collect();
-        // In hash order, so every new leaf is sorted.
-        for slot in std::mem::take(&mut self.leaves).into_iter().flatten() {
-            self.tree.add(slot.hash, slot.digest);
-            leaves[index(slot.hash, depth)].push(slot);
+        let mut leaves: Vec<Leaf> = sizes.into_iter().map(Leaf::with_capacity).collect();
+        // In order, so every new leaf is too.
+        for old in std::mem::take(&mut self.leaves) {
+            for (hash, slot) in old.into_entries() {
+                self.tree.add(hash, slot.digest);
+                leaves[index(hash, depth)].push(hash, slot);
+            }
         }
         self.leaves = leaves;
     }
@@ -447,10 +590,10 @@ impl Store {
             self.tombstones.remove(&(ts, hash));
             let l = self.leaf_of(hash);
             let leaf = &mut self.leaves[l];
-            let mut i = leaf.partition_point(|s| s.hash < hash);
+            let mut i = leaf.hashes.partition_point(|&h| h < hash);
             let mut gone = Vec::new();
-            while i < leaf.len() && leaf[i].hash == hash {
-                if leaf[i].is_tombstone() && leaf[i].version.ts == ts {
+            while leaf.hashes.get(i) == Some(&hash) {
+                if leaf.slot(i).is_tombstone() && leaf.slot(i).version.ts == ts {
                     gone.push(leaf.remove(i));
                 } else {
                     i += 1;
@@ -475,7 +618,7 @@ impl Store {
             return s;
         }
         let mut s = Summary::default();
-        for slot in self.slots_in(range.first(), range.last()) {
+        for (_, slot) in self.slots_in(range.first(), range.last()) {
             s.fingerprint = s.fingerprint.wrapping_add(slot.digest);
             s.count += 1;
         }
@@ -485,8 +628,8 @@ impl Store {
     /// Every entry in `range`, as items, in hash order.
     pub(crate) fn items(&self, range: Range) -> Vec<Item> {
         self.slots_in(range.first(), range.last())
-            .map(|s| Item {
-                key_hash: s.hash,
+            .map(|(hash, s)| Item {
+                key_hash: hash,
                 version: s.version,
                 digest: s.digest,
             })
@@ -495,32 +638,24 @@ impl Store {
 
     /// Every entry in `range` as records.
     pub(crate) fn records_in(&self, range: Range) -> Vec<Record> {
-        records(
-            &self
-                .slots_in(range.first(), range.last())
-                .collect::<Vec<_>>(),
-        )
+        let slots: Vec<&Slot> = (self.slots_in(range.first(), range.last()))
+            .map(|(_, s)| s)
+            .collect();
+        records(&slots)
     }
 
-    /// The entries whose key hash lies in `first..=last`, in order.
-    fn slots_in(&self, first: u64, last: u64) -> impl Iterator<Item = &Slot> + '_ {
-        self.leaf_runs(first, last).flatten()
-    }
-
-    /// The part of each leaf that lies in `first..=last` (`first <= last`), in order.
-    fn leaf_runs(&self, first: u64, last: u64) -> impl Iterator<Item = &[Slot]> + '_ {
+    /// The entries whose key hash lies in `first..=last` (`first <= last`), with
+    /// their key hashes, in order.
+    fn slots_in(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &Slot)> + '_ {
         self.leaves[self.leaf_of(first)..=self.leaf_of(last)]
             .iter()
-            .map(move |leaf| {
-                let start = leaf.partition_point(|s| s.hash < first);
-                let end = leaf.partition_point(|s| s.hash <= last);
-                &leaf[start..end]
-            })
+            .flat_map(move |leaf| leaf.entries(leaf.run(first, last)))
     }
 
     /// The entries whose key hash is `hash`.
     pub(crate) fn records_at(&self, hash: u64) -> Vec<Record> {
-        records(&self.slots_in(hash, hash).collect::<Vec<_>>())
+        let slots: Vec<&Slot> = self.slots_in(hash, hash).map(|(_, s)| s).collect();
+        records(&slots)
     }
 
     /// A page of `range`: the entries after key hash `after`, whole key hashes at a
@@ -541,39 +676,29 @@ impl Store {
         if start > range.last() {
             return (Vec::new(), None);
         }
-        let mut page = Vec::new();
+        let mut page: Vec<&Slot> = Vec::new();
         let mut bytes = 0;
         let mut last = None;
-        // A key hash's entries are adjacent and never span two leaves.
-        let groups = (self.leaf_runs(start, range.last()))
-            .flat_map(|run| run.chunk_by(|a, b| a.hash == b.hash));
-        for group in groups {
-            let size: usize = (group.iter())
+        let mut entries = self.slots_in(start, range.last()).peekable();
+        // A key hash's entries are adjacent: each hash's group goes whole.
+        while let Some((hash, first)) = entries.next() {
+            let group = page.len();
+            page.push(first);
+            while let Some((_, s)) = entries.next_if(|(h, _)| *h == hash) {
+                page.push(s);
+            }
+            let size: usize = (page[group..].iter())
                 .map(|s| s.key.bytes().len() + s.value().map_or(0, <[u8]>::len))
                 .sum();
             if last.is_some() && bytes + size > max_bytes {
+                page.truncate(group);
                 return (records(&page), last);
             }
-            page.extend(group);
             bytes += size;
-            last = group.first().map(|s| s.hash);
+            last = Some(hash);
         }
         (records(&page), None)
     }
-}
-
-/// Inserts `slot` at `i`, growing a full leaf by half: leaves are many and small,
-/// and doubling left 41% more room than entries at 1,000,000 keys (this, 20%).
-fn insert(leaf: &mut Vec<Slot>, i: usize, slot: Slot) {
-    if leaf.len() == leaf.capacity() {
-        leaf.reserve_exact(leaf.len() / 2 + 1);
-    }
-    leaf.insert(i, slot);
-}
-
-/// Where the entry of `key` (of `hash`) is in `leaf`, or where it would go.
-fn find(leaf: &[Slot], hash: u64, key: &[u8]) -> Result<usize, usize> {
-    leaf.binary_search_by(|s| s.hash.cmp(&hash).then_with(|| s.key.bytes().cmp(key)))
 }
 
 #[cfg(test)]
@@ -617,15 +742,15 @@ mod tests {
             Range::new(4, 0x3a7f).unwrap(),
         ] {
             let mut want = Summary::default();
-            for slot in s.slots_in(range.first(), range.last()) {
-                assert!(range.contains(slot.hash));
+            for (hash, slot) in s.slots_in(range.first(), range.last()) {
+                assert!(range.contains(hash));
                 want.fingerprint = want.fingerprint.wrapping_add(slot.digest);
                 want.count += 1;
             }
             assert_eq!(s.summary(range), want, "{range:?}");
         }
         assert_eq!(s.summary(Range::ROOT).count, 5_000);
-        let hashes: Vec<u64> = s.iter().map(|slot| slot.hash).collect();
+        let hashes: Vec<u64> = s.leaves.iter().flat_map(|l| l.hashes.clone()).collect();
         assert!(
             hashes.is_sorted() && hashes.len() == 5_000,
             "key-hash order"
@@ -734,6 +859,24 @@ mod tests {
         assert!(s.get("gone").is_none() && s.get("young").is_some());
         assert_eq!(s.oldest_tombstone(), Some(Timestamp::from_millis(50)));
         assert_eq!(s.summary(Range::ROOT).count, 2);
+    }
+
+    #[test]
+    fn collecting_tombstones_keeps_every_other_entry_in_order_and_findable() {
+        let mut s = Store::new();
+        for i in 0..2_000u64 {
+            let value = (i % 3 != 0).then_some("v");
+            let ts = if value.is_some() { 50 } else { 5 };
+            s.merge(&format!("k{i}"), &entry(ts, value));
+        }
+        assert_eq!(s.collect_tombstones(Timestamp::from_millis(10)).len(), 667);
+        for i in 0..2_000u64 {
+            assert_eq!(s.get(&format!("k{i}")).is_some(), i % 3 != 0, "k{i}");
+        }
+        let held: Vec<(u64, &Slot)> = s.slots_in(0, u64::MAX).collect();
+        assert!(held.iter().all(|(h, slot)| key_hash(slot.key()) == *h));
+        assert!(held.is_sorted_by_key(|(h, slot)| (*h, slot.key())));
+        assert_eq!((held.len(), s.summary(Range::ROOT).count), (1_333, 1_333));
     }
 
     #[test]
