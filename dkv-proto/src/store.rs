@@ -225,14 +225,7 @@ impl Leaf {
     /// Where in order the entry of `key` (of `hash`) is, or would go. `fixed_bits`:
     /// the top bits every hash in this leaf shares.
     fn find(&self, hash: u64, key: &[u8], fixed_bits: u32) -> Result<usize, usize> {
-        let n = self.len();
-        let mut i = guess(hash, n, fixed_bits);
-        while i > 0 && self.hashes[i - 1] >= hash {
-            i -= 1;
-        }
-        while i < n && self.hashes[i] < hash {
-            i += 1;
-        }
+        let mut i = first_at_least(&self.hashes, hash, guess(hash, self.len(), fixed_bits));
         while self.hashes.get(i) == Some(&hash) {
             match self.slot(i).key.bytes().cmp(key) {
                 Ordering::Less => i += 1,
@@ -301,6 +294,26 @@ impl Leaf {
 fn guess(hash: u64, n: usize, fixed_bits: u32) -> usize {
     let below = u128::from(hash.wrapping_shl(fixed_bits));
     ((below * n as u128) >> 64) as usize
+}
+
+/// The first position in sorted `hashes` holding `hash` or more, searched outward
+/// from `near` in a window that doubles: a line or two when the guess is good, and
+/// O(log n) steps however the hashes cluster (keys can be chosen to share a range).
+fn first_at_least(hashes: &[u64], hash: u64, near: usize) -> usize {
+    let n = hashes.len();
+    let mut width = 4;
+    loop {
+        let (lo, hi) = (
+            near.saturating_sub(width).min(n),
+            near.saturating_add(width).min(n),
+        );
+        let from_lo = lo == 0 || hashes[lo - 1] < hash;
+        let to_hi = hi == n || hashes[hi] >= hash;
+        if from_lo && to_hi {
+            return lo + hashes[lo..hi].partition_point(|&h| h < hash);
+        }
+        width *= 2;
+    }
 }
 
 /// Summaries of the top levels of the range tree, kept up to date.
@@ -714,6 +727,19 @@ mod tests {
             },
             value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
         }
+    }
+
+    #[test]
+    fn the_search_from_a_guess_finds_the_first_hash_at_least_wherever_it_starts() {
+        // Clustered hashes (a bad guess) and runs of equal hashes.
+        let hashes: Vec<u64> = (0..300u64).map(|i| 1_000 + i / 3).collect();
+        for hash in [0, 999, 1_000, 1_001, 1_050, 1_099, 1_100, u64::MAX] {
+            let want = hashes.partition_point(|&h| h < hash);
+            for near in [0, 1, 7, 150, 299, 300, 10_000] {
+                assert_eq!(first_at_least(&hashes, hash, near), want, "{hash} {near}");
+            }
+        }
+        assert_eq!(first_at_least(&[], 5, 0), 0);
     }
 
     #[test]
