@@ -991,6 +991,8 @@ impl Node {
                 for e in reaction.send {
                     self.publish(Message::Dkv(e));
                 }
+                // A session that ended freed a slot for a waiting peer.
+                self.sync_step(now);
             }
             Body::Pull {
                 request,

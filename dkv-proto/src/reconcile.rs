@@ -9,9 +9,14 @@
 //! the stores: two equal stores agree after one round trip of one fingerprint.
 //!
 //! A node reconciles with a peer when the peer comes up, when it is heard again after
-//! a gap, and every sync interval with one peer chosen at random. It pulls from one
-//! peer at a time; a peer whose session found more to pull meanwhile is reconciled
-//! again once that pull ends, so a joiner fetches everything once, not once per peer.
+//! a gap, and every sync interval with one peer chosen at random. It runs at most
+//! [`MAX_SESSIONS`] sessions at once; the other peers wait their turn, those whose
+//! last session got no reply after the rest, so a node that hears a thousand peers
+//! at once (a start, a healed partition) does not send a thousand requests, most of
+//! them lost, and a peer it cannot reach (a one-way partition) costs one slot, not
+//! one request per peer each second. It pulls from one peer at a time; a peer whose
+//! session found more to pull meanwhile is reconciled again once that pull ends, so
+//! a joiner fetches everything once, not once per peer.
 
 use crate::clock::Hlc;
 use crate::config::{later, Timings};
@@ -38,6 +43,9 @@ const PULL_WINDOW: usize = 8;
 pub const PAGE_BYTES: usize = 256 * 1024;
 /// The most bytes of steps one sync message carries.
 const SYNC_BYTES: usize = 32 * 1024;
+/// Sessions a node runs at once. A session that completes frees its slot at once,
+/// one that gets no reply at its deadline (at most the sync timeout).
+pub const MAX_SESSIONS: usize = 16;
 
 /// Counters of the reconciliation machinery.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,8 +103,11 @@ pub(crate) struct Reconciler {
     synced: BTreeSet<NodeId>,
     /// Peers to reconcile with once the current pull ends.
     after_pull: BTreeSet<NodeId>,
-    /// Peers to reconcile with at or after a time.
+    /// Peers to reconcile with at or after a time, in that order as slots free.
     due: Timed<NodeId, ()>,
+    /// Peers whose last session got no reply, to try again once no `due` peer
+    /// waits for a slot.
+    retry: Timed<NodeId, ()>,
     /// Sessions in a row that timed out, by peer.
     failed: BTreeMap<NodeId, u32>,
     next_periodic: Option<Instant>,
@@ -123,6 +134,7 @@ impl Reconciler {
             synced: BTreeSet::new(),
             after_pull: BTreeSet::new(),
             due: Timed::default(),
+            retry: Timed::default(),
             failed: BTreeMap::new(),
             next_periodic: None,
             counters: SyncCounters::default(),
@@ -155,23 +167,38 @@ impl Reconciler {
 
     // ---- what the node tells it ----
 
-    /// A dkv peer came up (or was identified): reconcile with it now.
+    /// A dkv peer came up (or was identified): reconcile with it one first-reply
+    /// wait from now. This node just asked to connect to it, and a reply sent
+    /// before that connection is up is lost (the peer's PUB socket drops what it
+    /// publishes before it knows the subscription), so a session started at once
+    /// would time out, whatever the peer did.
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
-        self.due.insert(peer, (), now);
+        let at = later(now, self.first_reply_wait(peer));
+        self.make_due(at, peer);
         self.next_periodic
             .get_or_insert(later(now, self.timings.sync_interval));
     }
 
     /// A dkv peer was heard again after a gap: reconcile with it now.
     pub(crate) fn peer_back(&mut self, now: Instant, peer: NodeId) {
-        self.due.insert(peer, (), now);
+        self.make_due(now, peer);
+    }
+
+    /// `peer` is to be reconciled with from `now`, after those already waiting,
+    /// unless it already waits (a peer waiting to retry waits with them now).
+    fn make_due(&mut self, now: Instant, peer: NodeId) {
+        self.retry.remove(&peer);
+        if !self.due.contains_key(&peer) {
+            self.due.insert(peer, (), now);
+        }
     }
 
     /// A dkv peer went down: its session and transfers end.
     pub(crate) fn peer_down(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
         self.due.remove(&peer);
+        self.retry.remove(&peer);
         self.failed.remove(&peer);
         self.after_pull.remove(&peer);
         self.sessions.remove(&peer);
@@ -202,21 +229,24 @@ impl Reconciler {
 
     /// When [`on_timeout`](Self::on_timeout) must next run. It costs no more with
     /// a thousand peers than with one (pulls in flight are at most `PULL_WINDOW`).
+    /// Waiting peers count only while a session slot is free: a session that ends
+    /// frees one, and the node runs `on_timeout` after every `sync` it takes.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let pulls = self
             .pulling
             .iter()
             .flat_map(|p| p.in_flight.values().map(|(_, at)| *at));
-        [
-            self.sessions.first(),
-            self.fetches.first(),
-            self.due.first(),
-        ]
-        .into_iter()
-        .flatten()
-        .chain(pulls)
-        .chain(self.next_periodic)
-        .min()
+        let waiting = (self.sessions.len() < MAX_SESSIONS)
+            .then(|| self.due.first().into_iter().chain(self.retry.first()))
+            .into_iter()
+            .flatten();
+        [self.sessions.first(), self.fetches.first()]
+            .into_iter()
+            .flatten()
+            .chain(waiting)
+            .chain(pulls)
+            .chain(self.next_periodic)
+            .min()
     }
 
     /// Expires what timed out, picks the periodic peer among the live dkv `peers`,
@@ -231,7 +261,9 @@ impl Reconciler {
             self.sessions.remove(&peer);
             self.counters.sessions_timed_out += 1;
             *self.failed.entry(peer).or_default() += 1;
-            self.due.insert(peer, (), now);
+            if !self.due.contains_key(&peer) {
+                self.retry.insert(peer, (), now);
+            }
         }
         for request in self.fetches.due(now) {
             self.fetches.remove(&request);
@@ -260,14 +292,14 @@ impl Reconciler {
             if live > 0 {
                 let n = (self.random() % live as u64) as usize;
                 if let Some(pick) = peers.dkv_peers().nth(n) {
-                    if !self.due.contains_key(&pick) {
-                        self.due.insert(pick, (), now);
-                    }
+                    self.make_due(now, pick);
                 }
             }
         }
-        for peer in self.due.due(now) {
-            self.due.remove(&peer);
+        while self.sessions.len() < MAX_SESSIONS {
+            let Some(peer) = self.due.pop_due(now).or_else(|| self.retry.pop_due(now)) else {
+                break;
+            };
             // One session per peer: a running one compares the stores as they are
             // when each step arrives, so it serves this turn too.
             if peers.addr_of(peer).is_some() && !self.sessions.contains_key(&peer) {
@@ -608,7 +640,7 @@ impl Reconciler {
     fn end_pull(&mut self, now: Instant) {
         self.pulling = None;
         for peer in std::mem::take(&mut self.after_pull) {
-            self.due.insert(peer, (), now);
+            self.make_due(now, peer);
         }
     }
 

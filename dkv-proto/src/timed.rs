@@ -94,6 +94,21 @@ impl<K: Ord + Copy, V> Timed<K, V> {
         due
     }
 
+    /// Removes and returns the entry with the earliest deadline (the lowest key
+    /// among equal ones) if it is due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<K> {
+        let &(at, key) = self.order.first().filter(|(at, _)| *at <= now)?;
+        self.order.remove(&(at, key));
+        self.map.remove(&key);
+        self.refresh();
+        Some(key)
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     /// Keeps the entries for which `keep` holds.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
         let order = &mut self.order;

@@ -1092,13 +1092,14 @@ impl Sim {
         };
         // A `list_answer` for another node is counted and ignored whatever its keys
         // (the contract), so it is delivered without them: copying thousands of keys
-        // to every node is most of the cost of a bootstrap otherwise.
+        // to every node is most of the cost of a bootstrap otherwise. The last copy
+        // delivered (the only one of a message to one peer) is the message itself.
         let copy = match &*msg {
             Message::ListAnswer { asker, .. } if *asker != core.id() => Message::ListAnswer {
                 asker: *asker,
                 keys: Vec::new(),
             },
-            m => m.clone(),
+            _ => Rc::try_unwrap(msg).unwrap_or_else(|shared| (*shared).clone()),
         };
         core.handle_decoded(local, copy);
         self.after_delivery(sub);
