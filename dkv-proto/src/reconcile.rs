@@ -167,15 +167,12 @@ impl Reconciler {
 
     // ---- what the node tells it ----
 
-    /// A dkv peer came up (or was identified): reconcile with it one first-reply
-    /// wait from now. This node just asked to connect to it, and a reply sent
-    /// before that connection is up is lost (the peer's PUB socket drops what it
-    /// publishes before it knows the subscription), so a session started at once
-    /// would time out, whatever the peer did.
+    /// A dkv peer came up (or was identified): reconcile with it now. If its
+    /// connection is not up yet the reply is lost, and the session is retried one
+    /// first-reply wait later; on loopback or a LAN it usually is.
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
-        let at = later(now, self.first_reply_wait(peer));
-        self.make_due(at, peer);
+        self.make_due(now, peer);
         self.next_periodic
             .get_or_insert(later(now, self.timings.sync_interval));
     }

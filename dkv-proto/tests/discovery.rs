@@ -43,9 +43,8 @@ fn syncs_to(out: &[Output]) -> Vec<NodeId> {
         .collect()
 }
 
-/// How long after a dkv peer comes up its first session starts: one first-reply
-/// wait, a sixteenth of the sync timeout, once the connection just asked for can
-/// carry the reply.
+/// How long a new session waits for its first reply: a sixteenth of the sync
+/// timeout.
 fn first_wait() -> Duration {
     Timings::default().sync_timeout / 16
 }
@@ -185,10 +184,7 @@ fn a_hello_after_the_beacon_identifies_the_peer_and_starts_a_session() {
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
     let out = drain(&mut n);
     assert!(dials(&out).is_empty(), "the same peer: {out:?}");
-    assert!(syncs_to(&out).is_empty(), "its reply could not arrive yet");
-    assert_eq!(n.poll_timeout(), Some(at(10) + first_wait()));
-    n.handle_timeout(at(10) + first_wait());
-    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)]);
+    assert_eq!(syncs_to(&out), vec![id(2)]);
     assert_eq!(n.peer_id(addr(2, 5000)), Some(id(2)));
     assert_eq!((n.stats().hellos_in, n.stats().peers_up), (1, 1));
 }
@@ -197,9 +193,9 @@ fn a_hello_after_the_beacon_identifies_the_peer_and_starts_a_session() {
 fn a_hello_before_any_beacon_brings_up_a_dkv_peer_that_a_beacon_keeps() {
     let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
-    assert_eq!(dials(&drain(&mut n)), vec![Output::Connect(addr(2, 5000))]);
-    n.handle_timeout(at(10) + first_wait());
-    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)]);
+    let out = drain(&mut n);
+    assert_eq!(dials(&out), vec![Output::Connect(addr(2, 5000))]);
+    assert_eq!(syncs_to(&out), vec![id(2)]);
     n.handle_beacon(at(10), ip(2), b"beacon 5000");
     assert!(drain(&mut n).is_empty());
     assert_eq!(
@@ -218,7 +214,6 @@ fn a_hello_before_any_beacon_brings_up_a_dkv_peer_that_a_beacon_keeps() {
 fn a_dkv_peer_is_ready_once_a_session_with_it_completes() {
     let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
-    n.handle_timeout(at(10) + first_wait());
     let out = dkv(&drain(&mut n));
     let Body::Sync { session, .. } = out[0].body else {
         panic!("{out:?}")
@@ -269,7 +264,6 @@ fn a_new_id_at_a_known_address_is_a_restarted_node_to_reconcile_with() {
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
     drain(&mut n);
     n.handle_beacon(at(20), ip(2), &hello(7, 5000));
-    n.handle_timeout(at(20) + first_wait());
     let out = drain(&mut n);
     assert_eq!(syncs_to(&out), vec![id(7)]);
     assert_eq!(n.peer_id(addr(2, 5000)), Some(id(7)));
@@ -414,9 +408,8 @@ fn agree(n: &mut Node, out: &[Output], now: std::time::Instant) {
 fn a_dkv_peer_heard_again_after_a_gap_is_reconciled_with_again() {
     let mut n = quiet_node();
     n.handle_beacon(at(0), ip(2), &hello(2, 5000));
-    n.handle_timeout(at(0) + first_wait());
     let out = drain(&mut n);
-    agree(&mut n, &out, at(70));
+    agree(&mut n, &out, at(10));
     assert_eq!(n.stats().sync_sessions_completed, 1);
     n.handle_beacon(at(2_400), ip(2), &hello(2, 5000)); // 2.4 s: on time
     assert!(syncs_to(&drain(&mut n)).is_empty());
@@ -425,15 +418,13 @@ fn a_dkv_peer_heard_again_after_a_gap_is_reconciled_with_again() {
 }
 
 /// Node 1 (quiet) hearing `MAX_SESSIONS + 4` dkv peers at once; returns them and
-/// the sessions it starts one first-reply wait later.
+/// the sessions it starts.
 fn many_peers() -> (Node, Vec<NodeId>, Vec<Output>) {
     let mut n = quiet_node();
     let peers: Vec<u8> = (2..).take(MAX_SESSIONS + 4).collect();
     for &p in &peers {
         n.handle_beacon(at(0), ip(p), &hello(p, 5000));
     }
-    drain(&mut n);
-    n.handle_timeout(at(0) + first_wait());
     let out = drain(&mut n);
     (n, peers.into_iter().map(id).collect(), out)
 }
@@ -443,9 +434,10 @@ fn at_most_max_sessions_run_at_once_and_a_waiting_peer_starts_when_one_ends() {
     let (mut n, peers, out) = many_peers();
     let first = syncs_to(&out);
     assert_eq!(first.len(), MAX_SESSIONS);
-    assert!(
-        n.poll_timeout() > Some(at(0) + first_wait()),
-        "the waiting peers wake nothing while every slot is taken"
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(0) + first_wait()),
+        "the waiting peers wake nothing while every slot is taken, only the sessions' replies' deadline"
     );
     let one: Vec<Output> = out
         .iter()
@@ -453,7 +445,7 @@ fn at_most_max_sessions_run_at_once_and_a_waiting_peer_starts_when_one_ends() {
         .take(1)
         .cloned()
         .collect();
-    agree(&mut n, &one, at(70));
+    agree(&mut n, &one, at(10));
     let next = syncs_to(&drain(&mut n));
     assert_eq!(next.len(), 1, "the freed slot is taken at once");
     assert!(peers.contains(&next[0]) && !first.contains(&next[0]));
@@ -465,7 +457,7 @@ fn peers_whose_session_got_no_reply_wait_behind_peers_not_tried_yet() {
     let (mut n, peers, out) = many_peers();
     let first = syncs_to(&out);
     // No reply: every session times out after its first-reply wait.
-    n.handle_timeout(at(0) + first_wait() * 2);
+    n.handle_timeout(at(0) + first_wait());
     let again = syncs_to(&drain(&mut n));
     assert_eq!(n.stats().sync_sessions_timed_out, MAX_SESSIONS as u64);
     assert_eq!(again.len(), MAX_SESSIONS);
@@ -558,9 +550,8 @@ fn a_new_address_reconciles_with_every_dkv_peer_again() {
     let mut n = quiet_node();
     n.handle_beacon(at(0), ip(2), &hello(2, 5000));
     n.handle_beacon(at(0), ip(3), &hello(3, 5000));
-    n.handle_timeout(at(0) + first_wait());
     let out = drain(&mut n);
-    agree(&mut n, &out, at(70));
+    agree(&mut n, &out, at(10));
     assert_eq!(n.stats().sync_sessions_completed, 2);
     n.handle_net_up(at(500), ip(1));
     assert!(syncs_to(&drain(&mut n)).is_empty(), "the same address");

@@ -7,9 +7,7 @@ mod support;
 
 use bytes::Bytes;
 use dkv_proto::wire::v2::{Body, Envelope, Range, Record};
-use dkv_proto::{
-    BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Timings, Version,
-};
+use dkv_proto::{BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Version};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use support::*;
@@ -54,12 +52,6 @@ impl Mesh {
         let n = (j + 1) as u8;
         let now = self.now;
         self.nodes[i].handle_beacon(now, ip(n), &hello(n, u16::from(n)));
-    }
-
-    /// Time moves on by the first-reply wait, after which a node starts its
-    /// session with a peer that came up.
-    fn wait_first_reply(&mut self) {
-        self.now += Timings::default().sync_timeout / 16;
     }
 
     /// Runs due timers, then delivers messages round by round until none is sent;
@@ -185,7 +177,6 @@ fn cost(n: usize, diffs: usize) -> (usize, usize) {
     }
     m.nodes.iter_mut().for_each(|n| drop(drain(n)));
     m.hear(0, 1);
-    m.wait_first_reply();
     m.run();
     assert_eq!(m.nodes[0].summary(), m.nodes[1].summary());
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
@@ -199,7 +190,6 @@ fn identical_stores_agree_in_one_round_trip_of_one_fingerprint() {
         load(&mut m.nodes[0], at(0), keys(n));
         load(&mut m.nodes[1], at(0), keys(n));
         m.hear(0, 1);
-        m.wait_first_reply();
         m.run();
         assert_eq!(m.rounds, 2, "one message each way");
         assert!(m.sent[0] <= 80 && m.sent[1] <= 80, "{:?}", m.sent);
@@ -227,7 +217,6 @@ fn an_empty_joiner_pulls_everything_in_pages() {
     let mut m = Mesh::new(2);
     load(&mut m.nodes[1], at(0), keys(3_000));
     m.hear(0, 1);
-    m.wait_first_reply();
     m.run();
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
     assert_eq!(m.nodes[0].summary(), m.nodes[1].summary());
@@ -245,7 +234,6 @@ fn a_joiner_of_a_large_store_pulls_sub_ranges_a_window_at_a_time() {
     let mut m = Mesh::new(2);
     load(&mut m.nodes[1], at(0), keys(5_000));
     m.hear(0, 1);
-    m.wait_first_reply();
     m.run();
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
     let mut start = 0;
@@ -281,7 +269,6 @@ fn a_record_larger_than_a_page_still_transfers() {
     m.nodes[1].set(at(0), "small".into(), bytes("s"));
     drain(&mut m.nodes[1]);
     m.hear(0, 1);
-    m.wait_first_reply();
     m.run();
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
     assert_eq!(m.nodes[0].len(), 4);
@@ -294,7 +281,6 @@ fn a_joiner_pulls_from_one_peer_at_a_time() {
     load(&mut m.nodes[2], at(0), keys(500));
     m.hear(0, 1);
     m.hear(0, 2);
-    m.wait_first_reply();
     m.run();
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
     let pulls_to = |n: u8| {
@@ -325,29 +311,27 @@ fn a_joiner_pulls_from_one_peer_at_a_time() {
 
 #[test]
 fn a_session_whose_replies_are_lost_is_retried_at_once_with_a_doubling_wait() {
-    // The first session starts 62.5 ms after the peer came up; its wait is a
-    // sixteenth of the sync timeout (62.5 ms), then 125, 250, 500 and 1,000 ms: a
-    // peer that came up before its SUB socket reached this node is retried soon,
-    // one that stays silent costs a session per sync timeout.
+    // The first wait is a sixteenth of the sync timeout (62.5 ms), then 125, 250,
+    // 500 and 1,000 ms: a peer that came up before its SUB socket reached this node
+    // is retried soon, one that stays silent costs a session per sync timeout.
     let mut m = Mesh::new(2);
     load(&mut m.nodes[1], at(0), keys(50));
     m.hear(0, 1);
-    m.wait_first_reply();
     let silent = |from: usize, _: &Envelope| from != 1;
     m.settle(silent);
     let timed_out = |m: &Mesh| m.nodes[0].stats().sync_sessions_timed_out;
-    for (before, after, n) in [(124, 125, 1), (249, 250, 2), (499, 500, 3), (999, 1_000, 4)] {
+    for (before, after, n) in [(62, 63, 1), (187, 188, 2), (437, 438, 3), (937, 938, 4)] {
         m.advance_to(before, silent);
         assert_eq!(timed_out(&m), n - 1, "at {before} ms");
         m.advance_to(after, silent);
         assert_eq!(timed_out(&m), n, "at {after} ms");
         assert_eq!(m.nodes[0].stats().sync_sessions_started, n + 1, "retried");
     }
-    m.advance_to(1_999, silent);
+    m.advance_to(1_937, silent);
     assert_eq!(timed_out(&m), 4);
-    m.advance_to(2_000, silent);
+    m.advance_to(1_938, silent);
     assert_eq!(timed_out(&m), 5);
-    m.advance_to(3_000, silent);
+    m.advance_to(2_938, silent);
     assert_eq!(
         timed_out(&m),
         6,
@@ -364,12 +348,11 @@ fn a_pull_whose_pages_are_lost_is_retried_by_a_later_session() {
     let mut m = Mesh::new(2);
     load(&mut m.nodes[1], at(0), keys(50));
     m.hear(0, 1);
-    m.wait_first_reply();
     let no_pages =
         |_: usize, e: &Envelope| !matches!(e.body, Body::Push { request, .. } if request != 0);
     m.settle(no_pages);
     assert_eq!(m.nodes[0].stats().sync_sessions_completed, 1);
-    m.advance_to(1_100, no_pages);
+    m.advance_to(1_000, no_pages);
     assert_eq!(m.nodes[0].stats().sync_pulls_timed_out, 1);
     assert!(m.nodes[0].is_empty());
     m.advance_to(4_100, |_, _| true);
@@ -381,7 +364,6 @@ fn a_lost_put_is_repaired_by_the_periodic_session() {
     let mut m = Mesh::new(2);
     m.hear(0, 1);
     m.hear(1, 0);
-    m.wait_first_reply();
     m.run();
     let now = m.now;
     m.nodes[0].set(now, "k".into(), bytes("v"));
@@ -397,7 +379,6 @@ fn bootstrap_is_done_once_every_dkv_peer_found_during_the_delay_is_reconciled() 
         let mut m = Mesh::new(2);
         load(&mut m.nodes[1], at(0), keys(100));
         m.hear(0, 1);
-        m.wait_first_reply();
         let keep = |from: usize, _: &Envelope| replies || from != 1;
         m.settle(keep);
         m.advance_to(2_000, keep);
@@ -503,7 +484,6 @@ proptest! {
         if both_start {
             m.hear(1, 0);
         }
-        m.wait_first_reply();
         m.run();
         let (a, b) = (&m.nodes[0], &m.nodes[1]);
         prop_assert_eq!(a.summary(), b.summary());

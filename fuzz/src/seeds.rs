@@ -1023,8 +1023,6 @@ fn node_seeds() -> Vec<Seed> {
                 .net_up(0)
                 .set(0, b"mine")
                 .hello(1, 5005, PEER)
-                // The session starts one first-reply wait (62.5 ms) after the hello.
-                .advance(100)
                 .dkv(PEER, TO_ME, SYNC)
                 .u8(RECENT)
                 .u8(2)
@@ -1046,7 +1044,6 @@ fn node_seeds() -> Vec<Seed> {
             Script::new()
                 .net_up(0)
                 .hello(1, 5005, PEER)
-                .advance(100)
                 .dkv(PEER, TO_ME, SYNC)
                 .u8(RECENT)
                 .u8(2)

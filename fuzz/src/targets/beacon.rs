@@ -2,10 +2,10 @@
 //! through the datagram parsers and a node.
 
 use super::{assert_stats_monotonic, moved, moved_by, stats_delta, Counter};
-use dkv_proto::wire::{Body, Envelope};
+use dkv_proto::wire::{Body, Envelope, Range, Step, Summary};
 use dkv_proto::{
     encode_beacon, encode_hello, parse_beacon, parse_datagram, BeaconError, Config, Datagram,
-    Message, Node, NodeId, Output, Timings, WallClock, BEACON_PREFIX, HELLO_PREFIX,
+    Message, Node, NodeId, Output, WallClock, BEACON_PREFIX, HELLO_PREFIX,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -107,9 +107,8 @@ fn peer_ids(node: &Node) -> BTreeMap<SocketAddr, Option<NodeId>> {
 ///   `source:port`, `peers_up` + 1) or refreshes it, counted once in `beacons_in` or
 ///   `hellos_in`; a hello marks the peer as a dkv node with the hello's id (the
 ///   endpoint that held the id before loses it) and, if that identified it anew,
-///   makes a reconciliation session with the id due within one first-reply wait (a
-///   sixteenth of the sync timeout: the connection just asked for cannot carry the
-///   reply sooner), sending nothing yet; a beacon leaves the peer's id as it was;
+///   starts a reconciliation session (one `sync` to the id) unless one runs already;
+///   a beacon leaves the peer's id as it was;
 /// - any other datagram (malformed, own, or heard with the net down) is counted once
 ///   in exactly one of `beacons_own` and the datagram drop counters, and changes
 ///   nothing else;
@@ -248,16 +247,40 @@ pub fn beacon(data: &[u8]) {
         want.push(Output::Connect(addr));
     }
     if let Some(to) = sync_to {
-        let first_wait = Timings::default().sync_timeout / 16;
-        assert!(
-            node.poll_timeout().is_some_and(|at| at <= now + first_wait),
-            "hello from {to:?} identified it without a session due within {first_wait:?}"
-        );
+        let [Output::Publish(Message::Dkv(e))] = &outputs[want.len()..] else {
+            panic!("hello from {to:?} identified it without one sync: {outputs:?}");
+        };
+        let Body::Sync {
+            session,
+            initiator: true,
+            last: false,
+            steps,
+        } = &e.body
+        else {
+            panic!("not an opening sync: {e:?}");
+        };
+        let opening = Step::Fingerprint {
+            range: Range::ROOT,
+            summary: Summary::default(),
+        };
+        assert_eq!(steps, &vec![opening], "an empty store opens with its root");
+        want.push(Output::Publish(Message::Dkv(Envelope {
+            to: Some(to),
+            from: BEACON_NODE_ID,
+            body: Body::Sync {
+                session: *session,
+                initiator: true,
+                last: false,
+                steps: steps.clone(),
+            },
+        })));
     }
     assert_eq!(outputs, want, "outputs for {d:?} from {src}");
+    let synced = u64::from(sync_to.is_some());
     assert_eq!(moved_by(&delta, "peers_up"), u64::from(new), "peers_up");
-    assert_eq!(moved_by(&delta, "sync_sessions_started"), 0);
-    let expected_moves = 1 + u64::from(new);
+    assert_eq!(moved_by(&delta, "sync_sessions_started"), synced);
+    assert_eq!(moved_by(&delta, "out_sync"), synced);
+    let expected_moves = 1 + u64::from(new) + 2 * synced;
     assert_eq!(
         delta.len() as u64,
         expected_moves,
