@@ -167,9 +167,10 @@ impl Reconciler {
 
     // ---- what the node tells it ----
 
-    /// A dkv peer came up (or was identified): reconcile with it now. If its
-    /// connection is not up yet the reply is lost, and the session is retried one
-    /// first-reply wait later; on loopback or a LAN it usually is.
+    /// A dkv peer came up (or was identified): reconcile with it now. If the
+    /// connection this node just asked for is not up when the reply comes, the
+    /// reply is lost and the session is retried one first-reply wait later (on
+    /// loopback it is usually up; the simulator's links take 1.5 round trips).
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
         self.make_due(now, peer);
