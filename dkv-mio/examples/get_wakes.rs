@@ -103,15 +103,7 @@ fn micros(d: Duration) -> f64 {
 fn dkv_phase(asker: &dkv_mio::Dkv, gets: usize) -> Result<PerGet, BenchError> {
     let before = tasks();
     let process_before = process();
-    let mut samples = Vec::with_capacity(gets);
-    for i in 1..=gets {
-        let start = Instant::now();
-        let value = asker.get(Workload::key(i), Some(Duration::from_secs(1)))?;
-        samples.push(start.elapsed());
-        if value.is_none() {
-            return Err(BenchError(format!("get {i} unanswered")));
-        }
-    }
+    let latencies = shared::timed_gets(asker, gets)?;
     let process_after = process();
     let after = tasks();
     // Threads are created in order: per node its ZeroMQ reaper, its ZeroMQ I/O
@@ -144,7 +136,12 @@ fn dkv_phase(asker: &dkv_mio::Dkv, gets: usize) -> Result<PerGet, BenchError> {
         entry.0 += (task.switches - old.switches) as f64 / gets as f64;
         entry.1 += (task.cpu_ns - old.cpu_ns) as f64 / 1e3 / gets as f64;
     }
-    let latencies = Latencies::new(samples, 0);
+    if latencies.unanswered > 0 {
+        let unanswered = latencies.unanswered;
+        return Err(BenchError(format!(
+            "{unanswered} of {gets} gets unanswered"
+        )));
+    }
     Ok(PerGet {
         p50: micros(latencies.percentile(50)),
         p99: micros(latencies.percentile(99)),

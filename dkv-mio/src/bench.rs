@@ -293,17 +293,22 @@ pub fn get_samples(keys: usize) -> usize {
 /// keys, which misses locally and is answered by the server's reply.
 pub fn dkv_remote_get(config: &Config, workload: &Workload) -> Result<Latencies, BenchError> {
     with_remote_asker(config, workload, |asker| {
-        let samples = get_samples(workload.keys);
-        let mut latencies = Vec::with_capacity(samples);
-        let mut unanswered = 0;
-        for i in 1..=samples {
-            let start = Instant::now();
-            let value = asker.get(Workload::key(i), Some(Duration::from_secs(1)))?;
-            latencies.push(start.elapsed());
-            unanswered += usize::from(value.is_none());
-        }
-        Ok(Latencies::new(latencies, unanswered))
+        timed_gets(asker, get_samples(workload.keys))
     })
+}
+
+/// Gets keys `1..=gets` on `asker` one at a time (each waits up to 1 s), timing
+/// each.
+pub fn timed_gets(asker: &Dkv, gets: usize) -> Result<Latencies, BenchError> {
+    let mut latencies = Vec::with_capacity(gets);
+    let mut unanswered = 0;
+    for i in 1..=gets {
+        let start = Instant::now();
+        let value = asker.get(Workload::key(i), Some(Duration::from_secs(1)))?;
+        latencies.push(start.elapsed());
+        unanswered += usize::from(value.is_none());
+    }
+    Ok(Latencies::new(latencies, unanswered))
 }
 
 /// The setup of [`dkv_remote_get`], three dkv nodes, each beaconing on a port of
