@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::{cluster, config, connect_fully, wait_until};
 
 #[test]
-fn three_nodes_discover_each_other_by_beacons() {
+fn three_nodes_discover_each_other_by_hellos() {
     let config = config();
     let nodes = cluster(&config, 3);
     for node in &nodes {
@@ -28,7 +28,8 @@ fn three_nodes_discover_each_other_by_beacons() {
         assert!(peers.iter().all(|p| p.ip().is_loopback()));
         assert!(node.local_ip().unwrap().unwrap().is_loopback());
         let stats = node.stats().unwrap();
-        assert!(stats.proto.beacons_in > 0 && stats.transport.beacons_sent > 0);
+        assert!(stats.proto.hellos_in > 0 && stats.transport.beacons_sent > 0);
+        assert_eq!(stats.proto.beacons_out, 0, "no prototype: hellos only");
     }
 }
 

@@ -215,6 +215,9 @@ pub struct Node {
     /// The last address the node had, kept across net down.
     last_ip: Option<IpAddr>,
     next_beacon: Option<Instant>,
+    /// When a peer that never said hello (a prototype) last beaconed: an open node
+    /// sends the prototype's beacon only for a peer timeout after that.
+    prototype_heard: Option<Instant>,
     peers: Peers,
     store: Store,
     hlc: Hlc,
@@ -281,6 +284,7 @@ impl Node {
             local_ip: None,
             last_ip: None,
             next_beacon: None,
+            prototype_heard: None,
             peers: Peers::default(),
             store: Store::new(),
             hlc: Hlc::new(t.max_clock_offset),
@@ -622,6 +626,14 @@ impl Node {
         if heard.new {
             self.stats.peers_up += 1;
             self.out.push_back(Output::Connect(addr));
+        }
+        if !heard.named {
+            // A prototype learns of this node only from its beacon: send one now
+            // if none went out for it yet, then every interval while it is heard.
+            if !self.beaconing_for_prototypes(now) {
+                self.send_beacon();
+            }
+            self.prototype_heard = Some(now);
         }
         if let Some(old) = heard.replaced {
             self.sync.peer_down(now, old);
@@ -1278,7 +1290,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.touch(now);
         if let Some(at) = self.next_beacon.filter(|&at| at <= now) {
-            self.announce_presence();
+            self.announce_presence(now);
             if self.keyed() {
                 let wall = self.wall_ms(now);
                 self.guard.expire(wall);
@@ -1395,15 +1407,30 @@ impl Node {
         wall.max(self.hlc.last().millis())
     }
 
-    /// Queues this beacon interval's discovery datagrams: the open cluster's hello
-    /// and beacon, or a named cluster's version-2 hello (sealed when keyed). A named
+    /// Whether a prototype was heard within the last peer timeout, so the open
+    /// cluster's beacon goes out each interval.
+    fn beaconing_for_prototypes(&self, now: Instant) -> bool {
+        self.prototype_heard
+            .is_some_and(|at| now.saturating_duration_since(at) <= self.config.timings.peer_timeout)
+    }
+
+    /// Queues the prototype's beacon.
+    fn send_beacon(&mut self) {
+        self.stats.beacons_out += 1;
+        self.out.push_back(Output::Beacon(self.beacon.clone()));
+    }
+
+    /// Queues this beacon interval's discovery datagrams: the open cluster's hello,
+    /// and its beacon while a prototype is heard (dkv nodes know each other by
+    /// hello), or a named cluster's version-2 hello (sealed when keyed). A named
     /// node on an IPv6 address has nothing to announce (hellos carry IPv4).
-    fn announce_presence(&mut self) {
+    fn announce_presence(&mut self, now: Instant) {
         if !self.config.isolated() {
             self.stats.hellos_out += 1;
             self.out.push_back(Output::Beacon(self.hello.clone()));
-            self.stats.beacons_out += 1;
-            self.out.push_back(Output::Beacon(self.beacon.clone()));
+            if self.beaconing_for_prototypes(now) {
+                self.send_beacon();
+            }
             return;
         }
         let Some(IpAddr::V4(ip)) = self.local_ip else {

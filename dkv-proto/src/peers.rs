@@ -32,6 +32,8 @@ pub(crate) struct Heard {
     /// The peer had been silent for more than two of its intervals: messages to or
     /// from it may have been lost meanwhile.
     pub(crate) after_gap: bool,
+    /// The peer has said hello (it is a dkv node, with a known id).
+    pub(crate) named: bool,
 }
 
 const NIL: u32 = u32::MAX;
@@ -189,10 +191,16 @@ impl Peers {
             self.by_age.touch(peer.age, now);
         }
         match id {
-            None => Some(heard),
+            None => Some(Heard {
+                named: peer.id.is_some(),
+                ..heard
+            }),
             Some(id) if peer.id == Some(id) => {
                 peer.hello_at = now;
-                Some(heard)
+                Some(Heard {
+                    named: true,
+                    ..heard
+                })
             }
             Some(id) => Some(self.identify(now, addr, id, heard)),
         }
@@ -245,6 +253,7 @@ impl Peers {
             }
         }
         heard.identified = true;
+        heard.named = true;
         heard
     }
 

@@ -178,6 +178,7 @@ fn an_open_unkeyed_node_sends_exactly_what_it_sent_before_clusters() {
     assert!(!n.isolated() && !n.keyed() && n.cluster().is_open());
     assert_eq!(n.subscriptions().len(), 7);
     n.handle_net_up(at(0), ip(1));
+    n.handle_beacon(at(0), ip(2), b"beacon 7002");
     let d = datagrams(&drain(&mut n));
     assert_eq!(d, vec![hello(1, 7001), encode_beacon(7001)]);
     assert!(n.is_own_datagram(&d[0]) && n.is_own_datagram(&d[1]));

@@ -15,6 +15,12 @@ use support::*;
 
 const PORT: u16 = 41017;
 
+/// What an open node announces each interval while no prototype is heard.
+fn own_hello() -> Vec<Vec<u8>> {
+    vec![hello(1, PORT)]
+}
+
+/// What it announces while one is: the hello, then the prototype's beacon.
 fn own_pair() -> Vec<Vec<u8>> {
     vec![hello(1, PORT), b"beacon 41017".to_vec()]
 }
@@ -60,25 +66,52 @@ fn no_datagram_and_no_timer_before_net_up() {
 }
 
 #[test]
-fn net_up_sends_hello_then_beacon_at_once_then_every_interval() {
+fn net_up_sends_a_hello_at_once_then_every_interval() {
     let mut n = node(1, PORT);
     n.handle_net_up(at(0), ip(1));
-    assert_eq!(datagrams(&drain(&mut n)), own_pair());
+    assert_eq!(datagrams(&drain(&mut n)), own_hello());
     assert_eq!(n.poll_timeout(), Some(at(1_000)));
     n.handle_timeout(at(999));
     assert!(datagrams(&drain(&mut n)).is_empty());
     n.handle_timeout(at(1_000));
-    assert_eq!(datagrams(&drain(&mut n)), own_pair());
+    assert_eq!(datagrams(&drain(&mut n)), own_hello());
     n.handle_timeout(at(2_000));
-    assert_eq!(datagrams(&drain(&mut n)), own_pair());
-    assert_eq!((n.stats().hellos_out, n.stats().beacons_out), (3, 3));
+    assert_eq!(datagrams(&drain(&mut n)), own_hello());
+    assert_eq!((n.stats().hellos_out, n.stats().beacons_out), (3, 0));
 }
 
 #[test]
-fn a_late_timer_sends_one_pair_not_a_burst() {
+fn a_prototype_gets_a_beacon_at_once_then_every_interval_until_a_peer_timeout_of_silence() {
+    let mut n = up_node(1, PORT, at(0));
+    n.handle_beacon(at(300), ip(2), b"beacon 5000");
+    assert_eq!(
+        drain(&mut n),
+        vec![
+            Output::Connect(addr(2, 5000)),
+            Output::Beacon(b"beacon 41017".to_vec().into())
+        ],
+        "the prototype learns of this node without waiting an interval"
+    );
+    n.handle_beacon(at(400), ip(3), b"beacon 5000");
+    assert_eq!(
+        drain(&mut n),
+        vec![Output::Connect(addr(3, 5000))],
+        "one beacon at once per prototype quiet spell, not per prototype"
+    );
+    for t in [1_000, 2_000, 3_000, 4_000] {
+        n.handle_timeout(at(t));
+        assert_eq!(datagrams(&drain(&mut n)), own_pair(), "at {t} ms");
+    }
+    n.handle_timeout(at(5_000));
+    assert_eq!(datagrams(&drain(&mut n)), own_hello(), "4 s after the last");
+    assert_eq!((n.stats().hellos_out, n.stats().beacons_out), (6, 5));
+}
+
+#[test]
+fn a_late_timer_sends_one_hello_not_a_burst() {
     let mut n = up_node(1, PORT, at(0));
     n.handle_timeout(at(10_500));
-    assert_eq!(datagrams(&drain(&mut n)), own_pair());
+    assert_eq!(datagrams(&drain(&mut n)), own_hello());
     assert_eq!(n.poll_timeout(), Some(at(11_500)));
 }
 
@@ -163,7 +196,7 @@ fn a_beacon_from_a_new_pair_brings_up_a_prototype_peer() {
     let mut n = up_node(1, PORT, at(0));
     n.handle_beacon(at(10), ip(2), b"beacon 5000");
     let peer = addr(2, 5000);
-    assert_eq!(drain(&mut n), vec![Output::Connect(peer)]);
+    assert_eq!(dials(&drain(&mut n)), vec![Output::Connect(peer)]);
     n.handle_beacon(at(1_010), ip(2), b"beacon 5000");
     assert!(drain(&mut n).is_empty(), "a known peer is not reconnected");
     assert_eq!(n.peers().collect::<Vec<_>>(), vec![peer]);
@@ -493,7 +526,7 @@ fn net_up_again_resumes_datagrams_and_bootstraps() {
     let mut n = up_node(1, PORT, at(0));
     n.handle_net_down(at(500));
     n.handle_net_up(at(10_000), ip(1));
-    assert_eq!(datagrams(&drain(&mut n)), own_pair());
+    assert_eq!(datagrams(&drain(&mut n)), own_hello());
     assert_eq!((n.stats().bootstraps_started, n.stats().net_up), (2, 2));
 }
 
@@ -506,7 +539,7 @@ fn repeating_the_current_address_changes_nothing_but_a_new_ip_is_a_new_net_up() 
     n.handle_net_up(at(600), ip(9));
     assert_eq!(
         datagrams(&drain(&mut n)),
-        own_pair(),
+        own_hello(),
         "announces itself at once"
     );
     assert_eq!(n.local_ip(), Some(ip(9)));

@@ -246,6 +246,17 @@ pub fn beacon(data: &[u8]) {
     if new {
         want.push(Output::Connect(addr));
     }
+    // A prototype's beacon (no id at that endpoint) gets this node's beacon at once,
+    // unless one went out for a prototype already (all of this is within 500 ms).
+    assert!(
+        before.beacons_out <= 1,
+        "beacons before: {}",
+        before.beacons_out
+    );
+    let answered = id.is_none() && known_after.get(&addr) == Some(&None) && before.beacons_out == 0;
+    if answered {
+        want.push(Output::Beacon(encode_beacon(BEACON_PUB_PORT).into()));
+    }
     if let Some(to) = sync_to {
         let [Output::Publish(Message::Dkv(e))] = &outputs[want.len()..] else {
             panic!("hello from {to:?} identified it without one sync: {outputs:?}");
@@ -278,9 +289,10 @@ pub fn beacon(data: &[u8]) {
     assert_eq!(outputs, want, "outputs for {d:?} from {src}");
     let synced = u64::from(sync_to.is_some());
     assert_eq!(moved_by(&delta, "peers_up"), u64::from(new), "peers_up");
+    assert_eq!(moved_by(&delta, "beacons_out"), u64::from(answered));
     assert_eq!(moved_by(&delta, "sync_sessions_started"), synced);
     assert_eq!(moved_by(&delta, "out_sync"), synced);
-    let expected_moves = 1 + u64::from(new) + 2 * synced;
+    let expected_moves = 1 + u64::from(new) + u64::from(answered) + 2 * synced;
     assert_eq!(
         delta.len() as u64,
         expected_moves,

@@ -308,6 +308,13 @@ struct Harness {
     dkv_ids: BTreeSet<NodeId>,
     /// When each endpoint was last heard (beacon or hello).
     heard: BTreeMap<SocketAddr, Instant>,
+    /// When a live peer with no dkv id (a prototype) last beaconed.
+    prototype_heard: Option<Instant>,
+    /// Whether the last drain held a beacon without a hello.
+    lone_beacon: bool,
+    /// Whether the input being drained is a datagram (the only one a lone beacon
+    /// may answer).
+    in_datagram: bool,
     /// Session and request ids from the node's latest messages, newest last.
     recent_ids: VecDeque<u64>,
     stats: Stats,
@@ -347,6 +354,9 @@ impl Harness {
             max_version: None,
             dkv_ids: BTreeSet::new(),
             heard: BTreeMap::new(),
+            prototype_heard: None,
+            lone_beacon: false,
+            in_datagram: false,
             recent_ids: VecDeque::new(),
             start: now,
             trace: std::env::var_os("DKV_FUZZ_TRACE").is_some(),
@@ -541,15 +551,34 @@ impl Harness {
         self.view.insert(applied.key.clone(), applied.entry.clone());
     }
 
-    /// Beacons come as a hello and the prototype beacon, each interval.
-    fn check_datagrams(&self, datagrams: &[Bytes]) {
+    /// Each interval a hello, then the prototype's beacon while a prototype was
+    /// heard within a peer timeout; a lone beacon only answers a prototype (checked
+    /// in `datagram`).
+    fn check_datagrams(&mut self, datagrams: &[Bytes]) {
         let hello = encode_hello(PUB_PORT, OWN_ID);
         let beacon = encode_beacon(PUB_PORT);
-        assert_eq!(datagrams.len() % 2, 0, "a hello without its beacon");
-        for pair in datagrams.chunks(2) {
-            assert_eq!(&pair[0][..], &hello[..], "hello payload");
-            assert_eq!(&pair[1][..], &beacon[..], "beacon payload");
+        let sent: Vec<&[u8]> = datagrams.iter().map(|d| &d[..]).collect();
+        self.lone_beacon = sent == [&beacon[..]];
+        assert!(
+            !self.lone_beacon || self.in_datagram,
+            "a beacon without its hello, not for a datagram"
+        );
+        if self.lone_beacon || sent.is_empty() {
+            return;
         }
+        let expected: &[&[u8]] = if self.beaconing() {
+            &[&hello, &beacon]
+        } else {
+            &[&hello]
+        };
+        assert_eq!(sent, expected, "announcement");
+    }
+
+    /// Whether the node should be sending the prototype's beacon now.
+    fn beaconing(&self) -> bool {
+        let timeout = self.node.config().timings.peer_timeout;
+        self.prototype_heard
+            .is_some_and(|at| self.now.saturating_duration_since(at) <= timeout)
     }
 
     /// The step's local writes went out in `put`s, in order, batched, each record
@@ -813,14 +842,33 @@ impl Harness {
     /// from a peer marks it as a dkv node with that id.
     fn datagram(&mut self, src: IpAddr, datagram: &[u8]) {
         let before = self.stats.clone();
+        let was_beaconing = self.beaconing();
         self.node.handle_beacon(self.now, src, datagram);
+        self.in_datagram = true;
         self.drain();
+        self.in_datagram = false;
         let delta = stats_delta(&before, &self.stats);
         let verdicts = moved(&delta, Counter::DatagramVerdict);
         assert!(
             matches!(verdicts[..], [(_, 1)]),
             "datagram counted {verdicts:?}"
         );
+        // A live peer's beacon, the peer without a dkv id: a prototype.
+        let prototype = match (parse_datagram(datagram), &verdicts[..]) {
+            (Ok(Datagram::Beacon(port)), [("beacons_in", 1)]) => {
+                let addr = SocketAddr::new(src, port);
+                self.node.peers().any(|a| a == addr) && self.node.peer_id(addr).is_none()
+            }
+            _ => false,
+        };
+        assert_eq!(
+            self.lone_beacon,
+            prototype && !was_beaconing,
+            "a beacon at once answers a prototype heard while none was"
+        );
+        if prototype {
+            self.prototype_heard = Some(self.now);
+        }
         // A new endpoint over a peer limit is counted there and not heard.
         let refused = ["drop_peer_limit", "drop_peer_ip_limit", "drop_peer_rate"]
             .iter()
@@ -1266,7 +1314,9 @@ fn read_message(r: &mut Reader<'_>) -> Option<Message> {
 ///   `put`s in order, batched, with a prototype `set` copy each if prototype peers
 ///   are live; an empty `put` comes right before each prototype `list`, and only
 ///   there;
-/// - datagrams are a hello then the beacon, only while the net is up;
+/// - datagrams are a hello each interval, then the beacon while a prototype was
+///   heard within a peer timeout, and a lone beacon at once for a prototype heard
+///   while none was; only while the net is up;
 /// - connects and disconnects alternate per endpoint, never target the node's own
 ///   (local ip, PUB port), and match [`Node::peers`]; a hello identifies its peer;
 /// - every received message moves exactly one message-verdict counter (as the model
