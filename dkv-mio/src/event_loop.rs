@@ -355,7 +355,7 @@ impl EventLoop {
     /// Carries out `commands` in order, leaving it empty: each run of sets in one
     /// call to the node. Stops at a shutdown, dropping the commands after it.
     fn carry_out(&mut self, now: Instant, commands: &mut Vec<Command>) -> Flow {
-        let mut sets = Vec::new();
+        let mut sets = Vec::with_capacity(commands.len());
         let mut last_set = None;
         for command in commands.drain(..) {
             if let Command::Set { key, value, write } = command {
