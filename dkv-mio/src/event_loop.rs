@@ -168,6 +168,16 @@ enum Flow {
     Stop,
 }
 
+/// What is left in the command channel after taking commands from it.
+enum Queue {
+    /// Maybe more commands.
+    More,
+    /// Nothing for now.
+    Empty,
+    /// Nothing, and every handle is gone.
+    Disconnected,
+}
+
 /// How a turn's beacon reading ended.
 #[derive(PartialEq, Eq)]
 enum BeaconRead {
@@ -300,34 +310,62 @@ impl EventLoop {
     /// (before a query too, so what it reads is consistent). Outputs of back-to-back
     /// writes are thus carried out together, which lets the node batch them. Returns
     /// whether to go on, and whether commands remain.
+    ///
+    /// Commands are taken from the channel [`CLOCK_EVERY`] at a time, so a run of
+    /// sets among them reaches the node in one go ([`Node::set_all`]).
     fn handle_commands(&mut self) -> (Flow, bool) {
         self.wakeup.take();
-        let mut result = (Flow::Continue, true);
         let start = Instant::now();
         let mut now = start;
-        for handled in 0..BATCH {
-            if handled % CLOCK_EVERY == CLOCK_EVERY - 1 {
-                now = Instant::now();
-                if now.duration_since(start) >= BUDGET {
-                    break;
-                }
+        let mut commands = Vec::with_capacity(CLOCK_EVERY);
+        let mut handled = 0;
+        let result = loop {
+            let queue = self.take_commands(&mut commands);
+            handled += commands.len();
+            if let Flow::Stop = self.carry_out(now, &mut commands) {
+                break (Flow::Stop, false);
             }
-            let command = match self.commands.try_recv() {
-                Ok(command) => command,
-                Err(TryRecvError::Empty) => {
-                    result = (Flow::Continue, false);
-                    break;
-                }
-                Err(TryRecvError::Disconnected) => {
-                    result = (Flow::Stop, false);
-                    break;
-                }
-            };
+            match queue {
+                Queue::Empty => break (Flow::Continue, false),
+                Queue::Disconnected => break (Flow::Stop, false),
+                Queue::More => {}
+            }
+            now = Instant::now();
+            if handled >= BATCH || now.duration_since(start) >= BUDGET {
+                break (Flow::Continue, true);
+            }
+        };
+        self.drain_outputs();
+        result
+    }
+
+    /// Moves up to [`CLOCK_EVERY`] commands from the channel into the empty
+    /// `commands`; says what is left there.
+    fn take_commands(&self, commands: &mut Vec<Command>) -> Queue {
+        while commands.len() < CLOCK_EVERY {
+            match self.commands.try_recv() {
+                Ok(command) => commands.push(command),
+                Err(TryRecvError::Empty) => return Queue::Empty,
+                Err(TryRecvError::Disconnected) => return Queue::Disconnected,
+            }
+        }
+        Queue::More
+    }
+
+    /// Carries out `commands` in order, leaving it empty: each run of sets in one
+    /// call to the node. Stops at a shutdown, dropping the commands after it.
+    fn carry_out(&mut self, now: Instant, commands: &mut Vec<Command>) -> Flow {
+        let mut sets = Vec::with_capacity(commands.len());
+        let mut last_set = None;
+        for command in commands.drain(..) {
+            if let Command::Set { key, value, write } = command {
+                sets.push((key, value));
+                last_set = Some(write);
+                continue;
+            }
+            self.store_sets(now, &mut sets, last_set.take());
             match command {
-                Command::Set { key, value, write } => {
-                    self.node.set(now, key, value);
-                    self.persist.ack(write);
-                }
+                Command::Set { .. } => {} // taken into `sets` above
                 Command::Delete { key, write } => {
                     self.node.delete(now, key);
                     self.persist.ack(write);
@@ -358,14 +396,19 @@ impl EventLoop {
                     self.stats.watches = self.watches.len() as u64;
                     self.report_applied();
                 }
-                Command::Shutdown => {
-                    result = (Flow::Stop, false);
-                    break;
-                }
+                Command::Shutdown => return Flow::Stop,
             }
         }
-        self.drain_outputs();
-        result
+        self.store_sets(now, &mut sets, last_set);
+        Flow::Continue
+    }
+
+    /// Hands the node a run of `sets` (emptied), the last numbered `last`.
+    fn store_sets(&mut self, now: Instant, sets: &mut Vec<(String, Bytes)>, last: Option<u64>) {
+        if let Some(write) = last {
+            self.node.set_all(now, std::mem::take(sets));
+            self.persist.ack(write);
+        }
     }
 
     /// Has the node report its changes only while someone takes them: a watch or

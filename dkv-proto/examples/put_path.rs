@@ -1,8 +1,9 @@
 //! CPU time of the replication path inside the state machine, with no threads,
 //! sockets or scheduler in the way, so it can be compared between builds on a busy
-//! machine: a writer node takes KEYS local sets (16-byte keys, 100-byte values) and
-//! its `put`s are encoded as a transport would; a receiver node then decodes and
-//! applies those frames. Prints ns per set for each side, the median of RUNS runs
+//! machine: a writer node takes KEYS local sets (16-byte keys, 100-byte values), in
+//! runs of 64 as the event loop hands them over (`Node::set_all`), and its `put`s
+//! are encoded as a transport would; a receiver node then decodes and applies
+//! those frames. Prints ns per set for each side, the median of RUNS runs
 //! (fresh nodes each). It asserts nothing about speed.
 //!
 //! Run: `cargo run --release -p dkv-proto --example put_path -- [KEYS] [RUNS]`
@@ -13,6 +14,10 @@ use std::time::{Duration, Instant};
 
 /// Sets handled before the writer's outputs are drained, as the event loop does.
 const COMMANDS_PER_TURN: usize = 1024;
+
+/// Sets handed to the writer together (`Node::set_all`), as the event loop hands
+/// it a run of queued sets.
+const SETS_PER_RUN: usize = 64;
 
 fn node(id: &[u8; 8], now: Instant) -> Node {
     let wall = WallClock {
@@ -29,9 +34,16 @@ fn write(keys: usize, now: Instant) -> (Duration, Vec<Vec<Bytes>>) {
     let mut writer = node(b"writer-0", now);
     let value = Bytes::from(vec![b'v'; 100]);
     let mut frames = Vec::new();
+    let mut run = Vec::with_capacity(SETS_PER_RUN);
     let start = Instant::now();
     for i in 0..keys {
-        writer.set(now, format!("bench/{i:010}"), value.clone());
+        run.push((format!("bench/{i:010}"), value.clone()));
+        if run.len() == SETS_PER_RUN || i + 1 == keys {
+            writer.set_all(
+                now,
+                std::mem::replace(&mut run, Vec::with_capacity(SETS_PER_RUN)),
+            );
+        }
         if i % COMMANDS_PER_TURN == COMMANDS_PER_TURN - 1 || i + 1 == keys {
             while let Some(out) = writer.poll_output() {
                 if let Output::Publish(msg @ Message::Dkv(_)) = out {

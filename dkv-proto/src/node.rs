@@ -1064,6 +1064,18 @@ impl Node {
         Ok(())
     }
 
+    /// Stores each of `writes` in order, exactly as [`set`](Self::set) would one by
+    /// one (the same versions, outputs and refusals), with the store lines of the
+    /// next [`WARM_AHEAD`] keys read while these are stored, so their cache misses
+    /// overlap, as for a peer's batch. For a transport that has several sets queued.
+    pub fn set_all(&mut self, now: Instant, writes: Vec<(String, Bytes)>) {
+        let hashes: Vec<u64> = writes.iter().map(|(key, _)| key_hash(key)).collect();
+        for (i, (key, value)) in writes.into_iter().enumerate() {
+            self.warm_ahead(&hashes, i);
+            self.set(now, key, value);
+        }
+    }
+
     /// Deletes `key`: a tombstone with a fresh version is stored and published. It
     /// replicates and wins like any write; prototype nodes receive it as a `set` of
     /// an empty value, the closest they have to a delete. A key over the limit is
@@ -1110,12 +1122,7 @@ impl Node {
         let mut new = NewKeys::default();
         let hashes: Vec<u64> = records.iter().map(|r| key_hash(&r.key)).collect();
         for (i, r) in records.into_iter().enumerate() {
-            if i % WARM_AHEAD == 0 {
-                // The store lines of this group (the first time) and the next.
-                let start = if i == 0 { 0 } else { i + WARM_AHEAD };
-                let group = hashes.get(start..(i + 2 * WARM_AHEAD).min(hashes.len()));
-                std::hint::black_box(self.store.warm(group.unwrap_or_default()));
-            }
+            self.warm_ahead(&hashes, i);
             let expected = echo.then(|| Echoes::expectation(&r));
             let through = if batch_fits {
                 new += self.apply_remote(now, r);
@@ -1130,6 +1137,17 @@ impl Node {
         if !new.is_none() {
             // Within `all_new`, allowed at this same `now`: cannot be refused.
             self.budgets.take(now, from, new, &self.config.limits);
+        }
+    }
+
+    /// Before the `i`th of a run of keys whose hashes are `hashes`: at the start of
+    /// each group of [`WARM_AHEAD`], reads the store lines of the next group (and,
+    /// first, of this one), so their cache misses overlap ([`Store::warm`]).
+    fn warm_ahead(&self, hashes: &[u64], i: usize) {
+        if i % WARM_AHEAD == 0 {
+            let start = if i == 0 { 0 } else { i + WARM_AHEAD };
+            let group = hashes.get(start..(i + 2 * WARM_AHEAD).min(hashes.len()));
+            std::hint::black_box(self.store.warm(group.unwrap_or_default()));
         }
     }
 

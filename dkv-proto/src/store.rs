@@ -438,19 +438,23 @@ impl Store {
         4 * self.tree.depth() as u32
     }
 
-    /// Reads, for each of `hashes`, the lines a merge of its key reads first (its
-    /// leaf's header, the hashes near where it would sit, its deepest summary), all
-    /// in one go: their cache misses overlap, and the merges that follow find those
-    /// lines in cache. Returns a value only so that the reads are kept.
+    /// Reads, for each of `hashes`, the lines a merge of its key touches first (its
+    /// leaf's header, the hashes and order indices near where it would sit, the
+    /// leaf's last slot, next to where a new one goes, and its deepest summary),
+    /// all in one go: their cache misses overlap, and the merges that follow find
+    /// those lines in cache. Returns a value only so that the reads are kept.
     pub(crate) fn warm(&self, hashes: &[u64]) -> u64 {
         let fixed = self.fixed_bits();
         let deepest = self.tree.levels.last();
         hashes.iter().fold(0, |acc, &hash| {
             let at = self.leaf_of(hash);
             let leaf = &self.leaves[at];
-            let near = leaf.hashes.get(guess(hash, leaf.len(), fixed));
+            let i = guess(hash, leaf.len(), fixed);
+            let near = leaf.hashes.get(i).copied().unwrap_or(0);
+            let order = leaf.order.get(i).map_or(0, |&o| u64::from(o));
+            let last = leaf.slots.last().map_or(0, |s| s.digest);
             let summary = deepest.and_then(|level| level.get(at));
-            acc ^ near.copied().unwrap_or(0) ^ summary.map_or(0, |s| s.count)
+            acc ^ near ^ order ^ last ^ summary.map_or(0, |s| s.count)
         })
     }
 

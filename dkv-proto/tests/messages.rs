@@ -904,3 +904,30 @@ fn bytes_of_a_value_are_kept_exactly() {
     n.set(at(1), "k".into(), v.clone());
     assert_eq!(n.value("k"), Some(&v[..]));
 }
+
+#[test]
+fn set_all_is_the_same_as_each_set_in_turn() {
+    // Enough keys for several warm-ahead groups, a key written twice, a refused
+    // key, and a prototype peer so every write also has its echo copy.
+    let too_long = "k".repeat(2000);
+    let mut writes: Vec<(String, Bytes)> = (0..40)
+        .map(|i| (format!("key/{i}"), bytes(&format!("value {i}"))))
+        .collect();
+    writes.insert(5, ("key/3".into(), bytes("again")));
+    writes.insert(9, (too_long, bytes("refused")));
+    let (mut one_by_one, mut together) = (with_prototype_peer(), with_prototype_peer());
+    for (key, value) in writes.clone() {
+        one_by_one.set(at(1), key, value);
+    }
+    together.set_all(at(1), writes);
+    let outputs = drain(&mut together);
+    assert_eq!(outputs, drain(&mut one_by_one));
+    assert_eq!(dkv(&outputs).len(), 1, "one put carries them all");
+    assert_eq!(together.stats(), one_by_one.stats());
+    assert_eq!(
+        (together.stats().sets, together.stats().writes_refused),
+        (41, 1)
+    );
+    assert_eq!(together.summary(), one_by_one.summary());
+    assert_eq!(together.value("key/3"), Some(&b"again"[..]));
+}
