@@ -273,10 +273,14 @@ impl Oracle {
     /// writes carry the value, or an empty one for a delete.
     pub(crate) fn wrote(&mut self, slot: usize, key: &str, value: Option<&Bytes>) {
         let v = value.cloned().unwrap_or_default();
-        self.values
-            .entry(key.to_owned())
-            .or_default()
-            .insert(v.clone());
+        match self.values.get_mut(key) {
+            Some(set) => set.insert(v.clone()),
+            None => self
+                .values
+                .entry(key.to_owned())
+                .or_default()
+                .insert(v.clone()),
+        };
         if !self.watch(slot).dkv {
             self.prototype_values
                 .entry(key.to_owned())
