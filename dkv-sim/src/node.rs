@@ -24,16 +24,17 @@ pub struct Clock {
 }
 
 impl Clock {
-    fn rate(&self) -> i128 {
-        1_000_000 + i128::from(self.ppm.clamp(-500_000, 500_000))
+    /// Local nanoseconds per million true ones: 500,000 to 1,500,000.
+    fn rate(&self) -> u64 {
+        (1_000_000 + self.ppm.clamp(-500_000, 500_000)) as u64
     }
 
     /// The monotonic reading (nanoseconds) at true time `t`.
     pub fn local(&self, t: SimTime) -> u64 {
         if self.ppm == 0 {
-            return t; // most clocks: no 128-bit division on every event
+            return t; // most clocks: no multiplication on every event
         }
-        (i128::from(t) * self.rate() / 1_000_000) as u64
+        scale(t, self.rate(), 0, 1_000_000)
     }
 
     /// The earliest true time at which the monotonic reading reaches `local`.
@@ -42,7 +43,7 @@ impl Clock {
             return local;
         }
         let rate = self.rate();
-        let mut t = ((i128::from(local) * 1_000_000 + rate - 1) / rate) as u64;
+        let mut t = scale(local, 1_000_000, rate - 1, rate);
         while self.local(t) < local {
             t += 1;
         }
@@ -56,6 +57,16 @@ impl Clock {
     /// `t`.
     pub fn wall_ms(&self, t: SimTime) -> u64 {
         (SIM_UNIX_MS + t / 1_000_000).saturating_add_signed(self.offset_ms)
+    }
+}
+
+/// `(x * mul + add) / div`, rounded down: in 64 bits while the product fits (any
+/// run shorter than three hours; a 128-bit division is a library call, on every
+/// event of a skewed node), else in 128.
+fn scale(x: u64, mul: u64, add: u64, div: u64) -> u64 {
+    match x.checked_mul(mul).and_then(|p| p.checked_add(add)) {
+        Some(p) => p / div,
+        None => ((u128::from(x) * u128::from(mul) + u128::from(add)) / u128::from(div)) as u64,
     }
 }
 
@@ -212,6 +223,36 @@ mod tests {
                 assert!(c.local(back) >= l && back <= t);
             }
         }
+    }
+
+    #[test]
+    fn clock_scaling_is_exact_past_where_64_bits_overflow() {
+        let exact = |x: u64, mul: u64, add: u64, div: u64| {
+            ((u128::from(x) * u128::from(mul) + u128::from(add)) / u128::from(div)) as u64
+        };
+        let edge = u64::MAX / 1_500_000;
+        for x in [
+            0,
+            1,
+            60_000_000_000,
+            edge - 1,
+            edge,
+            edge + 1,
+            1 << 60,
+            u64::MAX / 2,
+        ] {
+            for (mul, add, div) in [(1_500_000, 0, 1_000_000), (1_000_000, 499_999, 500_000)] {
+                assert_eq!(scale(x, mul, add, div), exact(x, mul, add, div), "{x}");
+            }
+        }
+        // A skewed clock hours into a run still inverts exactly.
+        let c = Clock {
+            ppm: 50_000,
+            offset_ms: 0,
+        };
+        let t = 20_000_000_000_000; // 5.5 hours
+        assert_eq!(c.local(t), exact(t, 1_050_000, 0, 1_000_000));
+        assert!(c.local(c.sim(c.local(t))) == c.local(t) && c.sim(c.local(t)) <= t);
     }
 
     #[test]

@@ -35,9 +35,16 @@ use bytes::Bytes;
 use dkv_proto::wire::{Body, Envelope};
 use dkv_proto::{BootstrapPhase, Entry, GetId, Limits, Message, Node, NodeId, Output, Version};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// The oracle's maps looked up on every node output, by key: hashed (a lookup in a
+/// `String`-keyed B-tree was a string comparison per level), with SipHash's fixed
+/// keys, so that iterating one is the same in every run of a seed.
+pub type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
 
 /// A violation: what went wrong, where and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +65,7 @@ struct Watch {
     /// The highest version restored from disk at start: every local write is above.
     floor: Option<Version>,
     last_local: Option<Version>,
-    held: BTreeMap<String, Entry>,
+    held: Map<String, Entry>,
     conns: BTreeSet<SocketAddr>,
     gets: BTreeSet<GetId>,
     /// `(max_peers, max_peers_per_ip)` of a dkv node's configured limits: it may
@@ -89,7 +96,7 @@ pub(crate) struct Whereabouts {
 pub struct Oracle {
     /// Every write by key, then version (looked up on every apply anywhere, so
     /// without building a key).
-    writes: BTreeMap<String, BTreeMap<Version, Option<Bytes>>>,
+    writes: Map<String, Map<Version, Option<Bytes>>>,
     /// Entries the hostile host sent (whatever decodes from its frames): in the
     /// open cluster nodes accept them, so they count as written, apart from the
     /// honest writes' own checks. A corrupted replay may give one version several
@@ -103,7 +110,7 @@ pub struct Oracle {
     /// delete: acknowledged once applied, never to be lost.
     acknowledged: BTreeMap<String, (Version, bool)>,
     durable: BTreeSet<usize>,
-    values: BTreeMap<String, BTreeSet<Bytes>>,
+    values: Map<String, BTreeSet<Bytes>>,
     prototype_values: BTreeMap<String, BTreeSet<Bytes>>,
     watches: Vec<Watch>,
     violations: Vec<Violation>,
@@ -231,7 +238,10 @@ impl Oracle {
         let w = self.watch(slot);
         w.own_keys.extend(entries.keys().cloned());
         w.floor = entries.values().map(|e| e.version).max();
-        w.held = entries.clone();
+        w.held = entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
     }
 
     /// The node in `slot` stopped gracefully: it must have undone every connect and
@@ -263,10 +273,14 @@ impl Oracle {
     /// writes carry the value, or an empty one for a delete.
     pub(crate) fn wrote(&mut self, slot: usize, key: &str, value: Option<&Bytes>) {
         let v = value.cloned().unwrap_or_default();
-        self.values
-            .entry(key.to_owned())
-            .or_default()
-            .insert(v.clone());
+        match self.values.get_mut(key) {
+            Some(set) => set.insert(v.clone()),
+            None => self
+                .values
+                .entry(key.to_owned())
+                .or_default()
+                .insert(v.clone()),
+        };
         if !self.watch(slot).dkv {
             self.prototype_values
                 .entry(key.to_owned())
@@ -625,7 +639,7 @@ impl Oracle {
     }
 
     /// The entries the oracle saw the node in `slot` apply, still held.
-    pub(crate) fn held(&self, slot: usize) -> Option<&BTreeMap<String, Entry>> {
+    pub(crate) fn held(&self, slot: usize) -> Option<&Map<String, Entry>> {
         self.watches.get(slot).map(|w| &w.held)
     }
 
@@ -720,17 +734,17 @@ impl Oracle {
             .filter_map(|n| Some((n.slot, n.core.dkv()?)))
             .collect();
         let mut failures = Vec::new();
+        let none = Map::default();
         for &(s, node) in &dkv {
-            let held = self.held(s).cloned().unwrap_or_default();
-            let stored: BTreeMap<&str, Entry> = node.entries().collect();
-            let same = stored.len() == held.len()
-                && held.iter().all(|(k, e)| stored.get(k.as_str()) == Some(e));
+            let held = self.held(s).unwrap_or(&none);
+            let same = entry_count(node) == held.len()
+                && held.iter().all(|(k, e)| node.entry(k).as_ref() == Some(e));
             if !same {
                 failures.push((
                     s,
                     format!(
                         "its store ({} entries) is not what its applied changes left ({} entries)",
-                        stored.len(),
+                        entry_count(node),
                         held.len()
                     ),
                 ));
@@ -757,30 +771,13 @@ impl Oracle {
             }
         }
         if let Some((&(first, reference), rest)) = dkv.split_first() {
-            let reference: BTreeMap<&str, Entry> = reference.entries().collect();
             for &(s, node) in rest {
-                let theirs: BTreeMap<&str, Entry> = node.entries().collect();
-                let mut diffs: Vec<String> = reference
-                    .iter()
-                    .filter(|(k, e)| theirs.get(*k) != Some(e))
-                    .map(|(k, e)| format!("{k:?}: {:?} here, {e:?} there", theirs.get(k)))
-                    .collect();
-                diffs.extend(
-                    theirs
-                        .keys()
-                        .filter(|k| !reference.contains_key(*k))
-                        .map(|k| format!("{k:?}: only here")),
-                );
-                if !diffs.is_empty() {
-                    let n = diffs.len();
-                    diffs.truncate(3);
-                    failures.push((
-                        s,
-                        format!(
-                            "store differs from node {first}'s in {n} key(s), e.g. {}",
-                            diffs.join("; ")
-                        ),
-                    ));
+                let same = entry_count(node) == entry_count(reference)
+                    && reference
+                        .entries()
+                        .all(|(k, e)| node.entry(k).as_ref() == Some(&e));
+                if !same {
+                    failures.push((s, store_difference(first, reference, node)));
                 }
             }
         }
@@ -801,6 +798,35 @@ impl Oracle {
             0
         }
     }
+}
+
+/// Entries a dkv node holds, tombstones included.
+fn entry_count(node: &Node) -> usize {
+    node.len() + node.tombstones()
+}
+
+/// How `node`'s store differs from the store of `reference` (slot `first`): how
+/// many keys, and the first few.
+fn store_difference(first: usize, reference: &Node, node: &Node) -> String {
+    let reference: BTreeMap<&str, Entry> = reference.entries().collect();
+    let theirs: BTreeMap<&str, Entry> = node.entries().collect();
+    let mut diffs: Vec<String> = reference
+        .iter()
+        .filter(|(k, e)| theirs.get(*k) != Some(e))
+        .map(|(k, e)| format!("{k:?}: {:?} here, {e:?} there", theirs.get(k)))
+        .collect();
+    diffs.extend(
+        theirs
+            .keys()
+            .filter(|k| !reference.contains_key(*k))
+            .map(|k| format!("{k:?}: only here")),
+    );
+    let n = diffs.len();
+    diffs.truncate(3);
+    format!(
+        "store differs from node {first}'s in {n} key(s), e.g. {}",
+        diffs.join("; ")
+    )
 }
 
 #[cfg(test)]
@@ -941,6 +967,54 @@ mod tests {
         o.boot(1, NodeId(*b"node-two"), true);
         assert_eq!(o.check_converged(&[view]), 0);
         assert!(o.violations()[0].what.contains("lost acknowledged writes"));
+    }
+
+    /// A dkv node in slot 1 holding `entries` (restored), as a liveness view.
+    fn node_holding(entries: &[(&str, Entry)]) -> Core {
+        let wall = dkv_proto::WallClock {
+            at: Instant::now(),
+            unix_ms: 0,
+        };
+        let config = dkv_proto::Config::new(NodeId(*b"node-two"), 7001, wall);
+        let mut node = Node::new(config);
+        for (key, entry) in entries {
+            node.restore(wall.at, key, entry.clone());
+        }
+        Core::Dkv(Box::new(node))
+    }
+
+    fn view(core: &Core) -> NodeView<'_> {
+        NodeView {
+            slot: 1,
+            core,
+            endpoint: "10.0.0.2:7001".parse().unwrap(),
+            host_ip: "10.0.0.2".parse().unwrap(),
+            connected: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_store_unlike_its_applied_changes_fails_the_convergence_check() {
+        let at = |ms| Entry {
+            version: version(ms),
+            value: Some(Bytes::from_static(b"v")),
+        };
+        let mut o = Oracle::default();
+        o.boot(1, NodeId(*b"node-two"), true);
+        o.restored(1, &BTreeMap::from([("k".to_string(), at(10))]));
+        // As applied: passes.
+        let same = node_holding(&[("k", at(10))]);
+        assert_eq!(o.check_converged(&[view(&same)]), 1);
+        // Another version of the key, or one entry more, fails.
+        let newer = node_holding(&[("k", at(20))]);
+        assert_eq!(o.check_converged(&[view(&newer)]), 0);
+        let more = node_holding(&[("k", at(10)), ("j", at(10))]);
+        assert_eq!(o.check_converged(&[view(&more)]), 0);
+        let what: Vec<&str> = o.violations().iter().map(|v| v.what.as_str()).collect();
+        assert_eq!(what.len(), 2, "{what:?}");
+        assert!(what
+            .iter()
+            .all(|w| w.contains("not what its applied changes left")));
     }
 
     #[test]

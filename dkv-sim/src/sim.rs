@@ -640,7 +640,7 @@ impl Sim {
     }
 
     /// The oracle's record of the entries `slot`'s node applied and still holds.
-    pub fn held(&self, slot: usize) -> Option<&BTreeMap<String, dkv_proto::Entry>> {
+    pub fn held(&self, slot: usize) -> Option<&crate::oracle::Map<String, dkv_proto::Entry>> {
         self.oracle.held(slot)
     }
 

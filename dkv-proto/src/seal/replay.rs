@@ -9,7 +9,8 @@
 
 use super::frame::{Class, Salt, SealHeader};
 use crate::wire::NodeId;
-use std::collections::BTreeMap;
+use std::collections::hash_map::{DefaultHasher, Entry, HashMap};
+use std::hash::BuildHasherDefault;
 
 /// How much the guard remembers and accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +129,10 @@ struct Stream {
 pub struct ReplayGuard {
     config: ReplayConfig,
     floor_ms: u64,
-    streams: BTreeMap<(NodeId, Salt), Stream>,
+    /// By [`stream_key`], looked up twice per item: hashed (a tree lookup was a
+    /// cache miss per level), with fixed keys, as no global randomness is read
+    /// here; only authenticated items insert, so chosen keys cannot crowd it.
+    streams: HashMap<u128, Stream, BuildHasherDefault<DefaultHasher>>,
     /// No stream expires at or before this wall time (a lower bound), so a full table
     /// is swept at most once per expiry rather than once per refused item.
     quiet_until: u64,
@@ -142,7 +146,7 @@ impl ReplayGuard {
         ReplayGuard {
             config,
             floor_ms,
-            streams: BTreeMap::new(),
+            streams: HashMap::default(),
             quiet_until: u64::MAX,
             stats: ReplayStats::default(),
         }
@@ -162,17 +166,17 @@ impl ReplayGuard {
     /// checks as [`check`](Self::check): an item commits at most once.
     pub fn commit(&mut self, header: &SealHeader, wall_ms: u64) -> Result<(), Refusal> {
         self.check(header, wall_ms)?;
-        let expires = header.stamp_ms.saturating_add(self.config.window_ms);
-        if !self.streams.contains_key(&(header.sender, header.salt)) {
-            self.quiet_until = self.quiet_until.min(expires);
-        }
-        let stream = self
-            .streams
-            .entry((header.sender, header.salt))
-            .or_insert(Stream {
-                max_stamp: header.stamp_ms,
-                windows: [Window::default(); 3],
-            });
+        let stream = match self.streams.entry(stream_key(header.sender, header.salt)) {
+            Entry::Occupied(stream) => stream.into_mut(),
+            Entry::Vacant(place) => {
+                let expires = header.stamp_ms.saturating_add(self.config.window_ms);
+                self.quiet_until = self.quiet_until.min(expires);
+                place.insert(Stream {
+                    max_stamp: header.stamp_ms,
+                    windows: [Window::default(); 3],
+                })
+            }
+        };
         stream.max_stamp = stream.max_stamp.max(header.stamp_ms);
         stream.windows[header.class as usize].record(header.counter);
         self.stats.accepted += 1;
@@ -205,7 +209,7 @@ impl ReplayGuard {
 
     /// The top counter accepted for this stream and class, if any.
     pub fn top(&self, sender: NodeId, salt: Salt, class: Class) -> Option<u64> {
-        let window = self.streams.get(&(sender, salt))?.windows[class as usize];
+        let window = self.streams.get(&stream_key(sender, salt))?.windows[class as usize];
         window.used.then_some(window.top)
     }
 
@@ -220,7 +224,7 @@ impl ReplayGuard {
         if header.stamp_ms < self.floor_ms {
             return Err(Refusal::BeforeStart);
         }
-        match self.streams.get(&(header.sender, header.salt)) {
+        match self.streams.get(&stream_key(header.sender, header.salt)) {
             Some(stream) => stream.windows[header.class as usize].verdict(header.counter),
             None if self.streams.len() < self.config.max_streams => Ok(()),
             None => {
@@ -247,4 +251,12 @@ impl ReplayGuard {
             Refusal::StreamsFull => &mut s.streams_full,
         } += 1;
     }
+}
+
+/// A stream's key in the guard's table: sender then salt in one integer.
+fn stream_key(sender: NodeId, salt: Salt) -> u128 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&sender.0);
+    bytes[8..15].copy_from_slice(&salt.0);
+    u128::from_be_bytes(bytes)
 }
