@@ -264,12 +264,19 @@ impl Peers {
         self.dkv_ids.contains_key(&id)
     }
 
-    /// Forgets dkv ids silent for `DKV_ID_MEMORY` peer timeouts.
+    /// Forgets dkv ids silent for `DKV_ID_MEMORY` peer timeouts. Runs every beacon
+    /// interval: one walk of both id maps side by side (both are in id order), no
+    /// lookup per id, and none at all while every remembered id is a live peer's
+    /// (live ids are always remembered, so the counts are then equal).
     pub(crate) fn prune_ids(&mut self, now: Instant, peer_timeout: Duration) {
+        if self.dkv_ids.len() == self.by_id.len() {
+            return;
+        }
         let memory = peer_timeout.saturating_mul(Self::DKV_ID_MEMORY);
-        let by_id = &self.by_id;
+        let mut live = self.by_id.keys().peekable();
         self.dkv_ids.retain(|id, seen| {
-            by_id.contains_key(id) || now.saturating_duration_since(*seen) <= memory
+            while live.next_if(|l| *l < id).is_some() {}
+            live.peek() == Some(&id) || now.saturating_duration_since(*seen) <= memory
         });
     }
 
@@ -402,6 +409,38 @@ mod tests {
             p.remove(a);
         }
         assert_eq!(order, [(at(6), 9), (at(7), 3), (at(7), 4), (at(7), 5)]);
+    }
+
+    #[test]
+    fn pruning_keeps_every_live_id_and_forgets_only_silent_gone_ones() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let timeout = Duration::from_secs(4);
+        let memory = 4 * u64::from(Peers::DKV_ID_MEMORY);
+        let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let id = |b: u8| NodeId([b; 8]);
+        let mut p = Peers::default();
+        // Ids 1, 3 and 5 stay live (one hello, long ago); 2 and 4 leave at once.
+        for b in 1..=5 {
+            heard(&mut p, at(0), addr(u16::from(b)), Some(id(b)));
+        }
+        p.remove(addr(2));
+        p.remove(addr(4));
+        p.note_dkv(id(4), at(memory));
+        p.prune_ids(at(memory + 1), timeout);
+        let known: Vec<u8> = (1..=5).filter(|b| p.is_dkv(id(*b))).collect();
+        assert_eq!(
+            known,
+            [1, 3, 4, 5],
+            "2 was silent for longer than the memory"
+        );
+        p.prune_ids(at(2 * memory + 1), timeout);
+        let known: Vec<u8> = (1..=5).filter(|b| p.is_dkv(id(*b))).collect();
+        assert_eq!(
+            known,
+            [1, 3, 5],
+            "live ids are kept however old their hello"
+        );
     }
 
     #[test]
