@@ -32,6 +32,17 @@ pub(crate) struct Heard {
     /// The peer had been silent for more than two of its intervals: messages to or
     /// from it may have been lost meanwhile.
     pub(crate) after_gap: bool,
+    /// The peer was the one heard from longest ago: the first to fall silent
+    /// (and its expiry) may have changed.
+    pub(crate) was_oldest: bool,
+}
+
+impl Heard {
+    /// A live peer heard again as it was, after no gap, and not the oldest: nothing
+    /// changed but when it was last heard, which moves no deadline.
+    pub(crate) fn keeps_alive(&self) -> bool {
+        !(self.new || self.identified || self.after_gap || self.was_oldest)
+    }
 }
 
 const NIL: u32 = u32::MAX;
@@ -182,6 +193,7 @@ impl Peers {
         let peer = self.by_addr.get_mut(&addr)?;
         let heard = Heard {
             after_gap: now.saturating_duration_since(peer.last_seen) > gap,
+            was_oldest: self.by_age.head == peer.age,
             ..Heard::default()
         };
         if peer.last_seen != now {
