@@ -481,11 +481,23 @@ fn the_timeout_follows_the_peer_that_falls_silent_first() {
     for (ms, peer) in [(100, 2), (200, 3), (300, 4)] {
         n.handle_beacon(at(ms), ip(peer), b"beacon 5000");
     }
-    assert_eq!(n.poll_timeout(), Some(at(1_100)), "peer 2 falls silent first");
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(1_100)),
+        "peer 2 falls silent first"
+    );
     n.handle_beacon(at(400), ip(3), b"beacon 5000");
-    assert_eq!(n.poll_timeout(), Some(at(1_100)), "peer 3 was not the oldest");
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(1_100)),
+        "peer 3 was not the oldest"
+    );
     n.handle_beacon(at(500), ip(2), b"beacon 5000");
-    assert_eq!(n.poll_timeout(), Some(at(1_300)), "now peer 4 is the oldest");
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(1_300)),
+        "now peer 4 is the oldest"
+    );
     n.handle_beacon(at(600), ip(4), b"beacon 5000");
     assert_eq!(n.poll_timeout(), Some(at(1_400)), "then peer 3");
     drain(&mut n);
