@@ -175,6 +175,9 @@ pub(crate) struct Peers {
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
     /// A live dkv peer's latest hellos are in its `hello_at` until its id leaves.
     dkv_ids: BTreeMap<NodeId, Instant>,
+    /// No id that is not a live peer's was heard from before this: pruning before
+    /// it plus the memory forgets nothing. `None`: every remembered id is live.
+    gone_since: Option<Instant>,
 }
 
 impl Peers {
@@ -264,11 +267,21 @@ impl Peers {
     fn forget_id(&mut self, id: NodeId, hello_at: Instant) {
         let seen = self.dkv_ids.entry(id).or_insert(hello_at);
         *seen = (*seen).max(hello_at);
+        let seen = *seen;
+        self.note_gone(seen);
+    }
+
+    /// An id that is not (or may not be) a live peer's was last heard at `seen`.
+    fn note_gone(&mut self, seen: Instant) {
+        self.gone_since = Some(self.gone_since.map_or(seen, |t| t.min(seen)));
     }
 
     /// Notes that `id` spoke dkv/2.
     pub(crate) fn note_dkv(&mut self, id: NodeId, now: Instant) {
         self.dkv_ids.insert(id, now);
+        // Whether `id` is live is not looked up (this runs for every dkv/2 message);
+        // `now` is never earlier than the bound already kept, unless there is none.
+        self.note_gone(now);
     }
 
     /// Whether `id` is known to be a dkv node.
@@ -277,19 +290,31 @@ impl Peers {
     }
 
     /// Forgets dkv ids silent for `DKV_ID_MEMORY` peer timeouts. Runs every beacon
-    /// interval: one walk of both id maps side by side (both are in id order), no
-    /// lookup per id, and none at all while every remembered id is a live peer's
-    /// (live ids are always remembered, so the counts are then equal).
+    /// interval, but walks the ids only once one that is not live may have been
+    /// silent that long (see `gone_since`), and then walks both id maps side by
+    /// side (both are in id order), with no lookup per id.
     pub(crate) fn prune_ids(&mut self, now: Instant, peer_timeout: Duration) {
-        if self.dkv_ids.len() == self.by_id.len() {
+        let memory = peer_timeout.saturating_mul(Self::DKV_ID_MEMORY);
+        let due = self
+            .gone_since
+            .is_some_and(|t| now.saturating_duration_since(t) > memory);
+        if !due {
             return;
         }
-        let memory = peer_timeout.saturating_mul(Self::DKV_ID_MEMORY);
         let mut live = self.by_id.keys().peekable();
+        let mut gone_since: Option<Instant> = None;
         self.dkv_ids.retain(|id, seen| {
             while live.next_if(|l| *l < id).is_some() {}
-            live.peek() == Some(&id) || now.saturating_duration_since(*seen) <= memory
+            if live.peek() == Some(&id) {
+                return true;
+            }
+            let keep = now.saturating_duration_since(*seen) <= memory;
+            if keep {
+                gone_since = Some(gone_since.map_or(*seen, |t| t.min(*seen)));
+            }
+            keep
         });
+        self.gone_since = gone_since;
     }
 
     pub(crate) fn get(&self, addr: &SocketAddr) -> Option<&Peer> {
@@ -439,20 +464,21 @@ mod tests {
         p.remove(addr(2));
         p.remove(addr(4));
         p.note_dkv(id(4), at(memory));
+        let known = |p: &Peers| -> Vec<u8> { (1..=5).filter(|b| p.is_dkv(id(*b))).collect() };
         p.prune_ids(at(memory + 1), timeout);
-        let known: Vec<u8> = (1..=5).filter(|b| p.is_dkv(id(*b))).collect();
-        assert_eq!(
-            known,
-            [1, 3, 4, 5],
-            "2 was silent for longer than the memory"
-        );
+        assert_eq!(known(&p), [1, 3, 4, 5], "2 was silent past the memory");
         p.prune_ids(at(2 * memory + 1), timeout);
-        let known: Vec<u8> = (1..=5).filter(|b| p.is_dkv(id(*b))).collect();
         assert_eq!(
-            known,
+            known(&p),
             [1, 3, 5],
-            "live ids are kept however old their hello"
+            "live ids stay however old their hello"
         );
+        // An id only ever heard in dkv/2 messages, never a peer's, is forgotten too.
+        p.note_dkv(id(9), at(3 * memory));
+        p.prune_ids(at(4 * memory), timeout);
+        assert!(p.is_dkv(id(9)));
+        p.prune_ids(at(4 * memory + 1), timeout);
+        assert!(!p.is_dkv(id(9)));
     }
 
     #[test]
