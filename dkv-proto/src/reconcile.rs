@@ -381,29 +381,10 @@ impl Reconciler {
         hlc: &Hlc,
         wall_ms: u64,
     ) -> Reaction {
-        let reaction = self.take_sync(
-            now, from, session, initiator, last, steps, store, hlc, wall_ms,
-        );
-        self.refresh_deadline();
-        reaction
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn take_sync(
-        &mut self,
-        now: Instant,
-        from: NodeId,
-        session: u64,
-        initiator: bool,
-        last: bool,
-        steps: &[Step],
-        store: &Store,
-        hlc: &Hlc,
-        wall_ms: u64,
-    ) -> Reaction {
         let mut reaction = Reaction::default();
         if !initiator {
-            // A reply in a session of ours.
+            // A reply in a session of ours. (The two early returns change nothing
+            // the deadline depends on.)
             let Some(s) = self.sessions.value_mut(&from).filter(|s| s.id == session) else {
                 self.counters.stale_replies += 1;
                 return reaction;
@@ -488,6 +469,7 @@ impl Reconciler {
                 self.counters.sessions_completed += 1;
             }
         }
+        self.refresh_deadline();
         reaction
     }
 
