@@ -251,6 +251,10 @@ pub struct Node {
     /// The latest `now` any input carried: sealing, which happens in
     /// `poll_output`, stamps with the wall clock at this instant.
     last_now: Option<Instant>,
+    /// What [`poll_timeout`](Self::poll_timeout) returns, once known: every input
+    /// forgets it; a beacon that only keeps a peer alive keeps it (the transport
+    /// asks after every input, and most inputs are such beacons).
+    timeout: Option<Option<Instant>>,
     /// Whether changes are reported as [`Output::Applied`].
     report_applied: bool,
     stats: Stats,
@@ -278,6 +282,7 @@ impl Node {
             sealer: Sealer::new(config.id, config.seed),
             guard: ReplayGuard::new(config.replay, floor_ms),
             last_now: None,
+            timeout: None,
             report_applied: true,
             beacon: Bytes::from(encode_beacon(config.pub_port)),
             hello: Bytes::from(encode_hello(config.pub_port, config.id)),
@@ -573,6 +578,7 @@ impl Node {
     /// counter before any other work. An open node counts version-2 hellos as
     /// another cluster's.
     pub fn handle_beacon(&mut self, now: Instant, src: IpAddr, datagram: &[u8]) {
+        let timeout = self.timeout;
         self.touch(now);
         let (port, id) = if is_hello_v2(datagram) {
             if !self.config.isolated() {
@@ -645,7 +651,14 @@ impl Node {
                 self.sync.peer_back(now, id);
             }
         }
+        let nothing_due = timeout.is_some_and(|t| t.is_none_or(|at| at > now));
+        if heard.keeps_alive() && nothing_due {
+            // No deadline moved and none has passed: the sync step has nothing to do.
+            self.timeout = timeout;
+            return;
+        }
         self.sync_step(now);
+        self.timeout = Some(self.next_timeout());
     }
 
     /// A multipart message arrived on the SUB socket. It is decoded strictly; a
@@ -1041,6 +1054,7 @@ impl Node {
     /// version, so every version issued from now on is above every one restored.
     /// Restored tombstones are collected at the horizon like any other.
     pub fn restore(&mut self, now: Instant, key: &str, entry: Entry) {
+        self.timeout = None;
         self.hlc.raise_to(entry.version.ts);
         if self.store.merge(key, &entry) && entry.is_tombstone() {
             self.schedule_gc(now, entry.version.ts);
@@ -1387,6 +1401,16 @@ impl Node {
     /// while no timer is armed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.timeout {
+            Some(known) => {
+                debug_assert_eq!(known, self.next_timeout(), "a stale timeout");
+                known
+            }
+            None => self.next_timeout(),
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
         [
             self.next_beacon,
             self.next_peer_expiry().map(|(_, at)| at),
@@ -1413,9 +1437,11 @@ impl Node {
         self.wall.millis_at(now)
     }
 
-    /// Notes the latest `now` an input carried.
+    /// Notes the latest `now` an input carried, and that the input may move the
+    /// timeout (every input but `restore` starts here).
     fn touch(&mut self, now: Instant) {
         self.last_now = Some(self.last_now.map_or(now, |t| t.max(now)));
+        self.timeout = None;
     }
 
     /// A seal's stamp: the wall clock at the latest input, or the clock's latest

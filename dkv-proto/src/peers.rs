@@ -34,6 +34,17 @@ pub(crate) struct Heard {
     pub(crate) after_gap: bool,
     /// The peer has said hello (it is a dkv node, with a known id).
     pub(crate) named: bool,
+    /// The peer was the one heard from longest ago: the first to fall silent
+    /// (and its expiry) may have changed.
+    pub(crate) was_oldest: bool,
+}
+
+impl Heard {
+    /// A live peer heard again as it was, after no gap, and not the oldest: nothing
+    /// changed but when it was last heard, which moves no deadline.
+    pub(crate) fn keeps_alive(&self) -> bool {
+        !(self.new || self.identified || self.after_gap || self.was_oldest)
+    }
 }
 
 const NIL: u32 = u32::MAX;
@@ -166,6 +177,9 @@ pub(crate) struct Peers {
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
     /// A live dkv peer's latest hellos are in its `hello_at` until its id leaves.
     dkv_ids: BTreeMap<NodeId, Instant>,
+    /// No id that is not a live peer's was heard from before this: pruning before
+    /// it plus the memory forgets nothing. `None`: every remembered id is live.
+    gone_since: Option<Instant>,
 }
 
 impl Peers {
@@ -184,6 +198,7 @@ impl Peers {
         let peer = self.by_addr.get_mut(&addr)?;
         let heard = Heard {
             after_gap: now.saturating_duration_since(peer.last_seen) > gap,
+            was_oldest: self.by_age.head == peer.age,
             ..Heard::default()
         };
         if peer.last_seen != now {
@@ -261,11 +276,21 @@ impl Peers {
     fn forget_id(&mut self, id: NodeId, hello_at: Instant) {
         let seen = self.dkv_ids.entry(id).or_insert(hello_at);
         *seen = (*seen).max(hello_at);
+        let seen = *seen;
+        self.note_gone(seen);
+    }
+
+    /// An id that is not (or may not be) a live peer's was last heard at `seen`.
+    fn note_gone(&mut self, seen: Instant) {
+        self.gone_since = Some(self.gone_since.map_or(seen, |t| t.min(seen)));
     }
 
     /// Notes that `id` spoke dkv/2.
     pub(crate) fn note_dkv(&mut self, id: NodeId, now: Instant) {
         self.dkv_ids.insert(id, now);
+        // Whether `id` is live is not looked up (this runs for every dkv/2 message);
+        // `now` is never earlier than the bound already kept, unless there is none.
+        self.note_gone(now);
     }
 
     /// Whether `id` is known to be a dkv node.
@@ -273,13 +298,32 @@ impl Peers {
         self.dkv_ids.contains_key(&id)
     }
 
-    /// Forgets dkv ids silent for `DKV_ID_MEMORY` peer timeouts.
+    /// Forgets dkv ids silent for `DKV_ID_MEMORY` peer timeouts. Runs every beacon
+    /// interval, but walks the ids only once one that is not live may have been
+    /// silent that long (see `gone_since`), and then walks both id maps side by
+    /// side (both are in id order), with no lookup per id.
     pub(crate) fn prune_ids(&mut self, now: Instant, peer_timeout: Duration) {
         let memory = peer_timeout.saturating_mul(Self::DKV_ID_MEMORY);
-        let by_id = &self.by_id;
+        let due = self
+            .gone_since
+            .is_some_and(|t| now.saturating_duration_since(t) > memory);
+        if !due {
+            return;
+        }
+        let mut live = self.by_id.keys().peekable();
+        let mut gone_since: Option<Instant> = None;
         self.dkv_ids.retain(|id, seen| {
-            by_id.contains_key(id) || now.saturating_duration_since(*seen) <= memory
+            while live.next_if(|l| *l < id).is_some() {}
+            if live.peek() == Some(&id) {
+                return true;
+            }
+            let keep = now.saturating_duration_since(*seen) <= memory;
+            if keep {
+                gone_since = Some(gone_since.map_or(*seen, |t| t.min(*seen)));
+            }
+            keep
         });
+        self.gone_since = gone_since;
     }
 
     pub(crate) fn get(&self, addr: &SocketAddr) -> Option<&Peer> {
@@ -411,6 +455,39 @@ mod tests {
             p.remove(a);
         }
         assert_eq!(order, [(at(6), 9), (at(7), 3), (at(7), 4), (at(7), 5)]);
+    }
+
+    #[test]
+    fn pruning_keeps_every_live_id_and_forgets_only_silent_gone_ones() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let timeout = Duration::from_secs(4);
+        let memory = 4 * u64::from(Peers::DKV_ID_MEMORY);
+        let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let id = |b: u8| NodeId([b; 8]);
+        let mut p = Peers::default();
+        // Ids 1, 3 and 5 stay live (one hello, long ago); 2 and 4 leave at once.
+        for b in 1..=5 {
+            heard(&mut p, at(0), addr(u16::from(b)), Some(id(b)));
+        }
+        p.remove(addr(2));
+        p.remove(addr(4));
+        p.note_dkv(id(4), at(memory));
+        let known = |p: &Peers| -> Vec<u8> { (1..=5).filter(|b| p.is_dkv(id(*b))).collect() };
+        p.prune_ids(at(memory + 1), timeout);
+        assert_eq!(known(&p), [1, 3, 4, 5], "2 was silent past the memory");
+        p.prune_ids(at(2 * memory + 1), timeout);
+        assert_eq!(
+            known(&p),
+            [1, 3, 5],
+            "live ids stay however old their hello"
+        );
+        // An id only ever heard in dkv/2 messages, never a peer's, is forgotten too.
+        p.note_dkv(id(9), at(3 * memory));
+        p.prune_ids(at(4 * memory), timeout);
+        assert!(p.is_dkv(id(9)));
+        p.prune_ids(at(4 * memory + 1), timeout);
+        assert!(!p.is_dkv(id(9)));
     }
 
     #[test]

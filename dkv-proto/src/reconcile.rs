@@ -111,6 +111,10 @@ pub(crate) struct Reconciler {
     /// Sessions in a row that timed out, by peer.
     failed: BTreeMap<NodeId, u32>,
     next_periodic: Option<Instant>,
+    /// [`next_deadline`](Self::next_deadline), kept after every change: the node
+    /// reads it after every input it takes (a beacon from each peer, twice a
+    /// second), far more often than anything here changes.
+    deadline: Option<Instant>,
     pub(crate) counters: SyncCounters,
 }
 
@@ -137,6 +141,7 @@ impl Reconciler {
             retry: Timed::default(),
             failed: BTreeMap::new(),
             next_periodic: None,
+            deadline: None,
             counters: SyncCounters::default(),
         }
     }
@@ -176,11 +181,13 @@ impl Reconciler {
         self.make_due(now, peer);
         self.next_periodic
             .get_or_insert(later(now, self.timings.sync_interval));
+        self.refresh_deadline();
     }
 
     /// A dkv peer was heard again after a gap: reconcile with it now.
     pub(crate) fn peer_back(&mut self, now: Instant, peer: NodeId) {
         self.make_due(now, peer);
+        self.refresh_deadline();
     }
 
     /// `peer` is to be reconciled with from `now`, after those already waiting,
@@ -204,6 +211,7 @@ impl Reconciler {
         if self.pulling.as_ref().is_some_and(|p| p.peer == peer) {
             self.end_pull(now);
         }
+        self.refresh_deadline();
     }
 
     /// Forgets everything (net down, shutdown).
@@ -225,11 +233,24 @@ impl Reconciler {
         self.pulling.is_none() && self.fetches.is_empty() && peers.all(|p| self.is_synced(*p))
     }
 
+    /// When [`on_timeout`](Self::on_timeout) must next run; O(1), kept by every
+    /// change.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        debug_assert_eq!(self.deadline, self.compute_deadline(), "a stale deadline");
+        self.deadline
+    }
+
+    /// Recomputes the deadline: every method that changes what it depends on ends
+    /// with this.
+    fn refresh_deadline(&mut self) {
+        self.deadline = self.compute_deadline();
+    }
+
     /// When [`on_timeout`](Self::on_timeout) must next run. It costs no more with
     /// a thousand peers than with one (pulls in flight are at most `PULL_WINDOW`).
     /// Waiting peers count only while a session slot is free: a session that ends
     /// frees one, and the node runs `on_timeout` after every `sync` it takes.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    fn compute_deadline(&self) -> Option<Instant> {
         let pulls = self
             .pulling
             .iter()
@@ -255,6 +276,12 @@ impl Reconciler {
         peers: &Peers,
         store: &Store,
     ) -> Vec<Envelope> {
+        let send = self.expire_and_start(now, peers, store);
+        self.refresh_deadline();
+        send
+    }
+
+    fn expire_and_start(&mut self, now: Instant, peers: &Peers, store: &Store) -> Vec<Envelope> {
         for peer in self.sessions.due(now) {
             self.sessions.remove(&peer);
             self.counters.sessions_timed_out += 1;
@@ -356,7 +383,8 @@ impl Reconciler {
     ) -> Reaction {
         let mut reaction = Reaction::default();
         if !initiator {
-            // A reply in a session of ours.
+            // A reply in a session of ours. (The two early returns change nothing
+            // the deadline depends on.)
             let Some(s) = self.sessions.value_mut(&from).filter(|s| s.id == session) else {
                 self.counters.stale_replies += 1;
                 return reaction;
@@ -441,6 +469,7 @@ impl Reconciler {
                 self.counters.sessions_completed += 1;
             }
         }
+        self.refresh_deadline();
         reaction
     }
 
@@ -688,6 +717,18 @@ impl Reconciler {
 
     /// A `push` from `from` answering `request`: continues a paged pull.
     pub(crate) fn on_push(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        request: u64,
+        more: Option<u64>,
+    ) -> Vec<Envelope> {
+        let send = self.continue_pull(now, from, request, more);
+        self.refresh_deadline();
+        send
+    }
+
+    fn continue_pull(
         &mut self,
         now: Instant,
         from: NodeId,

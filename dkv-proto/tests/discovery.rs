@@ -502,6 +502,43 @@ fn peers_whose_session_got_no_reply_wait_behind_peers_not_tried_yet() {
     );
 }
 
+#[test]
+fn the_timeout_follows_the_peer_that_falls_silent_first() {
+    // Beacons far apart and a short peer timeout (Node::new takes any timings), so
+    // the first peer expiry is the node's earliest deadline.
+    let mut c = config(1, PORT);
+    c.timings.beacon_interval = Duration::from_secs(10);
+    c.timings.peer_timeout = Duration::from_secs(1);
+    c.timings.bootstrap_delay = Duration::from_secs(60);
+    let mut n = up(Node::new(c), 1, at(0));
+    for (ms, peer) in [(100, 2), (200, 3), (300, 4)] {
+        n.handle_beacon(at(ms), ip(peer), b"beacon 5000");
+    }
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(1_100)),
+        "peer 2 falls silent first"
+    );
+    n.handle_beacon(at(400), ip(3), b"beacon 5000");
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(1_100)),
+        "peer 3 was not the oldest"
+    );
+    n.handle_beacon(at(500), ip(2), b"beacon 5000");
+    assert_eq!(
+        n.poll_timeout(),
+        Some(at(1_300)),
+        "now peer 4 is the oldest"
+    );
+    n.handle_beacon(at(600), ip(4), b"beacon 5000");
+    assert_eq!(n.poll_timeout(), Some(at(1_400)), "then peer 3");
+    drain(&mut n);
+    n.handle_timeout(at(1_400));
+    assert_eq!(n.peers().count(), 2, "peer 3 is down");
+    assert_eq!(n.poll_timeout(), Some(at(1_500)));
+}
+
 // ---- net up and down ----
 
 #[test]
