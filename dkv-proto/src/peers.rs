@@ -199,6 +199,8 @@ impl Peers {
         let heard = Heard {
             after_gap: now.saturating_duration_since(peer.last_seen) > gap,
             was_oldest: self.by_age.head == peer.age,
+            // A hello names it (`identify` below, if the id is new).
+            named: id.is_some() || peer.id.is_some(),
             ..Heard::default()
         };
         if peer.last_seen != now {
@@ -206,16 +208,10 @@ impl Peers {
             self.by_age.touch(peer.age, now);
         }
         match id {
-            None => Some(Heard {
-                named: peer.id.is_some(),
-                ..heard
-            }),
+            None => Some(heard),
             Some(id) if peer.id == Some(id) => {
                 peer.hello_at = now;
-                Some(Heard {
-                    named: true,
-                    ..heard
-                })
+                Some(heard)
             }
             Some(id) => Some(self.identify(now, addr, id, heard)),
         }

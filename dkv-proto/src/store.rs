@@ -655,9 +655,12 @@ impl Store {
 
     /// Every entry in `range` as records.
     pub(crate) fn records_in(&self, range: Range) -> Vec<Record> {
-        let slots: Vec<&Slot> = (self.slots_in(range.first(), range.last()))
-            .map(|(_, s)| s)
-            .collect();
+        self.records_between(range.first(), range.last())
+    }
+
+    /// The entries whose key hash lies in `first..=last` as records.
+    fn records_between(&self, first: u64, last: u64) -> Vec<Record> {
+        let slots: Vec<&Slot> = self.slots_in(first, last).map(|(_, s)| s).collect();
         records(&slots)
     }
 
@@ -671,8 +674,7 @@ impl Store {
 
     /// The entries whose key hash is `hash`.
     pub(crate) fn records_at(&self, hash: u64) -> Vec<Record> {
-        let slots: Vec<&Slot> = self.slots_in(hash, hash).map(|(_, s)| s).collect();
-        records(&slots)
+        self.records_between(hash, hash)
     }
 
     /// A page of `range`: the entries after key hash `after`, whole key hashes at a
