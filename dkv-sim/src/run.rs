@@ -179,12 +179,14 @@ impl Params {
     /// choice. The duration is at least 35 s (the liveness phase needs 30).
     pub fn from_seed(seed: u64, nodes: Option<usize>, duration: Option<Duration>) -> Params {
         let mut r = Rng::new(seed ^ 0x5eed_0fd4);
-        let nodes = nodes.unwrap_or_else(|| match r.below(10) {
+        // Drawn even when given, so a given count changes no other parameter: a
+        // seed's reproduce line (which names its count) gives the seed's own run.
+        let drawn = match r.below(10) {
             0..=4 => r.range(3, 8) as usize,
             5..=8 => r.range(9, 24) as usize,
             _ => r.range(25, 48) as usize,
-        });
-        let nodes = nodes.max(1);
+        };
+        let nodes = nodes.unwrap_or(drawn).max(1);
         let hosts = if r.chance(0.25) {
             (nodes * 2 / 3).max(1)
         } else {

@@ -61,6 +61,18 @@ fn the_seed_decides_every_parameter() {
 }
 
 #[test]
+fn a_reproduce_line_gives_the_seeds_own_run() {
+    // It names the node count and duration: naming them must change nothing else.
+    for seed in [0, 1, 6_757_546_565_858_741_543] {
+        let p = Params::from_seed(seed, None, None);
+        assert_eq!(Params::from_seed(seed, Some(p.nodes), Some(p.duration)), p);
+        assert!(p
+            .reproduce()
+            .contains(&format!("--seed {seed} --nodes {}", p.nodes)));
+    }
+}
+
+#[test]
 fn a_seed_with_a_hostile_host_and_stalls_passes_and_is_bit_identical() {
     let seed = (0..)
         .find(|&s| {
