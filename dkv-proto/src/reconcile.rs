@@ -16,7 +16,9 @@
 //! them lost, and a peer it cannot reach (a one-way partition) costs one slot, not
 //! one request per peer each second. It pulls from one peer at a time; a peer whose
 //! session found more to pull meanwhile is reconciled again once that pull ends, so
-//! a joiner fetches everything once, not once per peer.
+//! a joiner fetches everything once, not once per peer. A pull request unanswered
+//! at the sync timeout ends the pull: a stalled peer, or a forged opening from an
+//! invented id, holds the one pull for a timeout, not a timeout per window.
 
 use crate::clock::Hlc;
 use crate::config::{later, Timings};
@@ -285,32 +287,30 @@ impl Reconciler {
         for peer in self.sessions.due(now) {
             self.sessions.remove(&peer);
             self.counters.sessions_timed_out += 1;
-            *self.failed.entry(peer).or_default() += 1;
-            if !self.due.contains_key(&peer) {
-                self.retry.insert(peer, (), now);
-            }
+            self.unanswered(now, peer);
         }
         for request in self.fetches.due(now) {
             self.fetches.remove(&request);
             self.counters.fetches_timed_out += 1;
         }
-        let mut send = Vec::new();
-        if let Some(pulling) = &mut self.pulling {
-            let before = pulling.in_flight.len();
-            let expired: Vec<u64> = pulling
-                .in_flight
-                .iter()
-                .filter(|(_, (_, at))| *at <= now)
-                .map(|(r, _)| *r)
-                .collect();
-            for request in expired {
-                if let Some((range, _)) = pulling.in_flight.remove(&request) {
-                    pulling.ranges.remove(&range);
+        // A pull request left unanswered ends the pull: the peer is gone, stalled or
+        // was never there (a forged id), and what it holds is found again by a
+        // later session rather than asked for range by range into the void.
+        if let Some(p) = &self.pulling {
+            let expired = p.in_flight.values().filter(|(_, at)| *at <= now).count();
+            if expired > 0 {
+                let peer = p.peer;
+                self.counters.pulls_timed_out += expired as u64;
+                self.synced.remove(&peer);
+                // Retried as a failed session is; an id no live peer holds (a
+                // forged opening) is remembered nowhere.
+                if peers.addr_of(peer).is_some() {
+                    self.unanswered(now, peer);
                 }
+                self.end_pull(now);
             }
-            self.counters.pulls_timed_out += (before - pulling.in_flight.len()) as u64;
-            send.extend(self.fill_window(now));
         }
+        let mut send = Vec::new();
         if self.next_periodic.is_some_and(|at| at <= now) {
             self.next_periodic = Some(later(now, self.timings.sync_interval));
             let live = peers.dkv_count();
@@ -332,6 +332,15 @@ impl Reconciler {
             }
         }
         send
+    }
+
+    /// `peer` let a session or a pull request time out: it is tried again once no
+    /// peer waits in `due`, after a longer first-reply wait.
+    fn unanswered(&mut self, now: Instant, peer: NodeId) {
+        *self.failed.entry(peer).or_default() += 1;
+        if !self.due.contains_key(&peer) {
+            self.retry.insert(peer, (), now);
+        }
     }
 
     /// How long a new session waits for its first reply: a sixteenth of the sync
@@ -662,7 +671,7 @@ impl Reconciler {
         send
     }
 
-    /// The pull ended (finished, or its peer went down): peers that found more to
+    /// The pull ended (finished, unanswered, or its peer went down): peers that found more to
     /// pull meanwhile are reconciled with next.
     fn end_pull(&mut self, now: Instant) {
         self.pulling = None;

@@ -6,7 +6,7 @@
 mod support;
 
 use bytes::Bytes;
-use dkv_proto::wire::v2::{Body, Envelope, Range, Record};
+use dkv_proto::wire::v2::{Body, Envelope, Range, Record, Step, Summary};
 use dkv_proto::{BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Version};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -357,6 +357,95 @@ fn a_pull_whose_pages_are_lost_is_retried_by_a_later_session() {
     assert!(m.nodes[0].is_empty());
     m.advance_to(4_100, |_, _| true);
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+}
+
+#[test]
+fn a_pull_left_unanswered_ends_and_the_waiting_peer_is_pulled_from_at_once() {
+    // Node 2 falls silent mid-pull. Its store splits into more sub-ranges than one
+    // window: had its pull gone on, node 1 would ask for them a window per sync
+    // timeout, and node 3 would wait behind it.
+    let mut m = Mesh::new(3);
+    load(&mut m.nodes[1], at(0), keys(5_000));
+    let others = (0..40).map(|i| Record {
+        key: format!("other-{i}"),
+        entry: Entry {
+            version: Version {
+                ts: ts(-1_000),
+                node: id(WRITER),
+            },
+            value: Some(bytes("from node 3")),
+        },
+    });
+    load(&mut m.nodes[2], at(0), others);
+    m.hear(0, 1);
+    m.hear(0, 2);
+    m.settle(|from, e| from != 1 || !matches!(e.body, Body::Push { request, .. } if request != 0));
+    let pulls_to_2 = |m: &Mesh| {
+        m.log
+            .iter()
+            .filter(|(_, e)| e.to == Some(id(2)) && matches!(e.body, Body::Pull { .. }))
+            .count()
+    };
+    assert_eq!(pulls_to_2(&m), 8, "one window");
+    assert!(
+        m.nodes[0].is_empty(),
+        "node 3 waits for the pull from node 2"
+    );
+    let node_2_silent = |from: usize, _: &Envelope| from != 1;
+    m.advance_to(1_000, node_2_silent);
+    assert_eq!(m.nodes[0].stats().sync_pulls_timed_out, 8);
+    assert_eq!(
+        m.nodes[0].len(),
+        40,
+        "node 3 pulled from once the pull ended"
+    );
+    assert_eq!(pulls_to_2(&m), 8, "nothing more asked of a silent peer");
+    m.advance_to(5_000, |_, _| true);
+    assert_eq!(m.nodes[0].len(), 5_040, "node 2 is retried");
+}
+
+#[test]
+fn a_forged_opening_holds_the_pull_for_one_sync_timeout_at_most() {
+    // An id no node has claims a full store: the node pulls from it, but the first
+    // unanswered request ends that pull, so a real peer waits one timeout at most.
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(50));
+    let stranger = id(0xEE);
+    let forged = Envelope {
+        to: Some(id(1)),
+        from: stranger,
+        body: Body::Sync {
+            session: 7,
+            initiator: true,
+            last: false,
+            steps: vec![Step::Fingerprint {
+                range: Range::ROOT,
+                summary: Summary {
+                    fingerprint: 1,
+                    count: 1 << 20,
+                },
+            }],
+        },
+    };
+    m.nodes[0].handle_message(m.now, &Message::Dkv(forged).encode());
+    m.hear(0, 1);
+    m.run();
+    let pulls_to_stranger = |m: &Mesh| {
+        m.log
+            .iter()
+            .filter(|(_, e)| e.to == Some(stranger) && matches!(e.body, Body::Pull { .. }))
+            .count()
+    };
+    assert_eq!(pulls_to_stranger(&m), 8, "one window");
+    assert!(m.nodes[0].is_empty(), "node 2 waits for the pull under way");
+    m.advance_to(1_100, |_, _| true);
+    assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    assert_eq!(
+        pulls_to_stranger(&m),
+        8,
+        "nothing more asked of the stranger"
+    );
+    assert_eq!(m.nodes[0].stats().sync_pulls_timed_out, 8);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Randomised whole runs from fixed seeds: every check passes, and one seed always
 //! gives the same trace. (The `dkv-sim` binary runs fresh seeds in CI.)
 
-use dkv_sim::{run_seed, Params};
+use dkv_sim::{run_seed, Attack, Params};
 use std::time::Duration;
 
 fn params(seed: u64) -> Params {
@@ -70,6 +70,18 @@ fn a_reproduce_line_gives_the_seeds_own_run() {
             .reproduce()
             .contains(&format!("--seed {seed} --nodes {}", p.nodes)));
     }
+}
+
+#[test]
+fn a_forged_sync_does_not_keep_a_node_behind_on_its_clock_from_fresh_keys() {
+    // Seed 6757546565858741543 (CI, 20 nodes): forged `sync` openings claimed full
+    // stores, and every node pulled from the invented ids a window per sync timeout
+    // for 32 s. The node whose wall clock is 2.25 s behind refuses fresh puts (too
+    // far ahead), so only a pull can bring them: it had none by the check at F+16 s.
+    let p = Params::from_seed(6_757_546_565_858_741_543, None, None);
+    assert!(p.hostile.contains(&Attack::SyncFlood) && p.bad_clock_ms == Some(-2250));
+    let r = run_seed(&p);
+    assert!(r.passed(), "{}\n{:#?}", r.summary(), r.failures);
 }
 
 #[test]
