@@ -60,6 +60,14 @@ mod store;
 mod timed;
 pub mod wire;
 
+/// A hash map with fixed hash keys. The core draws no randomness, and std's default
+/// keys each map from the OS; no map here is iterated where order could matter.
+pub(crate) type FixedMap<K, V> = std::collections::HashMap<
+    K,
+    V,
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+>;
+
 pub use beacon::{
     encode_beacon, encode_hello, encode_plain_hello, is_hello_v2, parse_beacon, parse_datagram,
     parse_plain_hello, BeaconError, Datagram, PlainHello, BEACON_PREFIX, HELLO_PREFIX,

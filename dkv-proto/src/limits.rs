@@ -3,7 +3,7 @@
 //! the pure token buckets that enforce rates on the caller's `now`.
 
 use crate::node_id::NodeId;
-use std::collections::HashMap;
+use crate::FixedMap;
 use std::time::{Duration, Instant};
 
 /// A rate: one token every `every`, at most `burst` saved up.
@@ -236,7 +236,7 @@ impl TokenBucket {
 /// One token bucket per asker id, at most `max` of them, plus one for all askers.
 #[derive(Debug, Default)]
 pub(crate) struct RateTable {
-    askers: HashMap<NodeId, (TokenBucket, u64)>,
+    askers: FixedMap<NodeId, (TokenBucket, u64)>,
     total: TokenBucket,
     /// Bumped on every use, to find the least recently used asker.
     tick: u64,
@@ -310,7 +310,7 @@ impl std::ops::AddAssign for NewKeys {
 /// at most `max` ids; the least recently used is forgotten past that.
 #[derive(Debug, Default)]
 pub(crate) struct PeerBudgets {
-    peers: HashMap<NodeId, (TokenBucket, TokenBucket, u64)>,
+    peers: FixedMap<NodeId, (TokenBucket, TokenBucket, u64)>,
     tick: u64,
 }
 

@@ -2,7 +2,8 @@
 //! nodes (they say hello, with their id), and which ids belong to dkv nodes at all.
 
 use crate::node_id::NodeId;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::FixedMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -169,7 +170,7 @@ impl AgeList {
 pub(crate) struct Peers {
     /// Looked up on every datagram, so hashed (one probe where an ordered map
     /// walks several nodes); never iterated where order could matter.
-    by_addr: HashMap<SocketAddr, Peer>,
+    by_addr: FixedMap<SocketAddr, Peer>,
     /// The same endpoints in order, changed only when a peer comes or goes.
     addrs: BTreeSet<SocketAddr>,
     by_age: AgeList,

@@ -9,8 +9,8 @@
 
 use super::frame::{Class, Salt, SealHeader};
 use crate::wire::NodeId;
-use std::collections::hash_map::{DefaultHasher, Entry, HashMap};
-use std::hash::BuildHasherDefault;
+use crate::FixedMap;
+use std::collections::hash_map::Entry;
 
 /// How much the guard remembers and accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +132,7 @@ pub struct ReplayGuard {
     /// By [`stream_key`], looked up twice per item: hashed (a tree lookup was a
     /// cache miss per level), with fixed keys, as no global randomness is read
     /// here; only authenticated items insert, so chosen keys cannot crowd it.
-    streams: HashMap<u128, Stream, BuildHasherDefault<DefaultHasher>>,
+    streams: FixedMap<u128, Stream>,
     /// No stream expires at or before this wall time (a lower bound), so a full table
     /// is swept at most once per expiry rather than once per refused item.
     quiet_until: u64,
@@ -146,7 +146,7 @@ impl ReplayGuard {
         ReplayGuard {
             config,
             floor_ms,
-            streams: HashMap::default(),
+            streams: FixedMap::default(),
             quiet_until: u64::MAX,
             stats: ReplayStats::default(),
         }
