@@ -16,9 +16,9 @@
 //! them lost, and a peer it cannot reach (a one-way partition) costs one slot, not
 //! one request per peer each second. It pulls from one peer at a time; a peer whose
 //! session found more to pull meanwhile is reconciled again once that pull ends, so
-//! a joiner fetches everything once, not once per peer. A pull request unanswered
-//! at the sync timeout ends the pull: a stalled peer, or a forged opening from an
-//! invented id, holds the one pull for a timeout, not a timeout per window.
+//! a joiner fetches everything once, not once per peer. A pull that brings no page
+//! for a sync timeout ends: a stalled peer, or a forged opening from an invented
+//! id, holds the one pull for a timeout, while a slow link's pages keep theirs.
 
 use crate::clock::Hlc;
 use crate::config::{later, Timings};
@@ -77,7 +77,10 @@ struct Session {
 struct Pulling {
     peer: NodeId,
     queue: VecDeque<(Range, Option<u64>)>,
-    in_flight: BTreeMap<u64, (Range, Instant)>,
+    in_flight: BTreeMap<u64, Range>,
+    /// When the pull started or its last page came: with requests in flight, the
+    /// pull ends a sync timeout after this.
+    progress: Instant,
     /// Every range queued or in flight, to skip ranges already covered.
     ranges: BTreeSet<Range>,
 }
@@ -253,10 +256,7 @@ impl Reconciler {
     /// Waiting peers count only while a session slot is free: a session that ends
     /// frees one, and the node runs `on_timeout` after every `sync` it takes.
     fn compute_deadline(&self) -> Option<Instant> {
-        let pulls = self
-            .pulling
-            .iter()
-            .flat_map(|p| p.in_flight.values().map(|(_, at)| *at));
+        let pulls = self.pulling.as_ref().and_then(|p| self.stalled_at(p));
         let waiting = (self.sessions.len() < MAX_SESSIONS)
             .then(|| self.due.first().into_iter().chain(self.retry.first()))
             .into_iter()
@@ -293,14 +293,14 @@ impl Reconciler {
             self.fetches.remove(&request);
             self.counters.fetches_timed_out += 1;
         }
-        // A pull request left unanswered ends the pull: the peer is gone, stalled or
-        // was never there (a forged id), and what it holds is found again by a
-        // later session rather than asked for range by range into the void.
+        // A pull that brought no page for a sync timeout ends: the peer is gone,
+        // stalled or was never there (a forged id), and what it holds is found
+        // again by a later session rather than asked for range by range into the
+        // void. Pages that keep coming, however slowly, keep it going.
         if let Some(p) = &self.pulling {
-            let expired = p.in_flight.values().filter(|(_, at)| *at <= now).count();
-            if expired > 0 {
+            if self.stalled_at(p).is_some_and(|at| at <= now) {
                 let peer = p.peer;
-                self.counters.pulls_timed_out += expired as u64;
+                self.counters.pulls_timed_out += p.in_flight.len() as u64;
                 self.synced.remove(&peer);
                 // Retried as a failed session is; an id no live peer holds (a
                 // forged opening) is remembered nowhere.
@@ -334,7 +334,13 @@ impl Reconciler {
         send
     }
 
-    /// `peer` let a session or a pull request time out: it is tried again once no
+    /// When `pull` ends unless a page comes first: a sync timeout after its last
+    /// progress, while it waits for any.
+    fn stalled_at(&self, pull: &Pulling) -> Option<Instant> {
+        (!pull.in_flight.is_empty()).then(|| later(pull.progress, self.timings.sync_timeout))
+    }
+
+    /// `peer` let a session or a pull time out: it is tried again once no
     /// peer waits in `due`, after a longer first-reply wait.
     fn unanswered(&mut self, now: Instant, peer: NodeId) {
         *self.failed.entry(peer).or_default() += 1;
@@ -591,6 +597,7 @@ impl Reconciler {
                     peer: from,
                     queue: VecDeque::new(),
                     in_flight: BTreeMap::new(),
+                    progress: now,
                     ranges: BTreeSet::new(),
                 });
             }
@@ -649,8 +656,7 @@ impl Reconciler {
             let request = self.next_request;
             self.next_request += 1;
             if let Some(p) = &mut self.pulling {
-                p.in_flight
-                    .insert(request, (range, later(now, self.timings.sync_timeout)));
+                p.in_flight.insert(request, range);
             }
             send.push(self.to(
                 peer,
@@ -671,8 +677,8 @@ impl Reconciler {
         send
     }
 
-    /// The pull ended (finished, unanswered, or its peer went down): peers that found more to
-    /// pull meanwhile are reconciled with next.
+    /// The pull ended (finished, stalled, or its peer went down): peers that found
+    /// more to pull meanwhile are reconciled with next.
     fn end_pull(&mut self, now: Instant) {
         self.pulling = None;
         for peer in std::mem::take(&mut self.after_pull) {
@@ -754,9 +760,10 @@ impl Reconciler {
         let Some(p) = self.pulling.as_mut().filter(|p| p.peer == from) else {
             return Vec::new();
         };
-        let Some((range, _)) = p.in_flight.remove(&request) else {
+        let Some(range) = p.in_flight.remove(&request) else {
             return Vec::new();
         };
+        p.progress = now;
         self.counters.pull_pages += 1;
         match more {
             Some(after) => p.queue.push_front((range, Some(after))),

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use dkv_proto::wire::v2::{Body, Envelope, Range, Record, Step, Summary};
 use dkv_proto::{BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Version};
 use proptest::prelude::*;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -402,6 +403,39 @@ fn a_pull_left_unanswered_ends_and_the_waiting_peer_is_pulled_from_at_once() {
     assert_eq!(pulls_to_2(&m), 8, "nothing more asked of a silent peer");
     m.advance_to(5_000, |_, _| true);
     assert_eq!(m.nodes[0].len(), 5_040, "node 2 is retried");
+}
+
+#[test]
+fn a_pull_whose_pages_come_slowly_goes_on() {
+    // A slow link: one page every 300 ms, so the last of 8 requests in flight waits
+    // 2.4 s, past the sync timeout. Pages keep coming, so the pull goes on.
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[1], at(0), keys(5_000));
+    m.hear(0, 1);
+    let mut held: VecDeque<Envelope> = VecDeque::new();
+    let hold_pages = |held: &mut VecDeque<Envelope>, from: usize, e: &Envelope| {
+        let page = from == 1 && matches!(e.body, Body::Push { request, .. } if request != 0);
+        if page {
+            held.push_back(e.clone());
+        }
+        !page
+    };
+    m.settle(|from, e| hold_pages(&mut held, from, e));
+    let mut pages = 0;
+    for step in 1..=100 {
+        m.advance_to(step * 300, |from, e| hold_pages(&mut held, from, e));
+        if let Some(e) = held.pop_front() {
+            m.nodes[0].handle_message(m.now, &Message::Dkv(e).encode());
+            pages += 1;
+        }
+        if m.nodes[0].len() == 5_000 {
+            break;
+        }
+    }
+    let s = m.nodes[0].stats();
+    assert_eq!(m.nodes[0].len(), 5_000);
+    assert!(pages >= 16, "{pages} pages, 300 ms each");
+    assert_eq!(s.sync_pulls_timed_out, 0, "{s:?}");
 }
 
 #[test]
