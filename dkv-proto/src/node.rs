@@ -178,7 +178,8 @@ impl Echoes {
 /// with the dkv peers found during the delay.
 #[derive(Debug, Default)]
 struct CatchUp {
-    /// The dkv peers live when the delay ended; `None` before.
+    /// The dkv peers live when the delay ended, less those found reconciled with
+    /// or gone; `None` before.
     peers: Option<BTreeSet<NodeId>>,
     done: bool,
 }
@@ -1672,11 +1673,18 @@ impl Node {
         if self.catch_up.done || self.bootstrap.progress().phase != BootstrapPhase::Done {
             return;
         }
-        let Some(peers) = &self.catch_up.peers else {
+        let Some(waiting) = &mut self.catch_up.peers else {
             return;
         };
-        let mut live = peers.iter().filter(|id| self.peers.addr_of(**id).is_some());
-        if self.sync.caught_up(&mut live) {
+        // Checked after every input: each peer is walked past once, not every time.
+        // A peer counts once reconciled with (a later flap does not undo it).
+        while let Some(&first) = waiting.first() {
+            if self.peers.addr_of(first).is_some() && !self.sync.is_synced(first) {
+                break;
+            }
+            waiting.pop_first();
+        }
+        if waiting.is_empty() && self.sync.transfers_idle() {
             self.catch_up.done = true;
             self.stats.bootstraps_done += 1;
         }

@@ -233,9 +233,9 @@ impl Reconciler {
         self.synced.contains(&peer)
     }
 
-    /// Whether every peer in `peers` is synced and no transfer is under way.
-    pub(crate) fn caught_up<'a>(&self, mut peers: impl Iterator<Item = &'a NodeId>) -> bool {
-        self.pulling.is_none() && self.fetches.is_empty() && peers.all(|p| self.is_synced(*p))
+    /// Whether no pull or fetch is under way.
+    pub(crate) fn transfers_idle(&self) -> bool {
+        self.pulling.is_none() && self.fetches.is_empty()
     }
 
     /// When [`on_timeout`](Self::on_timeout) must next run; O(1), kept by every
