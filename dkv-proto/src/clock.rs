@@ -147,6 +147,14 @@ impl Hlc {
     pub(crate) fn too_far_ahead(&self, remote: Timestamp, wall_ms: u64) -> bool {
         remote.millis() > wall_ms.saturating_add(self.max_offset_ms)
     }
+
+    /// How long after wall time `wall_ms` `remote` stops being too far ahead.
+    pub(crate) fn acceptable_after(&self, remote: Timestamp, wall_ms: u64) -> Duration {
+        let ms = remote
+            .millis()
+            .saturating_sub(wall_ms.saturating_add(self.max_offset_ms));
+        Duration::from_millis(ms)
+    }
 }
 
 #[cfg(test)]

@@ -258,6 +258,9 @@ pub struct Node {
     timeout: Option<Option<Instant>>,
     /// Whether changes are reported as [`Output::Applied`].
     report_applied: bool,
+    /// The earliest version refused as too far ahead in the peer batch being
+    /// applied (taken when the batch ends).
+    refused_ahead: Option<Timestamp>,
     stats: Stats,
 }
 
@@ -285,6 +288,7 @@ impl Node {
             last_now: None,
             timeout: None,
             report_applied: true,
+            refused_ahead: None,
             beacon: Bytes::from(encode_beacon(config.pub_port)),
             hello: Bytes::from(encode_hello(config.pub_port, config.id)),
             local_ip: None,
@@ -1017,6 +1021,9 @@ impl Node {
                 for e in reaction.send {
                     self.publish(Message::Dkv(e));
                 }
+                if let Some(ts) = reaction.ahead {
+                    self.recheck_ahead(now, from, ts);
+                }
                 // A session that ended freed a slot for a waiting peer.
                 self.sync_step(now);
             }
@@ -1152,6 +1159,20 @@ impl Node {
         if !new.is_none() {
             // Within `all_new`, allowed at this same `now`: cannot be refused.
             self.budgets.take(now, from, new, &self.config.limits);
+        }
+        if let Some(ts) = self.refused_ahead.take() {
+            self.recheck_ahead(now, from, ts);
+        }
+    }
+
+    /// `from` sent or offered a version stamped `ts`, refused as too far ahead of
+    /// this node's clock: reconcile with it once `ts` is acceptable, rather than
+    /// wait for a periodic session to happen upon it. Only a live peer is
+    /// remembered (ids are one per peer, so the memory is bounded).
+    fn recheck_ahead(&mut self, now: Instant, from: NodeId, ts: Timestamp) {
+        if self.peers.addr_of(from).is_some() {
+            let wait = self.hlc.acceptable_after(ts, self.wall_ms(now));
+            self.sync.recheck_at(from, later(now, wait));
         }
     }
 
@@ -1576,6 +1597,8 @@ impl Node {
             let wall = self.wall_ms(now);
             if self.hlc.observe(entry.version.ts, wall).is_err() {
                 self.stats.drop_clock_ahead += 1;
+                let ts = entry.version.ts;
+                self.refused_ahead = Some(self.refused_ahead.map_or(ts, |t| t.min(ts)));
                 return;
             }
         }

@@ -20,7 +20,7 @@
 //! for a sync timeout ends: a stalled peer, or a forged opening from an invented
 //! id, holds the one pull for a timeout, while a slow link's pages keep theirs.
 
-use crate::clock::Hlc;
+use crate::clock::{Hlc, Timestamp};
 use crate::config::{later, Timings};
 use crate::node_id::NodeId;
 use crate::peers::Peers;
@@ -113,6 +113,9 @@ pub(crate) struct Reconciler {
     /// Peers whose last session got no reply, to try again once no `due` peer
     /// waits for a slot.
     retry: Timed<NodeId, ()>,
+    /// Peers holding an entry this node refused as too far ahead of its clock, with
+    /// when the earliest becomes acceptable: reconciled with then.
+    rechecks: Timed<NodeId, ()>,
     /// Sessions in a row that timed out, by peer.
     failed: BTreeMap<NodeId, u32>,
     next_periodic: Option<Instant>,
@@ -128,6 +131,9 @@ pub(crate) struct Reconciler {
 pub(crate) struct Reaction {
     /// Messages to publish.
     pub(crate) send: Vec<Envelope>,
+    /// The earliest version among the peer's items left unfetched as too far
+    /// ahead of this node's clock.
+    pub(crate) ahead: Option<Timestamp>,
 }
 
 impl Reconciler {
@@ -144,6 +150,7 @@ impl Reconciler {
             after_pull: BTreeSet::new(),
             due: Timed::default(),
             retry: Timed::default(),
+            rechecks: Timed::default(),
             failed: BTreeMap::new(),
             next_periodic: None,
             deadline: None,
@@ -209,6 +216,7 @@ impl Reconciler {
         self.synced.remove(&peer);
         self.due.remove(&peer);
         self.retry.remove(&peer);
+        self.rechecks.remove(&peer);
         self.failed.remove(&peer);
         self.after_pull.remove(&peer);
         self.sessions.remove(&peer);
@@ -261,13 +269,17 @@ impl Reconciler {
             .then(|| self.due.first().into_iter().chain(self.retry.first()))
             .into_iter()
             .flatten();
-        [self.sessions.first(), self.fetches.first()]
-            .into_iter()
-            .flatten()
-            .chain(waiting)
-            .chain(pulls)
-            .chain(self.next_periodic)
-            .min()
+        [
+            self.sessions.first(),
+            self.fetches.first(),
+            self.rechecks.first(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(waiting)
+        .chain(pulls)
+        .chain(self.next_periodic)
+        .min()
     }
 
     /// Expires what timed out, picks the periodic peer among the live dkv `peers`,
@@ -310,6 +322,9 @@ impl Reconciler {
                 self.end_pull(now);
             }
         }
+        while let Some(peer) = self.rechecks.pop_due(now) {
+            self.make_due(now, peer);
+        }
         let mut send = Vec::new();
         if self.next_periodic.is_some_and(|at| at <= now) {
             self.next_periodic = Some(later(now, self.timings.sync_interval));
@@ -338,6 +353,15 @@ impl Reconciler {
     /// progress, while it waits for any.
     fn stalled_at(&self, pull: &Pulling) -> Option<Instant> {
         (!pull.in_flight.is_empty()).then(|| later(pull.progress, self.timings.sync_timeout))
+    }
+
+    /// `peer` holds an entry this node refused as too far ahead of its clock, which
+    /// becomes acceptable `at`: reconcile with it then (the earliest such time kept).
+    pub(crate) fn recheck_at(&mut self, peer: NodeId, at: Instant) {
+        if self.rechecks.get(&peer).is_none_or(|(_, t)| *t > at) {
+            self.rechecks.insert(peer, (), at);
+            self.refresh_deadline();
+        }
     }
 
     /// `peer` let a session or a pull time out: it is tried again once no
@@ -547,9 +571,14 @@ impl Reconciler {
             }
             Step::Items { items, .. } => {
                 let ours = store.items(range);
-                let (push_hashes, fetch_hashes) = diff_items(&ours, items, |item| {
-                    hlc.too_far_ahead(item.version.ts, wall_ms)
-                });
+                let ahead = |item: &Item| hlc.too_far_ahead(item.version.ts, wall_ms);
+                let (push_hashes, fetch_hashes) = diff_items(&ours, items, ahead);
+                let earliest = items
+                    .iter()
+                    .filter(|i| ahead(i))
+                    .map(|i| i.version.ts)
+                    .min();
+                reaction.ahead = reaction.ahead.into_iter().chain(earliest).min();
                 fetch.extend(fetch_hashes);
                 let records = push_hashes
                     .into_iter()

@@ -483,6 +483,27 @@ fn a_forged_opening_holds_the_pull_for_one_sync_timeout_at_most() {
 }
 
 #[test]
+fn a_write_refused_as_too_far_ahead_is_fetched_once_it_is_acceptable() {
+    // Node 2's wall clock runs 1.5 s ahead: its write is refused (more than 500 ms
+    // ahead), and node 1 reconciles with it when the version becomes acceptable,
+    // at 1 s, not at the next periodic session (2 s).
+    let mut m = Mesh::new(2);
+    let mut c = config(2, 2);
+    c.wall.unix_ms += 1_500;
+    m.nodes[1] = up(Node::new(c), 2, at(0));
+    m.hear(0, 1);
+    m.hear(1, 0);
+    m.run();
+    m.nodes[1].set(m.now, "late".into(), bytes("from a clock ahead"));
+    m.run();
+    assert_eq!(m.nodes[0].stats().drop_clock_ahead, 1);
+    m.advance_to(990, |_, _| true);
+    assert!(m.nodes[0].entry("late").is_none(), "still too far ahead");
+    m.advance_to(1_100, |_, _| true);
+    assert_eq!(m.nodes[0].value("late"), Some(&b"from a clock ahead"[..]));
+}
+
+#[test]
 fn a_lost_put_is_repaired_by_the_periodic_session() {
     let mut m = Mesh::new(2);
     m.hear(0, 1);
