@@ -1168,10 +1168,13 @@ impl Node {
     /// `from` sent or offered a version stamped `ts`, refused as too far ahead of
     /// this node's clock: reconcile with it once `ts` is acceptable, rather than
     /// wait for a periodic session to happen upon it. Only a live peer is
-    /// remembered (ids are one per peer, so the memory is bounded).
+    /// remembered (ids are one per peer, so the memory is bounded), and not sooner
+    /// than a sync timeout from now: a peer whose clock runs ahead and writes all
+    /// the time costs one session a second, not one per write.
     fn recheck_ahead(&mut self, now: Instant, from: NodeId, ts: Timestamp) {
         if self.peers.addr_of(from).is_some() {
             let wait = self.hlc.acceptable_after(ts, self.wall_ms(now));
+            let wait = wait.max(self.config.timings.sync_timeout);
             self.sync.recheck_at(from, later(now, wait));
         }
     }
