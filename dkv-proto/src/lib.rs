@@ -68,6 +68,13 @@ pub(crate) type FixedMap<K, V> = std::collections::HashMap<
     std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
 >;
 
+/// Lowers `kept` to `new` if `new` is lower or nothing is kept yet.
+pub(crate) fn keep_min<T: Ord>(kept: &mut Option<T>, new: T) {
+    if kept.as_ref().is_none_or(|k| new < *k) {
+        *kept = Some(new);
+    }
+}
+
 pub use beacon::{
     encode_beacon, encode_hello, encode_plain_hello, is_hello_v2, parse_beacon, parse_datagram,
     parse_plain_hello, BeaconError, Datagram, PlainHello, BEACON_PREFIX, HELLO_PREFIX,

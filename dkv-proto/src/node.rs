@@ -9,6 +9,7 @@ use crate::bootstrap::{Bootstrap, BootstrapPhase, BootstrapProgress};
 use crate::clock::{Hlc, Timestamp, Version, WallClock};
 use crate::config::{later, Config};
 use crate::gets::{GetId, PendingGets};
+use crate::keep_min;
 use crate::limits::{NewKeys, PeerBudgets, RateTable, TokenBucket, WriteError};
 use crate::peers::Peers;
 use crate::range::{key_hash, Range, Summary};
@@ -1600,8 +1601,7 @@ impl Node {
             let wall = self.wall_ms(now);
             if self.hlc.observe(entry.version.ts, wall).is_err() {
                 self.stats.drop_clock_ahead += 1;
-                let ts = entry.version.ts;
-                self.refused_ahead = Some(self.refused_ahead.map_or(ts, |t| t.min(ts)));
+                keep_min(&mut self.refused_ahead, entry.version.ts);
                 return;
             }
         }

@@ -2,7 +2,7 @@
 //! nodes (they say hello, with their id), and which ids belong to dkv nodes at all.
 
 use crate::node_id::NodeId;
-use crate::FixedMap;
+use crate::{keep_min, FixedMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -279,7 +279,7 @@ impl Peers {
 
     /// An id that is not (or may not be) a live peer's was last heard at `seen`.
     fn note_gone(&mut self, seen: Instant) {
-        self.gone_since = Some(self.gone_since.map_or(seen, |t| t.min(seen)));
+        keep_min(&mut self.gone_since, seen);
     }
 
     /// Notes that `id` spoke dkv/2.
@@ -316,7 +316,7 @@ impl Peers {
             }
             let keep = now.saturating_duration_since(*seen) <= memory;
             if keep {
-                gone_since = Some(gone_since.map_or(*seen, |t| t.min(*seen)));
+                keep_min(&mut gone_since, *seen);
             }
             keep
         });

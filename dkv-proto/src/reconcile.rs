@@ -22,6 +22,7 @@
 
 use crate::clock::{Hlc, Timestamp};
 use crate::config::{later, Timings};
+use crate::keep_min;
 use crate::node_id::NodeId;
 use crate::peers::Peers;
 use crate::range::{Item, Range, Summary};
@@ -571,14 +572,12 @@ impl Reconciler {
             }
             Step::Items { items, .. } => {
                 let ours = store.items(range);
-                let ahead = |item: &Item| hlc.too_far_ahead(item.version.ts, wall_ms);
-                let (push_hashes, fetch_hashes) = diff_items(&ours, items, ahead);
-                let earliest = items
-                    .iter()
-                    .filter(|i| ahead(i))
-                    .map(|i| i.version.ts)
-                    .min();
-                reaction.ahead = reaction.ahead.into_iter().chain(earliest).min();
+                let (push_hashes, fetch_hashes, ahead) = diff_items(&ours, items, |item| {
+                    hlc.too_far_ahead(item.version.ts, wall_ms)
+                });
+                if let Some(ts) = ahead {
+                    keep_min(&mut reaction.ahead, ts);
+                }
                 fetch.extend(fetch_hashes);
                 let records = push_hashes
                     .into_iter()
@@ -805,12 +804,13 @@ impl Reconciler {
 }
 
 /// Which of our key hashes to push and which of theirs to fetch, comparing two
-/// listings of one range. Items whose version `refuse`s are not fetched.
+/// listings of one range. Items whose version `refuse`s are not fetched; the
+/// earliest version of those left unfetched so comes third.
 fn diff_items(
     ours: &[Item],
     theirs: &[Item],
     refuse: impl Fn(&Item) -> bool,
-) -> (Vec<u64>, Vec<u64>) {
+) -> (Vec<u64>, Vec<u64>, Option<Timestamp>) {
     let by_hash = |items: &[Item]| {
         let mut map: BTreeMap<u64, Vec<(crate::clock::Version, u64)>> = BTreeMap::new();
         for i in items {
@@ -823,6 +823,7 @@ fn diff_items(
     let (ours, theirs_map) = (by_hash(ours), by_hash(theirs));
     let mut push = Vec::new();
     let mut fetch = Vec::new();
+    let mut refused_earliest = None;
     let hashes: BTreeSet<u64> = ours.keys().chain(theirs_map.keys()).copied().collect();
     for h in hashes {
         let (a, b) = (ours.get(&h), theirs_map.get(&h));
@@ -836,12 +837,19 @@ fn diff_items(
         if mine >= yours {
             push.push(h);
         }
-        let refused = theirs.iter().filter(|i| i.key_hash == h).all(&refuse);
-        if yours >= mine && !refused {
+        if yours < mine {
+            continue;
+        }
+        let wanted = || theirs.iter().filter(|i| i.key_hash == h);
+        if wanted().all(&refuse) {
+            if let Some(ts) = wanted().map(|i| i.version.ts).min() {
+                keep_min(&mut refused_earliest, ts);
+            }
+        } else {
             fetch.push(h);
         }
     }
-    (push, fetch)
+    (push, fetch, refused_earliest)
 }
 
 /// Splits steps into messages of at most `SYNC_BYTES`.
