@@ -145,7 +145,7 @@ impl Hlc {
 
     /// Whether `remote` is beyond the maximum offset ahead of `wall_ms`.
     pub(crate) fn too_far_ahead(&self, remote: Timestamp, wall_ms: u64) -> bool {
-        remote.millis() > wall_ms.saturating_add(self.max_offset_ms)
+        !self.acceptable_after(remote, wall_ms).is_zero()
     }
 
     /// How long after wall time `wall_ms` `remote` stops being too far ahead.

@@ -572,9 +572,8 @@ impl Reconciler {
             }
             Step::Items { items, .. } => {
                 let ours = store.items(range);
-                let (push_hashes, fetch_hashes, ahead) = diff_items(&ours, items, |item| {
-                    hlc.too_far_ahead(item.version.ts, wall_ms)
-                });
+                let (push_hashes, fetch_hashes, ahead) =
+                    diff_items(&ours, items, |ts| hlc.too_far_ahead(ts, wall_ms));
                 if let Some(ts) = ahead {
                     keep_min(&mut reaction.ahead, ts);
                 }
@@ -804,12 +803,12 @@ impl Reconciler {
 }
 
 /// Which of our key hashes to push and which of theirs to fetch, comparing two
-/// listings of one range. Items whose version `refuse`s are not fetched; the
-/// earliest version of those left unfetched so comes third.
+/// listings of one range. Items whose version's timestamp `refuse`s are not
+/// fetched; the earliest timestamp of those left unfetched so comes third.
 fn diff_items(
     ours: &[Item],
     theirs: &[Item],
-    refuse: impl Fn(&Item) -> bool,
+    refuse: impl Fn(Timestamp) -> bool,
 ) -> (Vec<u64>, Vec<u64>, Option<Timestamp>) {
     let by_hash = |items: &[Item]| {
         let mut map: BTreeMap<u64, Vec<(crate::clock::Version, u64)>> = BTreeMap::new();
@@ -820,13 +819,13 @@ fn diff_items(
         }
         map
     };
-    let (ours, theirs_map) = (by_hash(ours), by_hash(theirs));
+    let (ours, theirs) = (by_hash(ours), by_hash(theirs));
     let mut push = Vec::new();
     let mut fetch = Vec::new();
     let mut refused_earliest = None;
-    let hashes: BTreeSet<u64> = ours.keys().chain(theirs_map.keys()).copied().collect();
+    let hashes: BTreeSet<u64> = ours.keys().chain(theirs.keys()).copied().collect();
     for h in hashes {
-        let (a, b) = (ours.get(&h), theirs_map.get(&h));
+        let (a, b) = (ours.get(&h), theirs.get(&h));
         if a == b {
             continue;
         }
@@ -840,9 +839,9 @@ fn diff_items(
         if yours < mine {
             continue;
         }
-        let wanted = || theirs.iter().filter(|i| i.key_hash == h);
+        let wanted = || b.into_iter().flatten().map(|(v, _)| v.ts);
         if wanted().all(&refuse) {
-            if let Some(ts) = wanted().map(|i| i.version.ts).min() {
+            if let Some(ts) = wanted().min() {
                 keep_min(&mut refused_earliest, ts);
             }
         } else {
