@@ -4,6 +4,7 @@
 //! checked except the one buffer of the ciphertext's size.
 
 use super::keys::{KeyId, Keyring};
+use super::memo::Remembered;
 use crate::wire::v2::{TOPIC_ALL, TOPIC_TO};
 use crate::wire::NodeId;
 use chacha20poly1305::{AeadInOut, Tag, XNonce};
@@ -493,6 +494,9 @@ impl Keyring {
     ) -> Result<Opened, OpenError> {
         let header = parse_frame(topic, frame)?;
         let cipher = self.precheck(cluster, &header)?;
+        if let Some(Remembered::Frame(opened)) = self.recall(cluster, topic, frame) {
+            return Ok(opened);
+        }
         let head = &frame[..FRAME_HEADER_LEN];
         let (sealed, tag) =
             frame[FRAME_HEADER_LEN..].split_at(frame.len() - FRAME_HEADER_LEN - TAG_LEN);
@@ -506,7 +510,9 @@ impl Keyring {
                 &Tag::from(array::<TAG_LEN>(tag)),
             )
             .map_err(|_| OpenError::Forged)?;
-        Ok(Opened { header, body })
+        let opened = Opened { header, body };
+        self.keep(cluster, topic, frame, || Remembered::Frame(opened.clone()));
+        Ok(opened)
     }
 
     /// Opens a sealed hello: [`parse_hello`], cluster tag, key id, then the tag, all
@@ -515,6 +521,9 @@ impl Keyring {
     pub fn open_hello(&self, cluster: &Cluster, datagram: &[u8]) -> Result<OpenedHello, OpenError> {
         let header = parse_hello(datagram)?;
         let cipher = self.precheck(cluster, &header)?;
+        if let Some(Remembered::Hello(opened)) = self.recall(cluster, b"", datagram) {
+            return Ok(opened);
+        }
         let mut plain = array::<6>(&datagram[HELLO_HEADER_LEN..HELLO_HEADER_LEN + 6]);
         let ad = Ad::new(cluster, b"", &datagram[..HELLO_HEADER_LEN]);
         cipher
@@ -527,10 +536,30 @@ impl Keyring {
             .map_err(|_| OpenError::Forged)?;
         let port = u16::from_be_bytes([plain[0], plain[1]]);
         let ip = Ipv4Addr::new(plain[2], plain[3], plain[4], plain[5]);
-        Ok(OpenedHello {
+        let opened = OpenedHello {
             header,
             addr: HelloAddr { port, ip },
-        })
+        };
+        self.keep(cluster, b"", datagram, || Remembered::Hello(opened));
+        Ok(opened)
+    }
+
+    /// What a clone sharing openings opened these exact bytes to.
+    fn recall(&self, cluster: &Cluster, topic: &[u8], item: &[u8]) -> Option<Remembered> {
+        self.memo.as_ref()?.recall(cluster.name(), topic, item)
+    }
+
+    /// Shares a successful opening with the clones, if they share openings.
+    fn keep(
+        &self,
+        cluster: &Cluster,
+        topic: &[u8],
+        item: &[u8],
+        opened: impl FnOnce() -> Remembered,
+    ) {
+        if let Some(memo) = &self.memo {
+            memo.keep(cluster.name(), topic, item, opened());
+        }
     }
 
     fn precheck(

@@ -2,6 +2,7 @@
 //! key file (the first key seals, every key opens).
 
 use super::frame::{nonce, Salt, KEY_ID_CLASS};
+use super::memo::Memo;
 use crate::wire::NodeId;
 use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305, XNonce};
 use std::fmt;
@@ -150,6 +151,8 @@ pub enum KeyFileWhy {
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<(KeyId, XChaCha20Poly1305)>,
+    /// Openings shared with its clones, when asked for.
+    pub(super) memo: Option<Memo>,
 }
 
 impl Keyring {
@@ -217,7 +220,21 @@ impl Keyring {
             }
             ring.push((id, cipher));
         }
-        Ok(Keyring { keys: ring })
+        Ok(Keyring {
+            keys: ring,
+            memo: None,
+        })
+    }
+
+    /// This keyring, its clones sharing their last `capacity` successful openings
+    /// (frames and hellos): an item one clone opened, another takes by comparing
+    /// its bytes instead of decrypting it again, with the same result. For the
+    /// cores of one process that receive the same broadcasts, such as the
+    /// simulator's; a lone node gains nothing from it. Forgeries are decrypted,
+    /// and refused, every time.
+    pub fn sharing_openings(mut self, capacity: usize) -> Keyring {
+        self.memo = Some(Memo::new(capacity));
+        self
     }
 
     /// The id of the key that seals.

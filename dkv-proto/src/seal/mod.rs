@@ -47,6 +47,7 @@
 
 mod frame;
 mod keys;
+mod memo;
 mod replay;
 
 pub use frame::{
