@@ -160,16 +160,26 @@ mod tests {
             keys.open_frame(&cluster, TOPIC_ALL, &forged),
             Err(OpenError::Forged)
         );
-        // The same bytes on another topic: refused as without the memo.
-        let to = [TOPIC_TO, b"someone1"].concat();
-        assert!(keys.open_frame(&cluster, &to, &frame).is_err());
+        // The same bytes sent to one node, received as sent to another: refused.
+        let (to_a, to_b) = (
+            [TOPIC_TO, b"node-aaa"].concat(),
+            [TOPIC_TO, b"node-bbb"].concat(),
+        );
+        let to = sealer
+            .seal_frame(&keys, &cluster, &to_a, b"body", 5)
+            .unwrap();
+        keys.open_frame(&cluster, &to_a, &to).unwrap();
+        assert_eq!(
+            keys.open_frame(&cluster, &to_b, &to),
+            Err(OpenError::Forged)
+        );
         // The same bytes in another cluster: refused before the memo is asked.
         let other = Cluster::new("other").unwrap();
         assert_eq!(
             keys.open_frame(&other, TOPIC_ALL, &frame),
             Err(OpenError::ForeignCluster)
         );
-        assert_eq!(counts(&keys), (1, 0));
+        assert_eq!(counts(&keys), (2, 0));
     }
 
     #[test]
