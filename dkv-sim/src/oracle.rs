@@ -233,7 +233,7 @@ impl Oracle {
     }
 
     /// The node in `slot` started from its disk, holding `entries`: a durable node.
-    pub(crate) fn restored(&mut self, slot: usize, entries: &BTreeMap<String, Entry>) {
+    pub(crate) fn restored(&mut self, slot: usize, entries: &Map<String, Entry>) {
         self.durable.insert(slot);
         let w = self.watch(slot);
         w.own_keys.extend(entries.keys().cloned());
@@ -948,7 +948,7 @@ mod tests {
     #[test]
     fn a_lost_acknowledged_write_fails_the_convergence_check() {
         let mut o = oracle();
-        o.restored(SLOT, &BTreeMap::new());
+        o.restored(SLOT, &Map::default());
         applied(&mut o, "k", 10, Some("acknowledged"), true);
         // Another node that never got it (as if the writer's disk were lost).
         let wall = dkv_proto::WallClock {
@@ -1001,7 +1001,7 @@ mod tests {
         };
         let mut o = Oracle::default();
         o.boot(1, NodeId(*b"node-two"), true);
-        o.restored(1, &BTreeMap::from([("k".to_string(), at(10))]));
+        o.restored(1, &Map::from_iter([("k".to_string(), at(10))]));
         // As applied: passes.
         let same = node_holding(&[("k", at(10))]);
         assert_eq!(o.check_converged(&[view(&same)]), 1);
@@ -1020,7 +1020,7 @@ mod tests {
     #[test]
     fn a_write_below_the_restored_disk_is_a_violation() {
         let mut o = oracle();
-        let restored = BTreeMap::from([(
+        let restored = Map::from_iter([(
             "k".to_string(),
             Entry {
                 version: version(100),

@@ -19,7 +19,7 @@ use crate::net::{
     ns, Arrival, ConnStatus, Net, NetConfig, NetCounters, NetEv, Origin, Payload, Shape,
 };
 use crate::node::{Clock, Core, SIM_UNIX_MS};
-use crate::oracle::{NodeView, Oracle, Violation, Whereabouts};
+use crate::oracle::{Map, NodeView, Oracle, Violation, Whereabouts};
 use crate::prototype::Prototype;
 use crate::queue::{Queue, SimTime};
 use crate::rng::Rng;
@@ -58,8 +58,9 @@ struct Slot {
     core: Option<Core>,
     prototype: bool,
     /// A durable node's disk: every change it applied, as a transport that
-    /// acknowledges a write only once it is committed keeps it. `None`: in memory.
-    disk: Option<BTreeMap<String, Entry>>,
+    /// acknowledges a write only once it is committed keeps it (hashed: written on
+    /// every change, read back in key order only at a restart). `None`: in memory.
+    disk: Option<Map<String, Entry>>,
     clock: Clock,
     inc: u32,
     wake: Option<SimTime>,
@@ -262,7 +263,7 @@ impl Sim {
         self.slots.push(Slot {
             core: None,
             prototype,
-            disk: durable.then(BTreeMap::new),
+            disk: durable.then(Map::default),
             clock,
             inc: 0,
             wake: None,
@@ -494,7 +495,9 @@ impl Sim {
                 config.keys = (!self.keyless.contains(&slot)).then(|| keys.clone());
             }
             let mut node = Node::new(config);
-            for (key, entry) in s.disk.iter().flatten() {
+            let mut restored: Vec<_> = s.disk.iter().flatten().collect();
+            restored.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (key, entry) in restored {
                 node.restore(local, key, entry.clone());
             }
             Core::Dkv(Box::new(node))
