@@ -60,13 +60,10 @@ mod store;
 mod timed;
 pub mod wire;
 
-/// A hash map with fixed hash keys. The core draws no randomness, and std's default
-/// keys each map from the OS; no map here is iterated where order could matter.
-pub(crate) type FixedMap<K, V> = std::collections::HashMap<
-    K,
-    V,
-    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
->;
+/// A hash map with a fixed, fast hash (FxHash). The core draws no randomness, and
+/// std's default keys each map from the OS; no map here is iterated where order
+/// could matter, and each is bounded by a limit, so colliding keys stay cheap.
+pub(crate) type FixedMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// Lowers `kept` to `new` if `new` is lower or nothing is kept yet.
 pub(crate) fn keep_min<T: Ord>(kept: &mut Option<T>, new: T) {

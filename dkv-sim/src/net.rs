@@ -32,7 +32,7 @@ use crate::rng::Rng;
 use crate::trace::TraceHash;
 use bytes::Bytes;
 use dkv_proto::Message;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
@@ -215,7 +215,7 @@ struct Station {
     stale: usize,
     /// PUB side: the same connections by subscription prefix. Only looked up,
     /// never iterated, so its hash order cannot leak into the run.
-    by_prefix: HashMap<Bytes, Vec<(u32, u32)>>,
+    by_prefix: crate::oracle::Map<Bytes, Vec<(u32, u32)>>,
     /// The distinct lengths of the prefixes in `by_prefix`, ascending.
     prefix_lens: Vec<usize>,
 }
@@ -389,7 +389,7 @@ impl Net {
             conns: BTreeMap::new(),
             subscribers: Vec::new(),
             stale: 0,
-            by_prefix: HashMap::new(),
+            by_prefix: Default::default(),
             prefix_lens: Vec::new(),
         });
         let slot = self.stations.len() - 1;

@@ -35,16 +35,14 @@ use bytes::Bytes;
 use dkv_proto::wire::{Body, Envelope};
 use dkv_proto::{BootstrapPhase, Entry, GetId, Limits, Message, Node, NodeId, Output, Version};
 use std::cmp::Ordering;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The oracle's maps looked up on every node output, by key: hashed (a lookup in a
-/// `String`-keyed B-tree was a string comparison per level), with SipHash's fixed
-/// keys, so that iterating one is the same in every run of a seed.
-pub type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+/// `String`-keyed B-tree was a string comparison per level), with a fixed hash
+/// (FxHash), so that iterating one is the same in every run of a seed.
+pub type Map<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// A violation: what went wrong, where and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
