@@ -5,7 +5,8 @@
 //! decrypting would have given; a forgery is decrypted, and refused, every time.
 
 use super::frame::{Opened, OpenedHello, TAG_LEN};
-use std::collections::{HashMap, VecDeque};
+use crate::FixedMap;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 /// What an item opened to.
@@ -29,7 +30,7 @@ struct Entry {
 struct Table {
     capacity: usize,
     /// By the item's tag (its last [`TAG_LEN`] bytes).
-    entries: HashMap<[u8; TAG_LEN], Entry>,
+    entries: FixedMap<[u8; TAG_LEN], Entry>,
     /// Tags in the order they were kept, oldest first: forgotten beyond `capacity`.
     order: VecDeque<[u8; TAG_LEN]>,
     /// Items taken from here instead of decrypted.
@@ -50,7 +51,7 @@ impl Memo {
     pub(super) fn new(capacity: usize) -> Memo {
         Memo(Arc::new(Mutex::new(Table {
             capacity,
-            entries: HashMap::new(),
+            entries: FixedMap::default(),
             order: VecDeque::new(),
             hits: 0,
         })))
