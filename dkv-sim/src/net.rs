@@ -215,7 +215,7 @@ struct Station {
     stale: usize,
     /// PUB side: the same connections by subscription prefix. Only looked up,
     /// never iterated, so its hash order cannot leak into the run.
-    by_prefix: crate::oracle::Map<Bytes, Vec<(u32, u32)>>,
+    by_prefix: rustc_hash::FxHashMap<Bytes, Vec<(u32, u32)>>,
     /// The distinct lengths of the prefixes in `by_prefix`, ascending.
     prefix_lens: Vec<usize>,
 }
