@@ -102,7 +102,7 @@ impl Memo {
 
 #[cfg(test)]
 mod tests {
-    use crate::seal::{Cluster, HelloAddr, Key, Keyring, OpenError, Sealer};
+    use crate::seal::{Cluster, HelloAddr, Key, Keyring, OpenError, Sealer, TAG_LEN};
     use crate::wire::v2::{TOPIC_ALL, TOPIC_TO};
     use crate::NodeId;
     use std::net::Ipv4Addr;
@@ -155,7 +155,7 @@ mod tests {
         keys.open_frame(&cluster, TOPIC_ALL, &frame).unwrap();
         // The same tag on other bytes: decrypted, and refused.
         let mut forged = frame.clone();
-        let body_at = forged.len() - 17;
+        let body_at = forged.len() - TAG_LEN - 1;
         forged[body_at] ^= 1;
         assert_eq!(
             keys.open_frame(&cluster, TOPIC_ALL, &forged),
