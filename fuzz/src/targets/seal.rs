@@ -7,8 +7,10 @@
 //! - 4: the rest to a keyed node's `handle_beacon` from `10.0.0.2`, twice.
 //!
 //! Checks: nothing panics; a key file that parses holds 1..=16 keys with distinct
-//! ids; only genuine items (sealed here by [`genuine_frames`]/[`genuine_hellos`],
-//! forging is infeasible) open, and what opens matches its header; a keyed node
+//! ids; a keyring sharing openings (warm with every genuine item) opens each input
+//! exactly as decrypting does, under the item's cluster and another; only genuine
+//! items (sealed here by [`genuine_frames`]/[`genuine_hellos`], forging is
+//! infeasible) open, and what opens matches its header; a keyed node
 //! moves exactly one verdict counter per input, takes every genuine item exactly
 //! once (the second delivery is a replay), and changes its store, outputs or peers
 //! for nothing else.
@@ -45,6 +47,27 @@ fn keys() -> &'static Keyring {
 
 fn cluster() -> Cluster {
     Cluster::new(SEAL_CLUSTER).expect("short name")
+}
+
+/// A clone of [`keys`] sharing openings with another clone that has opened every
+/// genuine item (under [`cluster`]), so that each of those is a hit for it.
+fn warm_sharing_keys() -> &'static Keyring {
+    static SHARING: OnceLock<Keyring> = OnceLock::new();
+    SHARING.get_or_init(|| {
+        let warm = keys().clone().sharing_openings(64);
+        for (topic, frame) in genuine_frames() {
+            warm.open_frame(&cluster(), topic, frame).expect("genuine");
+        }
+        for hello in genuine_hellos() {
+            warm.open_hello(&cluster(), hello).expect("genuine");
+        }
+        warm.clone()
+    })
+}
+
+/// Clusters an item is opened under: its own and another one.
+fn clusters() -> [Cluster; 2] {
+    [cluster(), Cluster::new("other").expect("short name")]
 }
 
 /// Genuine sealed frames (topic, frame): a put, an ask, and a push to the node.
@@ -130,6 +153,13 @@ pub fn seal(data: &[u8]) {
             let (Some(topic), Some(frame)) = (r.bytes(), r.bytes()) else {
                 return;
             };
+            for c in clusters() {
+                assert_eq!(
+                    warm_sharing_keys().open_frame(&c, topic, frame),
+                    keys().open_frame(&c, topic, frame),
+                    "a shared opening differs from decrypting"
+                );
+            }
             if let Ok(opened) = keys().open_frame(&cluster(), topic, frame) {
                 let genuine = genuine_frames()
                     .iter()
@@ -140,6 +170,13 @@ pub fn seal(data: &[u8]) {
             }
         }
         2 => {
+            for c in clusters() {
+                assert_eq!(
+                    warm_sharing_keys().open_hello(&c, rest),
+                    keys().open_hello(&c, rest),
+                    "a shared opening differs from decrypting"
+                );
+            }
             if let Ok(opened) = keys().open_hello(&cluster(), rest) {
                 assert!(
                     genuine_hellos().iter().any(|h| h == rest),
