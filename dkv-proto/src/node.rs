@@ -1362,11 +1362,11 @@ impl Node {
             });
             self.peers.prune_ids(now, self.config.timings.peer_timeout);
         }
-        while let Some((addr, expiry)) = self.next_peer_expiry() {
-            if expiry > now {
-                break;
+        if self.next_peer_expiry().is_some_and(|at| at <= now) {
+            let timeout = self.config.timings.peer_timeout;
+            for addr in self.peers.expire(now, timeout) {
+                self.peer_down(now, addr);
             }
-            self.peer_down(now, addr);
         }
         while let Some((id, key)) = self.gets.pop_due(now) {
             self.stats.gets_timed_out += 1;
@@ -1439,7 +1439,7 @@ impl Node {
     fn next_timeout(&self) -> Option<Instant> {
         [
             self.next_beacon,
-            self.next_peer_expiry().map(|(_, at)| at),
+            self.next_peer_expiry(),
             self.gets.next_deadline(),
             self.bootstrap.next_deadline(),
             self.local_ip.and(self.sync.next_deadline()),
@@ -1716,10 +1716,10 @@ impl Node {
         }
     }
 
-    /// The peer that falls silent first, and when.
-    fn next_peer_expiry(&self) -> Option<(SocketAddr, Instant)> {
-        let (seen, addr) = self.peers.oldest()?;
-        Some((addr, later(seen, self.config.timings.peer_timeout)))
+    /// No live peer falls silent before this (one may, then, or none).
+    fn next_peer_expiry(&self) -> Option<Instant> {
+        let seen = self.peers.seen_floor()?;
+        Some(later(seen, self.config.timings.peer_timeout))
     }
 
     fn complete_get(&mut self, id: GetId, key: String) {

@@ -1,6 +1,7 @@
 //! Live peers: who beaconed from which PUB endpoint and when, which of them are dkv
 //! nodes (they say hello, with their id), and which ids belong to dkv nodes at all.
 
+use crate::config::later;
 use crate::node_id::NodeId;
 use crate::{keep_min, FixedMap};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,8 +18,6 @@ pub(crate) struct Peer {
     /// The last hello that carried `id`; folded into `dkv_ids` when the id leaves
     /// the peer, so that a repeated hello costs no lookup there.
     hello_at: Instant,
-    /// Its link in the age list.
-    age: u32,
 }
 
 /// What a beacon or hello changed.
@@ -35,133 +34,13 @@ pub(crate) struct Heard {
     pub(crate) after_gap: bool,
     /// The peer has said hello (it is a dkv node, with a known id).
     pub(crate) named: bool,
-    /// The peer was the one heard from longest ago: the first to fall silent
-    /// (and its expiry) may have changed.
-    pub(crate) was_oldest: bool,
 }
 
 impl Heard {
-    /// A live peer heard again as it was, after no gap, and not the oldest: nothing
-    /// changed but when it was last heard, which moves no deadline.
+    /// A live peer heard again as it was, after no gap: nothing changed but when it
+    /// was last heard, which moves no deadline (see [`Peers::seen_floor`]).
     pub(crate) fn keeps_alive(&self) -> bool {
-        !(self.new || self.identified || self.after_gap || self.was_oldest)
-    }
-}
-
-const NIL: u32 = u32::MAX;
-
-/// One live peer's place in the age list.
-#[derive(Debug)]
-struct AgeLink {
-    seen: Instant,
-    addr: SocketAddr,
-    prev: u32,
-    next: u32,
-}
-
-/// Live peers ordered by `(last seen, endpoint)`, oldest first: a doubly linked
-/// list in a slab. Hearing a peer moves it to the back, which is its place since
-/// time only goes forward (a step back past equal or later entries keeps the
-/// order for ties and for a clock read out of order), so each hearing is O(1)
-/// where an ordered set or heap would be O(log peers).
-#[derive(Debug)]
-struct AgeList {
-    links: Vec<AgeLink>,
-    free: Vec<u32>,
-    head: u32,
-    tail: u32,
-}
-
-impl Default for AgeList {
-    fn default() -> Self {
-        AgeList {
-            links: Vec::new(),
-            free: Vec::new(),
-            head: NIL,
-            tail: NIL,
-        }
-    }
-}
-
-impl AgeList {
-    fn key(&self, i: u32) -> (Instant, SocketAddr) {
-        let l = &self.links[i as usize];
-        (l.seen, l.addr)
-    }
-
-    /// A new link for `(seen, addr)`, in its place.
-    fn insert(&mut self, seen: Instant, addr: SocketAddr) -> u32 {
-        let link = AgeLink {
-            seen,
-            addr,
-            prev: NIL,
-            next: NIL,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.links[i as usize] = link;
-                i
-            }
-            None => {
-                self.links.push(link);
-                (self.links.len() - 1) as u32
-            }
-        };
-        self.place(i);
-        i
-    }
-
-    /// Link `i`, heard again at `seen`, moves to its new place.
-    fn touch(&mut self, i: u32, seen: Instant) {
-        self.unlink(i);
-        self.links[i as usize].seen = seen;
-        self.place(i);
-    }
-
-    fn remove(&mut self, i: u32) {
-        self.unlink(i);
-        self.free.push(i);
-    }
-
-    fn oldest(&self) -> Option<(Instant, SocketAddr)> {
-        (self.head != NIL).then(|| self.key(self.head))
-    }
-
-    /// Links the unlinked `i` after the last entry not greater than it.
-    fn place(&mut self, i: u32) {
-        let key = self.key(i);
-        let mut after = self.tail;
-        while after != NIL && self.key(after) > key {
-            after = self.links[after as usize].prev;
-        }
-        let next = if after == NIL {
-            self.head
-        } else {
-            self.links[after as usize].next
-        };
-        let l = &mut self.links[i as usize];
-        l.prev = after;
-        l.next = next;
-        match after {
-            NIL => self.head = i,
-            a => self.links[a as usize].next = i,
-        }
-        match next {
-            NIL => self.tail = i,
-            n => self.links[n as usize].prev = i,
-        }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let AgeLink { prev, next, .. } = self.links[i as usize];
-        match prev {
-            NIL => self.head = next,
-            p => self.links[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.links[n as usize].prev = prev,
-        }
+        !(self.new || self.identified || self.after_gap)
     }
 }
 
@@ -173,7 +52,12 @@ pub(crate) struct Peers {
     by_addr: FixedMap<SocketAddr, Peer>,
     /// The same endpoints in order, changed only when a peer comes or goes.
     addrs: BTreeSet<SocketAddr>,
-    by_age: AgeList,
+    /// No live peer was last heard before this. Hearing a peer leaves it as it is
+    /// (a beacon writes only the peer's own time: no ordered structure to keep, one
+    /// cache miss fewer per beacon in a table of a thousand); [`Peers::expire`]
+    /// makes it exact again, so a node scans its peers about once per peer timeout
+    /// less a beacon interval, in place of moving one on every beacon.
+    seen_floor: Option<Instant>,
     by_id: BTreeMap<NodeId, SocketAddr>,
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
     /// A live dkv peer's latest hellos are in its `hello_at` until its id leaves.
@@ -199,15 +83,13 @@ impl Peers {
         let peer = self.by_addr.get_mut(&addr)?;
         let heard = Heard {
             after_gap: now.saturating_duration_since(peer.last_seen) > gap,
-            was_oldest: self.by_age.head == peer.age,
             // A hello names it (`identify` below, if the id is new).
             named: id.is_some() || peer.id.is_some(),
             ..Heard::default()
         };
-        if peer.last_seen != now {
-            peer.last_seen = now;
-            self.by_age.touch(peer.age, now);
-        }
+        peer.last_seen = now;
+        // Only a clock read out of order lowers it.
+        keep_min(&mut self.seen_floor, now);
         match id {
             None => Some(heard),
             Some(id) if peer.id == Some(id) => {
@@ -221,18 +103,14 @@ impl Peers {
     /// Records the first beacon (`id: None`) or hello (`id: Some`) from `addr`, not
     /// a live peer until now.
     pub(crate) fn add(&mut self, now: Instant, addr: SocketAddr, id: Option<NodeId>) -> Heard {
-        let age = self.by_age.insert(now, addr);
         let peer = Peer {
             last_seen: now,
             id: None,
             hello_at: now,
-            age,
         };
-        if let Some(old) = self.by_addr.insert(addr, peer) {
-            // Not expected (the caller saw no peer there): keep the lists whole.
-            self.by_age.remove(old.age);
-        }
+        self.by_addr.insert(addr, peer);
         self.addrs.insert(addr);
+        keep_min(&mut self.seen_floor, now);
         let heard = Heard {
             new: true,
             ..Heard::default()
@@ -380,17 +258,38 @@ impl Peers {
         self.by_addr.len()
     }
 
-    /// The peer that was heard from longest ago, and when (of equals, the lowest
-    /// endpoint).
-    pub(crate) fn oldest(&self) -> Option<(Instant, SocketAddr)> {
-        self.by_age.oldest()
+    /// No live peer was last heard before this (`None`: no live peer). A peer
+    /// falls silent a peer timeout after it was last heard, so not before this plus
+    /// the timeout.
+    pub(crate) fn seen_floor(&self) -> Option<Instant> {
+        self.seen_floor
+    }
+
+    /// The live peers last heard a `timeout` or longer before `now`, oldest first
+    /// (of equals, the lowest endpoint), for the caller to remove. Walks every
+    /// peer, so only when the floor says one may be there; the floor is exact after.
+    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<SocketAddr> {
+        let mut silent = Vec::new();
+        let mut floor = None;
+        for (addr, p) in &self.by_addr {
+            if later(p.last_seen, timeout) <= now {
+                silent.push((p.last_seen, *addr));
+            } else {
+                keep_min(&mut floor, p.last_seen);
+            }
+        }
+        self.seen_floor = floor;
+        silent.sort_unstable();
+        silent.into_iter().map(|(_, addr)| addr).collect()
     }
 
     /// Removes a peer; returns its id if it was a dkv node.
     pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<NodeId> {
         let peer = self.by_addr.remove(&addr)?;
         self.addrs.remove(&addr);
-        self.by_age.remove(peer.age);
+        if self.by_addr.is_empty() {
+            self.seen_floor = None;
+        }
         let id = peer.id?;
         self.by_id.remove(&id);
         self.forget_id(id, peer.hello_at);
@@ -410,48 +309,52 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_peer_follows_hearings_and_removals() {
+    fn peers_expire_a_timeout_after_they_were_last_heard_and_the_floor_follows() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
+        let timeout = Duration::from_millis(100);
         let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
         let mut p = Peers::default();
-        assert_eq!(p.oldest(), None);
+        assert_eq!(p.seen_floor(), None);
         for (i, port) in [1, 2, 3].into_iter().enumerate() {
             assert!(heard(&mut p, at(i as u64), addr(port), None).new);
         }
-        assert_eq!(p.oldest(), Some((at(0), addr(1))));
-        heard(&mut p, at(10), addr(1), None);
-        assert_eq!(p.oldest(), Some((at(1), addr(2))));
+        assert_eq!(p.seen_floor(), Some(at(0)));
+        // Hearing the oldest again leaves the floor low until a walk.
+        assert!(heard(&mut p, at(50), addr(1), None).keeps_alive());
+        assert_eq!(p.seen_floor(), Some(at(0)));
+        assert!(p.expire(at(100), timeout).is_empty());
+        assert_eq!(p.seen_floor(), Some(at(1)), "exact after a walk");
+        assert_eq!(p.expire(at(101), timeout), [addr(2)]);
+        assert_eq!(p.seen_floor(), Some(at(2)));
         p.remove(addr(2));
-        assert_eq!(p.oldest(), Some((at(2), addr(3))));
-        for ms in 100..10_000 {
+        for ms in 100..1_000 {
             heard(&mut p, at(ms), addr(1), None);
         }
-        assert_eq!(p.oldest(), Some((at(2), addr(3))));
-        assert_eq!(p.by_age.links.len(), 3, "a slot per peer ever live at once");
+        assert_eq!(p.expire(at(999), timeout), [addr(3)]);
         p.remove(addr(3));
-        assert_eq!(p.oldest(), Some((at(9_999), addr(1))));
+        assert_eq!(p.seen_floor(), Some(at(999)));
         p.remove(addr(1));
-        assert_eq!((p.oldest(), p.len()), (None, 0));
+        assert_eq!((p.seen_floor(), p.len()), (None, 0));
     }
 
     #[test]
-    fn peers_heard_at_one_instant_or_out_of_order_age_by_time_then_endpoint() {
-        let t0 = Instant::now();
+    fn peers_heard_at_one_instant_or_out_of_order_expire_by_time_then_endpoint() {
+        let t0 = Instant::now() + Duration::from_secs(1);
         let at = |ms| t0 + Duration::from_millis(ms);
         let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
         let mut p = Peers::default();
         for port in [5, 3, 4] {
             heard(&mut p, at(7), addr(port), None);
         }
-        // A reading older than the others goes first.
+        // A reading older than the others lowers the floor and goes first.
         heard(&mut p, at(6), addr(9), None);
-        let mut order = Vec::new();
-        while let Some((seen, a)) = p.oldest() {
-            order.push((seen, a.port()));
-            p.remove(a);
-        }
-        assert_eq!(order, [(at(6), 9), (at(7), 3), (at(7), 4), (at(7), 5)]);
+        heard(&mut p, at(8), addr(3), None);
+        heard(&mut p, at(5), addr(4), None);
+        assert_eq!(p.seen_floor(), Some(at(5)));
+        let silent = p.expire(at(10), Duration::from_millis(3));
+        assert_eq!(silent, [addr(4), addr(9), addr(5)]);
+        assert_eq!(p.seen_floor(), Some(at(8)));
     }
 
     #[test]
