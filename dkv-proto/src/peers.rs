@@ -8,16 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// One live peer.
+/// One live peer: with its endpoint, 64 bytes, one cache line of the table.
 #[derive(Debug)]
 pub(crate) struct Peer {
+    /// When any datagram from it last came; for a dkv peer, also when its id was
+    /// last heard, folded into `dkv_ids` when the id leaves the peer, so that a
+    /// repeated hello costs no lookup there.
     pub(crate) last_seen: Instant,
     /// The id from its hello: a dkv node. `None` so far: a prototype node (or a dkv
     /// node whose hello has not arrived yet).
     pub(crate) id: Option<NodeId>,
-    /// The last hello that carried `id`; folded into `dkv_ids` when the id leaves
-    /// the peer, so that a repeated hello costs no lookup there.
-    hello_at: Instant,
 }
 
 /// What a beacon or hello changed.
@@ -60,7 +60,7 @@ pub(crate) struct Peers {
     seen_floor: Option<Instant>,
     by_id: BTreeMap<NodeId, SocketAddr>,
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
-    /// A live dkv peer's latest hellos are in its `hello_at` until its id leaves.
+    /// A live dkv peer's latest hearings are in its `last_seen` until its id leaves.
     dkv_ids: BTreeMap<NodeId, Instant>,
     /// No id that is not a live peer's was heard from before this: pruning before
     /// it plus the memory forgets nothing. `None`: every remembered id is live.
@@ -91,12 +91,8 @@ impl Peers {
         // Only a clock read out of order lowers it.
         keep_min(&mut self.seen_floor, now);
         match id {
-            None => Some(heard),
-            Some(id) if peer.id == Some(id) => {
-                peer.hello_at = now;
-                Some(heard)
-            }
-            Some(id) => Some(self.identify(now, addr, id, heard)),
+            Some(id) if peer.id != Some(id) => Some(self.identify(now, addr, id, heard)),
+            _ => Some(heard),
         }
     }
 
@@ -106,7 +102,6 @@ impl Peers {
         let peer = Peer {
             last_seen: now,
             id: None,
-            hello_at: now,
         };
         self.by_addr.insert(addr, peer);
         self.addrs.insert(addr);
@@ -127,11 +122,10 @@ impl Peers {
         let Some(peer) = self.by_addr.get_mut(&addr) else {
             return heard;
         };
-        let old = peer.id.replace(id);
-        let last_hello = std::mem::replace(&mut peer.hello_at, now);
-        if let Some(old) = old {
+        if let Some(old) = peer.id.replace(id) {
             self.by_id.remove(&old);
-            self.forget_id(old, last_hello);
+            // Its endpoint was last heard from it now, under its successor's id.
+            self.forget_id(old, now);
             heard.replaced = Some(old);
         }
         if let Some(other) = self.by_id.insert(id, addr) {
@@ -147,10 +141,10 @@ impl Peers {
         heard
     }
 
-    /// Folds the last hello of `id`, which has just left its peer, into `dkv_ids`.
-    fn forget_id(&mut self, id: NodeId, hello_at: Instant) {
-        let seen = self.dkv_ids.entry(id).or_insert(hello_at);
-        *seen = (*seen).max(hello_at);
+    /// Folds when `id`, which has just left its peer, was last heard into `dkv_ids`.
+    fn forget_id(&mut self, id: NodeId, heard_at: Instant) {
+        let seen = self.dkv_ids.entry(id).or_insert(heard_at);
+        *seen = (*seen).max(heard_at);
         let seen = *seen;
         self.note_gone(seen);
     }
@@ -292,7 +286,7 @@ impl Peers {
         }
         let id = peer.id?;
         self.by_id.remove(&id);
-        self.forget_id(id, peer.hello_at);
+        self.forget_id(id, peer.last_seen);
         Some(id)
     }
 }
@@ -336,6 +330,11 @@ mod tests {
         assert_eq!(p.seen_floor(), Some(at(999)));
         p.remove(addr(1));
         assert_eq!((p.seen_floor(), p.len()), (None, 0));
+    }
+
+    #[test]
+    fn a_peer_and_its_endpoint_fill_one_cache_line() {
+        assert!(std::mem::size_of::<(SocketAddr, Peer)>() <= 64);
     }
 
     #[test]
@@ -391,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn an_id_stays_known_for_its_memory_after_its_last_hello() {
+    fn an_id_stays_known_for_its_memory_after_its_peer_was_last_heard() {
         let t0 = Instant::now();
         let at = |s| t0 + Duration::from_secs(s);
         let timeout = Duration::from_secs(4);
@@ -403,9 +402,9 @@ mod tests {
         }
         heard(&mut p, at(11), a, None);
         p.remove(a);
-        p.prune_ids(at(10 + memory), timeout);
-        assert!(p.is_dkv(b), "known for the memory after the hello at 10 s");
         p.prune_ids(at(11 + memory), timeout);
+        assert!(p.is_dkv(b), "known for the memory after the beacon at 11 s");
+        p.prune_ids(at(12 + memory), timeout);
         assert!(!p.is_dkv(b), "forgotten after it");
     }
 }
