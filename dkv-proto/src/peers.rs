@@ -4,7 +4,7 @@
 use crate::config::later;
 use crate::node_id::NodeId;
 use crate::{keep_min, FixedMap};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,17 @@ pub(crate) struct Peers {
     by_addr: FixedMap<SocketAddr, Peer>,
     /// The same endpoints in order, changed only when a peer comes or goes.
     addrs: BTreeSet<SocketAddr>,
-    /// No live peer was last heard before this. Hearing a peer leaves it as it is
-    /// (a beacon writes only the peer's own time: no ordered structure to keep, one
-    /// cache miss fewer per beacon in a table of a thousand); [`Peers::expire`]
-    /// makes it exact again, so a node scans its peers about once per peer timeout
-    /// less a beacon interval, in place of moving one on every beacon.
-    seen_floor: Option<Instant>,
+    /// No live peer outside `suspects` was last heard before this. Hearing a peer
+    /// leaves it as it is (a beacon writes only the peer's own time: no ordered
+    /// structure to keep, two cache misses fewer per beacon in a table of a
+    /// thousand); [`Peers::expire`] walks the table when it comes due.
+    floor: Option<Instant>,
+    /// The peers that were close to falling silent at the last walk, with when they
+    /// were last heard then, oldest first (ties by endpoint): each is looked up
+    /// when its time comes, so peers going silent one after another behind a
+    /// partition cost a lookup each, not a walk each. Entries of peers heard again
+    /// or gone since stay until then.
+    suspects: VecDeque<(Instant, SocketAddr)>,
     by_id: BTreeMap<NodeId, SocketAddr>,
     /// Every dkv id heard from (hello or dkv/2 message), with when; pruned by age.
     /// A live dkv peer's latest hearings are in its `last_seen` until its id leaves.
@@ -89,7 +94,7 @@ impl Peers {
         };
         peer.last_seen = now;
         // Only a clock read out of order lowers it.
-        keep_min(&mut self.seen_floor, now);
+        keep_min(&mut self.floor, now);
         match id {
             Some(id) if peer.id != Some(id) => Some(self.identify(now, addr, id, heard)),
             _ => Some(heard),
@@ -105,7 +110,7 @@ impl Peers {
         };
         self.by_addr.insert(addr, peer);
         self.addrs.insert(addr);
-        keep_min(&mut self.seen_floor, now);
+        keep_min(&mut self.floor, now);
         let heard = Heard {
             new: true,
             ..Heard::default()
@@ -256,23 +261,50 @@ impl Peers {
     /// falls silent a peer timeout after it was last heard, so not before this plus
     /// the timeout.
     pub(crate) fn seen_floor(&self) -> Option<Instant> {
-        self.seen_floor
+        let suspect = self.suspects.front().map(|(seen, _)| *seen);
+        self.floor.into_iter().chain(suspect).min()
     }
 
     /// The live peers last heard a `timeout` or longer before `now`, oldest first
-    /// (of equals, the lowest endpoint), for the caller to remove. Walks every
-    /// peer, so only when the floor says one may be there; the floor is exact after.
+    /// (of equals, the lowest endpoint), for the caller to remove. Walks every peer
+    /// only once the floor is due, and then sets aside as suspects those that fall
+    /// silent within half a timeout unless heard: the floor over the others is then
+    /// at least half a timeout ahead, so a node walks its table at most about once
+    /// per half timeout, and looks up each suspect when its time comes.
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<SocketAddr> {
         let mut silent = Vec::new();
-        let mut floor = None;
-        for (addr, p) in &self.by_addr {
-            if later(p.last_seen, timeout) <= now {
-                silent.push((p.last_seen, *addr));
-            } else {
-                keep_min(&mut floor, p.last_seen);
+        if self.floor.is_some_and(|f| later(f, timeout) <= now) {
+            let soon = later(now, timeout / 2);
+            let mut floor = None;
+            let mut suspects = Vec::new();
+            for (addr, p) in &self.by_addr {
+                let at = later(p.last_seen, timeout);
+                if at <= now {
+                    silent.push((p.last_seen, *addr));
+                } else if at <= soon {
+                    suspects.push((p.last_seen, *addr));
+                } else {
+                    keep_min(&mut floor, p.last_seen);
+                }
+            }
+            suspects.sort_unstable();
+            self.suspects = suspects.into();
+            self.floor = floor;
+        } else {
+            while let Some(&(seen, addr)) = self.suspects.front() {
+                if later(seen, timeout) > now {
+                    break;
+                }
+                self.suspects.pop_front();
+                // Heard again since (or gone, or another peer at that endpoint): it
+                // is under the floor's watch now.
+                if let Some(p) = self.by_addr.get(&addr) {
+                    if later(p.last_seen, timeout) <= now {
+                        silent.push((p.last_seen, addr));
+                    }
+                }
             }
         }
-        self.seen_floor = floor;
         silent.sort_unstable();
         silent.into_iter().map(|(_, addr)| addr).collect()
     }
@@ -282,7 +314,8 @@ impl Peers {
         let peer = self.by_addr.remove(&addr)?;
         self.addrs.remove(&addr);
         if self.by_addr.is_empty() {
-            self.seen_floor = None;
+            self.floor = None;
+            self.suspects.clear();
         }
         let id = peer.id?;
         self.by_id.remove(&id);
@@ -330,6 +363,62 @@ mod tests {
         assert_eq!(p.seen_floor(), Some(at(999)));
         p.remove(addr(1));
         assert_eq!((p.seen_floor(), p.len()), (None, 0));
+    }
+
+    #[test]
+    fn expiry_is_never_late_and_finds_what_a_walk_of_every_peer_finds() {
+        let timeout = Duration::from_millis(100);
+        let mut now = Instant::now();
+        let mut p = Peers::default();
+        let mut model: BTreeMap<SocketAddr, Instant> = BTreeMap::new();
+        let mut x = 0x2545_F491_4F6C_DD1D_u64;
+        let (mut walks, mut expired) = (0, 0);
+        for _ in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            now += Duration::from_millis(x % 9);
+            let addr = SocketAddr::from(([10, 0, 0, 1], (x >> 8) as u16 % 32));
+            // Mostly hearings; some peers fall silent for a while, some leave.
+            match (x >> 40) % 16 {
+                0..=9 if (x >> 20) % 32 > u64::from(addr.port()) => {
+                    heard(&mut p, now, addr, None);
+                    model.insert(addr, now);
+                }
+                10 => {
+                    p.remove(addr);
+                    model.remove(&addr);
+                }
+                _ => {}
+            }
+            let first_due = model.values().min().map(|s| *s + timeout);
+            let floor_due = p.seen_floor().map(|f| f + timeout);
+            assert!(
+                first_due.is_none_or(|d| floor_due.is_some_and(|f| f <= d)),
+                "late: a peer falls silent at {first_due:?}, the node wakes at {floor_due:?}"
+            );
+            if floor_due.is_some_and(|f| f <= now) {
+                walks += 1;
+                let got = p.expire(now, timeout);
+                let mut want: Vec<(Instant, SocketAddr)> = model
+                    .iter()
+                    .filter(|(_, seen)| **seen + timeout <= now)
+                    .map(|(a, seen)| (*seen, *a))
+                    .collect();
+                want.sort();
+                let want: Vec<SocketAddr> = want.into_iter().map(|(_, a)| a).collect();
+                assert_eq!(got, want, "oldest first, ties by endpoint");
+                for a in got {
+                    p.remove(a);
+                    model.remove(&a);
+                    expired += 1;
+                }
+            }
+        }
+        assert!(
+            expired > 1_000 && walks > 1_000,
+            "{expired} expired in {walks} calls"
+        );
     }
 
     #[test]
