@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// One live peer: with its endpoint, 64 bytes, one cache line of the table.
+/// One live peer: 64 bytes with its endpoint, a cache line's worth in the table.
 #[derive(Debug)]
 pub(crate) struct Peer {
     /// When any datagram from it last came; for a dkv peer, also when its id was
@@ -34,13 +34,16 @@ pub(crate) struct Heard {
     pub(crate) after_gap: bool,
     /// The peer has said hello (it is a dkv node, with a known id).
     pub(crate) named: bool,
+    /// The first peer may fall silent earlier than thought (a clock read out of
+    /// order): the node's timeout moved.
+    pub(crate) earlier_expiry: bool,
 }
 
 impl Heard {
     /// A live peer heard again as it was, after no gap: nothing changed but when it
     /// was last heard, which moves no deadline (see [`Peers::seen_floor`]).
     pub(crate) fn keeps_alive(&self) -> bool {
-        !(self.new || self.identified || self.after_gap)
+        !(self.new || self.identified || self.after_gap || self.earlier_expiry)
     }
 }
 
@@ -86,17 +89,23 @@ impl Peers {
         gap: Duration,
     ) -> Option<Heard> {
         let peer = self.by_addr.get_mut(&addr)?;
-        let heard = Heard {
+        let mut heard = Heard {
             after_gap: now.saturating_duration_since(peer.last_seen) > gap,
             // A hello names it (`identify` below, if the id is new).
             named: id.is_some() || peer.id.is_some(),
             ..Heard::default()
         };
         peer.last_seen = now;
-        // Only a clock read out of order lowers it.
-        keep_min(&mut self.floor, now);
+        let known = peer.id;
+        // The floor is at most the last walk, which was at most now, unless no peer
+        // was left above it (all suspects) or the clock was read out of order.
+        if self.floor.is_none_or(|f| now < f) {
+            let before = self.seen_floor();
+            self.floor = Some(now);
+            heard.earlier_expiry = self.seen_floor() != before;
+        }
         match id {
-            Some(id) if peer.id != Some(id) => Some(self.identify(now, addr, id, heard)),
+            Some(id) if known != Some(id) => Some(self.identify(now, addr, id, heard)),
             _ => Some(heard),
         }
     }
@@ -437,8 +446,12 @@ mod tests {
         }
         // A reading older than the others lowers the floor and goes first.
         heard(&mut p, at(6), addr(9), None);
-        heard(&mut p, at(8), addr(3), None);
-        heard(&mut p, at(5), addr(4), None);
+        assert!(heard(&mut p, at(8), addr(3), None).keeps_alive());
+        let back = heard(&mut p, at(5), addr(4), None);
+        assert!(
+            back.earlier_expiry && !back.keeps_alive(),
+            "the timeout moved"
+        );
         assert_eq!(p.seen_floor(), Some(at(5)));
         let silent = p.expire(at(10), Duration::from_millis(3));
         assert_eq!(silent, [addr(4), addr(9), addr(5)]);
