@@ -47,7 +47,8 @@ impl Heard {
     }
 }
 
-/// Live peers by endpoint, by age and by id, and recently heard dkv ids.
+/// Live peers by endpoint (with when each was last heard) and by id, and
+/// recently heard dkv ids.
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
     /// Looked up on every datagram, so hashed (one probe where an ordered map
