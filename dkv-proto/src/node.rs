@@ -1362,11 +1362,8 @@ impl Node {
             });
             self.peers.prune_ids(now, self.config.timings.peer_timeout);
         }
-        if self.next_peer_expiry().is_some_and(|at| at <= now) {
-            let timeout = self.config.timings.peer_timeout;
-            for addr in self.peers.expire(now, timeout) {
-                self.peer_down(now, addr);
-            }
+        for addr in self.peers.expire(now, self.config.timings.peer_timeout) {
+            self.peer_down(now, addr);
         }
         while let Some((id, key)) = self.gets.pop_due(now) {
             self.stats.gets_timed_out += 1;

@@ -101,9 +101,8 @@ impl Peers {
         // The floor is at most the last walk, which was at most now, unless no peer
         // was left above it (all suspects) or the clock was read out of order.
         if self.floor.is_none_or(|f| now < f) {
-            let before = self.seen_floor();
+            heard.earlier_expiry = self.seen_floor().is_none_or(|f| now < f);
             self.floor = Some(now);
-            heard.earlier_expiry = self.seen_floor() != before;
         }
         match id {
             Some(id) if known != Some(id) => Some(self.identify(now, addr, id, heard)),
@@ -280,7 +279,8 @@ impl Peers {
     /// only once the floor is due, and then sets aside as suspects those that fall
     /// silent within half a timeout unless heard: the floor over the others is then
     /// at least half a timeout ahead, so a node walks its table at most about once
-    /// per half timeout, and looks up each suspect when its time comes.
+    /// per half timeout, and looks up each suspect when its time comes. With
+    /// nothing due it costs two comparisons, so it runs on every timeout.
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<SocketAddr> {
         let mut silent = Vec::new();
         if self.floor.is_some_and(|f| later(f, timeout) <= now) {
