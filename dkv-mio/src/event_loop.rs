@@ -26,7 +26,7 @@ use crate::storage::Persistence;
 use crate::watch::{Shared, WatchEvent};
 use crate::zmq_io::ZmqIo;
 use bytes::Bytes;
-use dkv_proto::{GetId, Node, Output, Version, MAX_BEACON_LEN};
+use dkv_proto::{GetId, Node, NodeId, Output, Version, MAX_BEACON_LEN};
 use mio::{Events, Poll, Token};
 use std::collections::HashMap;
 use std::io;
@@ -249,7 +249,21 @@ impl EventLoop {
             }
             if due.subscriptions || !self.zmq.pub_settled() {
                 due.subscriptions = false;
-                busy |= self.zmq.read_subscriptions(BATCH, &mut self.stats);
+                let (node, now) = (&mut self.node, Instant::now());
+                let mut changed = false;
+                busy |= self
+                    .zmq
+                    .read_subscriptions(BATCH, &mut self.stats, |peer, up| {
+                        changed = true;
+                        if up {
+                            node.handle_subscribed(now, NodeId(peer));
+                        } else {
+                            node.handle_unsubscribed(now, NodeId(peer));
+                        }
+                    });
+                if changed {
+                    self.drain_outputs();
+                }
             }
             if due.monitors {
                 due.monitors = self.zmq.read_monitors(BATCH, &mut self.stats);

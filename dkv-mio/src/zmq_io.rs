@@ -514,9 +514,15 @@ impl ZmqIo {
     }
 
     /// Reads the subscription changes the XPUB socket reports, up to `batch`; a dkv
-    /// peer's new subscription releases the messages held for it, in order. True if
-    /// more may wait.
-    pub(crate) fn read_subscriptions(&mut self, batch: usize, stats: &mut TransportStats) -> bool {
+    /// peer's new subscription releases the messages held for it, in order. Each
+    /// dkv peer's change is then told to `changed` (true: subscribed). True if more
+    /// may wait.
+    pub(crate) fn read_subscriptions(
+        &mut self,
+        batch: usize,
+        stats: &mut TransportStats,
+        mut changed: impl FnMut(PeerId, bool),
+    ) -> bool {
         self.pub_settled.set(false);
         for _ in 0..batch {
             let event = match self.publisher.recv_bytes(zmq::DONTWAIT) {
@@ -541,9 +547,11 @@ impl ZmqIo {
                 stats.subscribes += 1;
                 self.subscribed.insert(peer);
                 self.release(peer, stats);
+                changed(peer, true);
             } else if kind == 0 {
                 stats.unsubscribes += 1;
                 self.subscribed.remove(&peer);
+                changed(peer, false);
             }
         }
         true

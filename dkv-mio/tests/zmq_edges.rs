@@ -183,6 +183,43 @@ fn a_reply_to_a_dkv_peer_not_subscribed_yet_waits_for_its_subscription() {
 }
 
 #[test]
+fn a_session_with_a_new_dkv_peer_opens_once_the_peer_subscribes() {
+    // The node hears a hello before the peer has heard the node. Its session waits
+    // in the core for the subscription the XPUB socket reports (without the report,
+    // a peer timeout: ten minutes here), then leaves at once instead of being held.
+    let node = Dkv::start(sleepy_config()).unwrap();
+    wait_until("the node to be up", || node.local_ip().unwrap().is_some());
+    let peer = RawPeer::new();
+    let id = *b"joiner01";
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket
+        .send_to(
+            &dkv_proto::encode_hello(peer.endpoint().port(), NodeId(id)),
+            (dkv_mio::LOOPBACK_BROADCAST, node.beacon_port()),
+        )
+        .unwrap();
+    wait_until("the peer to be up", || {
+        node.peers().unwrap().contains(&peer.endpoint())
+    });
+    let context = zmq::Context::new();
+    let reader = directed_reader(&context, &node, id);
+    let frames = reader.recv_multipart(0).expect("the session's opening");
+    match Message::decode(&frames).unwrap() {
+        Message::Dkv(Envelope {
+            to,
+            body: Body::Sync {
+                initiator: true, ..
+            },
+            ..
+        }) => assert_eq!(to, Some(NodeId(id))),
+        other => panic!("not an opening: {other:?}"),
+    }
+    let t = node.stats().unwrap().transport;
+    assert_eq!((t.pub_held, t.subscribes), (0, 1), "{t:?}");
+}
+
+#[test]
 fn a_held_message_whose_peer_never_subscribes_is_dropped_after_a_peer_timeout() {
     let config = Config {
         timings: Timings {

@@ -304,7 +304,7 @@ impl Node {
             next_get: 0,
             bootstrap: Bootstrap::new(config.id, t, &config.limits),
             catch_up: CatchUp::default(),
-            sync: Reconciler::new(config.id, t, config.seed),
+            sync: Reconciler::new(config.id, t, config.seed, config.limits.max_peers * 2),
             echoes: Echoes::default(),
             next_gc: None,
             out: VecDeque::new(),
@@ -507,6 +507,7 @@ impl Node {
         s.sync_fetches_timed_out = c.fetches_timed_out;
         s.sync_pushes = c.pushes_unsolicited;
         s.sync_stale_replies = c.stale_replies;
+        s.sync_subscriptions_ignored = c.subscriptions_ignored;
         s
     }
 
@@ -571,6 +572,26 @@ impl Node {
     pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: u64) {
         self.touch(now);
         self.wall = WallClock { at: now, unix_ms };
+    }
+
+    /// The transport saw dkv node `id` subscribe to this node's directed topic
+    /// (`dkv2.to <id>`): what this node publishes to it now reaches it. A session
+    /// with a peer starts only once the peer has subscribed, or a peer timeout
+    /// after it was due if the transport never says (module `reconcile`).
+    /// Repeating it changes nothing; the node believes at most twice
+    /// [`Limits::max_peers`](crate::Limits::max_peers) subscriptions and counts
+    /// the rest (`sync_subscriptions_ignored`).
+    pub fn handle_subscribed(&mut self, now: Instant, id: NodeId) {
+        self.touch(now);
+        self.sync.subscribed(now, id);
+        self.sync_step(now);
+    }
+
+    /// The transport saw `id`'s subscription to this node go (its last
+    /// connection closed).
+    pub fn handle_unsubscribed(&mut self, now: Instant, id: NodeId) {
+        self.touch(now);
+        self.sync.unsubscribed(id);
     }
 
     /// A UDP datagram arrived on the beacon port from `src`. A beacon or hello from

@@ -9,7 +9,11 @@
 //! the stores: two equal stores agree after one round trip of one fingerprint.
 //!
 //! A node reconciles with a peer when the peer comes up, when it is heard again after
-//! a gap, and every sync interval with one peer chosen at random. It runs at most
+//! a gap, and every sync interval with one peer chosen at random. A session waits
+//! until the peer has subscribed to this node (the transport reports it), or a peer
+//! timeout if the transport reports nothing: a node hears a new peer up to a beacon
+//! interval before that peer hears it, and an opening sent before the peer
+//! subscribes is lost, or held and answered after its session gave up. It runs at most
 //! [`MAX_SESSIONS`] sessions at once; the other peers wait their turn, those whose
 //! last session got no reply after the rest, so a node that hears a thousand peers
 //! at once (a start, a healed partition) does not send a thousand requests, most of
@@ -64,6 +68,7 @@ pub(crate) struct SyncCounters {
     pub(crate) fetches_timed_out: u64,
     pub(crate) pushes_unsolicited: u64,
     pub(crate) stale_replies: u64,
+    pub(crate) subscriptions_ignored: u64,
 }
 
 /// A session this node started; its deadline is kept beside it in `sessions`.
@@ -119,6 +124,10 @@ pub(crate) struct Reconciler {
     rechecks: Timed<NodeId, ()>,
     /// Sessions in a row that timed out, by peer.
     failed: BTreeMap<NodeId, u32>,
+    /// Nodes the transport reports subscribed to this node, at most
+    /// `listening_cap`. A reset keeps them: they are the transport's state.
+    listening: BTreeSet<NodeId>,
+    listening_cap: usize,
     next_periodic: Option<Instant>,
     /// [`next_deadline`](Self::next_deadline), kept after every change: the node
     /// reads it after every input it takes (a beacon from each peer, twice a
@@ -138,7 +147,13 @@ pub(crate) struct Reaction {
 }
 
 impl Reconciler {
-    pub(crate) fn new(own: NodeId, timings: &Timings, seed: u64) -> Reconciler {
+    /// A reconciler that believes at most `listening_cap` subscriptions.
+    pub(crate) fn new(
+        own: NodeId,
+        timings: &Timings,
+        seed: u64,
+        listening_cap: usize,
+    ) -> Reconciler {
         Reconciler {
             own,
             timings: timings.clone(),
@@ -153,6 +168,8 @@ impl Reconciler {
             retry: Timed::default(),
             rechecks: Timed::default(),
             failed: BTreeMap::new(),
+            listening: BTreeSet::new(),
+            listening_cap,
             next_periodic: None,
             deadline: None,
             counters: SyncCounters::default(),
@@ -185,10 +202,11 @@ impl Reconciler {
 
     // ---- what the node tells it ----
 
-    /// A dkv peer came up (or was identified): reconcile with it now. If the
-    /// connection this node just asked for is not up when the reply comes, the
-    /// reply is lost and the session is retried one first-reply wait later (on
-    /// loopback it is usually up; the simulator's links take 1.5 round trips).
+    /// A dkv peer came up (or was identified): reconcile with it once it has
+    /// subscribed to this node. The reply comes back over this node's connection to
+    /// the peer, asked for just now: a transport holds it until that subscription
+    /// is up (dkv-mio does; one that does not loses it, and the session is retried
+    /// one first-reply wait later).
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
         self.make_due(now, peer);
@@ -203,13 +221,39 @@ impl Reconciler {
         self.refresh_deadline();
     }
 
-    /// `peer` is to be reconciled with from `now`, after those already waiting,
-    /// unless it already waits (a peer waiting to retry waits with them now).
+    /// `peer` is to be reconciled with from `now` once it has subscribed (a peer
+    /// timeout from now at the latest), after those already waiting, unless it
+    /// already waits (a peer waiting to retry waits with them now).
     fn make_due(&mut self, now: Instant, peer: NodeId) {
         self.retry.remove(&peer);
         if !self.due.contains_key(&peer) {
-            self.due.insert(peer, (), now);
+            let at = if self.listening.contains(&peer) {
+                now
+            } else {
+                later(now, self.timings.peer_timeout)
+            };
+            self.due.insert(peer, (), at);
         }
+    }
+
+    /// The transport reports `peer` subscribed to this node: a session waiting
+    /// for that is due now. Past the cap the report is ignored (and counted); the
+    /// session then waits its peer timeout.
+    pub(crate) fn subscribed(&mut self, now: Instant, peer: NodeId) {
+        if self.listening.len() >= self.listening_cap && !self.listening.contains(&peer) {
+            self.counters.subscriptions_ignored += 1;
+            return;
+        }
+        self.listening.insert(peer);
+        if self.due.get(&peer).is_some_and(|&(_, at)| at > now) {
+            self.due.set_deadline(&peer, now);
+            self.refresh_deadline();
+        }
+    }
+
+    /// The transport reports `peer`'s subscription gone.
+    pub(crate) fn unsubscribed(&mut self, peer: NodeId) {
+        self.listening.remove(&peer);
     }
 
     /// A dkv peer went down: its session and transfers end.
@@ -228,13 +272,15 @@ impl Reconciler {
         self.refresh_deadline();
     }
 
-    /// Forgets everything (net down, shutdown).
+    /// Forgets everything but the subscriptions (shutdown).
     pub(crate) fn reset(&mut self) {
         let counters = std::mem::take(&mut self.counters);
+        let listening = std::mem::take(&mut self.listening);
         let rng = self.rng;
-        *self = Reconciler::new(self.own, &self.timings, 0);
+        *self = Reconciler::new(self.own, &self.timings, 0, self.listening_cap);
         self.rng = rng;
         self.counters = counters;
+        self.listening = listening;
     }
 
     /// Whether `peer` completed a session since it came up.
@@ -376,8 +422,7 @@ impl Reconciler {
 
     /// How long a new session waits for its first reply: a sixteenth of the sync
     /// timeout, doubling with each session in a row that got none, up to the
-    /// timeout. A peer that just came up has often not connected its SUB socket to
-    /// this node yet, so the first request is lost; it is retried soon.
+    /// timeout. A request lost on the way is retried soon.
     fn first_reply_wait(&self, peer: NodeId) -> Duration {
         let failed = self.failed.get(&peer).copied().unwrap_or(0).min(4);
         let wait = (self.timings.sync_timeout / 16) * (1 << failed);

@@ -301,6 +301,8 @@ counters! {
     sync_pushes,
     /// Session replies for a session no longer running, ignored.
     sync_stale_replies,
+    /// Subscriptions the transport reported past the cap, ignored.
+    sync_subscriptions_ignored,
 }
 
 impl Stats {

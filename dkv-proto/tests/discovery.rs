@@ -6,8 +6,8 @@ mod support;
 use dkv_proto::reconcile::MAX_SESSIONS;
 use dkv_proto::wire::v2::Body;
 use dkv_proto::{
-    encode_beacon, encode_hello, parse_beacon, parse_datagram, BeaconError, Config, Datagram, Node,
-    NodeId, Output, Timings, TimingsError, HELLO_PREFIX, MAX_BEACON_LEN,
+    encode_beacon, encode_hello, parse_beacon, parse_datagram, BeaconError, Config, Datagram,
+    Limits, Node, NodeId, Output, Timings, TimingsError, HELLO_PREFIX, MAX_BEACON_LEN,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -212,6 +212,7 @@ fn a_beacon_from_a_new_pair_brings_up_a_prototype_peer() {
 #[test]
 fn a_hello_after_the_beacon_identifies_the_peer_and_starts_a_session() {
     let mut n = up_node(1, PORT, at(0));
+    n.handle_subscribed(at(0), id(2));
     n.handle_beacon(at(10), ip(2), b"beacon 5000");
     drain(&mut n);
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
@@ -225,6 +226,7 @@ fn a_hello_after_the_beacon_identifies_the_peer_and_starts_a_session() {
 #[test]
 fn a_hello_before_any_beacon_brings_up_a_dkv_peer_that_a_beacon_keeps() {
     let mut n = up_node(1, PORT, at(0));
+    n.handle_subscribed(at(0), id(2));
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
     let out = drain(&mut n);
     assert_eq!(dials(&out), vec![Output::Connect(addr(2, 5000))]);
@@ -246,6 +248,7 @@ fn a_hello_before_any_beacon_brings_up_a_dkv_peer_that_a_beacon_keeps() {
 #[test]
 fn a_dkv_peer_is_ready_once_a_session_with_it_completes() {
     let mut n = up_node(1, PORT, at(0));
+    n.handle_subscribed(at(0), id(2));
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
     let out = dkv(&drain(&mut n));
     let Body::Sync { session, .. } = out[0].body else {
@@ -294,6 +297,8 @@ fn an_id_heard_from_a_new_address_moves_there() {
 #[test]
 fn a_new_id_at_a_known_address_is_a_restarted_node_to_reconcile_with() {
     let mut n = up_node(1, PORT, at(0));
+    n.handle_subscribed(at(0), id(2));
+    n.handle_subscribed(at(0), id(7));
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
     drain(&mut n);
     n.handle_beacon(at(20), ip(2), &hello(7, 5000));
@@ -440,6 +445,7 @@ fn agree(n: &mut Node, out: &[Output], now: std::time::Instant) {
 #[test]
 fn a_dkv_peer_heard_again_after_a_gap_is_reconciled_with_again() {
     let mut n = quiet_node();
+    n.handle_subscribed(at(0), id(2));
     n.handle_beacon(at(0), ip(2), &hello(2, 5000));
     let out = drain(&mut n);
     agree(&mut n, &out, at(10));
@@ -450,12 +456,74 @@ fn a_dkv_peer_heard_again_after_a_gap_is_reconciled_with_again() {
     assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)]);
 }
 
+#[test]
+fn a_session_with_a_new_peer_waits_for_its_subscription() {
+    let mut n = quiet_node();
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    let out = drain(&mut n);
+    assert_eq!(dials(&out), vec![Output::Connect(addr(2, 5000))]);
+    assert!(
+        syncs_to(&out).is_empty(),
+        "opened before it subscribed: {out:?}"
+    );
+    n.handle_subscribed(at(700), id(2));
+    let out = drain(&mut n);
+    assert_eq!(syncs_to(&out), vec![id(2)]);
+    agree(&mut n, &out, at(710));
+    n.handle_subscribed(at(720), id(2));
+    assert!(drain(&mut n).is_empty(), "a repeated report starts nothing");
+    assert_eq!(n.stats().sync_sessions_timed_out, 0);
+    // Gone: a session after a gap waits for the subscription again.
+    n.handle_unsubscribed(at(800), id(2));
+    n.handle_beacon(at(3_500), ip(2), &hello(2, 5000));
+    assert!(syncs_to(&drain(&mut n)).is_empty());
+    n.handle_subscribed(at(3_600), id(2));
+    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)]);
+}
+
+#[test]
+fn a_session_waits_one_peer_timeout_at_most_for_a_subscription_never_reported() {
+    let mut n = quiet_node();
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    drain(&mut n);
+    let wait = Timings::default().peer_timeout;
+    assert_eq!(n.poll_timeout(), Some(at(1_000)), "the next beacon");
+    for ms in (1_000..4_000).step_by(500) {
+        n.handle_beacon(at(ms), ip(2), &hello(2, 5000));
+        n.handle_timeout(at(ms));
+        assert!(syncs_to(&drain(&mut n)).is_empty(), "opened at {ms} ms");
+    }
+    n.handle_timeout(at(10) + wait);
+    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)]);
+}
+
+#[test]
+fn subscriptions_past_twice_max_peers_are_ignored_and_counted() {
+    let mut n = quiet_node();
+    let cap = Limits::default().max_peers * 2;
+    for i in 0..cap as u64 {
+        n.handle_subscribed(at(0), NodeId(i.to_be_bytes()));
+    }
+    assert_eq!(n.stats().sync_subscriptions_ignored, 0);
+    n.handle_subscribed(at(0), id(2));
+    assert_eq!(n.stats().sync_subscriptions_ignored, 1);
+    n.handle_beacon(at(10), ip(2), &hello(2, 5000));
+    assert!(
+        syncs_to(&drain(&mut n)).is_empty(),
+        "an ignored report opened"
+    );
+    n.handle_unsubscribed(at(20), NodeId(0u64.to_be_bytes()));
+    n.handle_subscribed(at(30), id(2));
+    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)], "room again");
+}
+
 /// Node 1 (quiet) hearing `MAX_SESSIONS + 4` dkv peers at once; returns them and
 /// the sessions it starts.
 fn many_peers() -> (Node, Vec<NodeId>, Vec<Output>) {
     let mut n = quiet_node();
     let peers: Vec<u8> = (2..).take(MAX_SESSIONS + 4).collect();
     for &p in &peers {
+        n.handle_subscribed(at(0), id(p));
         n.handle_beacon(at(0), ip(p), &hello(p, 5000));
     }
     let out = drain(&mut n);
@@ -622,6 +690,8 @@ fn a_new_address_redials_every_live_peer_but_the_same_address_does_not() {
 #[test]
 fn a_new_address_reconciles_with_every_dkv_peer_again() {
     let mut n = quiet_node();
+    n.handle_subscribed(at(0), id(2));
+    n.handle_subscribed(at(0), id(3));
     n.handle_beacon(at(0), ip(2), &hello(2, 5000));
     n.handle_beacon(at(0), ip(3), &hello(3, 5000));
     let out = drain(&mut n);

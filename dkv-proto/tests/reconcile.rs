@@ -31,9 +31,18 @@ struct Mesh {
 }
 
 impl Mesh {
-    /// Nodes 1..=n, up at `ip(i)` with PUB port `i`, knowing nobody yet.
+    /// Nodes 1..=n, up at `ip(i)` with PUB port `i`, knowing nobody yet; the mesh
+    /// reaches every node, so each reports every other subscribed.
     fn new(n: u8) -> Mesh {
-        let nodes: Vec<Node> = (1..=n).map(|i| up_node(i, u16::from(i), at(0))).collect();
+        let nodes: Vec<Node> = (1..=n)
+            .map(|i| {
+                let mut node = up_node(i, u16::from(i), at(0));
+                for j in (1..=n).filter(|&j| j != i) {
+                    node.handle_subscribed(at(0), id(j));
+                }
+                node
+            })
+            .collect();
         Mesh {
             sent: vec![0; nodes.len()],
             nodes,

@@ -19,6 +19,13 @@
 //!   cut stalls and resumes in order when the path heals; one whose endpoint
 //!   vanishes (crash, address change) breaks, loses what it held and reconnects.
 //!   There is no bandwidth limit.
+//! - **Held messages.** As dkv-mio does, a node's message for a dkv peer whose
+//!   directed topic (`dkv2.to <id>`) no subscriber has yet is held, not lost, and
+//!   published when that subscription comes up, in order. A message held longer
+//!   than the hold limit (a peer timeout) or past the byte cap is dropped, and so is
+//!   what a stopping node still holds. Broadcast topics are never held: a slow
+//!   joiner misses those. [`NetConfig::hold`] off models a transport that does not
+//!   hold.
 //! - **A stalled subscriber** (a frozen process, or a peer that stops reading on
 //!   purpose) keeps its connections up but takes nothing: each of its pipes fills to
 //!   the high-water mark and then drops, for that subscriber only, as a ZeroMQ PUB
@@ -31,7 +38,8 @@ use crate::queue::{Queue, SimTime};
 use crate::rng::Rng;
 use crate::trace::TraceHash;
 use bytes::Bytes;
-use dkv_proto::Message;
+use dkv_proto::wire::v2::TOPIC_TO;
+use dkv_proto::{Message, NodeId};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
@@ -70,6 +78,12 @@ pub struct NetConfig {
     /// whole message, so one stalled subscriber stops replication to every other.
     /// dkv does not set it; a scenario does, to show the stall checks can fail.
     pub nodrop: bool,
+    /// dkv-mio's hold: a message for a dkv peer not subscribed yet waits for its
+    /// subscription. dkv sets it; a scenario clears it to show what it is for.
+    pub hold: bool,
+    /// The most bytes of messages a node holds (dkv-mio's `held_bytes`): past it
+    /// the oldest are dropped.
+    pub held_bytes: usize,
 }
 
 impl Default for NetConfig {
@@ -87,6 +101,8 @@ impl Default for NetConfig {
             syn_retry: Duration::from_secs(1),
             detect_interval: Duration::from_secs(1),
             nodrop: false,
+            hold: true,
+            held_bytes: 32 << 20,
         }
     }
 }
@@ -119,6 +135,10 @@ pub struct NetCounters {
     /// Messages a publisher refused to every subscriber because one pipe was full
     /// (only with [`NetConfig::nodrop`]).
     pub blocked_nodrop: u64,
+    /// Messages held for a dkv peer not subscribed yet.
+    pub held: u64,
+    /// Held messages dropped: too old, past the byte cap, or their node stopped.
+    pub held_dropped: u64,
     /// Connection attempts.
     pub connect_attempts: u64,
     /// Connections established.
@@ -133,6 +153,7 @@ impl NetCounters {
             + self.dropped_hwm
             + self.dropped_pipe
             + self.blocked_nodrop
+            + self.held_dropped
     }
 }
 
@@ -218,6 +239,20 @@ struct Station {
     by_prefix: rustc_hash::FxHashMap<Bytes, Vec<(u32, u32)>>,
     /// The distinct lengths of the prefixes in `by_prefix`, ascending.
     prefix_lens: Vec<usize>,
+    /// PUB side: messages held for dkv peers not subscribed yet, oldest first.
+    held: VecDeque<Held>,
+    /// Their bytes.
+    held_bytes: usize,
+}
+
+/// A message held for a dkv peer not subscribed yet: its directed topic, when it
+/// was published, and its size.
+#[derive(Debug)]
+struct Held {
+    topic: Bytes,
+    at: SimTime,
+    msg: Payload,
+    bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,10 +374,16 @@ pub(crate) struct Net {
     pub(crate) trace: TraceHash,
     publishes: u64,
     scratch: Vec<(u32, u32)>,
+    /// How long a message may be held (dkv-mio: the nodes' peer timeout).
+    hold_limit: u64,
+    /// Directed subscriptions that came up (true) or went (false) since the world
+    /// last took them: the publisher's slot and incarnation, the subscriber's id.
+    /// As an XPUB socket reports them: the first subscriber of a topic, the last.
+    subscription_changes: Vec<(usize, u32, NodeId, bool)>,
 }
 
 impl Net {
-    pub(crate) fn new(config: NetConfig, rng: Rng) -> Net {
+    pub(crate) fn new(config: NetConfig, rng: Rng, hold_limit: Duration) -> Net {
         Net {
             config,
             rng,
@@ -360,6 +401,8 @@ impl Net {
             trace: TraceHash::default(),
             publishes: 0,
             scratch: Vec::new(),
+            hold_limit: ns(hold_limit),
+            subscription_changes: Vec::new(),
         }
     }
 
@@ -391,6 +434,8 @@ impl Net {
             stale: 0,
             by_prefix: Default::default(),
             prefix_lens: Vec::new(),
+            held: VecDeque::new(),
+            held_bytes: 0,
         });
         let slot = self.stations.len() - 1;
         self.hosts[host].stations.push(slot);
@@ -451,6 +496,9 @@ impl Net {
         let s = &mut self.stations[slot];
         s.by_prefix.clear();
         s.stale = 0;
+        self.counters.held_dropped += s.held.len() as u64;
+        s.held.clear();
+        s.held_bytes = 0;
     }
 
     // ---- getters ----
@@ -499,6 +547,12 @@ impl Net {
 
     pub(crate) fn partitions(&self) -> usize {
         self.cuts.len()
+    }
+
+    /// How many times the station's node stopped: a report made before then is
+    /// stale.
+    pub(crate) fn incarnation(&self, slot: usize) -> u32 {
+        self.stations[slot].inc
     }
 
     pub(crate) fn is_stalled(&self, slot: usize) -> bool {
@@ -753,6 +807,86 @@ impl Net {
 
     // ---- PUB/SUB ----
 
+    /// `msg` published by a dkv node's transport: held if it is for a dkv peer not
+    /// subscribed yet (module docs), else as [`publish`](Self::publish).
+    pub(crate) fn publish_dkv<E: From<NetEv>>(
+        &mut self,
+        slot: usize,
+        msg: Payload,
+        topic: &[u8],
+        q: &mut Queue<E>,
+    ) {
+        if self.config.hold && topic.starts_with(TOPIC_TO) && !self.has_subscriber(slot, topic) {
+            self.counters.published += 1;
+            self.hold(slot, msg, topic, q.now);
+        } else {
+            self.publish(slot, msg, topic, q);
+        }
+    }
+
+    /// Whether a live connection to `slot` subscribed to exactly `topic`.
+    fn has_subscriber(&self, slot: usize, topic: &[u8]) -> bool {
+        self.stations[slot]
+            .by_prefix
+            .get(topic)
+            .is_some_and(|list| list.iter().any(|&(c, gen)| self.subscribed(c, gen, slot)))
+    }
+
+    /// Holds `msg` for `topic`'s subscriber, dropping held messages past the hold
+    /// limit or the byte cap, oldest first.
+    fn hold(&mut self, slot: usize, msg: Payload, topic: &[u8], now: SimTime) {
+        self.counters.held += 1;
+        self.trace.word(0x401D ^ ((slot as u64) << 8));
+        let bytes = match &msg {
+            Payload::Msg(m) => m.encode().iter().map(Bytes::len).sum(),
+            Payload::Raw(frames) | Payload::Hostile(frames, _) => {
+                frames.iter().map(Bytes::len).sum()
+            }
+        };
+        let (limit, cap) = (self.hold_limit, self.config.held_bytes);
+        let s = &mut self.stations[slot];
+        s.held_bytes += bytes;
+        s.held.push_back(Held {
+            topic: Bytes::copy_from_slice(topic),
+            at: now,
+            msg,
+            bytes,
+        });
+        while s.held_bytes > cap || s.held.front().is_some_and(|h| now - h.at > limit) {
+            let Some(old) = s.held.pop_front() else {
+                break;
+            };
+            s.held_bytes -= old.bytes;
+            self.counters.held_dropped += 1;
+        }
+    }
+
+    /// `topic`'s subscriber came up at `slot`: what was held for it is published,
+    /// in order; what waited longer than the hold limit is dropped.
+    fn release<E: From<NetEv>>(&mut self, slot: usize, topic: &[u8], q: &mut Queue<E>) {
+        let s = &mut self.stations[slot];
+        if !s.held.iter().any(|h| h.topic == topic) {
+            return;
+        }
+        let mut mine = Vec::new();
+        for h in std::mem::take(&mut s.held) {
+            if h.topic == topic {
+                s.held_bytes -= h.bytes;
+                mine.push(h);
+            } else {
+                s.held.push_back(h);
+            }
+        }
+        for h in mine {
+            if q.now - h.at > self.hold_limit {
+                self.counters.held_dropped += 1;
+            } else {
+                self.trace.word(0x4E1E ^ ((slot as u64) << 8));
+                self.enqueue(slot, h.msg, topic, q);
+            }
+        }
+    }
+
     /// `msg` published by `slot`: queued on every matching subscriber's pipe.
     pub(crate) fn publish<E: From<NetEv>>(
         &mut self,
@@ -762,6 +896,17 @@ impl Net {
         q: &mut Queue<E>,
     ) {
         self.counters.published += 1;
+        self.enqueue(slot, msg, topic, q);
+    }
+
+    /// Queues `msg` on every pipe of `slot` whose subscription matches `topic`.
+    fn enqueue<E: From<NetEv>>(
+        &mut self,
+        slot: usize,
+        msg: Payload,
+        topic: &[u8],
+        q: &mut Queue<E>,
+    ) {
         let hwm = self.config.hwm;
         let my_host = self.stations[slot].host;
         // ZeroMQ prefix matching: the subscribers whose prefix is some head of the topic.
@@ -910,11 +1055,37 @@ impl Net {
         conn.alive && conn.gen == gen && conn.state == State::Up { slot: publisher }
     }
 
-    /// Marks the connection's entries stale; the caller moves it to a new generation.
-    fn unsubscribe(&mut self, c: u32) {
-        if let State::Up { slot } = self.conns[c as usize].state {
-            self.stations[slot].stale += 1;
+    /// Marks the connection's entries stale; the caller moves it to a new
+    /// generation, then reports it with [`unsubscribed`](Self::unsubscribed).
+    /// Returns the publisher it was subscribed to.
+    fn unsubscribe(&mut self, c: u32) -> Option<usize> {
+        let State::Up { slot } = self.conns[c as usize].state else {
+            return None;
+        };
+        self.stations[slot].stale += 1;
+        Some(slot)
+    }
+
+    /// Reports the directed topics of `c`, gone from `publisher`, that no other
+    /// connection there subscribes to.
+    fn unsubscribed(&mut self, c: u32, publisher: Option<usize>) {
+        let Some(slot) = publisher.filter(|&slot| self.stations[slot].up) else {
+            return;
+        };
+        let subs = self.conns[c as usize].subs.clone();
+        for topic in subs.iter() {
+            if let Some(id) = directed_id(topic) {
+                if !self.has_subscriber(slot, topic) {
+                    let inc = self.stations[slot].inc;
+                    self.subscription_changes.push((slot, inc, id, false));
+                }
+            }
         }
+    }
+
+    /// Takes the subscription changes since the last call, oldest first.
+    pub(crate) fn take_subscription_changes(&mut self) -> Vec<(usize, u32, NodeId, bool)> {
+        std::mem::take(&mut self.subscription_changes)
     }
 
     /// Drops the stale entries from a publisher's lists, keeping the order.
@@ -932,20 +1103,21 @@ impl Net {
     }
 
     fn destroy_conn(&mut self, c: u32) {
-        self.unsubscribe(c);
+        let publisher = self.unsubscribe(c);
         let conn = &mut self.conns[c as usize];
         self.counters.dropped_pipe += conn.queue.len() as u64;
         conn.queue.clear();
         conn.alive = false;
         conn.armed = false;
         conn.gen += 1;
+        self.unsubscribed(c, publisher);
         self.free_conns.push(c);
     }
 
     /// The TCP connection under a pipe died: what it held is lost and ZeroMQ
     /// reconnects after its reconnect interval.
     fn break_conn<E: From<NetEv>>(&mut self, c: u32, q: &mut Queue<E>) {
-        self.unsubscribe(c);
+        let publisher = self.unsubscribe(c);
         let conn = &mut self.conns[c as usize];
         self.counters.dropped_pipe += conn.queue.len() as u64;
         conn.queue.clear();
@@ -953,6 +1125,7 @@ impl Net {
         conn.gen += 1;
         conn.state = State::Connecting;
         let gen = conn.gen;
+        self.unsubscribed(c, publisher);
         let at = q.now + ns(self.config.reconnect_interval);
         q.schedule(at, NetEv::Attempt { conn: c, gen });
     }
@@ -1000,6 +1173,15 @@ impl Net {
             && self.tcp_ok(sub_host, p.host);
         if still {
             self.counters.connects_established += 1;
+            let subs = self.conns[c as usize].subs.clone();
+            for topic in subs.iter() {
+                if let Some(id) = directed_id(topic) {
+                    if !self.has_subscriber(slot, topic) {
+                        let inc = self.stations[slot].inc;
+                        self.subscription_changes.push((slot, inc, id, true));
+                    }
+                }
+            }
             self.conns[c as usize].state = State::Up { slot };
             let p = &mut self.stations[slot];
             p.subscribers.push((c, gen));
@@ -1010,6 +1192,12 @@ impl Net {
                     .push((c, gen));
                 if let Err(at) = p.prefix_lens.binary_search(&prefix.len()) {
                     p.prefix_lens.insert(at, prefix.len());
+                }
+            }
+            if !self.stations[slot].held.is_empty() {
+                let subs = self.conns[c as usize].subs.clone();
+                for topic in subs.iter().filter(|t| directed_id(t).is_some()) {
+                    self.release(slot, topic, q);
                 }
             }
         } else {
@@ -1078,6 +1266,12 @@ impl Net {
             },
         }
     }
+}
+
+/// The subscriber's id in a directed topic (`dkv2.to <id>`).
+fn directed_id(topic: &[u8]) -> Option<NodeId> {
+    let id = topic.strip_prefix(TOPIC_TO)?;
+    Some(NodeId(id.try_into().ok()?))
 }
 
 pub(crate) fn hash_addr(addr: SocketAddr) -> u64 {

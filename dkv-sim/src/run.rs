@@ -486,8 +486,8 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
-            "messages        = {} published, {} delivered, {} dropped at hwm, {} lost with their pipe",
-            n.published, n.delivered, n.dropped_hwm, n.dropped_pipe
+            "messages        = {} published, {} delivered, {} dropped at hwm, {} lost with their pipe, {} held for a subscription ({} dropped)",
+            n.published, n.delivered, n.dropped_hwm, n.dropped_pipe, n.held, n.held_dropped
         );
         let _ = writeln!(
             s,

@@ -134,7 +134,7 @@ impl Sim {
         let net_rng = root.fork();
         Sim {
             q: Queue::default(),
-            net: Net::new(net, net_rng),
+            net: Net::new(net, net_rng, timings.peer_timeout),
             ids: root.fork(),
             timings,
             epoch: Instant::now(),
@@ -1029,6 +1029,36 @@ impl Sim {
                 Arrival::None => {}
             },
         }
+        self.report_subscriptions();
+    }
+
+    /// Tells each dkv node the directed subscriptions to it that came or went, as
+    /// dkv-mio's XPUB socket does (what the nodes do then may change more).
+    fn report_subscriptions(&mut self) {
+        loop {
+            let changes = self.net.take_subscription_changes();
+            if changes.is_empty() {
+                return;
+            }
+            for (slot, inc, id, up) in changes {
+                if self.net.incarnation(slot) != inc {
+                    continue;
+                }
+                self.trace
+                    .word(0x5AB ^ ((slot as u64) << 8) ^ (u64::from(up) << 7));
+                self.trace.bytes(&id.0);
+                let local = self.local_now(slot);
+                let Some(Core::Dkv(n)) = self.slots[slot].core.as_mut() else {
+                    continue;
+                };
+                if up {
+                    n.handle_subscribed(local, id);
+                } else {
+                    n.handle_unsubscribed(local, id);
+                }
+                self.drain(slot);
+            }
+        }
     }
 
     /// The transport of `slot` looks for an address.
@@ -1156,7 +1186,7 @@ impl Sim {
                         }
                     }
                     self.net
-                        .publish(slot, Payload::Msg(Rc::new(msg)), &topic, &mut self.q);
+                        .publish_dkv(slot, Payload::Msg(Rc::new(msg)), &topic, &mut self.q);
                 }
                 // A keyed core refuses decoded input: the net carries the sealed
                 // frames to `Node::handle_message`, as a socket would.
@@ -1174,7 +1204,7 @@ impl Sim {
                         }
                     }
                     self.net
-                        .publish(slot, Payload::Raw(frames), &topic, &mut self.q);
+                        .publish_dkv(slot, Payload::Raw(frames), &topic, &mut self.q);
                 }
                 Output::Connect(addr) => {
                     self.net.connect(slot, addr, &mut self.q);

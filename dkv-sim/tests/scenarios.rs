@@ -357,6 +357,71 @@ fn a_slow_joiner_misses_sets_before_its_subscription_and_reconciliation_recovers
     assert_converged(&mut sim);
 }
 
+/// As dkv-mio does, the net holds a node's message for a dkv peer whose
+/// subscription is not up yet. b beacons as it starts, so a hears b first and b
+/// hears a at a's next beacon: b's first session asks a, whose reply leaves before
+/// b's own connection to a is up. Held, it arrives; published at once (the hold
+/// off), it is lost and the session times out.
+#[test]
+fn a_reply_that_leaves_before_the_askers_subscription_is_held_not_lost() {
+    let joiner_sessions = |hold: bool| {
+        let net = NetConfig {
+            latency: secs(0.01),
+            jitter: Duration::ZERO,
+            hold,
+            ..NetConfig::default()
+        };
+        let (mut sim, _) = lan(44, 1, net);
+        // Half a beacon interval after a's beacon: a hears b 0.5 s before b hears a.
+        sim.run_for(secs(0.5));
+        let b = add(&mut sim);
+        sim.run_for(secs(3.0));
+        assert_converged(&mut sim);
+        let stats = sim.node(b).unwrap().stats();
+        (
+            stats.sync_sessions_completed,
+            stats.sync_sessions_timed_out,
+            sim.counters().held,
+        )
+    };
+    let (completed, timed_out, held) = joiner_sessions(true);
+    assert!(completed >= 1, "b completed no session");
+    assert!(held >= 1, "nothing was held");
+    assert_eq!(timed_out, 0, "b's first session lost its reply");
+    let (_, timed_out, held) = joiner_sessions(false);
+    assert_eq!(held, 0);
+    assert!(timed_out >= 1, "b's first reply arrived without the hold");
+}
+
+/// Six nodes join a clean LAN one by one, each mid-way between the others'
+/// beacons, so every pair hears each other at different times. Each session
+/// opens once the peer has subscribed (the net reports it, as dkv-mio's XPUB
+/// socket does), so none waits on an opening the peer cannot get yet: every
+/// session completes and none times out.
+#[test]
+fn sessions_open_once_the_peer_subscribed_and_none_times_out_on_a_clean_lan() {
+    let net = NetConfig {
+        latency: secs(0.01),
+        jitter: Duration::ZERO,
+        ..NetConfig::default()
+    };
+    let mut sim = Sim::new(net, Timings::default(), 46);
+    for _ in 0..6 {
+        add(&mut sim);
+        sim.run_for(secs(0.37));
+    }
+    sim.run_for(secs(6.0));
+    assert_converged(&mut sim);
+    let stats = sim.node_stats();
+    assert!(
+        stats.sync_sessions_completed >= 30,
+        "{} sessions completed",
+        stats.sync_sessions_completed
+    );
+    assert_eq!(stats.sync_sessions_timed_out, 0);
+    assert_eq!(stats.sync_stale_replies, 0);
+}
+
 /// Joiners in `writes_on_arrival`, each making one write.
 const ARRIVALS: usize = 12;
 

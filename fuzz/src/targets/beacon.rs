@@ -147,6 +147,11 @@ pub fn beacon(data: &[u8]) {
     if net_up {
         node.handle_net_up(start, BEACON_LOCAL_IP);
     }
+    // The senders heard this node and subscribed: identifying one opens a session.
+    if let Ok(Datagram::Hello { id, .. }) = parsed {
+        node.handle_subscribed(start, id);
+    }
+    node.handle_subscribed(start, OTHER_ID);
     let port = parsed.map_or(5005, Datagram::port);
     match (flags >> PRE_SHIFT) & 0x03 {
         PRE_BEACON => node.handle_beacon(start, src, &encode_beacon(port)),

@@ -165,7 +165,8 @@ pub enum Op {
     /// `handle_wall_clock`.
     WallClock = 14,
     /// `ip: u8`, `port: u16`, `id: u8` (index into `IDS`): `handle_beacon` with a
-    /// hello.
+    /// hello, after `handle_subscribed` of that id (the sender heard this node), or
+    /// `handle_unsubscribed` if bit 6 of `id` is set.
     Hello = 15,
     /// `from: u8` (index into `IDS`), `to: u8` (mod 4: every node, this node, another
     /// node, this node), `kind: u8` (mod 6: put, ask, sync, pull, fetch, push), then
@@ -1141,7 +1142,14 @@ impl Harness {
             Op::Hello => {
                 let src = ip(r)?;
                 let port = r.u16()?;
-                let id = IDS[usize::from(r.u8()?) % IDS.len()];
+                let which = r.u8()?;
+                let id = IDS[usize::from(which) % IDS.len()];
+                if which & 0x40 == 0 {
+                    self.node.handle_subscribed(self.now, id);
+                } else {
+                    self.node.handle_unsubscribed(self.now, id);
+                }
+                self.drain();
                 self.datagram(src, &encode_hello(port, id));
                 return Some(());
             }
