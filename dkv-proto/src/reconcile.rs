@@ -107,8 +107,11 @@ pub(crate) struct Reconciler {
     /// Sessions by peer, due to time out at their deadline.
     sessions: Timed<NodeId, Session>,
     pulling: Option<Pulling>,
-    /// Fetches in flight by request, with the peer asked.
-    fetches: Timed<u64, NodeId>,
+    /// Fetches in flight by request, with the peer asked and the key hashes.
+    fetches: Timed<u64, (NodeId, Vec<u64>)>,
+    /// The key hashes of every fetch in flight: sessions with several peers at
+    /// once (after a heal) find the same differences, fetched once.
+    fetching: BTreeSet<u64>,
     next_request: u64,
     /// Peers with a session completed since they came up.
     synced: BTreeSet<NodeId>,
@@ -161,6 +164,7 @@ impl Reconciler {
             sessions: Timed::default(),
             pulling: None,
             fetches: Timed::default(),
+            fetching: BTreeSet::new(),
             next_request: 1,
             synced: BTreeSet::new(),
             after_pull: BTreeSet::new(),
@@ -265,7 +269,17 @@ impl Reconciler {
         self.failed.remove(&peer);
         self.after_pull.remove(&peer);
         self.sessions.remove(&peer);
-        self.fetches.retain(|_, p| *p != peer);
+        let mut gone = Vec::new();
+        self.fetches.retain(|_, (p, hashes)| {
+            let keep = *p != peer;
+            if !keep {
+                gone.extend_from_slice(hashes);
+            }
+            keep
+        });
+        for h in gone {
+            self.fetching.remove(&h);
+        }
         if self.pulling.as_ref().is_some_and(|p| p.peer == peer) {
             self.end_pull(now);
         }
@@ -349,7 +363,7 @@ impl Reconciler {
             self.unanswered(now, peer);
         }
         for request in self.fetches.due(now) {
-            self.fetches.remove(&request);
+            self.end_fetch(request);
             self.counters.fetches_timed_out += 1;
         }
         // A pull that brought no page for a sync timeout ends: the peer is gone,
@@ -498,11 +512,14 @@ impl Reconciler {
                 &mut reaction,
             );
         }
+        fetch.retain(|h| !self.fetching.contains(h));
         if !fetch.is_empty() {
             let request = self.request_id();
             self.counters.fetches += 1;
+            self.fetching.extend(&fetch);
+            let asked = (from, fetch.clone());
             self.fetches
-                .insert(request, from, later(now, self.timings.sync_timeout));
+                .insert(request, asked, later(now, self.timings.sync_timeout));
             reaction.send.push(self.to(
                 from,
                 Body::Fetch {
@@ -815,6 +832,15 @@ impl Reconciler {
         send
     }
 
+    /// The fetch `request` was answered, timed out or its peer went.
+    fn end_fetch(&mut self, request: u64) {
+        if let Some(((_, hashes), _)) = self.fetches.remove(&request) {
+            for h in hashes {
+                self.fetching.remove(&h);
+            }
+        }
+    }
+
     fn continue_pull(
         &mut self,
         now: Instant,
@@ -825,8 +851,12 @@ impl Reconciler {
         if request == 0 {
             return Vec::new();
         }
-        if self.fetches.get(&request).is_some_and(|(p, _)| *p == from) {
-            self.fetches.remove(&request);
+        if self
+            .fetches
+            .get(&request)
+            .is_some_and(|((p, _), _)| *p == from)
+        {
+            self.end_fetch(request);
             return Vec::new();
         }
         let Some(p) = self.pulling.as_mut().filter(|p| p.peer == from) else {

@@ -6,8 +6,10 @@
 mod support;
 
 use bytes::Bytes;
-use dkv_proto::wire::v2::{Body, Envelope, Range, Record, Step, Summary};
-use dkv_proto::{BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Version};
+use dkv_proto::wire::v2::{Body, Envelope, Item, Range, Record, Step, Summary};
+use dkv_proto::{
+    key_hash, BootstrapPhase, Entry, Message, Node, NodeId, Output, Timestamp, Timings, Version,
+};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -351,6 +353,45 @@ fn a_session_whose_replies_are_lost_is_retried_at_once_with_a_doubling_wait() {
     m.advance_to(5_000, |_, _| true);
     assert!(same_entries(&m.nodes[0], &m.nodes[1]));
     assert!(m.nodes[0].stats().sync_sessions_completed >= 1);
+}
+
+#[test]
+fn a_difference_found_with_several_peers_at_once_is_fetched_once() {
+    let mut n = up_node(1, 1, at(0));
+    drain(&mut n);
+    let items = vec![Item {
+        key_hash: key_hash("k"),
+        version: version(0, 2),
+        digest: 1,
+    }];
+    let opening = |session| Body::Sync {
+        session,
+        initiator: true,
+        last: false,
+        steps: vec![Step::Items {
+            range: Range::ROOT,
+            items: items.clone(),
+        }],
+    };
+    let fetches = |n: &mut Node| -> Vec<(Option<NodeId>, Vec<u64>)> {
+        dkv(&drain(n))
+            .into_iter()
+            .filter_map(|e| match e.body {
+                Body::Fetch { key_hashes, .. } => Some((e.to, key_hashes)),
+                _ => None,
+            })
+            .collect()
+    };
+    deliver(&mut n, at(0), &to_one(2, 1, opening(1)));
+    assert_eq!(fetches(&mut n), vec![(Some(id(2)), vec![key_hash("k")])]);
+    deliver(&mut n, at(10), &to_one(3, 1, opening(2)));
+    assert_eq!(fetches(&mut n), vec![], "fetched again while in flight");
+    // Unanswered for a sync timeout: the next session fetches it again.
+    n.handle_timeout(at(0) + Timings::default().sync_timeout);
+    drain(&mut n);
+    deliver(&mut n, at(1_010), &to_one(3, 1, opening(3)));
+    assert_eq!(fetches(&mut n), vec![(Some(id(3)), vec![key_hash("k")])]);
+    assert_eq!(n.stats().sync_fetches_timed_out, 1);
 }
 
 #[test]
