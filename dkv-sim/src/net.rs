@@ -816,7 +816,7 @@ impl Net {
         topic: &[u8],
         q: &mut Queue<E>,
     ) {
-        if self.config.hold && topic.starts_with(TOPIC_TO) && !self.has_subscriber(slot, topic) {
+        if self.config.hold && directed_id(topic).is_some() && !self.has_subscriber(slot, topic) {
             self.counters.published += 1;
             self.hold(slot, msg, topic, q.now);
         } else {
@@ -1066,18 +1066,22 @@ impl Net {
         Some(slot)
     }
 
-    /// Reports the directed topics of `c`, gone from `publisher`, that no other
-    /// connection there subscribes to.
+    /// Reports the directed topics of `c`, gone from a running `publisher`.
     fn unsubscribed(&mut self, c: u32, publisher: Option<usize>) {
-        let Some(slot) = publisher.filter(|&slot| self.stations[slot].up) else {
-            return;
-        };
+        if let Some(slot) = publisher.filter(|&slot| self.stations[slot].up) {
+            self.report_directed(slot, c, false);
+        }
+    }
+
+    /// Reports each directed topic of `c` coming (`up`) to or going from `slot`
+    /// that no other connection there subscribes to, as an XPUB socket does.
+    fn report_directed(&mut self, slot: usize, c: u32, up: bool) {
         let subs = self.conns[c as usize].subs.clone();
         for topic in subs.iter() {
             if let Some(id) = directed_id(topic) {
                 if !self.has_subscriber(slot, topic) {
                     let inc = self.stations[slot].inc;
-                    self.subscription_changes.push((slot, inc, id, false));
+                    self.subscription_changes.push((slot, inc, id, up));
                 }
             }
         }
@@ -1173,15 +1177,7 @@ impl Net {
             && self.tcp_ok(sub_host, p.host);
         if still {
             self.counters.connects_established += 1;
-            let subs = self.conns[c as usize].subs.clone();
-            for topic in subs.iter() {
-                if let Some(id) = directed_id(topic) {
-                    if !self.has_subscriber(slot, topic) {
-                        let inc = self.stations[slot].inc;
-                        self.subscription_changes.push((slot, inc, id, true));
-                    }
-                }
-            }
+            self.report_directed(slot, c, true);
             self.conns[c as usize].state = State::Up { slot };
             let p = &mut self.stations[slot];
             p.subscribers.push((c, gen));
