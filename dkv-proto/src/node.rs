@@ -507,7 +507,7 @@ impl Node {
         s.sync_fetches_timed_out = c.fetches_timed_out;
         s.sync_pushes = c.pushes_unsolicited;
         s.sync_stale_replies = c.stale_replies;
-        s.sync_subscriptions_ignored = c.subscriptions_ignored;
+        s.sync_subscriptions_forgotten = c.subscriptions_forgotten;
         s
     }
 
@@ -578,12 +578,16 @@ impl Node {
     /// (`dkv2.to <id>`): what this node publishes to it now reaches it. A session
     /// with a peer starts only once the peer has subscribed, or a peer timeout
     /// after it was due if the transport never says (module `reconcile`).
-    /// Repeating it changes nothing; the node believes at most twice
-    /// [`Limits::max_peers`](crate::Limits::max_peers) subscriptions and counts
-    /// the rest (`sync_subscriptions_ignored`).
+    /// Repeating it changes nothing. The node remembers at most twice
+    /// [`Limits::max_peers`](crate::Limits::max_peers) subscriptions; past that it
+    /// forgets one of an id no live peer has (counted in
+    /// `sync_subscriptions_forgotten`), so ids a host subscribes to at random
+    /// never crowd out the peers'.
     pub fn handle_subscribed(&mut self, now: Instant, id: NodeId) {
         self.touch(now);
-        self.sync.subscribed(now, id);
+        let peers = &self.peers;
+        self.sync
+            .subscribed(now, id, |id| peers.addr_of(id).is_some());
         self.sync_step(now);
     }
 

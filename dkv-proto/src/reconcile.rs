@@ -68,7 +68,7 @@ pub(crate) struct SyncCounters {
     pub(crate) fetches_timed_out: u64,
     pub(crate) pushes_unsolicited: u64,
     pub(crate) stale_replies: u64,
-    pub(crate) subscriptions_ignored: u64,
+    pub(crate) subscriptions_forgotten: u64,
 }
 
 /// A session this node started; its deadline is kept beside it in `sessions`.
@@ -241,12 +241,21 @@ impl Reconciler {
     }
 
     /// The transport reports `peer` subscribed to this node: a session waiting
-    /// for that is due now. Past the cap the report is ignored (and counted); the
-    /// session then waits its peer timeout.
-    pub(crate) fn subscribed(&mut self, now: Instant, peer: NodeId) {
+    /// for that is due now. At the cap one id is forgotten (and counted) to make
+    /// room, one that `is_peer` says is no live peer if any: anybody can subscribe
+    /// to any id, and the live peers' ones must stay.
+    pub(crate) fn subscribed(
+        &mut self,
+        now: Instant,
+        peer: NodeId,
+        is_peer: impl Fn(NodeId) -> bool,
+    ) {
         if self.listening.len() >= self.listening_cap && !self.listening.contains(&peer) {
-            self.counters.subscriptions_ignored += 1;
-            return;
+            let forget = self.listening.iter().copied().find(|&id| !is_peer(id));
+            if let Some(id) = forget.or_else(|| self.listening.first().copied()) {
+                self.listening.remove(&id);
+                self.counters.subscriptions_forgotten += 1;
+            }
         }
         self.listening.insert(peer);
         if self.due.get(&peer).is_some_and(|&(_, at)| at > now) {

@@ -301,8 +301,8 @@ counters! {
     sync_pushes,
     /// Session replies for a session no longer running, ignored.
     sync_stale_replies,
-    /// Subscriptions the transport reported past the cap, ignored.
-    sync_subscriptions_ignored,
+    /// Subscriptions forgotten at the cap to make room for a newer one.
+    sync_subscriptions_forgotten,
 }
 
 impl Stats {

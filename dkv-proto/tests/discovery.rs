@@ -498,23 +498,33 @@ fn a_session_waits_one_peer_timeout_at_most_for_a_subscription_never_reported() 
 }
 
 #[test]
-fn subscriptions_past_twice_max_peers_are_ignored_and_counted() {
+fn at_the_subscription_cap_an_id_no_live_peer_has_is_forgotten() {
     let mut n = quiet_node();
+    n.handle_subscribed(at(0), id(3));
+    n.handle_beacon(at(0), ip(3), &hello(3, 5000));
+    let out = drain(&mut n);
+    assert_eq!(syncs_to(&out), vec![id(3)]);
+    agree(&mut n, &out, at(1));
+    // A host subscribes to ids nobody beacons until the table is full; they sort
+    // after the live peer's.
     let cap = Limits::default().max_peers * 2;
-    for i in 0..cap as u64 {
-        n.handle_subscribed(at(0), NodeId(i.to_be_bytes()));
+    for i in 1..cap as u64 {
+        n.handle_subscribed(at(2), NodeId((u64::MAX - i).to_be_bytes()));
     }
-    assert_eq!(n.stats().sync_subscriptions_ignored, 0);
-    n.handle_subscribed(at(0), id(2));
-    assert_eq!(n.stats().sync_subscriptions_ignored, 1);
+    assert_eq!(n.stats().sync_subscriptions_forgotten, 0);
     n.handle_beacon(at(10), ip(2), &hello(2, 5000));
     assert!(
         syncs_to(&drain(&mut n)).is_empty(),
-        "an ignored report opened"
+        "opened before it subscribed"
     );
-    n.handle_unsubscribed(at(20), NodeId(0u64.to_be_bytes()));
-    n.handle_subscribed(at(30), id(2));
-    assert_eq!(syncs_to(&drain(&mut n)), vec![id(2)], "room again");
+    n.handle_subscribed(at(20), id(2));
+    let out = drain(&mut n);
+    assert_eq!(syncs_to(&out), vec![id(2)], "crowded out");
+    agree(&mut n, &out, at(21));
+    assert_eq!(n.stats().sync_subscriptions_forgotten, 1);
+    // The live peer's subscription stayed: after a gap its session opens at once.
+    n.handle_beacon(at(3_000), ip(3), &hello(3, 5000));
+    assert_eq!(syncs_to(&drain(&mut n)), vec![id(3)]);
 }
 
 /// Node 1 (quiet) hearing `MAX_SESSIONS + 4` dkv peers at once; returns them and
