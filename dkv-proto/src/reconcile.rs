@@ -150,7 +150,7 @@ pub(crate) struct Reaction {
 }
 
 impl Reconciler {
-    /// A reconciler that believes at most `listening_cap` subscriptions.
+    /// A reconciler that remembers at most `listening_cap` subscriptions.
     pub(crate) fn new(
         own: NodeId,
         timings: &Timings,
