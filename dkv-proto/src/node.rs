@@ -396,7 +396,8 @@ impl Node {
 
     /// Live peers a write made now reaches: prototype peers, and dkv peers this node
     /// completed a reconciliation with since they came up (which proves their SUB
-    /// socket receives this node's messages). In address order.
+    /// socket receives this node's messages), or whose opening found the stores
+    /// equal once the transport reported them subscribed. In address order.
     pub fn ready_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.peers.addrs().filter(|a| {
             self.peers
@@ -508,6 +509,7 @@ impl Node {
         s.sync_pushes = c.pushes_unsolicited;
         s.sync_stale_replies = c.stale_replies;
         s.sync_subscriptions_forgotten = c.subscriptions_forgotten;
+        s.sync_sessions_settled = c.sessions_settled;
         s
     }
 
@@ -586,16 +588,17 @@ impl Node {
     pub fn handle_subscribed(&mut self, now: Instant, id: NodeId) {
         self.touch(now);
         let peers = &self.peers;
+        let ours = self.store.summary(Range::ROOT);
         self.sync
-            .subscribed(now, id, |id| peers.addr_of(id).is_some());
+            .subscribed(now, id, |id| peers.addr_of(id).is_some(), ours);
         self.sync_step(now);
     }
 
     /// The transport saw `id`'s subscription to this node go (its last
-    /// connection closed).
+    /// connection closed): a session due with it waits for it again.
     pub fn handle_unsubscribed(&mut self, now: Instant, id: NodeId) {
         self.touch(now);
-        self.sync.unsubscribed(id);
+        self.sync.unsubscribed(now, id);
     }
 
     /// A UDP datagram arrived on the beacon port from `src`. A beacon or hello from

@@ -13,7 +13,10 @@
 //! until the peer has subscribed to this node (the transport reports it), or a peer
 //! timeout if the transport reports nothing: a node hears a new peer up to a beacon
 //! interval before that peer hears it, and an opening sent before the peer
-//! subscribes is lost, or held and answered after its session gave up. It runs at most
+//! subscribes is lost, or held and answered after its session gave up. Of a pair
+//! that meets, the node with the higher id waits a beacon interval longer, and an
+//! opening from the other that finds the stores equal settles the pair: one session
+//! where both would run one. It runs at most
 //! [`MAX_SESSIONS`] sessions at once; the other peers wait their turn, those whose
 //! last session got no reply after the rest, so a node that hears a thousand peers
 //! at once (a start, a healed partition) does not send a thousand requests, most of
@@ -69,6 +72,18 @@ pub(crate) struct SyncCounters {
     pub(crate) pushes_unsolicited: u64,
     pub(crate) stale_replies: u64,
     pub(crate) subscriptions_forgotten: u64,
+    pub(crate) sessions_settled: u64,
+}
+
+/// A peer waiting in `due`.
+#[derive(Clone, Copy, Debug)]
+struct Due {
+    /// How long after the peer's subscription the session is due (see
+    /// [`Reconciler::yield_to`]).
+    wait: Duration,
+    /// This node's fingerprint of its whole store that an opening from the peer,
+    /// sent before it subscribed, found equal.
+    equal: Option<Summary>,
 }
 
 /// A session this node started; its deadline is kept beside it in `sessions`.
@@ -113,12 +128,12 @@ pub(crate) struct Reconciler {
     /// once (after a heal) find the same differences, fetched once.
     fetching: BTreeSet<u64>,
     next_request: u64,
-    /// Peers with a session completed since they came up.
+    /// Peers with a session completed, or settled, since they came up.
     synced: BTreeSet<NodeId>,
     /// Peers to reconcile with once the current pull ends.
     after_pull: BTreeSet<NodeId>,
     /// Peers to reconcile with at or after a time, in that order as slots free.
-    due: Timed<NodeId, ()>,
+    due: Timed<NodeId, Due>,
     /// Peers whose last session got no reply, to try again once no `due` peer
     /// waits for a slot.
     retry: Timed<NodeId, ()>,
@@ -213,7 +228,7 @@ impl Reconciler {
     /// one first-reply wait later).
     pub(crate) fn peer_up(&mut self, now: Instant, peer: NodeId) {
         self.synced.remove(&peer);
-        self.make_due(now, peer);
+        self.make_due_after(now, peer, self.yield_to(peer));
         self.next_periodic
             .get_or_insert(later(now, self.timings.sync_interval));
         self.refresh_deadline();
@@ -221,7 +236,7 @@ impl Reconciler {
 
     /// A dkv peer was heard again after a gap: reconcile with it now.
     pub(crate) fn peer_back(&mut self, now: Instant, peer: NodeId) {
-        self.make_due(now, peer);
+        self.make_due_after(now, peer, self.yield_to(peer));
         self.refresh_deadline();
     }
 
@@ -229,26 +244,68 @@ impl Reconciler {
     /// timeout from now at the latest), after those already waiting, unless it
     /// already waits (a peer waiting to retry waits with them now).
     fn make_due(&mut self, now: Instant, peer: NodeId) {
+        self.make_due_after(now, peer, Duration::ZERO);
+    }
+
+    /// [`make_due`](Self::make_due), `wait` after the peer has subscribed.
+    fn make_due_after(&mut self, now: Instant, peer: NodeId, wait: Duration) {
         self.retry.remove(&peer);
         if !self.due.contains_key(&peer) {
             let at = if self.listening.contains(&peer) {
-                now
+                later(now, wait)
             } else {
                 later(now, self.timings.peer_timeout)
             };
-            self.due.insert(peer, (), at);
+            self.due.insert(peer, Due { wait, equal: None }, at);
+        }
+    }
+
+    /// A peer that comes up or back starts a session with this node just as this
+    /// node does with it, and one session reconciles both. The node with the
+    /// higher id waits a beacon interval longer, for the other's opening to settle
+    /// the pair (see [`on_sync`](Self::on_sync)); if none does, it runs its own.
+    fn yield_to(&self, peer: NodeId) -> Duration {
+        if self.own > peer {
+            self.timings.beacon_interval
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// An opening from `peer` found both stores equal at `ours`: a session this
+    /// node has waiting with it is dropped, and the pair counts as reconciled.
+    /// Only once the peer listens: synced promises that this node's next put
+    /// reaches the peer, which the opening alone does not show. Until then the
+    /// waiting session keeps `ours`, and the subscription settles it if this
+    /// store is still the same. Only live peers wait, so an opening under an
+    /// invented id settles nothing.
+    fn settle(&mut self, peer: NodeId, ours: Summary) {
+        if self.listening.contains(&peer) {
+            self.settled(peer);
+        } else if let Some(due) = self.due.value_mut(&peer) {
+            due.equal = Some(ours);
+        }
+    }
+
+    fn settled(&mut self, peer: NodeId) {
+        if self.due.remove(&peer).is_some() | self.retry.remove(&peer).is_some() {
+            self.counters.sessions_settled += 1;
+            self.synced.insert(peer);
         }
     }
 
     /// The transport reports `peer` subscribed to this node: a session waiting
-    /// for that is due now. At the cap one id is forgotten (and counted) to make
-    /// room, one that `is_peer` says is no live peer if any: anybody can subscribe
-    /// to any id, and the live peers' ones must stay.
+    /// for that is due now, or settled if an opening from the peer found the
+    /// stores equal and this one (`ours`) has not changed since. At the cap one
+    /// id is forgotten (and counted) to make room, one that `is_peer` says is no
+    /// live peer if any: anybody can subscribe to any id, and the live peers'
+    /// ones must stay.
     pub(crate) fn subscribed(
         &mut self,
         now: Instant,
         peer: NodeId,
         is_peer: impl Fn(NodeId) -> bool,
+        ours: Summary,
     ) {
         if self.listening.len() >= self.listening_cap && !self.listening.contains(&peer) {
             let forget = self.listening.iter().copied().find(|&id| !is_peer(id));
@@ -258,15 +315,31 @@ impl Reconciler {
             }
         }
         self.listening.insert(peer);
-        if self.due.get(&peer).is_some_and(|&(_, at)| at > now) {
-            self.due.set_deadline(&peer, now);
+        if let Some(&(due, at)) = self.due.get(&peer) {
+            let now_due = later(now, due.wait);
+            if due.equal == Some(ours) {
+                self.settled(peer);
+            } else if at > now_due {
+                self.due.set_deadline(&peer, now_due);
+            }
             self.refresh_deadline();
         }
     }
 
-    /// The transport reports `peer`'s subscription gone.
-    pub(crate) fn unsubscribed(&mut self, peer: NodeId) {
+    /// The transport reports `peer`'s subscription gone: a session due or to be
+    /// retried with it waits for it again, a peer timeout at most.
+    pub(crate) fn unsubscribed(&mut self, now: Instant, peer: NodeId) {
         self.listening.remove(&peer);
+        let waiting = match self.due.remove(&peer) {
+            Some((due, _)) => Some(due.wait),
+            None => self.retry.remove(&peer).map(|_| Duration::ZERO),
+        };
+        if let Some(wait) = waiting {
+            let due = Due { wait, equal: None };
+            self.due
+                .insert(peer, due, later(now, self.timings.peer_timeout));
+            self.refresh_deadline();
+        }
     }
 
     /// A dkv peer went down: its session and transfers end.
@@ -306,7 +379,7 @@ impl Reconciler {
         self.listening = listening;
     }
 
-    /// Whether `peer` completed a session since it came up.
+    /// Whether `peer` completed a session, or settled one, since it came up.
     pub(crate) fn is_synced(&self, peer: NodeId) -> bool {
         self.synced.contains(&peer)
     }
@@ -435,11 +508,16 @@ impl Reconciler {
     }
 
     /// `peer` let a session or a pull time out: it is tried again once no
-    /// peer waits in `due`, after a longer first-reply wait.
+    /// peer waits in `due`, after a longer first-reply wait; or, if it no longer
+    /// listens, once it subscribes again (a peer timeout at most).
     fn unanswered(&mut self, now: Instant, peer: NodeId) {
         *self.failed.entry(peer).or_default() += 1;
-        if !self.due.contains_key(&peer) {
-            self.retry.insert(peer, (), now);
+        if self.listening.contains(&peer) {
+            if !self.due.contains_key(&peer) {
+                self.retry.insert(peer, (), now);
+            }
+        } else {
+            self.make_due(now, peer);
         }
     }
 
@@ -475,7 +553,8 @@ impl Reconciler {
 
     // ---- what peers send ----
 
-    /// A `sync` from `from`.
+    /// A `sync` from `from`. An opening whose fingerprint of the whole store
+    /// equals this node's settles the pair.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_sync(
         &mut self,
@@ -504,6 +583,11 @@ impl Reconciler {
                 .set_deadline(&from, later(now, self.timings.sync_timeout));
         } else if steps.is_empty() {
             return reaction;
+        } else {
+            let ours = store.summary(Range::ROOT);
+            if steps.iter().any(|s| is_root_at(s, ours)) {
+                self.settle(from, ours);
+            }
         }
         let mut replies = Vec::new();
         let mut fetch = Vec::new();
@@ -884,6 +968,12 @@ impl Reconciler {
         }
         self.fill_window(now)
     }
+}
+
+/// Whether `step` is a fingerprint of the whole store equal to `ours`.
+fn is_root_at(step: &Step, ours: Summary) -> bool {
+    matches!(step, Step::Fingerprint { range, summary }
+        if *range == Range::ROOT && *summary == ours)
 }
 
 /// Which of our key hashes to push and which of theirs to fetch, comparing two

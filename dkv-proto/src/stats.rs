@@ -303,6 +303,9 @@ counters! {
     sync_stale_replies,
     /// Subscriptions forgotten at the cap to make room for a newer one.
     sync_subscriptions_forgotten,
+    /// Sessions this node had waiting with a peer, dropped because the peer's
+    /// opening found both stores equal.
+    sync_sessions_settled,
 }
 
 impl Stats {

@@ -321,6 +321,176 @@ fn a_joiner_pulls_from_one_peer_at_a_time() {
     assert_eq!((s.sync_sessions_started, s.sync_sessions_completed), (3, 3));
 }
 
+/// Whether `e` opens a session (an initiator's message with the whole range).
+fn opens(e: &Envelope) -> bool {
+    matches!(&e.body, Body::Sync { initiator: true, steps, .. }
+        if steps.iter().any(|s| s.range() == Range::ROOT))
+}
+
+#[test]
+fn two_nodes_that_meet_with_equal_stores_run_one_session() {
+    // Both hear each other at once; the lower id opens, and its opening finds the
+    // stores equal, which settles the higher id's waiting session.
+    let mut m = Mesh::new(2);
+    load(&mut m.nodes[0], at(0), keys(100));
+    load(&mut m.nodes[1], at(0), keys(100));
+    m.hear(0, 1);
+    m.hear(1, 0);
+    m.run();
+    m.advance_to(1_500, |_, _| true);
+    let openings =
+        |from: usize, m: &Mesh| m.log.iter().filter(|(f, e)| *f == from && opens(e)).count();
+    assert_eq!(openings(0, &m), 1);
+    assert_eq!(openings(1, &m), 0, "the higher id opened a second session");
+    let s = m.nodes[1].stats();
+    assert_eq!((s.sync_sessions_started, s.sync_sessions_settled), (0, 1));
+    assert_eq!(
+        m.nodes[1].ready_peers().collect::<Vec<_>>(),
+        vec![addr(1, 1)],
+        "a settled peer counts as reconciled with"
+    );
+}
+
+/// Node 2, up at t0, having heard node 1's hello; node 1 has not subscribed.
+fn node_2_hearing_1() -> Node {
+    let mut n = up_node(2, 2, at(0));
+    n.handle_beacon(at(0), ip(1), &hello(1, 1));
+    n
+}
+
+/// A hand-made opening from `from` to `to` with the fingerprint `summary`.
+fn opening(from: NodeId, to: NodeId, summary: Summary) -> Vec<Bytes> {
+    Message::Dkv(Envelope {
+        to: Some(to),
+        from,
+        body: Body::Sync {
+            session: 7,
+            initiator: true,
+            last: false,
+            steps: vec![Step::Fingerprint {
+                range: Range::ROOT,
+                summary,
+            }],
+        },
+    })
+    .encode()
+}
+
+#[test]
+fn an_equal_opening_before_the_subscription_settles_once_it_comes_if_nothing_changed() {
+    // Node 2 hears node 1, whose opening finds the stores equal before node 1's
+    // subscription to node 2 is reported: node 2 is not ready with it yet, as its
+    // puts would not reach node 1. The subscription settles the pair, unless node
+    // 2's store changed meanwhile (node 1 may lack that change): then node 2 runs
+    // its own session a beacon interval later.
+    for write_meanwhile in [false, true] {
+        let mut n = node_2_hearing_1();
+        let equal = n.summary();
+        n.handle_message(at(10), &opening(id(1), id(2), equal));
+        assert_eq!(n.ready_peers().count(), 0);
+        if write_meanwhile {
+            n.set(at(15), "k".into(), bytes("v"));
+        }
+        n.handle_subscribed(at(20), id(1));
+        let s = n.stats();
+        assert_eq!(s.sync_sessions_settled, u64::from(!write_meanwhile));
+        assert_eq!(n.ready_peers().count(), usize::from(!write_meanwhile));
+        drain(&mut n);
+        // Due a beacon interval after the subscription; the periodic session is
+        // due at 2 s.
+        n.handle_timeout(at(1_019));
+        assert_eq!(n.stats().sync_sessions_started, 0, "opened early");
+        n.handle_timeout(at(1_500));
+        assert_eq!(
+            n.stats().sync_sessions_started,
+            u64::from(write_meanwhile),
+            "write meanwhile: {write_meanwhile}"
+        );
+    }
+}
+
+#[test]
+fn an_equal_opening_from_a_listening_peer_settles_at_once_and_from_an_unknown_id_never() {
+    let mut n = node_2_hearing_1();
+    n.handle_subscribed(at(0), id(1));
+    n.handle_subscribed(at(0), id(0xEE));
+    let equal = n.summary();
+    n.handle_message(at(10), &opening(id(0xEE), id(2), equal));
+    assert_eq!(n.stats().sync_sessions_settled, 0);
+    assert_eq!(n.ready_peers().count(), 0);
+    n.handle_message(at(20), &opening(id(1), id(2), equal));
+    assert_eq!(n.stats().sync_sessions_settled, 1);
+    assert_eq!(n.ready_peers().collect::<Vec<_>>(), vec![addr(1, 1)]);
+    drain(&mut n);
+    n.handle_timeout(at(1_500));
+    assert_eq!(
+        n.stats().sync_sessions_started,
+        0,
+        "the settled session ran"
+    );
+}
+
+#[test]
+fn a_session_due_with_a_peer_whose_subscription_went_waits_for_it_again() {
+    // Node 2 waits a beacon interval after node 1's subscription (node 1 has the
+    // lower id), but the subscription goes before then: a session now would be
+    // held or lost.
+    let mut n = node_2_hearing_1();
+    n.handle_subscribed(at(0), id(1));
+    n.handle_unsubscribed(at(500), id(1));
+    n.handle_timeout(at(1_500));
+    assert_eq!(
+        n.stats().sync_sessions_started,
+        0,
+        "opened to a peer gone deaf"
+    );
+    n.handle_subscribed(at(1_600), id(1));
+    n.handle_timeout(at(2_599));
+    assert_eq!(n.stats().sync_sessions_started, 0);
+    n.handle_timeout(at(2_600));
+    assert_eq!(n.stats().sync_sessions_started, 1);
+}
+
+#[test]
+fn a_session_unanswered_by_a_peer_whose_subscription_went_waits_for_it_again() {
+    let mut n = up_node(1, 1, at(0));
+    n.handle_subscribed(at(0), id(2));
+    n.handle_beacon(at(0), ip(2), &hello(2, 2));
+    assert_eq!(n.stats().sync_sessions_started, 1);
+    n.handle_unsubscribed(at(10), id(2));
+    // The first reply wait ends at 62.5 ms; the retry waits for the subscription.
+    n.handle_timeout(at(63));
+    n.handle_timeout(at(1_000));
+    assert_eq!(n.stats().sync_sessions_timed_out, 1);
+    assert_eq!(n.stats().sync_sessions_started, 1, "retried into the void");
+    n.handle_subscribed(at(1_200), id(2));
+    assert_eq!(n.stats().sync_sessions_started, 2);
+}
+
+#[test]
+fn the_higher_id_opens_its_own_session_a_beacon_interval_later_if_none_settles_it() {
+    // The lower id's openings are lost (a one-way link), or find the stores unequal.
+    for lose in [true, false] {
+        let mut m = Mesh::new(2);
+        load(&mut m.nodes[usize::from(!lose)], at(0), keys(10));
+        m.hear(0, 1);
+        m.hear(1, 0);
+        let keep = |from: usize, e: &Envelope| !(lose && from == 0 && opens(e));
+        m.settle(keep);
+        m.advance_to(900, keep);
+        let from_higher = |m: &Mesh| m.nodes[1].stats().sync_sessions_started;
+        assert_eq!(
+            from_higher(&m),
+            0,
+            "opened before a beacon interval (lose {lose})"
+        );
+        m.advance_to(1_100, keep);
+        assert_eq!(from_higher(&m), 1, "never opened (lose {lose})");
+        assert_eq!(m.nodes[1].stats().sync_sessions_settled, 0);
+        assert!(same_entries(&m.nodes[0], &m.nodes[1]));
+    }
+}
+
 #[test]
 fn a_session_whose_replies_are_lost_is_retried_at_once_with_a_doubling_wait() {
     // The first wait is a sixteenth of the sync timeout (62.5 ms), then 125, 250,
@@ -495,23 +665,11 @@ fn a_forged_opening_holds_the_pull_for_one_sync_timeout_at_most() {
     let mut m = Mesh::new(2);
     load(&mut m.nodes[1], at(0), keys(50));
     let stranger = id(0xEE);
-    let forged = Envelope {
-        to: Some(id(1)),
-        from: stranger,
-        body: Body::Sync {
-            session: 7,
-            initiator: true,
-            last: false,
-            steps: vec![Step::Fingerprint {
-                range: Range::ROOT,
-                summary: Summary {
-                    fingerprint: 1,
-                    count: 1 << 20,
-                },
-            }],
-        },
+    let claim = Summary {
+        fingerprint: 1,
+        count: 1 << 20,
     };
-    m.nodes[0].handle_message(m.now, &Message::Dkv(forged).encode());
+    m.nodes[0].handle_message(m.now, &opening(stranger, id(1), claim));
     m.hear(0, 1);
     m.run();
     let pulls_to_stranger = |m: &Mesh| {
