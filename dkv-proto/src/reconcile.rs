@@ -14,7 +14,7 @@
 //! timeout if the transport reports nothing: a node hears a new peer up to a beacon
 //! interval before that peer hears it, and an opening sent before the peer
 //! subscribes is lost, or held and answered after its session gave up. Of a pair
-//! that meets, the node with the higher id waits a beacon interval longer, and an
+//! that meets, the node with the higher id waits a first reply wait longer, and an
 //! opening from the other that finds the stores equal settles the pair: one session
 //! where both would run one. It runs at most
 //! [`MAX_SESSIONS`] sessions at once; the other peers wait their turn, those whose
@@ -262,11 +262,14 @@ impl Reconciler {
 
     /// A peer that comes up or back starts a session with this node just as this
     /// node does with it, and one session reconciles both. The node with the
-    /// higher id waits a beacon interval longer, for the other's opening to settle
-    /// the pair (see [`on_sync`](Self::on_sync)); if none does, it runs its own.
+    /// higher id waits a sixteenth of the sync timeout longer (a session's first
+    /// reply wait), for the other's opening to settle the pair (see
+    /// [`on_sync`](Self::on_sync)); if none does, it runs its own. Both sides wait
+    /// for the other's subscription, so they are due at about the same time; a
+    /// longer wait measured worse, as a session put off runs into more faults.
     fn yield_to(&self, peer: NodeId) -> Duration {
         if self.own > peer {
-            self.timings.beacon_interval
+            self.timings.sync_timeout / 16
         } else {
             Duration::ZERO
         }

@@ -382,7 +382,7 @@ fn an_equal_opening_before_the_subscription_settles_once_it_comes_if_nothing_cha
     // subscription to node 2 is reported: node 2 is not ready with it yet, as its
     // puts would not reach node 1. The subscription settles the pair, unless node
     // 2's store changed meanwhile (node 1 may lack that change): then node 2 runs
-    // its own session a beacon interval later.
+    // its own session a first reply wait (62.5 ms) later.
     for write_meanwhile in [false, true] {
         let mut n = node_2_hearing_1();
         let equal = n.summary();
@@ -396,11 +396,9 @@ fn an_equal_opening_before_the_subscription_settles_once_it_comes_if_nothing_cha
         assert_eq!(s.sync_sessions_settled, u64::from(!write_meanwhile));
         assert_eq!(n.ready_peers().count(), usize::from(!write_meanwhile));
         drain(&mut n);
-        // Due a beacon interval after the subscription; the periodic session is
-        // due at 2 s.
-        n.handle_timeout(at(1_019));
+        n.handle_timeout(at(82));
         assert_eq!(n.stats().sync_sessions_started, 0, "opened early");
-        n.handle_timeout(at(1_500));
+        n.handle_timeout(at(83));
         assert_eq!(
             n.stats().sync_sessions_started,
             u64::from(write_meanwhile),
@@ -432,12 +430,11 @@ fn an_equal_opening_from_a_listening_peer_settles_at_once_and_from_an_unknown_id
 
 #[test]
 fn a_session_due_with_a_peer_whose_subscription_went_waits_for_it_again() {
-    // Node 2 waits a beacon interval after node 1's subscription (node 1 has the
-    // lower id), but the subscription goes before then: a session now would be
-    // held or lost.
+    // Node 2 waits 62.5 ms after node 1's subscription (node 1 has the lower id),
+    // but the subscription goes before then: a session now would be held or lost.
     let mut n = node_2_hearing_1();
     n.handle_subscribed(at(0), id(1));
-    n.handle_unsubscribed(at(500), id(1));
+    n.handle_unsubscribed(at(30), id(1));
     n.handle_timeout(at(1_500));
     assert_eq!(
         n.stats().sync_sessions_started,
@@ -445,9 +442,9 @@ fn a_session_due_with_a_peer_whose_subscription_went_waits_for_it_again() {
         "opened to a peer gone deaf"
     );
     n.handle_subscribed(at(1_600), id(1));
-    n.handle_timeout(at(2_599));
+    n.handle_timeout(at(1_662));
     assert_eq!(n.stats().sync_sessions_started, 0);
-    n.handle_timeout(at(2_600));
+    n.handle_timeout(at(1_663));
     assert_eq!(n.stats().sync_sessions_started, 1);
 }
 
@@ -468,7 +465,7 @@ fn a_session_unanswered_by_a_peer_whose_subscription_went_waits_for_it_again() {
 }
 
 #[test]
-fn the_higher_id_opens_its_own_session_a_beacon_interval_later_if_none_settles_it() {
+fn the_higher_id_opens_its_own_session_a_first_reply_wait_later_if_none_settles_it() {
     // The lower id's openings are lost (a one-way link), or find the stores unequal.
     for lose in [true, false] {
         let mut m = Mesh::new(2);
@@ -477,14 +474,11 @@ fn the_higher_id_opens_its_own_session_a_beacon_interval_later_if_none_settles_i
         m.hear(1, 0);
         let keep = |from: usize, e: &Envelope| !(lose && from == 0 && opens(e));
         m.settle(keep);
-        m.advance_to(900, keep);
+        // A sixteenth of the sync timeout: 62.5 ms.
+        m.advance_to(60, keep);
         let from_higher = |m: &Mesh| m.nodes[1].stats().sync_sessions_started;
-        assert_eq!(
-            from_higher(&m),
-            0,
-            "opened before a beacon interval (lose {lose})"
-        );
-        m.advance_to(1_100, keep);
+        assert_eq!(from_higher(&m), 0, "opened before its wait (lose {lose})");
+        m.advance_to(100, keep);
         assert_eq!(from_higher(&m), 1, "never opened (lose {lose})");
         assert_eq!(m.nodes[1].stats().sync_sessions_settled, 0);
         assert!(same_entries(&m.nodes[0], &m.nodes[1]));

@@ -230,8 +230,8 @@ pub fn beacon(data: &[u8]) {
     );
     let new = !known_before.contains_key(&addr);
     let identified = id.is_some_and(|id| known_before.get(&addr) != Some(&Some(id)));
-    // Of a pair, the lower id opens at once; this node, if higher, waits a beacon
-    // interval for that opening.
+    // Of a pair, the lower id opens at once; this node, if higher, waits a first
+    // reply wait for that opening.
     let sync_to = id.filter(|id| identified && !sessions.contains(id) && BEACON_NODE_ID < *id);
 
     let mut want_peers = known_before.clone();
