@@ -579,7 +579,9 @@ impl Node {
     /// The transport saw dkv node `id` subscribe to this node's directed topic
     /// (`dkv2.to <id>`): what this node publishes to it now reaches it. A session
     /// with a peer starts only once the peer has subscribed, or a peer timeout
-    /// after it was due if the transport never says (module `reconcile`).
+    /// after it was due if the transport never says (module `reconcile`); one
+    /// whose peer's opening found the stores equal is settled now, if this
+    /// node's store has not changed since.
     /// Repeating it changes nothing. The node remembers at most twice
     /// [`Limits::max_peers`](crate::Limits::max_peers) subscriptions; past that it
     /// forgets one of an id no live peer has (counted in
