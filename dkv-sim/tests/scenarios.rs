@@ -422,6 +422,38 @@ fn sessions_open_once_the_peer_subscribed_and_none_times_out_on_a_clean_lan() {
     assert_eq!(stats.sync_stale_replies, 0);
 }
 
+/// Of each pair of nodes that meet, the lower id opens a session as soon as the
+/// other listens. Its opening finds the stores equal, usually before the higher
+/// id has heard of the lower one's subscription, which then settles the higher
+/// id's waiting session: one session per pair, not two (22 with that undone).
+#[test]
+fn each_pair_that_meets_on_a_clean_lan_runs_one_session() {
+    let net = NetConfig {
+        latency: secs(0.01),
+        jitter: Duration::ZERO,
+        ..NetConfig::default()
+    };
+    // No periodic session within the run.
+    let timings = Timings {
+        sync_interval: secs(60.0),
+        ..Timings::default()
+    };
+    let mut sim = Sim::new(net, timings, 46);
+    for _ in 0..6 {
+        add(&mut sim);
+        sim.run_for(secs(0.37));
+    }
+    sim.run_for(secs(6.0));
+    assert_converged(&mut sim);
+    let stats = sim.node_stats();
+    let pairs = 6 * 5 / 2;
+    assert_eq!(
+        (stats.sync_sessions_started, stats.sync_sessions_settled),
+        (pairs, pairs)
+    );
+    assert_eq!(stats.sync_sessions_timed_out, 0);
+}
+
 /// Joiners in `writes_on_arrival`, each making one write.
 const ARRIVALS: usize = 12;
 
