@@ -394,25 +394,30 @@ fn a_reply_that_leaves_before_the_askers_subscription_is_held_not_lost() {
 }
 
 /// Six nodes join a clean LAN one by one, each mid-way between the others'
-/// beacons, so every pair hears each other at different times. Each session
-/// opens once the peer has subscribed (the net reports it, as dkv-mio's XPUB
-/// socket does), so none waits on an opening the peer cannot get yet: every
-/// session completes and none times out.
-#[test]
-fn sessions_open_once_the_peer_subscribed_and_none_times_out_on_a_clean_lan() {
+/// beacons, so every pair hears each other at different times; the cluster's
+/// statistics once it has converged.
+fn six_staggered_joiners(timings: Timings) -> dkv_proto::Stats {
     let net = NetConfig {
         latency: secs(0.01),
         jitter: Duration::ZERO,
         ..NetConfig::default()
     };
-    let mut sim = Sim::new(net, Timings::default(), 46);
+    let mut sim = Sim::new(net, timings, 46);
     for _ in 0..6 {
         add(&mut sim);
         sim.run_for(secs(0.37));
     }
     sim.run_for(secs(6.0));
     assert_converged(&mut sim);
-    let stats = sim.node_stats();
+    sim.node_stats()
+}
+
+/// Each session opens once the peer has subscribed (the net reports it, as
+/// dkv-mio's XPUB socket does), so none waits on an opening the peer cannot get
+/// yet: every session completes and none times out.
+#[test]
+fn sessions_open_once_the_peer_subscribed_and_none_times_out_on_a_clean_lan() {
+    let stats = six_staggered_joiners(Timings::default());
     assert!(
         stats.sync_sessions_completed >= 30,
         "{} sessions completed",
@@ -428,24 +433,11 @@ fn sessions_open_once_the_peer_subscribed_and_none_times_out_on_a_clean_lan() {
 /// id's waiting session: one session per pair, not two (22 with that undone).
 #[test]
 fn each_pair_that_meets_on_a_clean_lan_runs_one_session() {
-    let net = NetConfig {
-        latency: secs(0.01),
-        jitter: Duration::ZERO,
-        ..NetConfig::default()
-    };
     // No periodic session within the run.
-    let timings = Timings {
+    let stats = six_staggered_joiners(Timings {
         sync_interval: secs(60.0),
         ..Timings::default()
-    };
-    let mut sim = Sim::new(net, timings, 46);
-    for _ in 0..6 {
-        add(&mut sim);
-        sim.run_for(secs(0.37));
-    }
-    sim.run_for(secs(6.0));
-    assert_converged(&mut sim);
-    let stats = sim.node_stats();
+    });
     let pairs = 6 * 5 / 2;
     assert_eq!(
         (stats.sync_sessions_started, stats.sync_sessions_settled),
