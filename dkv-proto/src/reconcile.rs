@@ -354,16 +354,14 @@ impl Reconciler {
         self.failed.remove(&peer);
         self.after_pull.remove(&peer);
         self.sessions.remove(&peer);
-        let mut gone = Vec::new();
-        self.fetches.retain(|_, (p, hashes)| {
-            let keep = *p != peer;
-            if !keep {
-                gone.extend_from_slice(hashes);
-            }
-            keep
-        });
-        for h in gone {
-            self.fetching.remove(&h);
+        let gone: Vec<u64> = self
+            .fetches
+            .iter()
+            .filter(|(_, (p, _))| *p == peer)
+            .map(|(request, _)| *request)
+            .collect();
+        for request in gone {
+            self.end_fetch(request);
         }
         if self.pulling.as_ref().is_some_and(|p| p.peer == peer) {
             self.end_pull(now);

@@ -109,17 +109,9 @@ impl<K: Ord + Copy, V> Timed<K, V> {
         self.map.len()
     }
 
-    /// Keeps the entries for which `keep` holds.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let order = &mut self.order;
-        self.map.retain(|k, (v, at)| {
-            let kept = keep(k, v);
-            if !kept {
-                order.remove(&(*at, *k));
-            }
-            kept
-        });
-        self.refresh();
+    /// The entries, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
     }
 }
 
@@ -145,7 +137,8 @@ mod tests {
         assert_eq!(m.due(at(45)), vec![1, 3]);
         assert_eq!(m.remove(&3), Some(("c", at(30))));
         *m.value_mut(&1).unwrap() = "A";
-        m.retain(|k, _| *k != 2);
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![(&1, &"A"), (&2, &"B")]);
+        m.remove(&2);
         assert_eq!(m.first(), Some(at(40)));
         assert_eq!(m.get(&1), Some(&("A", at(40))));
         m.remove(&1);
