@@ -338,9 +338,7 @@ impl Reconciler {
             None => self.retry.remove(&peer).map(|_| Duration::ZERO),
         };
         if let Some(wait) = waiting {
-            let due = Due { wait, equal: None };
-            self.due
-                .insert(peer, due, later(now, self.timings.peer_timeout));
+            self.make_due_after(now, peer, wait);
             self.refresh_deadline();
         }
     }
